@@ -1,0 +1,505 @@
+//! A block of the JackBlockChain: six fields, a SHA-256 hash over their
+//! concatenation, and proof of work as leading zero hex digits.
+//!
+//! This module owns the block format, exactly as the original Python node
+//! reads and writes it, so that its block files and its peers interoperate
+//! with ours:
+//!
+//! - `hash` is the lowercase hex SHA-256 of the UTF-8 string
+//!   `decimal(index) + prev_hash + data + decimal(timestamp) + decimal(nonce)`;
+//! - every value is written as a JSON string; on input `index`, `timestamp`
+//!   and `nonce` may be numbers or decimal strings, normalised as Python's
+//!   `int()` would, and unknown keys are ignored.
+//!
+//! It does not know about chains (see [`crate::chain`]) or files (see
+//! [`crate::store`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 block hash, shown and serialised as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockHash(pub [u8; 32]);
+
+impl BlockHash {
+    /// Whether the hash begins with `difficulty` zero hex digits (the
+    /// original's `NUM_ZEROS` check, done on bytes rather than on hex text).
+    pub fn meets_difficulty(&self, difficulty: u32) -> bool {
+        leading_zero_nibbles(&self.0) >= difficulty
+    }
+}
+
+/// How many hex digits at the start of `bytes` are `0`.
+pub fn leading_zero_nibbles(bytes: &[u8]) -> u32 {
+    let mut count = 0;
+    for &byte in bytes {
+        if byte == 0 {
+            count += 2;
+        } else {
+            return count + u32::from(byte < 0x10);
+        }
+    }
+    count
+}
+
+impl fmt::Display for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a string is not a [`BlockHash`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a block hash (64 lowercase hex digits): {0:?}")]
+pub struct HashParseError(String);
+
+impl FromStr for BlockHash {
+    type Err = HashParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Only lowercase: the original compares hex strings, so an uppercase
+        // hash never matches there and must not match here either.
+        let is_lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if s.len() != 64 || !s.bytes().all(is_lower_hex) {
+            let shown: String = s.chars().take(80).collect();
+            return Err(HashParseError(shown));
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| HashParseError(s.to_owned()))?;
+        Ok(BlockHash(bytes))
+    }
+}
+
+impl Serialize for BlockHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One block, as stored in a chaindata file and sent between nodes.
+///
+/// `hash` is the hash the block claims; [`Block::check_hash`] says whether it
+/// is the real one. Blocks are compared on every field.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Position in the chain; the genesis block is 0.
+    pub index: u64,
+    /// Seconds since the epoch for blocks mined here; the original's later
+    /// version wrote a 20-digit `yyyymmddHHMMSSffffff` number, which does not
+    /// fit a `u64`, so both styles are kept as they were written.
+    pub timestamp: u128,
+    /// Hex hash of the previous block; empty for the genesis block.
+    pub prev_hash: String,
+    /// Free text carried by the block.
+    pub data: String,
+    /// The proof-of-work counter the miner varied.
+    pub nonce: u64,
+    /// The hash the block claims to have.
+    pub hash: BlockHash,
+}
+
+impl Block {
+    /// Builds a block and computes its hash.
+    pub fn new(index: u64, timestamp: u128, prev_hash: String, data: String, nonce: u64) -> Block {
+        let hash = header_hash(&header_prefix(index, &prev_hash, &data, timestamp), nonce);
+        Block {
+            index,
+            timestamp,
+            prev_hash,
+            data,
+            nonce,
+            hash,
+        }
+    }
+
+    /// The hash this block's fields really have.
+    pub fn compute_hash(&self) -> BlockHash {
+        header_hash(
+            &header_prefix(self.index, &self.prev_hash, &self.data, self.timestamp),
+            self.nonce,
+        )
+    }
+
+    /// Checks that the claimed hash is the real one.
+    pub fn check_hash(&self) -> Result<(), BlockError> {
+        let computed = self.compute_hash();
+        if computed == self.hash {
+            Ok(())
+        } else {
+            Err(BlockError::BadHash {
+                index: self.index,
+                claimed: self.hash,
+                computed,
+            })
+        }
+    }
+
+    /// Parses one block from JSON text in the network format.
+    pub fn from_json(json: &[u8]) -> Result<Block, ParseError> {
+        let raw: RawBlock = serde_json::from_slice(json).map_err(ParseError::Json)?;
+        raw.into_block()
+    }
+
+    /// The block as compact JSON in the network format, with a final newline
+    /// (the form written to chaindata files).
+    pub fn to_json_line(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(self).expect("a block always serialises");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// Parses a JSON array of blocks, as `/blockchain.json` serves it.
+pub fn blocks_from_json(json: &[u8]) -> Result<Vec<Block>, ParseError> {
+    let raws: Vec<RawBlock> = serde_json::from_slice(json).map_err(ParseError::Json)?;
+    raws.into_iter()
+        .enumerate()
+        .map(|(position, raw)| {
+            raw.into_block().map_err(|error| ParseError::InArray {
+                position,
+                error: Box::new(error),
+            })
+        })
+        .collect()
+}
+
+/// The part of a block's hashed string that does not change while a nonce is
+/// searched: `decimal(index) + prev_hash + data + decimal(timestamp)`.
+pub fn header_prefix(index: u64, prev_hash: &str, data: &str, timestamp: u128) -> String {
+    format!("{index}{prev_hash}{data}{timestamp}")
+}
+
+/// The hash of a header prefix followed by a nonce, computed the plain way.
+pub fn header_hash(prefix: &str, nonce: u64) -> BlockHash {
+    let mut hasher = Sha256::new();
+    hasher.update(prefix.as_bytes());
+    hasher.update(nonce.to_string().as_bytes());
+    BlockHash(hasher.finalize().into())
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "block {} ({})", self.index, self.hash)
+    }
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("index", &self.index)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Block {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// Writes any displayable value as a JSON string, as the original does.
+        struct AsString<T>(T);
+        impl<T: fmt::Display> Serialize for AsString<T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&self.0)
+            }
+        }
+        let mut block = serializer.serialize_struct("Block", 6)?;
+        block.serialize_field("index", &AsString(self.index))?;
+        block.serialize_field("prev_hash", &self.prev_hash)?;
+        block.serialize_field("data", &self.data)?;
+        block.serialize_field("timestamp", &AsString(self.timestamp))?;
+        block.serialize_field("nonce", &AsString(self.nonce))?;
+        block.serialize_field("hash", &self.hash)?;
+        block.end()
+    }
+}
+
+/// A block as it appears in JSON, before its fields are checked. The numeric
+/// fields are kept as raw JSON so a 20-digit timestamp written as a number is
+/// read exactly rather than rounded through `f64`.
+#[derive(Deserialize)]
+struct RawBlock {
+    index: Box<RawValue>,
+    timestamp: Box<RawValue>,
+    prev_hash: String,
+    data: String,
+    nonce: Box<RawValue>,
+    hash: String,
+}
+
+impl RawBlock {
+    fn into_block(self) -> Result<Block, ParseError> {
+        let index = narrow("index", parse_integer("index", &self.index)?)?;
+        let timestamp = parse_integer("timestamp", &self.timestamp)?;
+        let nonce = narrow("nonce", parse_integer("nonce", &self.nonce)?)?;
+        let hash = self
+            .hash
+            .parse()
+            .map_err(|error: HashParseError| ParseError::Field {
+                field: "hash",
+                reason: error.to_string(),
+            })?;
+        Ok(Block {
+            index,
+            timestamp,
+            prev_hash: self.prev_hash,
+            data: self.data,
+            nonce,
+            hash,
+        })
+    }
+}
+
+fn narrow(field: &'static str, value: u128) -> Result<u64, ParseError> {
+    u64::try_from(value).map_err(|_| ParseError::Field {
+        field,
+        reason: format!("{value} is too large"),
+    })
+}
+
+/// Reads an integer field that may be a JSON number or a decimal string.
+fn parse_integer(field: &'static str, raw: &RawValue) -> Result<u128, ParseError> {
+    let text = raw.get();
+    let result = if text.starts_with('"') {
+        let string: String = serde_json::from_str(text).expect("raw JSON string re-parses");
+        python_int(&string)
+    } else if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+        && !text.contains(['.', 'e', 'E'])
+    {
+        python_int(text)
+    } else {
+        Err(format!(
+            "expected an integer or a decimal string, got {text}"
+        ))
+    };
+    result.map_err(|reason| ParseError::Field { field, reason })
+}
+
+/// Parses a non-negative integer the way Python's `int()` parses a string:
+/// surrounding white space, a sign, leading zeros and single underscores
+/// between digits are all accepted (`" +0_07 "` is 7).
+pub fn python_int(text: &str) -> Result<u128, String> {
+    let trimmed = text.trim();
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let shown = || text.chars().take(40).collect::<String>();
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err(format!("{:?} is not a decimal integer", shown()));
+    }
+    let mut value: u128 = 0;
+    for digit in digits.bytes().filter(u8::is_ascii_digit) {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(digit - b'0')))
+            .ok_or_else(|| format!("{:?} is too large", shown()))?;
+    }
+    if negative && value != 0 {
+        return Err(format!("{:?} is negative", shown()));
+    }
+    Ok(value)
+}
+
+/// Why bytes could not be read as a block.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, or not an object with the six block fields as strings.
+    #[error("not a block: {0}")]
+    Json(serde_json::Error),
+    /// A field is present but its value is not acceptable.
+    #[error("bad {field}: {reason}")]
+    Field { field: &'static str, reason: String },
+    /// One element of an array of blocks is bad.
+    #[error("element {position} of the array: {error}")]
+    InArray {
+        position: usize,
+        error: Box<ParseError>,
+    },
+}
+
+/// Why a single block is not acceptable on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The claimed hash is not the hash of the block's fields.
+    #[error("block {index}: hash {claimed} does not match its contents (computed {computed})")]
+    BadHash {
+        index: u64,
+        claimed: BlockHash,
+        computed: BlockHash,
+    },
+    /// The hash does not start with enough zeros.
+    #[error("block {index}: hash {hash} does not meet difficulty {difficulty}")]
+    BadProofOfWork {
+        index: u64,
+        hash: BlockHash,
+        difficulty: u32,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR: &str = r#"{"index":"0","prev_hash":"","data":"First block data","timestamp":"1508895381","nonce":"550","hash":"00007827a6d5ba487ebae6392f97655a1d530b84de727a79a65de5622a2efa8b"}"#;
+
+    #[test]
+    fn the_vector_hashes_and_meets_difficulty_four() {
+        let block = Block::from_json(VECTOR.as_bytes()).unwrap();
+        assert_eq!(block.index, 0);
+        assert_eq!(block.nonce, 550);
+        assert_eq!(block.compute_hash(), block.hash);
+        assert!(block.hash.meets_difficulty(4));
+        assert!(!block.hash.meets_difficulty(5));
+        block.check_hash().unwrap();
+    }
+
+    #[test]
+    fn output_writes_every_value_as_a_string_and_round_trips() {
+        let block = Block::from_json(VECTOR.as_bytes()).unwrap();
+        let json = String::from_utf8(block.to_json_line()).unwrap();
+        assert_eq!(json.trim_end(), VECTOR);
+        assert_eq!(Block::from_json(json.as_bytes()).unwrap(), block);
+    }
+
+    #[test]
+    fn numbers_and_python_style_strings_normalise() {
+        let json = r#"{"index": 0, "prev_hash": "", "data": "First block data",
+            "timestamp": " 1508895381 ", "nonce": "0_550", "extra": [1, 2],
+            "hash": "00007827a6d5ba487ebae6392f97655a1d530b84de727a79a65de5622a2efa8b"}"#;
+        let block = Block::from_json(json.as_bytes()).unwrap();
+        assert_eq!(block.timestamp, 1508895381);
+        assert_eq!(block.nonce, 550);
+        block.check_hash().unwrap();
+        assert_eq!(python_int("007"), Ok(7));
+        assert_eq!(python_int("+7"), Ok(7));
+        assert_eq!(python_int("-0"), Ok(0));
+        assert!(python_int("-1").is_err());
+        assert!(python_int("1__0").is_err());
+        assert!(python_int("_1").is_err());
+        assert!(python_int("").is_err());
+        assert!(python_int("0x10").is_err());
+        assert!(python_int("1".repeat(60).as_str()).is_err());
+    }
+
+    #[test]
+    fn twenty_digit_timestamps_load_exactly_as_numbers_and_strings() {
+        let stamp: u128 = 20171025093021123456;
+        assert!(stamp > u128::from(u64::MAX));
+        let block = Block::new(1, stamp, "ab".into(), "x".into(), 3);
+        let as_number = format!(
+            r#"{{"index":1,"prev_hash":"ab","data":"x","timestamp":{stamp},"nonce":3,"hash":"{}"}}"#,
+            block.hash
+        );
+        let as_string = String::from_utf8(block.to_json_line()).unwrap();
+        assert!(as_string.contains(r#""timestamp":"20171025093021123456""#));
+        for json in [as_number, as_string] {
+            let parsed = Block::from_json(json.as_bytes()).unwrap();
+            assert_eq!(parsed, block);
+            parsed.check_hash().unwrap();
+        }
+        // The hashed string carries the timestamp's decimal digits verbatim.
+        let plain = Sha256::digest(format!("1abx{stamp}3").as_bytes());
+        assert_eq!(block.hash.0, <[u8; 32]>::from(plain));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (
+                r#"{"index":"-1","prev_hash":"","data":"","timestamp":"1","nonce":"1","hash":"00"}"#,
+                "index",
+            ),
+            (
+                r#"{"index":"1","prev_hash":"","data":"","timestamp":1.5,"nonce":"1","hash":"00"}"#,
+                "timestamp",
+            ),
+            (
+                r#"{"index":"1","prev_hash":"","data":"","timestamp":"1","nonce":"99999999999999999999","hash":"00"}"#,
+                "nonce",
+            ),
+            (
+                r#"{"index":"1","prev_hash":"","data":"","timestamp":"1","nonce":"1","hash":"00"}"#,
+                "hash",
+            ),
+        ];
+        for (json, field) in cases {
+            match Block::from_json(json.as_bytes()) {
+                Err(ParseError::Field { field: got, .. }) => assert_eq!(got, field, "{json}"),
+                other => panic!("{json}: expected a bad {field}, got {other:?}"),
+            }
+        }
+        let uppercase = VECTOR.replace("00007827a6d5", "00007827A6D5");
+        assert!(matches!(
+            Block::from_json(uppercase.as_bytes()),
+            Err(ParseError::Field { field: "hash", .. })
+        ));
+        for not_a_block in [
+            "",
+            "[]",
+            "{}",
+            "nul",
+            r#"{"index":"0"}"#,
+            &"[".repeat(10_000),
+        ] {
+            assert!(matches!(
+                Block::from_json(not_a_block.as_bytes()),
+                Err(ParseError::Json(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_changed_field_is_a_hash_mismatch_naming_the_block() {
+        let mut block = Block::from_json(VECTOR.as_bytes()).unwrap();
+        block.data = "Second block data".into();
+        assert!(matches!(
+            block.check_hash(),
+            Err(BlockError::BadHash { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn display_and_debug_are_short() {
+        let block = Block::from_json(VECTOR.as_bytes()).unwrap();
+        assert_eq!(
+            block.to_string(),
+            "block 0 (00007827a6d5ba487ebae6392f97655a1d530b84de727a79a65de5622a2efa8b)"
+        );
+        assert!(!format!("{block:?}").contains("First block data"));
+    }
+
+    #[test]
+    fn leading_zero_nibbles_counts_hex_digits() {
+        assert_eq!(leading_zero_nibbles(&[0, 0, 0x0f]), 5);
+        assert_eq!(leading_zero_nibbles(&[0x10]), 0);
+        assert_eq!(leading_zero_nibbles(&[0; 32]), 64);
+    }
+
+    #[test]
+    fn arrays_name_the_bad_element() {
+        let json = format!(
+            "[{VECTOR}, {}]",
+            VECTOR.replace(r#""nonce":"550""#, r#""nonce":"x""#)
+        );
+        match blocks_from_json(json.as_bytes()) {
+            Err(ParseError::InArray { position: 1, .. }) => {}
+            other => panic!("expected element 1 to be named, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! A chain is an ordered list of blocks that starts at the network's genesis
+//! block, where each block links to the one before by index and hash and
+//! carries proof of work.
+//!
+//! This module owns validation and the rule for choosing between chains
+//! (longer wins; equal length keeps the current one). It does not read files
+//! or talk to peers.
+
+use std::collections::HashMap;
+
+use crate::block::{Block, BlockError, BlockHash};
+
+/// The settings every node of one network must share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Block 0 of every chain of this network.
+    pub genesis: Block,
+    /// How many leading zero hex digits a block's hash needs (the genesis
+    /// block is exempt).
+    pub difficulty: u32,
+}
+
+/// A valid chain: every constructor validates, so holding one is proof.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    blocks: Vec<Block>,
+    /// Index of each block by hash, for constant-time lookup.
+    positions: HashMap<BlockHash, u64>,
+}
+
+impl Chain {
+    /// The chain holding only the network's genesis block.
+    pub fn genesis(network: &Network) -> Chain {
+        Chain::from_trusted(vec![network.genesis.clone()])
+    }
+
+    /// Validates `blocks` as a whole chain of `network`.
+    pub fn from_blocks(blocks: Vec<Block>, network: &Network) -> Result<Chain, ChainError> {
+        let Some(first) = blocks.first() else {
+            return Err(ChainError::Empty);
+        };
+        check_genesis(first, network)?;
+        for pair in blocks.windows(2) {
+            check_next(&pair[0], &pair[1], network.difficulty)?;
+        }
+        Ok(Chain::from_trusted(blocks))
+    }
+
+    /// Builds a chain from blocks the caller has already validated.
+    pub(crate) fn from_trusted(blocks: Vec<Block>) -> Chain {
+        let positions = blocks.iter().map(|b| (b.hash, b.index)).collect();
+        Chain { blocks, positions }
+    }
+
+    /// Appends a block after validating it against the tip.
+    pub fn push(&mut self, block: Block, difficulty: u32) -> Result<(), ChainError> {
+        check_next(self.tip(), &block, difficulty)?;
+        self.positions.insert(block.hash, block.index);
+        self.blocks.push(block);
+        Ok(())
+    }
+
+    /// Number of blocks, the genesis included.
+    pub fn len(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// Always false: a chain holds at least its genesis block.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The last block.
+    pub fn tip(&self) -> &Block {
+        self.blocks.last().expect("a chain is never empty")
+    }
+
+    /// The block at `index`.
+    pub fn get(&self, index: u64) -> Option<&Block> {
+        usize::try_from(index).ok().and_then(|i| self.blocks.get(i))
+    }
+
+    /// The block with `hash`.
+    pub fn by_hash(&self, hash: &BlockHash) -> Option<&Block> {
+        self.positions.get(hash).and_then(|&index| self.get(index))
+    }
+
+    /// All blocks in order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// The chain as a JSON array in the network format.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.blocks).expect("blocks always serialise")
+    }
+
+    /// Whether `candidate` should replace this chain: only when it is longer,
+    /// so that on a tie every node keeps the chain it had first.
+    pub fn should_switch_to(&self, candidate: &Chain) -> bool {
+        candidate.len() > self.len()
+    }
+
+    /// The first index at which the two chains hold different blocks (their
+    /// common prefix length).
+    pub fn fork_point(&self, other: &Chain) -> u64 {
+        self.blocks
+            .iter()
+            .zip(&other.blocks)
+            .take_while(|(a, b)| a.hash == b.hash)
+            .count() as u64
+    }
+}
+
+/// Checks that `block` is exactly the network's genesis block.
+pub fn check_genesis(block: &Block, network: &Network) -> Result<(), ChainError> {
+    if *block == network.genesis {
+        Ok(())
+    } else {
+        Err(ChainError::WrongGenesis {
+            expected: network.genesis.hash,
+            got: block.hash,
+        })
+    }
+}
+
+/// Checks that `next` may follow `prev`: index, link, hash and proof of work.
+pub fn check_next(prev: &Block, next: &Block, difficulty: u32) -> Result<(), ChainError> {
+    let expected_index = prev.index + 1;
+    if next.index != expected_index {
+        return Err(ChainError::BadIndex {
+            expected: expected_index,
+            got: next.index,
+        });
+    }
+    if next.prev_hash != prev.hash.to_string() {
+        return Err(ChainError::BadPrevHash {
+            index: next.index,
+            expected: prev.hash,
+            got: next.prev_hash.chars().take(80).collect(),
+        });
+    }
+    check_block(next, difficulty)
+}
+
+/// Checks a non-genesis block on its own: its hash and its proof of work.
+pub fn check_block(block: &Block, difficulty: u32) -> Result<(), ChainError> {
+    block.check_hash()?;
+    if !block.hash.meets_difficulty(difficulty) {
+        return Err(BlockError::BadProofOfWork {
+            index: block.index,
+            hash: block.hash,
+            difficulty,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Why a list of blocks is not a valid chain of this network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// There are no blocks at all.
+    #[error("the chain is empty")]
+    Empty,
+    /// Block 0 is not this network's genesis block.
+    #[error("block 0 is not this network's genesis block (expected {expected}, got {got})")]
+    WrongGenesis { expected: BlockHash, got: BlockHash },
+    /// A block's index does not follow the previous block's.
+    #[error("block {got} found where block {expected} should be")]
+    BadIndex { expected: u64, got: u64 },
+    /// A block does not link to the previous block's hash.
+    #[error("block {index}: prev_hash {got:?} is not the hash of block {} ({expected})", index - 1)]
+    BadPrevHash {
+        index: u64,
+        expected: BlockHash,
+        got: String,
+    },
+    /// The block itself is bad.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+impl ChainError {
+    /// The index of the block the error is about, where there is one.
+    pub fn index(&self) -> Option<u64> {
+        match self {
+            ChainError::Empty => None,
+            ChainError::WrongGenesis { .. } => Some(0),
+            ChainError::BadIndex { expected, .. } => Some(*expected),
+            ChainError::BadPrevHash { index, .. } => Some(*index),
+            ChainError::Block(BlockError::BadHash { index, .. })
+            | ChainError::Block(BlockError::BadProofOfWork { index, .. }) => Some(*index),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A network with an easy difficulty so tests mine in microseconds.
+    pub(crate) fn test_network() -> Network {
+        Network {
+            genesis: Block::new(0, 1508895381, String::new(), "genesis".into(), 0),
+            difficulty: 2,
+        }
+    }
+
+    /// Mines the next block on `prev` the plain way.
+    pub(crate) fn mine_on(prev: &Block, data: &str, difficulty: u32) -> Block {
+        (0..)
+            .map(|nonce| {
+                Block::new(
+                    prev.index + 1,
+                    1_700_000_000,
+                    prev.hash.to_string(),
+                    data.into(),
+                    nonce,
+                )
+            })
+            .find(|b| b.hash.meets_difficulty(difficulty))
+            .expect("a nonce exists")
+    }
+
+    /// A valid chain of `len` blocks whose data is tagged with `tag`.
+    pub(crate) fn chain_of(network: &Network, len: usize, tag: &str) -> Vec<Block> {
+        let mut blocks = vec![network.genesis.clone()];
+        while blocks.len() < len {
+            let next = mine_on(
+                blocks.last().unwrap(),
+                &format!("{tag} {}", blocks.len()),
+                network.difficulty,
+            );
+            blocks.push(next);
+        }
+        blocks
+    }
+
+    #[test]
+    fn a_mined_chain_is_valid_and_indexed() {
+        let network = test_network();
+        let chain = Chain::from_blocks(chain_of(&network, 5, "a"), &network).unwrap();
+        assert_eq!(chain.len(), 5);
+        assert_eq!(chain.tip().index, 4);
+        let third = chain.get(3).unwrap();
+        assert_eq!(chain.by_hash(&third.hash), Some(third));
+        assert_eq!(chain.by_hash(&BlockHash([7; 32])), None);
+        assert_eq!(chain.get(5), None);
+    }
+
+    #[test]
+    fn an_empty_chain_is_invalid() {
+        assert_eq!(
+            Chain::from_blocks(vec![], &test_network()).unwrap_err(),
+            ChainError::Empty
+        );
+    }
+
+    #[test]
+    fn another_genesis_is_invalid() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 3, "a");
+        blocks[0] = Block::new(0, 1508895381, String::new(), "other genesis".into(), 0);
+        assert!(matches!(
+            Chain::from_blocks(blocks, &network),
+            Err(ChainError::WrongGenesis { .. })
+        ));
+    }
+
+    #[test]
+    fn a_skipped_or_repeated_index_is_invalid() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 4, "a");
+        blocks.remove(2);
+        assert_eq!(
+            Chain::from_blocks(blocks, &network).unwrap_err(),
+            ChainError::BadIndex {
+                expected: 2,
+                got: 3
+            }
+        );
+        let mut blocks = chain_of(&network, 3, "a");
+        blocks.push(blocks[2].clone());
+        assert_eq!(
+            Chain::from_blocks(blocks, &network).unwrap_err(),
+            ChainError::BadIndex {
+                expected: 3,
+                got: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_broken_link_is_invalid() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 3, "a");
+        let other = chain_of(&network, 3, "b");
+        blocks.push(mine_on(&other[2], "x", network.difficulty));
+        let err = Chain::from_blocks(blocks, &network).unwrap_err();
+        assert!(
+            matches!(err, ChainError::BadPrevHash { index: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(err.index(), Some(3));
+    }
+
+    #[test]
+    fn a_tampered_block_is_a_bad_hash() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 4, "a");
+        blocks[2].data = "tampered".into();
+        assert!(matches!(
+            Chain::from_blocks(blocks, &network).unwrap_err(),
+            ChainError::Block(BlockError::BadHash { index: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn too_little_work_is_invalid() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 2, "a");
+        let lazy = (0..)
+            .map(|n| Block::new(2, 1, blocks[1].hash.to_string(), "lazy".into(), n))
+            .find(|b| !b.hash.meets_difficulty(1))
+            .unwrap();
+        blocks.push(lazy);
+        assert!(matches!(
+            Chain::from_blocks(blocks, &network).unwrap_err(),
+            ChainError::Block(BlockError::BadProofOfWork {
+                index: 2,
+                difficulty: 2,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn push_validates_against_the_tip() {
+        let network = test_network();
+        let mut chain = Chain::genesis(&network);
+        let blocks = chain_of(&network, 3, "a");
+        assert!(chain.push(blocks[2].clone(), network.difficulty).is_err());
+        chain.push(blocks[1].clone(), network.difficulty).unwrap();
+        chain.push(blocks[2].clone(), network.difficulty).unwrap();
+        assert_eq!(chain.len(), 3);
+    }
+
+    #[test]
+    fn only_a_longer_chain_replaces_the_current_one() {
+        let network = test_network();
+        let ours = Chain::from_blocks(chain_of(&network, 4, "a"), &network).unwrap();
+        let same_length = Chain::from_blocks(chain_of(&network, 4, "b"), &network).unwrap();
+        let longer = Chain::from_blocks(chain_of(&network, 5, "b"), &network).unwrap();
+        assert!(!ours.should_switch_to(&same_length));
+        assert!(ours.should_switch_to(&longer));
+        assert!(!longer.should_switch_to(&ours));
+        assert_eq!(ours.fork_point(&longer), 1);
+        assert_eq!(same_length.fork_point(&longer), 4);
+    }
+}

@@ -1,0 +1,540 @@
+//! Proof-of-work mining on OS threads, off the async runtime.
+//!
+//! A block's hashed string is `prefix + decimal(nonce)`, and the prefix does
+//! not change while nonces are searched. So the full 64-byte SHA-256 chunks
+//! of the prefix are compressed once per job (the *midstate*); for each nonce
+//! only the last one or two chunks are compressed, with the nonce's digits
+//! counted up in place and the difficulty checked on the raw state words.
+//! [`NonceHasher`] does that; [`Miner`] runs it on threads that take nonce
+//! ranges from the current [`Job`] and drop it within a few thousand hashes
+//! when a new job arrives or the node stops.
+//!
+//! The miner knows nothing of chains or files: it reports a found block to a
+//! callback and waits for the next job.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::compress256;
+use sha2::digest::consts::U64;
+use sha2::digest::generic_array::GenericArray;
+
+use crate::block::{Block, BlockHash, header_prefix};
+
+/// SHA-256's initial state.
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Nonces a thread tries between looks at the stop and job flags: about a
+/// tenth of a millisecond of work.
+const BATCH: u64 = 4096;
+/// Nonces a thread claims from a job at once.
+const CHUNK: u64 = BATCH * 256;
+
+type Chunk = GenericArray<u8, U64>;
+
+/// Hashes `prefix + decimal(nonce)` for consecutive nonces, re-using the
+/// prefix's midstate.
+pub struct NonceHasher {
+    /// State after compressing the prefix's full chunks.
+    midstate: [u32; 8],
+    /// The prefix bytes after its full chunks.
+    tail: Vec<u8>,
+    /// Length of the whole prefix, for the padding's length field.
+    prefix_len: usize,
+    /// The final chunk(s): tail, nonce digits, padding.
+    chunks: [Chunk; 2],
+    /// How many of `chunks` this nonce's message uses.
+    used_chunks: usize,
+    digits: usize,
+    nonce: u64,
+}
+
+impl NonceHasher {
+    /// Prepares hashing `prefix` followed by `nonce`.
+    pub fn new(prefix: &[u8], nonce: u64) -> NonceHasher {
+        let full = prefix.len() / 64 * 64;
+        let mut midstate = SHA256_IV;
+        let chunks: Vec<Chunk> = prefix[..full]
+            .chunks_exact(64)
+            .map(|c| *Chunk::from_slice(c))
+            .collect();
+        compress256(&mut midstate, &chunks);
+        let mut hasher = NonceHasher {
+            midstate,
+            tail: prefix[full..].to_vec(),
+            prefix_len: prefix.len(),
+            chunks: Default::default(),
+            used_chunks: 1,
+            digits: 0,
+            nonce,
+        };
+        hasher.lay_out();
+        hasher
+    }
+
+    /// The nonce the next [`NonceHasher::state`] is for.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// The SHA-256 state words (the digest, big-endian) for the current nonce.
+    #[inline]
+    pub fn state(&self) -> [u32; 8] {
+        let mut state = self.midstate;
+        compress256(&mut state, &self.chunks[..self.used_chunks]);
+        state
+    }
+
+    /// Moves to the next nonce. Returns false when the nonce space is used up.
+    #[inline]
+    pub fn advance(&mut self) -> bool {
+        let Some(next) = self.nonce.checked_add(1) else {
+            return false;
+        };
+        self.nonce = next;
+        let first_digit = self.tail.len();
+        let mut pos = first_digit + self.digits;
+        loop {
+            pos -= 1;
+            let byte = &mut self.chunks[pos / 64][pos % 64];
+            if *byte != b'9' {
+                *byte += 1;
+                return true;
+            }
+            *byte = b'0';
+            if pos == first_digit {
+                // 99…9 → 100…0: one more digit moves the padding.
+                self.lay_out();
+                return true;
+            }
+        }
+    }
+
+    /// Writes tail, digits and padding for the current nonce.
+    fn lay_out(&mut self) {
+        let digits = self.nonce.to_string();
+        self.digits = digits.len();
+        let message_len = self.tail.len() + digits.len();
+        self.used_chunks = if message_len + 9 <= 64 { 1 } else { 2 };
+        let mut bytes = [0u8; 128];
+        bytes[..self.tail.len()].copy_from_slice(&self.tail);
+        bytes[self.tail.len()..message_len].copy_from_slice(digits.as_bytes());
+        bytes[message_len] = 0x80;
+        let bit_len = ((self.prefix_len + digits.len()) as u64) * 8;
+        let end = self.used_chunks * 64;
+        bytes[end - 8..end].copy_from_slice(&bit_len.to_be_bytes());
+        self.chunks[0].copy_from_slice(&bytes[..64]);
+        self.chunks[1].copy_from_slice(&bytes[64..]);
+    }
+}
+
+/// Whether state words, read as a big-endian digest, begin with `difficulty`
+/// zero hex digits.
+#[inline]
+pub fn state_meets_difficulty(state: &[u32; 8], difficulty: u32) -> bool {
+    let full_words = (difficulty / 8) as usize;
+    if state[..full_words.min(8)].iter().any(|&w| w != 0) {
+        return false;
+    }
+    let rest = difficulty % 8;
+    rest == 0 || state[full_words] >> (32 - 4 * rest) == 0
+}
+
+/// The digest bytes of state words.
+pub fn state_to_hash(state: &[u32; 8]) -> BlockHash {
+    let mut bytes = [0u8; 32];
+    for (out, word) in bytes.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    BlockHash(bytes)
+}
+
+/// What to mine: the next block on a tip, all but its nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub index: u64,
+    pub prev_hash: String,
+    pub data: String,
+    pub timestamp: u128,
+    pub difficulty: u32,
+}
+
+impl Template {
+    /// The block for `nonce`.
+    pub fn block(&self, nonce: u64) -> Block {
+        Block::new(
+            self.index,
+            self.timestamp,
+            self.prev_hash.clone(),
+            self.data.clone(),
+            nonce,
+        )
+    }
+}
+
+/// A template being mined, shared by the threads.
+struct Job {
+    template: Template,
+    prefix: Vec<u8>,
+    /// Next unclaimed nonce range.
+    next_chunk: AtomicU64,
+    /// Set once a block is found, so the other threads stop on it.
+    solved: AtomicBool,
+}
+
+/// State shared by the miner threads and their handle.
+struct Shared {
+    job: Mutex<Option<Arc<Job>>>,
+    job_changed: Condvar,
+    /// Bumped on every new job; threads compare it between batches.
+    generation: AtomicU64,
+    stopping: AtomicBool,
+    /// Hashes tried since start, for the hash rate.
+    hashes: AtomicU64,
+    found: Box<dyn Fn(Block) + Send + Sync>,
+}
+
+/// A pool of mining threads.
+pub struct Miner {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Miner {
+    /// Starts `threads` idle threads; each block found is passed to `found`
+    /// (on the thread that found it).
+    pub fn start(threads: usize, found: impl Fn(Block) + Send + Sync + 'static) -> Miner {
+        let shared = Arc::new(Shared {
+            job: Mutex::new(None),
+            job_changed: Condvar::new(),
+            generation: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            hashes: AtomicU64::new(0),
+            found: Box::new(found),
+        });
+        let threads = (0..threads.max(1))
+            .map(|n| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("miner-{n}"))
+                    .spawn(move || mine(&shared))
+                    .expect("the OS starts a thread")
+            })
+            .collect();
+        Miner {
+            shared,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Replaces the current job; threads move to it within one batch.
+    pub fn set_job(&self, template: Template) {
+        let prefix = header_prefix(
+            template.index,
+            &template.prev_hash,
+            &template.data,
+            template.timestamp,
+        )
+        .into_bytes();
+        let job = Arc::new(Job {
+            template,
+            prefix,
+            next_chunk: AtomicU64::new(0),
+            solved: AtomicBool::new(false),
+        });
+        *self.shared.job.lock().expect("miner lock") = Some(job);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        self.shared.job_changed.notify_all();
+    }
+
+    /// Hashes tried so far, by all threads.
+    pub fn hashes(&self) -> u64 {
+        self.shared.hashes.load(Ordering::Relaxed)
+    }
+
+    /// Stops every thread and waits for them.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        {
+            // Taking the lock orders the flag before any thread's next wait.
+            let _job = self.shared.job.lock().expect("miner lock");
+            self.shared.job_changed.notify_all();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().expect("miner threads lock"));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One miner thread's loop.
+fn mine(shared: &Shared) {
+    loop {
+        let (job, generation) = {
+            let mut guard = shared.job.lock().expect("miner lock");
+            loop {
+                if shared.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                match &*guard {
+                    Some(job) if !job.solved.load(Ordering::Acquire) => break,
+                    _ => guard = shared.job_changed.wait(guard).expect("miner lock"),
+                }
+            }
+            let generation = shared.generation.load(Ordering::Acquire);
+            (
+                Arc::clone(guard.as_ref().expect("checked above")),
+                generation,
+            )
+        };
+        let still_current = || shared.generation.load(Ordering::Acquire) == generation;
+        while still_current() && !job.solved.load(Ordering::Relaxed) {
+            let chunk = job.next_chunk.fetch_add(1, Ordering::Relaxed);
+            let Some(start) = chunk.checked_mul(CHUNK) else {
+                // Every nonce tried: wait for the next job.
+                job.solved.store(true, Ordering::Release);
+                break;
+            };
+            match search(
+                &job.prefix,
+                start,
+                CHUNK,
+                job.template.difficulty,
+                &shared.hashes,
+                &still_current,
+            ) {
+                Search::Found(nonce) => {
+                    if !job.solved.swap(true, Ordering::AcqRel) {
+                        (shared.found)(job.template.block(nonce));
+                    }
+                    break;
+                }
+                Search::Exhausted => {}
+                Search::Interrupted => break,
+            }
+        }
+    }
+}
+
+enum Search {
+    Found(u64),
+    Exhausted,
+    Interrupted,
+}
+
+/// Tries `count` nonces from `start`, checking `keep_going` between batches.
+fn search(
+    prefix: &[u8],
+    start: u64,
+    count: u64,
+    difficulty: u32,
+    hashes: &AtomicU64,
+    keep_going: &dyn Fn() -> bool,
+) -> Search {
+    let mut hasher = NonceHasher::new(prefix, start);
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(BATCH);
+        for tried in 1..=batch {
+            if state_meets_difficulty(&hasher.state(), difficulty) {
+                hashes.fetch_add(tried, Ordering::Relaxed);
+                return Search::Found(hasher.nonce());
+            }
+            if !hasher.advance() {
+                hashes.fetch_add(tried, Ordering::Relaxed);
+                return Search::Exhausted;
+            }
+        }
+        left -= batch;
+        hashes.fetch_add(batch, Ordering::Relaxed);
+        if !keep_going() {
+            return Search::Interrupted;
+        }
+    }
+    Search::Exhausted
+}
+
+/// What `jbc bench` measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub threads: usize,
+    pub seconds: f64,
+    /// Single-thread SHA-256 compressions per second, the same crate's.
+    pub compressions_per_second: f64,
+    /// Miner hashes per second over all threads.
+    pub hashrate: f64,
+}
+
+impl BenchReport {
+    /// Hash rate per thread as a share of one core's compression rate.
+    pub fn per_thread_ratio(&self) -> f64 {
+        self.hashrate / self.threads as f64 / self.compressions_per_second
+    }
+}
+
+/// Measures the compression rate, then mines a synthetic header at an
+/// unreachable difficulty on `threads` threads for `duration`.
+pub fn bench(threads: usize, duration: Duration) -> BenchReport {
+    let compressions_per_second = compression_rate(duration.min(Duration::from_secs(2)));
+    let miner = Miner::start(threads, |_| {});
+    miner.set_job(Template {
+        index: 1,
+        prev_hash: "0".repeat(64),
+        data: "jbc bench: a synthetic header".into(),
+        timestamp: 1_700_000_000,
+        difficulty: 64,
+    });
+    let start = Instant::now();
+    let before = miner.hashes();
+    std::thread::sleep(duration);
+    let hashes = miner.hashes() - before;
+    let seconds = start.elapsed().as_secs_f64();
+    miner.stop();
+    BenchReport {
+        threads,
+        seconds,
+        compressions_per_second,
+        hashrate: hashes as f64 / seconds,
+    }
+}
+
+/// Single-thread SHA-256 compressions per second over `duration`.
+fn compression_rate(duration: Duration) -> f64 {
+    let mut state = SHA256_IV;
+    let chunk = [Chunk::default()];
+    let start = Instant::now();
+    let mut count: u64 = 0;
+    while start.elapsed() < duration {
+        for _ in 0..BATCH {
+            compress256(&mut state, &chunk);
+        }
+        count += BATCH;
+    }
+    std::hint::black_box(state);
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::header_hash;
+    use proptest::prelude::*;
+
+    fn fast_hash(prefix: &str, nonce: u64) -> BlockHash {
+        state_to_hash(&NonceHasher::new(prefix.as_bytes(), nonce).state())
+    }
+
+    #[test]
+    fn matches_the_plain_hash_across_padding_boundaries() {
+        for len in 0..=140 {
+            let prefix = "p".repeat(len);
+            for nonce in [0, 7, 9, 10, 99, 12345, u64::MAX] {
+                assert_eq!(
+                    fast_hash(&prefix, nonce),
+                    header_hash(&prefix, nonce),
+                    "len {len} nonce {nonce}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn advancing_carries_digits_in_place() {
+        for len in [0, 40, 46, 47, 54, 55, 56, 63, 64, 100] {
+            let prefix = "x".repeat(len);
+            for start in [0u64, 8, 95, 995, 99_990, 999_999_999_999_999_990] {
+                let mut hasher = NonceHasher::new(prefix.as_bytes(), start);
+                for nonce in start..start + 20 {
+                    assert_eq!(hasher.nonce(), nonce);
+                    assert_eq!(
+                        state_to_hash(&hasher.state()),
+                        header_hash(&prefix, nonce),
+                        "len {len} nonce {nonce}"
+                    );
+                    assert!(hasher.advance());
+                }
+            }
+        }
+        let mut last = NonceHasher::new(b"x", u64::MAX);
+        assert!(!last.advance());
+    }
+
+    #[test]
+    fn the_difficulty_check_on_words_agrees_with_hex() {
+        for state in [
+            [0u32; 8],
+            [0x0000_0fff, 1, 2, 3, 4, 5, 6, 7],
+            [0, 0x00ff_0000, 0, 0, 0, 0, 0, 0],
+            [u32::MAX; 8],
+        ] {
+            let hash = state_to_hash(&state);
+            for difficulty in 0..=64 {
+                assert_eq!(
+                    state_meets_difficulty(&state, difficulty),
+                    hash.meets_difficulty(difficulty),
+                    "{hash} {difficulty}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_equals_plain_path(
+            data in "\\PC{0,90}",
+            index in any::<u64>(),
+            timestamp in any::<u128>(),
+            nonce in prop_oneof![any::<u64>(), 0u64..1000, Just(9u64), Just(99), Just(999_999), Just(u64::MAX - 3)],
+            steps in 0usize..30,
+        ) {
+            let prefix = header_prefix(index, "ab", &data, timestamp);
+            let mut hasher = NonceHasher::new(prefix.as_bytes(), nonce);
+            for step in 0..steps {
+                let expected = nonce.checked_add(step as u64);
+                let Some(expected) = expected else { break };
+                prop_assert_eq!(hasher.nonce(), expected);
+                prop_assert_eq!(state_to_hash(&hasher.state()), header_hash(&prefix, expected));
+                if !hasher.advance() { break; }
+            }
+        }
+    }
+
+    #[test]
+    fn the_miner_finds_a_valid_block_and_stops() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let miner = Miner::start(2, move |block| {
+            let _ = sender.send(block);
+        });
+        let template = Template {
+            index: 5,
+            prev_hash: "ab".repeat(32),
+            data: "Mined by a test".into(),
+            timestamp: 1_700_000_000,
+            difficulty: 3,
+        };
+        miner.set_job(template.clone());
+        let block = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a block within 30 s");
+        block.check_hash().unwrap();
+        assert!(block.hash.meets_difficulty(3));
+        assert_eq!(
+            (block.index, &block.prev_hash, &block.data),
+            (5, &template.prev_hash, &template.data)
+        );
+        assert!(miner.hashes() > 0);
+        miner.stop();
+        assert!(receiver.try_recv().is_err(), "one block per job");
+    }
+}

@@ -1,0 +1,765 @@
+//! The chaindata folder: one JSON file per block, named by its zero-padded
+//! index (`000000.json`, `000001.json`, … `1000000.json`).
+//!
+//! This module owns every byte the node writes there, and three promises:
+//!
+//! - a block is on disk (written to a temporary name, synced, renamed into
+//!   place, folder synced) before [`Store::append`] returns, so the node can
+//!   serve or announce it;
+//! - no block file is ever deleted: files that do not belong to the loaded
+//!   chain are moved into `quarantine/` (not a valid block) or `orphaned/`
+//!   (a valid block on a losing branch), each with a note saying why;
+//! - a crash at any instant leaves files that load into a valid chain: a
+//!   switch to another branch first stages the new blocks in `pending/`,
+//!   which [`Store::load`] reads as well.
+//!
+//! It does not decide which chain is best among peers; see [`crate::chain`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::block::{Block, BlockHash};
+use crate::chain::{Chain, ChainError, Network, check_block, check_next};
+
+/// Folder for the new branch's blocks while the node switches branches.
+const PENDING: &str = "pending";
+/// Folder for files that are not valid blocks of this chain.
+const QUARANTINE: &str = "quarantine";
+/// Folder for valid blocks that lost to a longer branch.
+const ORPHANED: &str = "orphaned";
+/// No real block comes near this; a larger file is set aside unread.
+const MAX_BLOCK_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The name of the file that holds block `index`.
+pub fn block_file_name(index: u64) -> String {
+    format!("{index:06}.json")
+}
+
+/// A node's chaindata folder.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// What [`Store::load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The longest valid chain the files hold.
+    pub chain: Chain,
+    /// Files that were not part of it, and where they went.
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A file moved out of the way at load, with the reason.
+#[derive(Debug, Clone)]
+pub struct SetAside {
+    /// Where the file was.
+    pub from: PathBuf,
+    /// Where it is now.
+    pub to: PathBuf,
+    /// Why it is not part of the chain.
+    pub reason: String,
+}
+
+/// What went wrong with the chaindata folder.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The folder belongs to another network.
+    #[error(
+        "{} holds block 0 {got}, but this network's genesis block is {expected}: \
+         this chaindata belongs to another network (use another --chaindata or --genesis)",
+        path.display()
+    )]
+    GenesisMismatch {
+        path: PathBuf,
+        expected: BlockHash,
+        got: BlockHash,
+    },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// A block file found at load.
+struct Candidate {
+    path: PathBuf,
+    block: Block,
+    /// In the main folder under the name its index calls for.
+    canonical: bool,
+    in_pending: bool,
+}
+
+/// Where a file that is not part of the chain goes.
+enum Fate {
+    Quarantine(String),
+    Orphan(String),
+}
+
+impl Store {
+    /// Opens (creating if needed) the chaindata folder at `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        Ok(Store { dir })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the longest valid chain the folder holds, then tidies the
+    /// folder so it holds exactly that chain under canonical names. A fresh
+    /// folder gets the genesis block. Refuses, touching nothing, when the
+    /// folder's block 0 is another network's.
+    pub fn load(&self, network: &Network) -> Result<Loaded, StoreError> {
+        let pending_dir = self.dir.join(PENDING);
+        let mut candidates = Vec::new();
+        let mut unreadable = Vec::new();
+        for (folder, in_pending) in [(&self.dir, false), (&pending_dir, true)] {
+            for path in json_files(folder)? {
+                match read_block_file(&path) {
+                    Ok(block) => {
+                        let canonical = !in_pending
+                            && path.file_name() == Some(OsStr::new(&block_file_name(block.index)));
+                        candidates.push(Candidate {
+                            path,
+                            block,
+                            canonical,
+                            in_pending,
+                        });
+                    }
+                    Err(reason) => unreadable.push((path, reason)),
+                }
+            }
+        }
+        // Preferred copies first: the current files win every tie.
+        candidates.sort_by_key(|c| (c.block.index, c.in_pending, !c.canonical));
+
+        let genesis_files: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.block.index == 0 && !c.in_pending)
+            .collect();
+        if let Some(first) = genesis_files.first()
+            && genesis_files.iter().all(|c| c.block != network.genesis)
+        {
+            return Err(StoreError::GenesisMismatch {
+                path: first.path.clone(),
+                expected: network.genesis.hash,
+                got: first.block.hash,
+            });
+        }
+
+        let chosen = longest_chain(&candidates, network);
+        let blocks: Vec<Block> = chosen
+            .iter()
+            .enumerate()
+            .map(|(index, source)| match source {
+                Some(id) => candidates[*id].block.clone(),
+                None => {
+                    debug_assert_eq!(index, 0);
+                    network.genesis.clone()
+                }
+            })
+            .collect();
+        let chain = Chain::from_trusted(blocks);
+
+        let chosen_ids: HashSet<usize> = chosen.iter().flatten().copied().collect();
+        let mut set_aside = Vec::new();
+        let mut redundant = Vec::new();
+        for (path, reason) in unreadable {
+            set_aside.push(self.set_aside(&path, Fate::Quarantine(reason))?);
+        }
+        for (id, candidate) in candidates.iter().enumerate() {
+            if chosen_ids.contains(&id) {
+                continue;
+            }
+            let block = &candidate.block;
+            if chain.get(block.index).is_some_and(|b| b == block) {
+                // Another copy of a chain block: a staging copy can go, a
+                // stray copy in the main folder is kept aside.
+                if candidate.in_pending {
+                    redundant.push(candidate.path.clone());
+                } else {
+                    let reason = format!("a second copy of block {}", block.index);
+                    set_aside.push(self.set_aside(&candidate.path, Fate::Quarantine(reason))?);
+                }
+                continue;
+            }
+            let fate = fate_of(block, &chain, network);
+            set_aside.push(self.set_aside(&candidate.path, fate)?);
+        }
+
+        // Chain blocks under another name move to pending first, so that no
+        // rename below can land on a file still needed.
+        let mut staged = Vec::new();
+        for id in chosen.iter().flatten() {
+            let candidate = &candidates[*id];
+            if !candidate.canonical && !candidate.in_pending {
+                fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+                let name = candidate
+                    .path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy();
+                let to = unique_path(&pending_dir, &format!("renamed-{name}"));
+                fs::rename(&candidate.path, &to).map_err(io_error("move", &candidate.path))?;
+                staged.push(to);
+            } else if candidate.in_pending {
+                staged.push(candidate.path.clone());
+            }
+        }
+        let mut wrote_any = false;
+        for (index, source) in chosen.iter().enumerate() {
+            let in_place = source.is_some_and(|id| candidates[id].canonical);
+            if !in_place {
+                let block = &chain.blocks()[index];
+                write_atomic(
+                    &self.dir,
+                    &block_file_name(block.index),
+                    &block.to_json_line(),
+                )?;
+                wrote_any = true;
+            }
+        }
+        if wrote_any {
+            sync_dir(&self.dir)?;
+        }
+        for path in staged.into_iter().chain(redundant) {
+            fs::remove_file(&path).map_err(io_error("remove staged copy", &path))?;
+        }
+        remove_empty_dir(&pending_dir);
+        Ok(Loaded { chain, set_aside })
+    }
+
+    /// Writes one new block to its file; it is durable when this returns.
+    pub fn append(&self, block: &Block) -> Result<(), StoreError> {
+        write_atomic(
+            &self.dir,
+            &block_file_name(block.index),
+            &block.to_json_line(),
+        )?;
+        sync_dir(&self.dir)
+    }
+
+    /// Replaces the files of `old` with those of `new`, touching only the
+    /// blocks after their fork point. Returns the blocks of `old` that left
+    /// the chain (kept in `orphaned/`).
+    pub fn switch(&self, old: &Chain, new: &Chain) -> Result<Vec<Block>, StoreError> {
+        let fork = old.fork_point(new);
+        let pending_dir = self.dir.join(PENDING);
+        let orphan_dir = self.dir.join(ORPHANED);
+        fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+        let incoming = &new.blocks()[fork as usize..];
+        for block in incoming {
+            write_atomic(
+                &pending_dir,
+                &block_file_name(block.index),
+                &block.to_json_line(),
+            )?;
+        }
+        sync_dir(&pending_dir)?;
+
+        // From here the new branch is complete on disk (main + pending), so
+        // a crash at any point below loads it.
+        let outgoing = &old.blocks()[fork as usize..];
+        if !outgoing.is_empty() {
+            fs::create_dir_all(&orphan_dir).map_err(io_error("create", &orphan_dir))?;
+        }
+        for block in outgoing {
+            let from = self.dir.join(block_file_name(block.index));
+            let to = orphan_dir.join(format!("{:06}-{}.json", block.index, block.hash));
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("move", &from)(e)),
+            }
+        }
+        for block in incoming {
+            let name = block_file_name(block.index);
+            let from = pending_dir.join(&name);
+            fs::rename(&from, self.dir.join(&name)).map_err(io_error("move", &from))?;
+        }
+        sync_dir(&self.dir)?;
+        if !outgoing.is_empty() {
+            sync_dir(&orphan_dir)?;
+        }
+        remove_empty_dir(&pending_dir);
+        Ok(outgoing.to_vec())
+    }
+
+    /// Moves a file that is not part of the chain out of the way and writes
+    /// the reason beside it.
+    fn set_aside(&self, path: &Path, fate: Fate) -> Result<SetAside, StoreError> {
+        let (folder, reason) = match fate {
+            Fate::Quarantine(reason) => (self.dir.join(QUARANTINE), reason),
+            Fate::Orphan(reason) => (self.dir.join(ORPHANED), reason),
+        };
+        fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let to = unique_path(&folder, &format!("{stamp}-{name}"));
+        fs::rename(path, &to).map_err(io_error("move", path))?;
+        let mut note = to.clone().into_os_string();
+        note.push(".reason");
+        let note = PathBuf::from(note);
+        let text = format!("{}: {reason}\n", path.display());
+        fs::write(&note, text).map_err(io_error("write", &note))?;
+        Ok(SetAside {
+            from: path.to_path_buf(),
+            to,
+            reason,
+        })
+    }
+}
+
+/// For each index of the longest valid chain the candidates form, which
+/// candidate holds it (`None`: the genesis block has no file yet).
+fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usize>> {
+    let mut by_index: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (id, candidate) in candidates.iter().enumerate() {
+        by_index.entry(candidate.block.index).or_default().push(id);
+    }
+    let genesis = by_index.get(&0).and_then(|ids| {
+        ids.iter()
+            .copied()
+            .find(|&id| candidates[id].block == network.genesis)
+    });
+
+    // Walk the block tree one height at a time; each level keeps every
+    // valid block of that height and the position of its parent.
+    struct Reached {
+        source: Option<usize>,
+        hash: BlockHash,
+        parent: usize,
+    }
+    let mut levels: Vec<Vec<Reached>> = vec![vec![Reached {
+        source: genesis,
+        hash: network.genesis.hash,
+        parent: 0,
+    }]];
+    for height in 1.. {
+        let previous = levels.last().expect("level 0 exists");
+        let parents: HashMap<String, usize> = previous
+            .iter()
+            .enumerate()
+            .map(|(position, reached)| (reached.hash.to_string(), position))
+            .collect();
+        let mut level: Vec<Reached> = Vec::new();
+        for &id in by_index.get(&height).into_iter().flatten() {
+            let block = &candidates[id].block;
+            let Some(&parent) = parents.get(&block.prev_hash) else {
+                continue;
+            };
+            if level.iter().any(|r| r.hash == block.hash) {
+                continue;
+            }
+            if check_block(block, network.difficulty).is_ok() {
+                level.push(Reached {
+                    source: Some(id),
+                    hash: block.hash,
+                    parent,
+                });
+            }
+        }
+        if level.is_empty() {
+            break;
+        }
+        levels.push(level);
+    }
+
+    let mut chosen = vec![None; levels.len()];
+    let mut position = 0;
+    for (height, level) in levels.iter().enumerate().rev() {
+        chosen[height] = level[position].source;
+        position = level[position].parent;
+    }
+    chosen
+}
+
+/// Why a parsed block file is not part of the loaded chain.
+fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
+    if block.index == 0 {
+        return Fate::Quarantine("not this network's genesis block".into());
+    }
+    if let Err(error) = check_block(block, network.difficulty) {
+        return Fate::Quarantine(error.to_string());
+    }
+    let Some(prev) = chain.get(block.index - 1) else {
+        return Fate::Quarantine(format!(
+            "block {} is missing or invalid, so block {} cannot follow",
+            chain.len(),
+            block.index
+        ));
+    };
+    match check_next(prev, block, network.difficulty) {
+        Err(error @ ChainError::BadPrevHash { .. }) if chain.len() > block.index => {
+            Fate::Orphan(format!("{error}: on a branch that lost to a longer one"))
+        }
+        Err(error) => Fate::Quarantine(error.to_string()),
+        Ok(()) => Fate::Orphan(format!(
+            "a competing block {}: a longer branch won",
+            block.index
+        )),
+    }
+}
+
+/// Reads and parses one block file, or says why it cannot be used.
+fn read_block_file(path: &Path) -> Result<Block, String> {
+    let size = fs::metadata(path)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if size > MAX_BLOCK_FILE_BYTES {
+        return Err(format!("{size} bytes is too large for a block file"));
+    }
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    Block::from_json(&bytes).map_err(|e| e.to_string())
+}
+
+/// The `*.json` files directly in `dir` (none if it does not exist). Left
+/// over temporary files of interrupted writes are removed: they were never
+/// renamed into place, so no block was accepted from them.
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list", dir)(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_error("list", dir))?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = fs::remove_file(&path);
+        } else if path.extension() == Some(OsStr::new("json")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Writes `bytes` to `dir/name` so that the file is either absent, as it
+/// was, or complete: temporary file, fsync, rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error("write", &tmp)(e));
+    }
+    let target = dir.join(name);
+    fs::rename(&tmp, &target).map_err(io_error("rename into place", &target))
+}
+
+/// Makes renames in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync", dir))
+}
+
+fn remove_empty_dir(dir: &Path) {
+    // Fails harmlessly when absent or not empty.
+    let _ = fs::remove_dir(dir);
+}
+
+/// `dir/name`, or `dir/name.N` for the first N that is free.
+fn unique_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|n| dir.join(format!("{name}.{n}")))
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::tests::{chain_of, test_network};
+
+    fn write_chain(dir: &Path, blocks: &[Block]) {
+        for block in blocks {
+            fs::write(dir.join(block_file_name(block.index)), block.to_json_line()).unwrap();
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_fresh_folder_gets_the_genesis_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), 1);
+        assert_eq!(listing(dir.path()), ["000000.json"]);
+        let written = fs::read(dir.path().join("000000.json")).unwrap();
+        assert_eq!(Block::from_json(&written).unwrap(), network.genesis);
+    }
+
+    #[test]
+    fn appended_blocks_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let store = Store::open(dir.path()).unwrap();
+        let mut chain = store.load(&network).unwrap().chain;
+        for block in chain_of(&network, 4, "a").into_iter().skip(1) {
+            store.append(&block).unwrap();
+            chain.push(block, network.difficulty).unwrap();
+        }
+        let loaded = store.load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), chain.blocks());
+        assert!(loaded.set_aside.is_empty());
+        assert_eq!(listing(dir.path()).len(), 4);
+    }
+
+    #[test]
+    fn a_chain_block_under_another_name_moves_to_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let blocks = chain_of(&network, 4, "a");
+        write_chain(dir.path(), &blocks);
+        // 000002.json's block under a name that sorts last, and 000003.json's
+        // block where block 1 belongs: nothing may be overwritten.
+        fs::rename(dir.path().join("000002.json"), dir.path().join("zzz.json")).unwrap();
+        fs::rename(
+            dir.path().join("000001.json"),
+            dir.path().join("000002.json"),
+        )
+        .unwrap();
+        fs::rename(
+            dir.path().join("000003.json"),
+            dir.path().join("000001.json"),
+        )
+        .unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), &blocks[..]);
+        assert!(loaded.set_aside.is_empty());
+        assert_eq!(
+            listing(dir.path()),
+            ["000000.json", "000001.json", "000002.json", "000003.json"]
+        );
+        let again = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(again.chain.blocks(), &blocks[..]);
+    }
+
+    #[test]
+    fn big_indices_get_more_digits_and_sort_numerically() {
+        let mut names: Vec<String> = [999_999, 1_000_000, 5]
+            .into_iter()
+            .map(block_file_name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["000005.json", "1000000.json", "999999.json"]);
+        // The loader orders by the index inside each file, not by name.
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let blocks = chain_of(&network, 3, "a");
+        fs::write(dir.path().join("000000.json"), blocks[0].to_json_line()).unwrap();
+        fs::write(dir.path().join("9999999.json"), blocks[1].to_json_line()).unwrap();
+        fs::write(dir.path().join("1000000.json"), blocks[2].to_json_line()).unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), &blocks[..]);
+    }
+
+    #[test]
+    fn a_corrupt_file_keeps_the_valid_prefix_and_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let blocks = chain_of(&network, 5, "a");
+        write_chain(dir.path(), &blocks);
+        let garbage = b"{\"index\": \"3\", trunc".to_vec();
+        fs::write(dir.path().join("000003.json"), &garbage).unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), &blocks[..3]);
+        assert_eq!(loaded.set_aside.len(), 2, "{:?}", loaded.set_aside);
+        let corrupt = loaded
+            .set_aside
+            .iter()
+            .find(|s| s.from.ends_with("000003.json"))
+            .unwrap();
+        assert!(
+            corrupt.reason.starts_with("not a block"),
+            "{}",
+            corrupt.reason
+        );
+        assert_eq!(fs::read(&corrupt.to).unwrap(), garbage);
+        let orphan = loaded
+            .set_aside
+            .iter()
+            .find(|s| s.from.ends_with("000004.json"))
+            .unwrap();
+        assert!(
+            orphan.reason.contains("block 3 is missing or invalid"),
+            "{}",
+            orphan.reason
+        );
+        assert_eq!(fs::read(&orphan.to).unwrap(), blocks[4].to_json_line());
+        // The folder now holds exactly the chain, so later writes can't
+        // overwrite anything that was set aside.
+        assert_eq!(
+            listing(dir.path()),
+            ["000000.json", "000001.json", "000002.json", "quarantine"]
+        );
+        let again = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(again.chain.len(), 3);
+        assert!(again.set_aside.is_empty());
+    }
+
+    #[test]
+    fn a_tampered_block_is_quarantined_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let mut blocks = chain_of(&network, 4, "a");
+        blocks[2].data = "tampered".into();
+        write_chain(dir.path(), &blocks);
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), 2);
+        let tampered = loaded
+            .set_aside
+            .iter()
+            .find(|s| s.from.ends_with("000002.json"))
+            .unwrap();
+        assert!(
+            tampered.reason.contains("does not match its contents"),
+            "{}",
+            tampered.reason
+        );
+        let note = fs::read_to_string(format!("{}.reason", tampered.to.display())).unwrap();
+        assert!(note.contains("000002.json"), "{note}");
+    }
+
+    #[test]
+    fn another_networks_genesis_is_refused_touching_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let other = Network {
+            genesis: Block::new(0, 1, String::new(), "another network".into(), 0),
+            ..test_network()
+        };
+        let blocks = chain_of(&other, 3, "a");
+        write_chain(dir.path(), &blocks);
+        fs::write(dir.path().join("junk.json"), "not json").unwrap();
+        let before = listing(dir.path());
+        let err = Store::open(dir.path()).unwrap().load(&network).unwrap_err();
+        assert!(matches!(err, StoreError::GenesisMismatch { .. }), "{err}");
+        assert_eq!(listing(dir.path()), before);
+    }
+
+    #[test]
+    fn switching_branches_rewrites_only_the_fork_and_orphans_the_losers() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let store = Store::open(dir.path()).unwrap();
+        let ours = chain_of(&network, 4, "ours");
+        write_chain(dir.path(), &ours);
+        let old = store.load(&network).unwrap().chain;
+        let mut theirs = ours[..2].to_vec();
+        for block in chain_of(&network, 4, "theirs").into_iter().skip(1) {
+            let next = crate::chain::tests::mine_on(theirs.last().unwrap(), &block.data, 2);
+            theirs.push(next);
+        }
+        theirs.truncate(6);
+        let new = Chain::from_blocks(theirs.clone(), &network).unwrap();
+        let unchanged = fs::metadata(dir.path().join("000001.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let orphaned = store.switch(&old, &new).unwrap();
+        assert_eq!(orphaned, ours[2..].to_vec());
+        assert_eq!(
+            fs::metadata(dir.path().join("000001.json"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            unchanged
+        );
+        assert_eq!(listing(&dir.path().join(ORPHANED)).len(), 2);
+        let loaded = store.load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), new.blocks());
+        assert!(loaded.set_aside.is_empty());
+    }
+
+    #[test]
+    fn a_switch_interrupted_at_any_step_loads_the_old_or_new_chain() {
+        // Replay the switch's file operations one by one, loading a copy of
+        // the folder after each, as a crash at that instant would leave it.
+        let network = test_network();
+        let ours = chain_of(&network, 5, "ours");
+        let mut theirs = ours[..2].to_vec();
+        while theirs.len() < 7 {
+            let next = crate::chain::tests::mine_on(theirs.last().unwrap(), "theirs", 2);
+            theirs.push(next);
+        }
+        let pending = |i: u64| format!("{PENDING}/{}", block_file_name(i));
+        let main = block_file_name;
+        let orphan = |b: &Block| format!("{ORPHANED}/{:06}-{}.json", b.index, b.hash);
+        // (file, content) steps: Some(block) writes, None removes.
+        let mut steps: Vec<Vec<(String, Option<&Block>)>> = Vec::new();
+        for b in &theirs[2..] {
+            steps.push(vec![(pending(b.index), Some(b))]);
+        }
+        for b in &ours[2..] {
+            steps.push(vec![(main(b.index), None), (orphan(b), Some(b))]);
+        }
+        for b in &theirs[2..] {
+            steps.push(vec![(pending(b.index), None), (main(b.index), Some(b))]);
+        }
+        for done in 0..=steps.len() {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(dir.path().join(PENDING)).unwrap();
+            fs::create_dir_all(dir.path().join(ORPHANED)).unwrap();
+            write_chain(dir.path(), &ours);
+            for (file, content) in steps[..done].iter().flatten() {
+                let path = dir.path().join(file);
+                match content {
+                    Some(block) => fs::write(path, block.to_json_line()).unwrap(),
+                    None => fs::remove_file(path).unwrap(),
+                }
+            }
+            let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+            let got = loaded.chain.blocks();
+            assert!(
+                got == &ours[..] || got == &theirs[..got.len()] && got.len() >= ours.len(),
+                "after {done} steps loaded {} blocks",
+                got.len()
+            );
+            assert!(
+                !dir.path().join(PENDING).exists() || listing(&dir.path().join(PENDING)).is_empty()
+            );
+        }
+    }
+}
