@@ -123,8 +123,8 @@ pub struct Config {
     pub network: Network,
     /// This node's block files.
     pub chaindata: PathBuf,
-    /// Text of mined blocks.
-    pub data: String,
+    /// Text of mined blocks; unset, the node names its port.
+    pub data: Option<String>,
     /// Whether to mine.
     pub mine: bool,
     /// Mining threads.
@@ -191,9 +191,7 @@ impl Config {
             chaindata: settings
                 .chaindata
                 .unwrap_or_else(|| PathBuf::from("chaindata")),
-            data: settings
-                .data
-                .unwrap_or_else(|| format!("Mined by node on port {port}")),
+            data: settings.data,
             mine: settings.mine.unwrap_or(false),
             threads,
             peer: PeerSettings {
@@ -340,7 +338,6 @@ mod tests {
         assert_eq!(config.listen.port(), 5009);
         assert_eq!(config.network.difficulty, 3);
         assert!(config.mine);
-        assert_eq!(config.data, "Mined by node on port 5009");
         assert!(config.listen.ip().is_loopback());
     }
 

@@ -1,6 +1,7 @@
 //! The `jbc` command: parse the flags, set up logging, and run a node (or
 //! the miner benchmark).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Some(Command::Bench { threads, seconds }) => bench(threads, seconds),

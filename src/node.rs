@@ -282,8 +282,10 @@ pub async fn run(
         }
     }
 
-    let miner =
-        (config.mine && !shutdown.is_cancelled()).then(|| start_miner(&node, &config, &shutdown));
+    let data = (config.data.clone())
+        .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
+    let miner = (config.mine && !shutdown.is_cancelled())
+        .then(|| start_miner(&node, config.threads, data, &shutdown));
 
     shutdown.cancelled().await;
     info!("shutting down");
@@ -302,18 +304,23 @@ pub async fn run(
 
 /// Starts the miner threads and a task that gives them a new job on every
 /// new tip and logs the hash rate.
-fn start_miner(node: &Node, config: &Config, shutdown: &CancellationToken) -> Arc<Miner> {
+fn start_miner(
+    node: &Node,
+    threads: usize,
+    data: String,
+    shutdown: &CancellationToken,
+) -> Arc<Miner> {
     let submitter = node.clone();
-    let miner = Arc::new(Miner::start(config.threads, move |block| {
+    let miner = Arc::new(Miner::start(threads, move |block| {
         match submitter.submit_mined(block) {
             Ok(()) => {}
             Err(error @ SubmitError::Stale(_)) => debug!(%error, "mined block dropped"),
             Err(error) => warn!(%error, "mined block not saved"),
         }
     }));
-    info!(threads = config.threads, data = %config.data, "mining");
+    info!(threads, data = %data, "mining");
 
-    let (node, data, difficulty) = (node.clone(), config.data.clone(), config.network.difficulty);
+    let (node, difficulty) = (node.clone(), node.network().difficulty);
     let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
     tokio::spawn(async move {
         let mut tips = node.subscribe();

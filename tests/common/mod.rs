@@ -1,0 +1,262 @@
+//! Helpers for tests that run real `jbc` processes on 127.0.0.1, each in its
+//! own temporary folder, and talk HTTP to them. Every wait has a deadline and
+//! every process is stopped, by the test or at the latest when dropped.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jbc::block::{Block, blocks_from_json};
+use jbc::config::DEFAULT_GENESIS_JSON;
+use jbc::store::block_file_name;
+
+/// The binary under test.
+pub const JBC: &str = env!("CARGO_BIN_EXE_jbc");
+/// The longest any single wait in these tests may take.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `jbc` process.
+pub struct Jbc {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    pub port: u16,
+    /// The folder it runs in (its `chaindata/` is below it by default).
+    pub dir: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Jbc {
+    /// Starts `jbc ARGS` in `dir` (listening on a free port unless ARGS
+    /// say `--port`) and waits until it listens.
+    pub fn start(dir: &Path, args: &[&str]) -> Jbc {
+        let mut command = Command::new(JBC);
+        if !args.contains(&"--port") {
+            command.args(["--port", "0"]);
+        }
+        Jbc::start_command(command, dir, args)
+    }
+
+    /// Like [`Jbc::start`] for another way of launching the node.
+    pub fn start_command(mut command: Command, dir: &Path, args: &[&str]) -> Jbc {
+        std::fs::create_dir_all(dir).unwrap();
+        command.args(args);
+        let mut child = command
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("jbc starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + PATIENCE;
+        let port = loop {
+            let found = logs.lock().unwrap().iter().find_map(|line| {
+                let rest = line.split("listening on http://127.0.0.1:").nth(1)?;
+                rest.trim().parse::<u16>().ok()
+            });
+            if let Some(port) = found {
+                break port;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "jbc exited with {status} before listening:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "jbc did not listen in time");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Jbc {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            logs,
+        }
+    }
+
+    /// The chaindata folder, when the node uses the default one.
+    pub fn chaindata(&self) -> PathBuf {
+        self.dir.join("chaindata")
+    }
+
+    /// Everything the node has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// `GET /blockchain.json`, parsed.
+    pub async fn chain(&self) -> Vec<Block> {
+        let body = get(&format!("{}/blockchain.json", self.url))
+            .await
+            .expect("the node answers");
+        blocks_from_json(&body).expect("the node serves blocks")
+    }
+
+    /// Stops the node with SIGTERM and returns its exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jbc ignored SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Jbc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A GET over HTTP with a short timeout; the body, or why not.
+pub async fn get(url: &str) -> Result<Vec<u8>, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    Ok(bytes.to_vec())
+}
+
+/// Polls `probe` until it gives a value, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The built-in genesis block every test network shares.
+pub fn genesis() -> Block {
+    Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap()
+}
+
+/// A valid chain of `len` blocks at `difficulty`, mined the plain way.
+pub fn mine_chain(len: usize, difficulty: u32, tag: &str) -> Vec<Block> {
+    let mut blocks = vec![genesis()];
+    while blocks.len() < len {
+        let prev = blocks.last().unwrap();
+        let data = format!("{tag} {}", blocks.len());
+        let next = (0..)
+            .map(|nonce| {
+                Block::new(
+                    prev.index + 1,
+                    1_700_000_000,
+                    prev.hash.to_string(),
+                    data.clone(),
+                    nonce,
+                )
+            })
+            .find(|b| b.hash.meets_difficulty(difficulty))
+            .unwrap();
+        blocks.push(next);
+    }
+    blocks
+}
+
+/// Writes `blocks` as block files into `chaindata`.
+pub fn write_chaindata(chaindata: &Path, blocks: &[Block]) {
+    std::fs::create_dir_all(chaindata).unwrap();
+    for block in blocks {
+        std::fs::write(
+            chaindata.join(block_file_name(block.index)),
+            block.to_json_line(),
+        )
+        .unwrap();
+    }
+}
+
+/// The `*.json` files of a folder with their bytes, sorted by name.
+pub fn block_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer that answers every request with `response` (raw HTTP bytes) and
+/// closes the connection. Returns its base URL; it stops with the runtime.
+pub async fn fake_peer(response: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(response).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// A peer that accepts connections and never answers.
+pub async fn silent_peer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}

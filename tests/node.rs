@@ -1,0 +1,253 @@
+//! The node end to end: real `jbc` processes on 127.0.0.1 with their own
+//! chaindata folders, driven over HTTP.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use jbc::chain::{Chain, Network};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocks = mine_chain(12, 3, "peer");
+    let peer_dir = tmp.path().join("peer");
+    write_chaindata(&peer_dir.join("chaindata"), &blocks);
+    let peer = Jbc::start(&peer_dir, &["--difficulty", "3"]);
+    assert_eq!(peer.chain().await, blocks);
+
+    let fresh = Jbc::start(
+        &tmp.path().join("fresh"),
+        &["--difficulty", "3", "--peers", &peer.url],
+    );
+    let synced = wait_for(
+        "the fresh node to adopt the peer's chain",
+        PATIENCE,
+        || async {
+            let chain = fresh.chain().await;
+            (chain.len() == blocks.len()).then_some(chain)
+        },
+    )
+    .await;
+    assert_eq!(synced, blocks);
+    assert_eq!(
+        block_files(&fresh.chaindata()),
+        block_files(&peer.chaindata())
+    );
+    assert!(
+        fresh.logs().contains("adopted its chain of 12 blocks"),
+        "{}",
+        fresh.logs()
+    );
+
+    assert!(fresh.terminate().success());
+    assert!(peer.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocks = mine_chain(6, 3, "good");
+    let good_dir = tmp.path().join("good");
+    write_chaindata(&good_dir.join("chaindata"), &blocks);
+    let good = Jbc::start(&good_dir, &["--difficulty", "3"]);
+
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let garbage =
+        fake_peer(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!")
+            .await;
+    let html = fake_peer(
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>",
+    )
+    .await;
+    let silent = silent_peer().await;
+    let peers = [down.as_str(), &garbage, &html, &silent, &good.url].join(",");
+
+    let started = Instant::now();
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &peers,
+            "--request-timeout-ms",
+            "1500",
+        ],
+    );
+    let synced = wait_for(
+        "the node to adopt the good peer's chain",
+        PATIENCE,
+        || async {
+            let chain = node.chain().await;
+            (chain.len() == blocks.len()).then_some(chain)
+        },
+    )
+    .await;
+    assert_eq!(synced, blocks);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bad peers held startup for {:?}",
+        started.elapsed()
+    );
+    let logs = node.logs();
+    for expected in [
+        "unreachable",
+        "invalid answer",
+        "answered HTTP 404",
+        "timed out",
+        "adopted",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "no {expected:?} in the log:\n{logs}"
+        );
+    }
+    assert!(node.terminate().success());
+    assert!(good.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("miner");
+    let node = Jbc::start(&dir, &["--mine", "--difficulty", "5", "--threads", "1"]);
+    let served = wait_for("ten mined blocks", PATIENCE, || async {
+        let chain = node.chain().await;
+        (chain.len() >= 10).then_some(chain)
+    })
+    .await;
+    let network = Network {
+        genesis: genesis(),
+        difficulty: 5,
+    };
+    let chain = Chain::from_blocks(served.clone(), &network).expect("every served block is valid");
+    let data = format!("Mined by node on port {}", node.port);
+    assert!(chain.blocks()[1..].iter().all(|b| b.data == data));
+    assert!(node.logs().contains("mined block"));
+
+    let status = node.terminate();
+    assert!(status.success(), "exit status {status}");
+
+    let restarted = Jbc::start(&dir, &["--difficulty", "5"]);
+    let reloaded = restarted.chain().await;
+    assert!(reloaded.len() >= served.len());
+    assert_eq!(
+        reloaded[..served.len()],
+        served[..],
+        "a served block was lost"
+    );
+    assert!(restarted.terminate().success());
+}
+
+#[test]
+fn a_chaindata_of_another_network_is_refused_touching_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chaindata = tmp.path().join("chaindata");
+    let mut blocks = mine_chain(3, 2, "x");
+    blocks[0] = jbc::block::Block::new(0, 1, String::new(), "another genesis".into(), 0);
+    write_chaindata(&chaindata, &blocks);
+    let before = block_files(&chaindata);
+
+    let (status, stderr) = run_to_end(tmp.path(), &["--port", "0"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("belongs to another network"), "{stderr}");
+    assert_eq!(block_files(&chaindata), before);
+    assert_eq!(std::fs::read_dir(&chaindata).unwrap().count(), before.len());
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(JBC).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--config",
+        "--host",
+        "--port",
+        "--chaindata",
+        "--peers",
+        "--difficulty",
+        "--genesis",
+        "--mine",
+        "--threads",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linknodes_makes_a_folder_whose_jbc_serves_on_its_port() {
+    let parent = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let linknodes = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/linknodes");
+    let run_linknodes = || {
+        let output = Command::new("bash")
+            .arg(&linknodes)
+            .arg(port.to_string())
+            .arg(parent.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run_linknodes();
+    let folder = parent.path().join(format!("jbc{port}"));
+    let config = std::fs::read_to_string(folder.join("config/jbc.toml")).unwrap();
+    assert!(config.contains(&format!("\nport = {port}\n")), "{config}");
+
+    let mut command = Command::new(folder.join("jbc"));
+    command.env("JBC_BIN", JBC);
+    let node = Jbc::start_command(command, &folder, &["--peers", "", "--difficulty", "3"]);
+    assert_eq!(node.port, port, "serves on the port linknodes gave it");
+    assert_eq!(node.chain().await, vec![genesis()]);
+    assert!(node.terminate().success());
+
+    // Running it again keeps what the node has.
+    let extra = mine_chain(2, 3, "kept");
+    write_chaindata(&folder.join("chaindata"), &extra);
+    std::fs::write(
+        folder.join("config/jbc.toml"),
+        format!("{config}\n# edited\n"),
+    )
+    .unwrap();
+    run_linknodes();
+    assert_eq!(block_files(&folder.join("chaindata")).len(), 2);
+    assert!(
+        std::fs::read_to_string(folder.join("config/jbc.toml"))
+            .unwrap()
+            .contains("# edited")
+    );
+}
+
+/// Runs `jbc ARGS` in `dir` to completion (bounded) and returns its status
+/// and log.
+fn run_to_end(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(JBC)
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("jbc did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
