@@ -1,59 +1,317 @@
 //! The HTTP interface: the router, its handlers, and the one error type that
-//! maps every failure to a status and a JSON body `{"error": "..."}`.
+//! maps every failure to a status and a JSON body with an `error` field.
 //!
-//! Handlers only read and translate; the chain's rules live in
-//! [`crate::node`] and [`crate::chain`].
+//! Handlers parse, delegate and translate; the chain's rules live in
+//! [`crate::node`] and [`crate::chain`], the peers' in [`crate::peers`].
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
-use tracing::error;
+use axum::{Json, routing::post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{debug, error, warn};
 
-use crate::node::Node;
+use crate::block::{Block, BlockHash, ParseError};
+use crate::node::{AddError, Added, Node, Source};
+use crate::peers::{PeerBook, PeerBookError};
+use crate::sync::{PAGE, PEER_HEADER, Status, SyncRequests};
+
+/// Largest request body read; a block is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Blocks per `/blocks` page when the request does not say.
+const DEFAULT_PAGE: u64 = 100;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chain.
+    pub node: Node,
+    /// The peers this node knows.
+    pub peers: PeerBook,
+    /// Where announcements of blocks we lack ask for a sync.
+    pub sync: SyncRequests,
+}
 
 /// The node's HTTP routes.
-pub fn app(node: Node) -> Router {
+pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/blockchain.json", get(blockchain_json))
-        .fallback(|| async { ApiError::NotFound })
+        .route("/status", get(status))
+        .route("/blocks", get(blocks))
+        .route("/blocks/{index}", get(block_by_index))
+        .route("/block/{hash}", get(block_by_hash))
+        .route("/mined", post(mined))
+        .route("/peers", get(list_peers).post(add_peer))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(node)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
 }
 
 /// `GET /blockchain.json`: the whole chain, from memory.
-async fn blockchain_json(State(node): State<Node>) -> Result<Response, ApiError> {
+async fn blockchain_json(State(state): State<AppState>) -> Result<Response, ApiError> {
     // Serialising a long chain is CPU work: keep it off the async workers.
+    let node = state.node;
     let json = tokio::task::spawn_blocking(move || node.chain_json())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
+/// `GET /status`: what a peer needs to decide whether to sync from us.
+async fn status(State(state): State<AppState>) -> Json<Status> {
+    let node = &state.node;
+    let tip = node.tip();
+    Json(Status {
+        height: tip.index,
+        tip: tip.hash,
+        difficulty: node.network().difficulty,
+        genesis: node.network().genesis.hash,
+        peers: state.peers.list().len(),
+        hashrate: node.hashrate(),
+        blocks_fetched: node.blocks_fetched(),
+    })
+}
+
+#[derive(Deserialize)]
+struct BlocksQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<u64>,
+}
+
+/// `GET /blocks?from=N&limit=M`: blocks N… in order, at most [`PAGE`].
+async fn blocks(
+    State(state): State<AppState>,
+    query: Result<Query<BlocksQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).min(PAGE);
+    let chain = state.node.chain();
+    let from = usize::try_from(query.from)
+        .unwrap_or(usize::MAX)
+        .min(chain.blocks().len());
+    let to = from
+        .saturating_add(limit as usize)
+        .min(chain.blocks().len());
+    let json = serde_json::to_vec(&chain.blocks()[from..to])
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `GET /blocks/{index}`: one block by index.
+async fn block_by_index(
+    State(state): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Result<Json<Block>, ApiError> {
+    let Path(index) = index
+        .map_err(|_| ApiError::BadRequest("the index must be a non-negative integer".into()))?;
+    let chain = state.node.chain();
+    chain.get(index).cloned().map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no block {index}; the tip is block {}",
+            chain.tip().index
+        ))
+    })
+}
+
+/// `GET /block/{hash}`: one block by hash.
+async fn block_by_hash(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<Block>, ApiError> {
+    let hash: BlockHash = hash
+        .parse()
+        .map_err(|e: crate::block::HashParseError| ApiError::BadRequest(e.to_string()))?;
+    state
+        .node
+        .chain()
+        .by_hash(&hash)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no block with hash {hash}")))
+}
+
+/// `POST /mined`: a peer announces a block (the original's endpoint and
+/// body). Extends our tip → saved and relayed; ahead of us → we sync from
+/// the sender; known or shorter → said so; invalid → 422.
+async fn mined(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::from_body_rejection(e.status(), e.body_text()))?;
+    let block = Block::from_json(&body).map_err(ApiError::from_parse)?;
+    let sender = headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| crate::config::parse_peer_url(text).ok());
+
+    let node = state.node.clone();
+    let source = Source::Announced(sender.clone());
+    let added = tokio::task::spawn_blocking(move || node.add_block(block, source))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let added = match added {
+        Ok(added) => added,
+        Err(AddError::Invalid(error)) => {
+            debug!(from = ?sender, %error, "rejected an announced block");
+            return Err(ApiError::InvalidBlock(error.to_string()));
+        }
+        Err(AddError::Store(error)) => {
+            return Err(ApiError::Unavailable(format!(
+                "cannot save the block: {error}"
+            )));
+        }
+    };
+    if let Some(sender) = &sender {
+        learn_peer(&state.peers, sender.as_str()).await;
+    }
+    let (status, body) = match added {
+        Added::Accepted => (StatusCode::OK, json!({ "status": "accepted" })),
+        Added::Known => (StatusCode::OK, json!({ "status": "known" })),
+        Added::NotOnTip { ahead: true } => {
+            state.sync.request(sender);
+            (StatusCode::ACCEPTED, json!({ "status": "syncing" }))
+        }
+        Added::NotOnTip { ahead: false } => (
+            StatusCode::OK,
+            json!({ "status": "ignored", "reason": "it does not make a chain longer than ours" }),
+        ),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// Adds a node that announced to us as a peer, if there is room.
+async fn learn_peer(peers: &PeerBook, url: &str) {
+    let (peers, url) = (peers.clone(), url.to_owned());
+    let added = tokio::task::spawn_blocking(move || peers.add(&url)).await;
+    if let Ok(Err(error)) = added {
+        debug!(%error, "did not add an announcing node as a peer");
+    }
+}
+
+/// `GET /peers`: the peers' base URLs.
+async fn list_peers(State(state): State<AppState>) -> Json<Vec<String>> {
+    Json(state.peers.list().iter().map(|u| u.to_string()).collect())
+}
+
+#[derive(Deserialize)]
+struct NewPeer {
+    url: String,
+}
+
+/// `POST /peers` with `{"url": "http://127.0.0.1:5004"}`: adds a peer.
+async fn add_peer(
+    State(state): State<AppState>,
+    body: Result<Json<NewPeer>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(NewPeer { url }) = body.map_err(ApiError::from_json_rejection)?;
+    let peers = state.peers.clone();
+    let added = tokio::task::spawn_blocking(move || peers.add(&url))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match added {
+        Ok(true) => Ok((StatusCode::CREATED, Json(json!({ "added": true }))).into_response()),
+        Ok(false) => Ok((
+            StatusCode::OK,
+            Json(json!({ "added": false, "reason": "already a peer" })),
+        )
+            .into_response()),
+        Err(error @ (PeerBookError::BadUrl(_) | PeerBookError::Itself)) => {
+            Err(ApiError::Unprocessable(error.to_string()))
+        }
+        Err(error @ PeerBookError::Full) => Err(ApiError::Conflict(error.to_string())),
+        Err(error @ PeerBookError::Save { .. }) => Err(ApiError::Unavailable(error.to_string())),
+    }
+}
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("no such endpoint")]
-    NotFound,
+    /// Not valid JSON, or a malformed parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    #[error("request body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// Well-formed JSON that is not a valid block.
+    #[error("{0}")]
+    InvalidBlock(String),
+    /// Well-formed but unacceptable.
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The node cannot do it now (the disk refused a write).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something failed on our side; the details go to the log only.
     #[error("internal error")]
     Internal(String),
 }
 
+impl ApiError {
+    /// Malformed JSON is the client's syntax error (400); JSON that is not a
+    /// block is an invalid block (422).
+    fn from_parse(error: ParseError) -> ApiError {
+        match &error {
+            ParseError::Json(json) if json.is_syntax() || json.is_eof() => {
+                ApiError::BadRequest(error.to_string())
+            }
+            _ => ApiError::InvalidBlock(error.to_string()),
+        }
+    }
+
+    fn from_json_rejection(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
+            other => ApiError::from_body_rejection(other.status(), other.body_text()),
+        }
+    }
+
+    fn from_body_rejection(status: StatusCode, text: String) -> ApiError {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(text)
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidBlock(_) | ApiError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Internal(detail) => {
-                error!(%detail, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        (status, axum::Json(json!({ "error": self.to_string() }))).into_response()
+        let status = self.status();
+        let mut body: Value = json!({ "error": self.to_string() });
+        match &self {
+            ApiError::InvalidBlock(_) => body["status"] = json!("rejected"),
+            ApiError::Internal(detail) => error!(%detail, "request failed"),
+            ApiError::Unavailable(detail) => warn!(%detail, "request refused"),
+            _ => {}
+        }
+        (status, Json(body)).into_response()
     }
 }

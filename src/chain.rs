@@ -60,6 +60,22 @@ impl Chain {
         Ok(())
     }
 
+    /// Replaces every block from index `fork` on with `incoming`, which the
+    /// caller has validated against block `fork - 1`. Returns the blocks
+    /// that left the chain.
+    pub(crate) fn replace_tail(&mut self, fork: u64, incoming: Vec<Block>) -> Vec<Block> {
+        debug_assert!(fork >= 1, "the genesis block is never replaced");
+        let outgoing = self.blocks.split_off(fork as usize);
+        for block in &outgoing {
+            self.positions.remove(&block.hash);
+        }
+        for block in &incoming {
+            self.positions.insert(block.hash, block.index);
+        }
+        self.blocks.extend(incoming);
+        outgoing
+    }
+
     /// Number of blocks, the genesis included.
     pub fn len(&self) -> u64 {
         self.blocks.len() as u64

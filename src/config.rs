@@ -64,6 +64,9 @@ pub struct Settings {
     /// Milliseconds a whole request to a peer may take [default: 10000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
+    /// Seconds between syncs with all peers [default: 5]
+    #[arg(long)]
+    pub sync_interval: Option<f64>,
     /// Largest peer response read, in bytes [default: 268435456]
     #[arg(long)]
     pub max_response_bytes: Option<u64>,
@@ -97,6 +100,7 @@ impl Settings {
             connect_timeout_ms: overrides.connect_timeout_ms.or(self.connect_timeout_ms),
             request_timeout_ms: overrides.request_timeout_ms.or(self.request_timeout_ms),
             max_response_bytes: overrides.max_response_bytes.or(self.max_response_bytes),
+            sync_interval: overrides.sync_interval.or(self.sync_interval),
         }
     }
 }
@@ -131,6 +135,9 @@ pub struct Config {
     pub threads: usize,
     /// Timeouts and limits for peer requests.
     pub peer: PeerSettings,
+    /// Time between syncs with all peers, the safety net for lost
+    /// announcements.
+    pub sync_interval: Duration,
 }
 
 impl Config {
@@ -181,8 +188,14 @@ impl Config {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
 
+        let sync_interval = settings.sync_interval.unwrap_or(5.0);
+        if !(0.05..=86_400.0).contains(&sync_interval) {
+            return Err(ConfigError::SyncInterval(sync_interval));
+        }
+
         Ok(Config {
             listen,
+            sync_interval: Duration::from_secs_f64(sync_interval),
             peers,
             network: Network {
                 genesis,
@@ -227,7 +240,7 @@ pub fn parse_peer_url(text: &str) -> Result<Url, ConfigError> {
 }
 
 /// Whether `url` points at this node itself.
-fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
+pub fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
     if url.port_or_known_default() != Some(listen.port()) {
         return false;
     }
@@ -279,6 +292,8 @@ pub enum ConfigError {
     Difficulty(u32),
     #[error("threads must be at least 1")]
     Threads,
+    #[error("sync interval {0} s is not between 0.05 s and a day")]
+    SyncInterval(f64),
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! - [`chain`]: validating a chain and choosing between chains.
 //! - [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //! - [`config`]: settings from the config file and flags.
-//! - [`sync`]: the HTTP client side: fetching and checking peers' chains.
+//! - [`peers`]: the peer list, its limits and its file.
+//! - [`sync`]: the HTTP client side: catching up with peers, announcing blocks.
 //! - [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
 //! - [`api`]: the HTTP router, handlers and their one error type.
 //! - [`node`]: the chain in memory, and wiring, tasks and shutdown.
@@ -23,5 +24,6 @@ pub mod chain;
 pub mod config;
 pub mod miner;
 pub mod node;
+pub mod peers;
 pub mod store;
 pub mod sync;

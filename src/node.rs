@@ -9,7 +9,10 @@
 //!
 //! [`run`] wires the parts together and stops them on shutdown.
 
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,12 +22,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, ChainError, Network, check_next};
+use reqwest::Url;
+
+use crate::api::AppState;
+use crate::block::Block;
+use crate::chain::{Chain, ChainError, Network, check_block, check_next};
 use crate::config::Config;
 use crate::miner::{Miner, Template};
+use crate::peers::PeerBook;
 use crate::store::{Store, StoreError};
-use crate::sync::{PeerClient, sync_with_peers};
+use crate::sync::{PeerClient, log_outcomes, start_announcer, start_sync_task, sync_with_all};
 
 /// How often the miner's hash rate is logged.
 const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -47,8 +54,12 @@ struct Shared {
     /// Held for the whole of a change (check, write, publish) so that each
     /// change is checked against the chain it really extends.
     writer: Mutex<()>,
-    /// Announces every new tip (the miner restarts on it).
+    /// Announces every new tip (the miner restarts on it, peers hear of it).
     tip: watch::Sender<Tip>,
+    /// Blocks fetched from peers while syncing, for `/status`.
+    blocks_fetched: AtomicU64,
+    /// The miner's last measured hashes per second, for `/status`.
+    hashrate: AtomicU64,
 }
 
 struct State {
@@ -57,37 +68,74 @@ struct State {
     json: Option<Bytes>,
 }
 
-/// The last block of the chain.
+/// The last block of the chain, and how it got there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tip {
-    pub index: u64,
-    pub hash: BlockHash,
+    pub block: Block,
+    pub source: Source,
 }
 
-impl Tip {
-    fn of(chain: &Chain) -> Tip {
-        Tip {
-            index: chain.tip().index,
-            hash: chain.tip().hash,
+/// Where a change to the chain came from; announcements skip the peer a
+/// block came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Loaded from chaindata at startup.
+    Loaded,
+    /// Mined by this node.
+    Mined,
+    /// Announced by a peer (its URL, when it said).
+    Announced(Option<Url>),
+    /// Fetched from a peer while syncing.
+    Synced(Url),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Loaded => f.write_str("chaindata"),
+            Source::Mined => f.write_str("this node"),
+            Source::Announced(Some(peer)) => write!(f, "announced by {peer}"),
+            Source::Announced(None) => f.write_str("announced"),
+            Source::Synced(peer) => write!(f, "synced from {peer}"),
         }
     }
 }
 
-/// What [`Node::adopt`] did.
+impl Source {
+    /// Whether the change came from `peer`, which need not hear of it again.
+    pub fn is_from(&self, peer: &Url) -> bool {
+        match self {
+            Source::Announced(Some(url)) | Source::Synced(url) => url == peer,
+            _ => false,
+        }
+    }
+}
+
+/// What [`Node::add_block`] did with a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// It extended the tip and is saved.
+    Accepted,
+    /// The chain already holds it.
+    Known,
+    /// It is valid on its own but is not on our tip: it is ahead of it (a
+    /// peer has blocks we lack) or on another branch.
+    NotOnTip { ahead: bool },
+}
+
+/// What [`Node::adopt_branch`] did.
 #[derive(Debug)]
 pub enum Adoption {
-    /// The chain was longer and replaced ours; these blocks left the chain.
+    /// The branch made a longer chain and replaced ours from the fork on;
+    /// these blocks left the chain.
     Switched { orphaned: Vec<Block> },
-    /// The chain was not longer; nothing changed.
+    /// The branch would not make a longer chain; nothing changed.
     NotLonger,
 }
 
-/// Why a mined block was not added.
+/// Why a block or branch was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The chain moved on while the block was mined.
-    #[error("stale: the tip is no longer block {0}'s parent")]
-    Stale(u64),
+pub enum AddError {
     #[error(transparent)]
     Invalid(#[from] ChainError),
     #[error(transparent)]
@@ -108,7 +156,10 @@ impl Node {
             );
         }
         let chain = loaded.chain;
-        let (tip, _) = watch::channel(Tip::of(&chain));
+        let (tip, _) = watch::channel(Tip {
+            block: chain.tip().clone(),
+            source: Source::Loaded,
+        });
         Ok(Node {
             shared: Arc::new(Shared {
                 network,
@@ -119,6 +170,8 @@ impl Node {
                 }),
                 writer: Mutex::new(()),
                 tip,
+                blocks_fetched: AtomicU64::new(0),
+                hashrate: AtomicU64::new(0),
             }),
         })
     }
@@ -133,19 +186,41 @@ impl Node {
         self.shared.store.dir()
     }
 
-    /// A snapshot of the chain.
+    /// A snapshot of the chain. Drop it soon: while it is held, the next
+    /// change copies the chain instead of extending it in place.
     pub fn chain(&self) -> Arc<Chain> {
         Arc::clone(&self.state().chain)
     }
 
-    /// The current tip.
-    pub fn tip(&self) -> Tip {
-        self.shared.tip.borrow().clone()
+    /// The current tip block.
+    pub fn tip(&self) -> Block {
+        self.shared.tip.borrow().block.clone()
     }
 
     /// Watches the tip.
     pub fn subscribe(&self) -> watch::Receiver<Tip> {
         self.shared.tip.subscribe()
+    }
+
+    /// Counts blocks fetched from peers while syncing.
+    pub fn count_fetched(&self, blocks: u64) {
+        self.shared
+            .blocks_fetched
+            .fetch_add(blocks, Ordering::Relaxed);
+    }
+
+    /// Blocks fetched from peers while syncing, since start.
+    pub fn blocks_fetched(&self) -> u64 {
+        self.shared.blocks_fetched.load(Ordering::Relaxed)
+    }
+
+    /// The miner's last measured hash rate (0 when not mining).
+    pub fn hashrate(&self) -> u64 {
+        self.shared.hashrate.load(Ordering::Relaxed)
+    }
+
+    fn set_hashrate(&self, rate: u64) {
+        self.shared.hashrate.store(rate, Ordering::Relaxed);
     }
 
     /// The chain as `/blockchain.json`, cached until the chain changes. Can
@@ -168,64 +243,122 @@ impl Node {
         json
     }
 
-    /// Adds a block this node mined on its tip: checked, written to disk,
-    /// then served. Blocking.
-    pub fn submit_mined(&self, block: Block) -> Result<(), SubmitError> {
+    /// Adds one block if it extends the tip: checked, written to disk, then
+    /// served and announced. Blocking (writes a file).
+    pub fn add_block(&self, block: Block, source: Source) -> Result<Added, AddError> {
         let _writer = self.shared.writer.lock().expect("writer lock");
-        let tip = self.chain().tip().clone();
+        let difficulty = self.shared.network.difficulty;
+        let tip = {
+            let state = self.state();
+            if state.chain.by_hash(&block.hash) == Some(&block) {
+                return Ok(Added::Known);
+            }
+            state.chain.tip().clone()
+        };
         if block.prev_hash != tip.hash.to_string() {
-            return Err(SubmitError::Stale(block.index));
+            if block.index == 0 {
+                return Err(ChainError::WrongGenesis {
+                    expected: self.shared.network.genesis.hash,
+                    got: block.hash,
+                }
+                .into());
+            }
+            check_block(&block, difficulty)?;
+            return Ok(Added::NotOnTip {
+                ahead: block.index > tip.index,
+            });
         }
-        check_next(&tip, &block, self.shared.network.difficulty)?;
+        check_next(&tip, &block, difficulty)?;
         self.shared.store.append(&block)?;
         {
             let mut state = self.state();
             Arc::make_mut(&mut state.chain)
-                .push(block.clone(), self.shared.network.difficulty)
+                .push(block.clone(), difficulty)
                 .expect("checked above against the same tip");
             state.json = None;
         }
-        info!(index = block.index, hash = %block.hash, nonce = block.nonce, "mined block");
-        self.shared.tip.send_replace(Tip {
-            index: block.index,
-            hash: block.hash,
-        });
-        Ok(())
+        match &source {
+            Source::Mined => {
+                info!(index = block.index, hash = %block.hash, nonce = block.nonce, "mined block")
+            }
+            _ => info!(index = block.index, hash = %block.hash, from = %source, "accepted block"),
+        }
+        self.shared.tip.send_replace(Tip { block, source });
+        Ok(Added::Accepted)
     }
 
     /// Replaces the chain with `candidate` if it is longer, rewriting only
-    /// the block files that differ.
-    pub async fn adopt(&self, candidate: Chain) -> Result<Adoption, StoreError> {
+    /// the block files after the fork.
+    pub async fn adopt(&self, candidate: Chain, source: Source) -> Result<Adoption, AddError> {
+        let fork = self.chain().fork_point(&candidate);
+        let incoming = candidate.blocks()[fork as usize..].to_vec();
+        drop(candidate);
+        self.adopt_branch(fork, incoming, source).await
+    }
+
+    /// Replaces the blocks from index `fork` on with `incoming` if that makes
+    /// a longer valid chain. Only the new blocks are validated, against our
+    /// block `fork - 1`, so the cost grows with the branch, not the chain.
+    pub async fn adopt_branch(
+        &self,
+        fork: u64,
+        incoming: Vec<Block>,
+        source: Source,
+    ) -> Result<Adoption, AddError> {
         let node = self.clone();
-        tokio::task::spawn_blocking(move || node.adopt_blocking(candidate))
+        tokio::task::spawn_blocking(move || node.adopt_branch_blocking(fork, incoming, source))
             .await
             .expect("adoption does not panic")
     }
 
-    fn adopt_blocking(&self, candidate: Chain) -> Result<Adoption, StoreError> {
+    fn adopt_branch_blocking(
+        &self,
+        fork: u64,
+        incoming: Vec<Block>,
+        source: Source,
+    ) -> Result<Adoption, AddError> {
         let _writer = self.shared.writer.lock().expect("writer lock");
-        let current = self.chain();
-        if !current.should_switch_to(&candidate) {
-            return Ok(Adoption::NotLonger);
+        let difficulty = self.shared.network.difficulty;
+        let (outgoing, base) = {
+            let state = self.state();
+            let chain = &state.chain;
+            if fork + (incoming.len() as u64) <= chain.len() {
+                return Ok(Adoption::NotLonger);
+            }
+            let Some(base) = fork.checked_sub(1).and_then(|i| chain.get(i)) else {
+                return Err(ChainError::BadIndex {
+                    expected: chain.len().min(fork.max(1)),
+                    got: incoming.first().map_or(fork, |b| b.index),
+                }
+                .into());
+            };
+            (chain.blocks()[fork as usize..].to_vec(), base.clone())
+        };
+        let mut prev = &base;
+        for block in &incoming {
+            check_next(prev, block, difficulty)?;
+            prev = block;
         }
-        let orphaned = self.shared.store.switch(&current, &candidate)?;
-        let tip = Tip::of(&candidate);
+        self.shared.store.switch(&outgoing, &incoming)?;
+        let tip = incoming.last().expect("longer, so not empty").clone();
         {
             let mut state = self.state();
-            state.chain = Arc::new(candidate);
+            Arc::make_mut(&mut state.chain).replace_tail(fork, incoming);
             state.json = None;
         }
         info!(
             blocks = tip.index + 1,
             tip = %tip.hash,
-            replaced = orphaned.len(),
+            fork,
+            replaced = outgoing.len(),
+            from = %source,
             "adopted a longer chain"
         );
-        for block in &orphaned {
+        for block in &outgoing {
             info!(index = block.index, hash = %block.hash, data = %block.data, "orphaned block");
         }
-        self.shared.tip.send_replace(tip);
-        Ok(Adoption::Switched { orphaned })
+        self.shared.tip.send_replace(Tip { block: tip, source });
+        Ok(Adoption::Switched { orphaned: outgoing })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -243,7 +376,8 @@ pub enum NodeError {
 }
 
 /// Runs a node on an already-bound listener until `shutdown` is cancelled:
-/// load the chain, serve it, sync with peers, then mine if configured.
+/// load the chain, serve it, sync with peers, then mine if configured, and
+/// keep announcing new tips and syncing periodically.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -256,7 +390,7 @@ pub async fn run(
         .expect("loading does not panic")?;
     let tip = node.tip();
     info!(
-        blocks = tip.index + 1,
+        height = tip.index,
         tip = %tip.hash,
         chaindata = %node.chaindata().display(),
         difficulty = config.network.difficulty,
@@ -267,19 +401,58 @@ pub async fn run(
     if !address.ip().is_loopback() {
         warn!(%address, "listening on a non-loopback address: anyone who can reach it can use this node");
     }
+    let own_ip = if address.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        address.ip()
+    };
+    let own_url = format!("http://{}", SocketAddr::new(own_ip, address.port()));
+    let (peers, mut new_peers) = PeerBook::open(
+        config.peers.clone(),
+        PeerBook::path_beside(&config.chaindata),
+        address,
+    );
+    let client = PeerClient::new(&config.peer, Some(own_url));
+    let sync = start_sync_task(
+        node.clone(),
+        client.clone(),
+        peers.clone(),
+        config.sync_interval,
+        shutdown.clone(),
+    );
+
+    let state = AppState {
+        node: node.clone(),
+        peers: peers.clone(),
+        sync,
+    };
     info!("listening on http://{address}");
     let server = tokio::spawn(
-        axum::serve(listener, crate::api::app(node.clone()))
+        axum::serve(listener, crate::api::app(state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future(),
     );
 
-    if !config.peers.is_empty() {
-        let client = PeerClient::new(&config.peer);
+    let startup_peers = peers.list();
+    if !startup_peers.is_empty() {
         tokio::select! {
-            _ = sync_with_peers(&node, &client, &config.peers) => {}
+            outcomes = sync_with_all(&node, &client, &startup_peers) => log_outcomes(&outcomes, false),
             _ = shutdown.cancelled() => {}
         }
+    }
+    for peer in startup_peers {
+        start_announcer(&node, client.clone(), peer, shutdown.clone());
+    }
+    {
+        let (node, client, shutdown) = (node.clone(), client.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while let Some(peer) = tokio::select! {
+                peer = new_peers.recv() => peer,
+                _ = shutdown.cancelled() => None,
+            } {
+                start_announcer(&node, client.clone(), peer, shutdown.clone());
+            }
+        });
     }
 
     let data = (config.data.clone())
@@ -303,7 +476,7 @@ pub async fn run(
 }
 
 /// Starts the miner threads and a task that gives them a new job on every
-/// new tip and logs the hash rate.
+/// new tip and measures the hash rate.
 fn start_miner(
     node: &Node,
     threads: usize,
@@ -312,9 +485,9 @@ fn start_miner(
 ) -> Arc<Miner> {
     let submitter = node.clone();
     let miner = Arc::new(Miner::start(threads, move |block| {
-        match submitter.submit_mined(block) {
-            Ok(()) => {}
-            Err(error @ SubmitError::Stale(_)) => debug!(%error, "mined block dropped"),
+        match submitter.add_block(block, Source::Mined) {
+            Ok(Added::Accepted) => {}
+            Ok(other) => debug!(?other, "mined block dropped: the tip moved on"),
             Err(error) => warn!(%error, "mined block not saved"),
         }
     }));
@@ -328,7 +501,7 @@ fn start_miner(
         report.tick().await;
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
-            let tip = tips.borrow_and_update().clone();
+            let tip = tips.borrow_and_update().block.clone();
             task_miner.set_job(Template {
                 index: tip.index + 1,
                 prev_hash: tip.hash.to_string(),
@@ -345,6 +518,7 @@ fn start_miner(
                     _ = report.tick() => {
                         let (hashes, now) = (task_miner.hashes(), Instant::now());
                         let rate = (hashes - last_hashes) as f64 / (now - last_time).as_secs_f64();
+                        node.set_hashrate(rate as u64);
                         info!(hashrate = format!("{:.2} MH/s", rate / 1e6), height = tip.index, "mining");
                         (last_hashes, last_time) = (hashes, now);
                     }

@@ -258,15 +258,13 @@ impl Store {
         sync_dir(&self.dir)
     }
 
-    /// Replaces the files of `old` with those of `new`, touching only the
-    /// blocks after their fork point. Returns the blocks of `old` that left
-    /// the chain (kept in `orphaned/`).
-    pub fn switch(&self, old: &Chain, new: &Chain) -> Result<Vec<Block>, StoreError> {
-        let fork = old.fork_point(new);
+    /// Switches branches: the files of `outgoing` (the current blocks from
+    /// the fork on) make way for `incoming` (the new ones). Blocks before the
+    /// fork are not touched; outgoing blocks are kept in `orphaned/`.
+    pub fn switch(&self, outgoing: &[Block], incoming: &[Block]) -> Result<(), StoreError> {
         let pending_dir = self.dir.join(PENDING);
         let orphan_dir = self.dir.join(ORPHANED);
         fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
-        let incoming = &new.blocks()[fork as usize..];
         for block in incoming {
             write_atomic(
                 &pending_dir,
@@ -278,7 +276,6 @@ impl Store {
 
         // From here the new branch is complete on disk (main + pending), so
         // a crash at any point below loads it.
-        let outgoing = &old.blocks()[fork as usize..];
         if !outgoing.is_empty() {
             fs::create_dir_all(&orphan_dir).map_err(io_error("create", &orphan_dir))?;
         }
@@ -301,7 +298,7 @@ impl Store {
             sync_dir(&orphan_dir)?;
         }
         remove_empty_dir(&pending_dir);
-        Ok(outgoing.to_vec())
+        Ok(())
     }
 
     /// Moves a file that is not part of the chain out of the way and writes
@@ -698,8 +695,11 @@ mod tests {
             .unwrap()
             .modified()
             .unwrap();
-        let orphaned = store.switch(&old, &new).unwrap();
-        assert_eq!(orphaned, ours[2..].to_vec());
+        let fork = old.fork_point(&new) as usize;
+        assert_eq!(fork, 2);
+        store
+            .switch(&old.blocks()[fork..], &new.blocks()[fork..])
+            .unwrap();
         assert_eq!(
             fs::metadata(dir.path().join("000001.json"))
                 .unwrap()
