@@ -1,0 +1,332 @@
+//! Several real `jbc` nodes on 127.0.0.1 mining and agreeing: announcements,
+//! incremental sync, reorganisations.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jbc::block::Block;
+use jbc::chain::{Chain, Network};
+use serde_json::Value;
+
+/// `GET /status`, parsed.
+async fn status(node: &Jbc) -> Value {
+    let body = get(&format!("{}/status", node.url))
+        .await
+        .expect("status answers");
+    serde_json::from_slice(&body).expect("status is JSON")
+}
+
+async fn height(node: &Jbc) -> u64 {
+    status(node).await["height"].as_u64().unwrap()
+}
+
+/// Ports for nodes that must know each other before they start.
+fn ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = ports::<3>();
+    let peers = ports.map(url).join(",");
+    let args = |port: u16, mine: bool| {
+        let mut args = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--peers".into(),
+            peers.clone(),
+            "--difficulty".into(),
+            "6".into(),
+            "--sync-interval".into(),
+            "1".into(),
+        ];
+        if mine {
+            args.extend(["--mine".into(), "--threads".into(), "1".into()]);
+        }
+        args
+    };
+    let start = |port: u16, mine: bool| {
+        let args = args(port, mine);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Jbc::start(&tmp.path().join(port.to_string()), &args)
+    };
+    let nodes: Vec<Jbc> = ports.iter().map(|&p| start(p, true)).collect();
+
+    // While they mine, sample heights: they stay within a few blocks.
+    let watch_until = Instant::now() + Duration::from_secs(8);
+    let mut widest_gap = 0;
+    while Instant::now() < watch_until {
+        let mut heights = Vec::new();
+        for node in &nodes {
+            heights.push(height(node).await);
+        }
+        let gap = heights.iter().max().unwrap() - heights.iter().min().unwrap();
+        widest_gap = widest_gap.max(gap);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let lowest = {
+        let mut lowest = u64::MAX;
+        for node in &nodes {
+            lowest = lowest.min(height(node).await);
+        }
+        lowest
+    };
+    assert!(lowest >= 2, "the network mined only {lowest} blocks");
+    assert!(
+        widest_gap <= 3,
+        "nodes drifted {widest_gap} blocks apart while mining"
+    );
+
+    // Stop at a moment they agree, then restart them without mining.
+    wait_for("the three tips to agree", PATIENCE, || async {
+        let mut tips = Vec::new();
+        for node in &nodes {
+            tips.push(status(node).await["tip"].clone());
+        }
+        tips.windows(2).all(|w| w[0] == w[1]).then_some(())
+    })
+    .await;
+    for node in nodes {
+        assert!(node.terminate().success());
+    }
+    let nodes: Vec<Jbc> = ports.iter().map(|&p| start(p, false)).collect();
+    let chain = wait_for(
+        "one identical chain on all three",
+        Duration::from_secs(20),
+        || async {
+            let mut chains = Vec::new();
+            for node in &nodes {
+                chains.push(node.chain().await);
+            }
+            chains
+                .windows(2)
+                .all(|w| w[0] == w[1])
+                .then(|| chains.pop().unwrap())
+        },
+    )
+    .await;
+    let network = Network {
+        genesis: genesis(),
+        difficulty: 6,
+    };
+    let chain = Chain::from_blocks(chain, &network).expect("the agreed chain is valid");
+    assert!(chain.tip().index >= lowest);
+    let miners: std::collections::HashSet<&str> = chain.blocks()[1..]
+        .iter()
+        .map(|b| b.data.as_str())
+        .collect();
+    assert!(!miners.is_empty());
+    for node in nodes {
+        assert!(node.terminate().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_fetches_only_the_blocks_it_missed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [port_a, port_b] = ports::<2>();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let a_args = [
+        "--port",
+        &port_a.to_string(),
+        "--difficulty",
+        "5",
+        "--peers",
+        "",
+    ];
+    let b_args = [
+        "--port",
+        &port_b.to_string(),
+        "--difficulty",
+        "5",
+        "--peers",
+        &url(port_a),
+        "--sync-interval",
+        "1",
+    ];
+
+    let miner = Jbc::start(
+        &dir_a,
+        &[&a_args[..], &["--mine", "--threads", "1"]].concat(),
+    );
+    let follower = Jbc::start(&dir_b, &b_args);
+    wait_for("the follower to reach height 10", PATIENCE, || async {
+        (height(&follower).await >= 10).then_some(())
+    })
+    .await;
+    assert!(follower.terminate().success());
+    let had = block_files(&dir_b.join("chaindata")).len() as u64;
+
+    wait_for("the miner to get 15 blocks ahead", PATIENCE, || async {
+        (height(&miner).await + 1 >= had + 15).then_some(())
+    })
+    .await;
+    assert!(miner.terminate().success());
+    let server = Jbc::start(&dir_a, &a_args);
+    let target = server.chain().await;
+
+    let follower = Jbc::start(&dir_b, &b_args);
+    wait_for("the follower to catch up", PATIENCE, || async {
+        (follower.chain().await == target).then_some(())
+    })
+    .await;
+    let fetched = status(&follower).await["blocks_fetched"].as_u64().unwrap();
+    assert_eq!(
+        fetched,
+        target.len() as u64 - had,
+        "fetched more than the {} missing blocks",
+        target.len() as u64 - had
+    );
+    assert_eq!(
+        block_files(&dir_b.join("chaindata")),
+        block_files(&dir_a.join("chaindata"))
+    );
+    assert!(follower.terminate().success());
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [port_a, port_b, port_c, port_island] = ports::<4>();
+    let peers = [port_a, port_b, port_c].map(url).join(",");
+    let common_args = ["--difficulty", "5", "--sync-interval", "1"];
+    let mining = ["--mine", "--threads", "1"];
+    let start = |name: &str, port: u16, peers: &str, extra: &[&str]| {
+        let port = port.to_string();
+        let args = [
+            &["--port", port.as_str(), "--peers", peers][..],
+            &common_args,
+            extra,
+        ]
+        .concat();
+        Jbc::start(&tmp.path().join(name), &args)
+    };
+    let a = start("a", port_a, &peers, &mining);
+    let b = start("b", port_b, &peers, &mining);
+    // C mines alone on a port nobody knows, with no peers: a partition.
+    let island = start("c", port_island, "", &mining);
+    wait_for("the island to mine 5 blocks", PATIENCE, || async {
+        (height(&island).await >= 5).then_some(())
+    })
+    .await;
+    assert!(island.terminate().success());
+    let island_chain = jbc::store::Store::open(tmp.path().join("c/chaindata")).unwrap();
+    let island_chain = island_chain
+        .load(&Network {
+            genesis: genesis(),
+            difficulty: 5,
+        })
+        .unwrap()
+        .chain;
+    let island_tip = island_chain.tip().clone();
+    wait_for("the main network to be longer", PATIENCE, || async {
+        (height(&a).await > island_tip.index + 2).then_some(())
+    })
+    .await;
+
+    // C rejoins on its real port.
+    let c = start("c", port_c, &peers, &[]);
+    wait_for("C to follow the main network", PATIENCE, || async {
+        let tip = c.chain().await.last().cloned().unwrap();
+        let on_main = get(&format!("{}/block/{}", a.url, tip.hash)).await.ok()?;
+        (tip.index > island_tip.index && Block::from_json(&on_main).is_ok()).then_some(())
+    })
+    .await;
+    let logs = c.logs();
+    assert!(logs.contains("orphaned block"), "{logs}");
+    assert!(
+        logs.contains(&island_tip.hash.to_string()),
+        "the island's tip is logged as orphaned:\n{logs}"
+    );
+    let orphaned = std::fs::read_dir(tmp.path().join("c/chaindata/orphaned"))
+        .unwrap()
+        .count();
+    assert!(orphaned >= 1);
+    // A and B agree with each other too (within the blocks being mined).
+    let (ha, hb) = (height(&a).await, height(&b).await);
+    assert!(ha.abs_diff(hb) <= 3, "A at {ha}, B at {hb}");
+    for node in [c, a, b] {
+        assert!(node.terminate().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
+    // A peer that records every announcement it receives.
+    let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let recorder = {
+        let received = Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/mined",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                received.lock().unwrap().push(body.to_vec());
+                "ok"
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", &recorder]);
+    let client = reqwest::Client::new();
+    let announce = |body: Vec<u8>| {
+        let request = client.post(format!("{}/mined", node.url)).body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+
+    let valid = mine_chain(2, 3, "announced").pop().unwrap();
+    let mut bad_work = valid.clone();
+    bad_work.nonce += 1;
+    bad_work.hash = bad_work.compute_hash();
+    let mut tampered = valid.clone();
+    tampered.data = "tampered".into();
+    for (block, reason) in [(&bad_work, "difficulty"), (&tampered, "does not match")] {
+        let (status, answer) = announce(block.to_json_line()).await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["status"], "rejected");
+        assert!(
+            answer["error"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
+    }
+    let (status, answer) = announce(b"{not json".to_vec()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(node.chain().await.len(), 1, "nothing changed");
+
+    let (status, answer) = announce(genesis().to_json_line()).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("known")));
+    let (status, answer) = announce(valid.to_json_line()).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+    assert_eq!(node.chain().await.last(), Some(&valid));
+
+    // The valid block is relayed; the invalid ones, sent before it, never were.
+    let relayed = wait_for("the relay of the valid block", PATIENCE, || async {
+        let got = received.lock().unwrap().clone();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(Block::from_json(&relayed[0]).unwrap(), valid);
+    assert!(node.terminate().success());
+}
