@@ -1,0 +1,199 @@
+//! Sync cost: how long a node whose chain is 10, 1 000 and 100 000 blocks
+//! long takes to catch up the 10 blocks a peer has beyond it, incrementally (`/status`,
+//! fork search, `/blocks` pages) and, for comparison, by fetching the whole
+//! chain as the original node does. Both nodes are real: chaindata folders
+//! on disk, the HTTP server on 127.0.0.1, the node's own sync code.
+//!
+//! Run with `cargo bench --bench sync`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use jbc::api::{AppState, app};
+use jbc::block::Block;
+use jbc::chain::Network;
+use jbc::config::{DEFAULT_GENESIS_JSON, PeerSettings};
+use jbc::node::Node;
+use jbc::peers::PeerBook;
+use jbc::store::block_file_name;
+use jbc::sync::{Outcome, PeerClient, start_sync_task, sync_with};
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+const MISSING: usize = 10;
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let network = Network {
+        genesis: Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(),
+        difficulty: 1,
+    };
+    println!("catching up {MISSING} blocks (median of runs, milliseconds)");
+    println!(
+        "{:>12} {:>14} {:>14} {:>6}",
+        "our blocks", "incremental", "whole chain", "runs"
+    );
+    for (length, runs) in [(10, 15), (1_000, 15), (100_000, 3)] {
+        let work = tempfile::tempdir().unwrap();
+        let blocks = mine(&network, length + MISSING);
+        let peer_dir = work.path().join("peer");
+        write_blocks(&peer_dir, &blocks);
+        let base_dir = work.path().join("base");
+        write_blocks(&base_dir, &blocks[..length]);
+
+        let (incremental, whole) = runtime.block_on(async {
+            let shutdown = CancellationToken::new();
+            let peer = serve(&network, &peer_dir, &shutdown).await;
+            let mut incremental = Vec::new();
+            let mut whole = Vec::new();
+            for run in 0..runs {
+                incremental.push(
+                    catch_up(
+                        &network,
+                        &base_dir,
+                        &work.path().join(format!("i{run}")),
+                        &peer,
+                        false,
+                    )
+                    .await,
+                );
+                whole.push(
+                    catch_up(
+                        &network,
+                        &base_dir,
+                        &work.path().join(format!("w{run}")),
+                        &peer,
+                        true,
+                    )
+                    .await,
+                );
+            }
+            shutdown.cancel();
+            (median(incremental), median(whole))
+        });
+        println!(
+            "{length:>12} {:>14.2} {:>14.2} {runs:>6}",
+            incremental.as_secs_f64() * 1e3,
+            whole.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// A valid chain of `length` blocks at the network's difficulty.
+fn mine(network: &Network, length: usize) -> Vec<Block> {
+    let mut blocks = vec![network.genesis.clone()];
+    while blocks.len() < length {
+        let prev = blocks.last().unwrap();
+        let data = format!("bench block {}", blocks.len());
+        let next = (0..)
+            .map(|nonce| {
+                Block::new(
+                    prev.index + 1,
+                    1_700_000_000,
+                    prev.hash.to_string(),
+                    data.clone(),
+                    nonce,
+                )
+            })
+            .find(|b| b.hash.meets_difficulty(network.difficulty))
+            .unwrap();
+        blocks.push(next);
+    }
+    blocks
+}
+
+fn write_blocks(dir: &Path, blocks: &[Block]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for block in blocks {
+        std::fs::write(dir.join(block_file_name(block.index)), block.to_json_line()).unwrap();
+    }
+}
+
+/// Starts a node's HTTP server on its chaindata; returns its URL.
+async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken) -> Url {
+    let (network, dir) = (network.clone(), chaindata.to_path_buf());
+    let node = tokio::task::spawn_blocking(move || Node::open(network, &dir))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (peers, _) = PeerBook::open(Vec::new(), chaindata.with_file_name("peers.json"), address);
+    let client = PeerClient::new(&settings(), None);
+    let sync = start_sync_task(
+        node.clone(),
+        client,
+        peers.clone(),
+        Duration::from_secs(3600),
+        shutdown.clone(),
+    );
+    let router = app(AppState { node, peers, sync });
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .unwrap()
+    });
+    Url::parse(&format!("http://{address}")).unwrap()
+}
+
+/// Copies the lagging chaindata, opens a node on it (untimed), and times
+/// one sync with the peer.
+async fn catch_up(
+    network: &Network,
+    base: &Path,
+    dir: &Path,
+    peer: &Url,
+    whole_chain: bool,
+) -> Duration {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(base).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let (network, folder) = (network.clone(), dir.to_path_buf());
+    let node = tokio::task::spawn_blocking(move || Node::open(network, &folder))
+        .await
+        .unwrap()
+        .unwrap();
+    // Flush the copy's dirty metadata now, or the sync's first fsync would
+    // pay for writing 100 000 new directory entries.
+    std::process::Command::new("sync").status().unwrap();
+    let client = PeerClient::new(&settings(), None);
+    let started = Instant::now();
+    let outcome = if whole_chain {
+        let chain = client.whole_chain(peer, &node).await.unwrap();
+        node.adopt(chain, jbc::node::Source::Synced(peer.clone()))
+            .await
+            .unwrap();
+        None
+    } else {
+        Some(sync_with(&node, &client, peer).await)
+    };
+    let elapsed = started.elapsed();
+    if let Some(outcome) = outcome {
+        assert!(
+            matches!(outcome, Outcome::Adopted { fetched, .. } if fetched == MISSING as u64),
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        node.blocks_fetched(),
+        if whole_chain { 0 } else { MISSING as u64 }
+    );
+    elapsed
+}
+
+fn settings() -> PeerSettings {
+    PeerSettings {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(60),
+        max_response_bytes: 1 << 30,
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
