@@ -195,7 +195,9 @@ struct Shared {
     stopping: AtomicBool,
     /// Hashes tried since start, for the hash rate.
     hashes: AtomicU64,
-    found: Box<dyn Fn(Block) + Send + Sync>,
+    /// Takes a found block; false means it could not be used and the job
+    /// goes on (the node could not save it), true that the job is done.
+    found: Box<dyn Fn(Block) -> bool + Send + Sync>,
 }
 
 /// A pool of mining threads.
@@ -206,8 +208,8 @@ pub struct Miner {
 
 impl Miner {
     /// Starts `threads` idle threads; each block found is passed to `found`
-    /// (on the thread that found it).
-    pub fn start(threads: usize, found: impl Fn(Block) + Send + Sync + 'static) -> Miner {
+    /// (on the thread that found it), which says whether the job is done.
+    pub fn start(threads: usize, found: impl Fn(Block) -> bool + Send + Sync + 'static) -> Miner {
         let shared = Arc::new(Shared {
             job: Mutex::new(None),
             job_changed: Condvar::new(),
@@ -278,8 +280,19 @@ impl Drop for Miner {
     }
 }
 
+/// Nice value of miner threads: the lowest priority, so the server's
+/// threads run first whenever they have work and HTTP stays responsive.
+const MINER_NICENESS: i32 = 19;
+
 /// One miner thread's loop.
 fn mine(shared: &Shared) {
+    // On Linux a thread id names one thread for setpriority, so this lowers
+    // only this thread. Failing to is harmless: mining just competes evenly.
+    if let Err(error) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), MINER_NICENESS)
+    {
+        tracing::debug!(%error, "could not lower the miner thread's priority");
+    }
     loop {
         let (job, generation) = {
             let mut guard = shared.job.lock().expect("miner lock");
@@ -315,8 +328,14 @@ fn mine(shared: &Shared) {
                 &still_current,
             ) {
                 Search::Found(nonce) => {
-                    if !job.solved.swap(true, Ordering::AcqRel) {
-                        (shared.found)(job.template.block(nonce));
+                    if !job.solved.swap(true, Ordering::AcqRel)
+                        && !(shared.found)(job.template.block(nonce))
+                    {
+                        // Not used: let every thread go on with this job.
+                        job.solved.store(false, Ordering::Release);
+                        let _job = shared.job.lock().expect("miner lock");
+                        shared.job_changed.notify_all();
+                        continue;
                     }
                     break;
                 }
@@ -387,7 +406,7 @@ impl BenchReport {
 /// unreachable difficulty on `threads` threads for `duration`.
 pub fn bench(threads: usize, duration: Duration) -> BenchReport {
     let compressions_per_second = compression_rate(duration.min(Duration::from_secs(2)));
-    let miner = Miner::start(threads, |_| {});
+    let miner = Miner::start(threads, |_| true);
     miner.set_job(Template {
         index: 1,
         prev_hash: "0".repeat(64),
@@ -513,9 +532,7 @@ mod tests {
     #[test]
     fn the_miner_finds_a_valid_block_and_stops() {
         let (sender, receiver) = std::sync::mpsc::channel();
-        let miner = Miner::start(2, move |block| {
-            let _ = sender.send(block);
-        });
+        let miner = Miner::start(2, move |block| sender.send(block).is_ok());
         let template = Template {
             index: 5,
             prev_hash: "ab".repeat(32),

@@ -31,10 +31,14 @@ use crate::config::Config;
 use crate::miner::{Miner, Template};
 use crate::peers::PeerBook;
 use crate::store::{Store, StoreError};
-use crate::sync::{PeerClient, log_outcomes, start_announcer, start_sync_task, sync_with_all};
+use crate::sync::{PeerClient, start_announcer, start_sync_task, sync_with_all};
 
-/// How often the miner's hash rate is logged.
-const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the miner's hash rate is measured (for `/status`).
+const HASHRATE_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
+/// Every how many samples the hash rate is logged.
+const HASHRATE_LOG_EVERY: u32 = 5;
+/// How long the miner waits after a block could not be saved.
+const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long open connections may delay shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -436,7 +440,7 @@ pub async fn run(
     let startup_peers = peers.list();
     if !startup_peers.is_empty() {
         tokio::select! {
-            outcomes = sync_with_all(&node, &client, &startup_peers) => log_outcomes(&outcomes, false),
+            _ = sync_with_all(&node, &client, &startup_peers, false) => {}
             _ = shutdown.cancelled() => {}
         }
     }
@@ -486,9 +490,18 @@ fn start_miner(
     let submitter = node.clone();
     let miner = Arc::new(Miner::start(threads, move |block| {
         match submitter.add_block(block, Source::Mined) {
-            Ok(Added::Accepted) => {}
-            Ok(other) => debug!(?other, "mined block dropped: the tip moved on"),
-            Err(error) => warn!(%error, "mined block not saved"),
+            Ok(Added::Accepted) => true,
+            Ok(other) => {
+                debug!(?other, "mined block dropped: the tip moved on");
+                true
+            }
+            Err(error) => {
+                // Most likely the disk (full, read-only): the block is not
+                // served since it is not saved. Back off, then mine on.
+                warn!(%error, "mined block not saved; retrying in {MINE_RETRY_DELAY:?}");
+                std::thread::sleep(MINE_RETRY_DELAY);
+                false
+            }
         }
     }));
     info!(threads, data = %data, "mining");
@@ -497,8 +510,9 @@ fn start_miner(
     let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
     tokio::spawn(async move {
         let mut tips = node.subscribe();
-        let mut report = tokio::time::interval(HASHRATE_LOG_INTERVAL);
+        let mut report = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
         report.tick().await;
+        let mut samples = 0u32;
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
             let tip = tips.borrow_and_update().block.clone();
@@ -519,7 +533,10 @@ fn start_miner(
                         let (hashes, now) = (task_miner.hashes(), Instant::now());
                         let rate = (hashes - last_hashes) as f64 / (now - last_time).as_secs_f64();
                         node.set_hashrate(rate as u64);
-                        info!(hashrate = format!("{:.2} MH/s", rate / 1e6), height = tip.index, "mining");
+                        samples += 1;
+                        if samples % HASHRATE_LOG_EVERY == 0 {
+                            info!(hashrate = format!("{:.2} MH/s", rate / 1e6), height = tip.index, "mining");
+                        }
                         (last_hashes, last_time) = (hashes, now);
                     }
                     _ = shutdown.cancelled() => return,

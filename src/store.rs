@@ -38,10 +38,16 @@ pub fn block_file_name(index: u64) -> String {
     format!("{index:06}.json")
 }
 
-/// A node's chaindata folder.
+/// The lock file that keeps two nodes off one folder. It holds the owner's
+/// pid; the lock itself is an OS file lock, released even on SIGKILL.
+const LOCK_FILE: &str = "jbc.lock";
+
+/// A node's chaindata folder, locked for as long as this value lives.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// Held open: closing it releases the lock.
+    _lock: fs::File,
 }
 
 /// What [`Store::load`] found.
@@ -74,6 +80,13 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
+    /// Another process is using the folder.
+    #[error(
+        "{} is locked by {}: another node is using this chaindata (stop it, or use another --chaindata)",
+        path.display(),
+        pid.map_or("another process".to_string(), |pid| format!("process {pid}"))
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
     /// The folder belongs to another network.
     #[error(
         "{} holds block 0 {got}, but this network's genesis block is {expected}: \
@@ -112,11 +125,13 @@ enum Fate {
 }
 
 impl Store {
-    /// Opens (creating if needed) the chaindata folder at `dir`.
+    /// Opens (creating if needed) the chaindata folder at `dir` and locks it
+    /// against other nodes.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-        Ok(Store { dir })
+        let lock = lock(&dir)?;
+        Ok(Store { dir, _lock: lock })
     }
 
     /// The folder.
@@ -326,6 +341,53 @@ impl Store {
     }
 }
 
+/// Takes the folder's lock, or says which process holds it.
+fn lock(dir: &Path) -> Result<fs::File, StoreError> {
+    use std::io::{Read, Seek};
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error("open the lock file", &path))?;
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    let previous: Option<u32> = previous.trim().parse().ok();
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(StoreError::Locked {
+                path,
+                pid: previous,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path)(e)),
+    }
+    if let Some(pid) = previous {
+        tracing::warn!(
+            pid,
+            lock = %path.display(),
+            "taking over the lock of process {pid}, which did not stop cleanly (no longer holds it)"
+        );
+    }
+    let own = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(own.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write the lock file", &path))?;
+    Ok(file)
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // An empty lock file tells the next owner this one stopped cleanly.
+        let _ = self._lock.set_len(0);
+    }
+}
+
 /// For each index of the longest valid chain the candidates form, which
 /// candidate holds it (`None`: the genesis block has no file yet).
 fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usize>> {
@@ -511,9 +573,22 @@ mod tests {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != LOCK_FILE)
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_second_store_on_one_folder_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected the folder to be locked, got {other:?}"),
+        }
+        drop(first);
+        Store::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -383,54 +383,32 @@ async fn sync_whole_chain(
     }
 }
 
-/// Syncs with every peer: asks all for their status at once, then catches
-/// up with those ahead of us, highest first.
-pub async fn sync_with_all(node: &Node, client: &PeerClient, peers: &[Url]) -> Vec<(Url, Outcome)> {
-    let statuses = join_all(peers.iter().map(|peer| client.status(peer))).await;
-    let mut results: Vec<(Url, Option<Outcome>)> = Vec::new();
-    let mut ahead: Vec<(u64, usize)> = Vec::new();
-    let our_height = node.tip().index;
-    for (i, (peer, status)) in peers.iter().zip(statuses).enumerate() {
-        let outcome = match status {
-            Err(error) => Some(Outcome::Failed(error)),
-            Ok(Some(status)) if status.genesis != node.network().genesis.hash => {
-                Some(Outcome::Failed(PeerError::OtherNetwork(status.genesis)))
-            }
-            Ok(Some(status)) if status.height <= our_height => Some(Outcome::NotLonger {
-                height: status.height,
-            }),
-            Ok(Some(status)) => {
-                ahead.push((status.height, i));
-                None
-            }
-            // No /status: an original node; only its whole chain tells.
-            Ok(None) => {
-                ahead.push((0, i));
-                None
-            }
-        };
-        results.push((peer.clone(), outcome));
-    }
-    ahead.sort_by_key(|&(height, i)| (std::cmp::Reverse(height), i));
-    for (_, i) in ahead {
-        let outcome = sync_with(node, client, &results[i].0).await;
-        results[i].1 = Some(outcome);
-    }
-    results
-        .into_iter()
-        .map(|(peer, outcome)| (peer, outcome.expect("every peer has an outcome")))
-        .collect()
+/// Syncs with every peer at once, so that a slow or hostile peer costs only
+/// its own timeouts. Adoptions are serialised by the node, and each one
+/// only happens if it still makes our chain longer.
+/// Each peer's outcome is logged as soon as it is known (`routine` logs
+/// "not longer" at debug level, for periodic syncs).
+pub async fn sync_with_all(
+    node: &Node,
+    client: &PeerClient,
+    peers: &[Url],
+    routine: bool,
+) -> Vec<Outcome> {
+    join_all(peers.iter().map(|peer| async move {
+        let outcome = sync_with(node, client, peer).await;
+        log_outcome(peer, &outcome, routine);
+        outcome
+    }))
+    .await
 }
 
-/// Logs each peer's outcome: failures as warnings, the rest as info (or
-/// debug for the routine "not longer" of periodic syncs).
-pub fn log_outcomes(outcomes: &[(Url, Outcome)], routine: bool) {
-    for (peer, outcome) in outcomes {
-        match outcome {
-            Outcome::Failed(_) => warn!(peer = %peer, "sync: {outcome}"),
-            Outcome::NotLonger { .. } if routine => debug!(peer = %peer, "sync: {outcome}"),
-            _ => info!(peer = %peer, "sync: {outcome}"),
-        }
+/// Logs a peer's outcome: failures as warnings, the rest as info (or debug
+/// for the routine "not longer" of periodic syncs).
+fn log_outcome(peer: &Url, outcome: &Outcome, routine: bool) {
+    match outcome {
+        Outcome::Failed(_) => warn!(peer = %peer, "sync: {outcome}"),
+        Outcome::NotLonger { .. } if routine => debug!(peer = %peer, "sync: {outcome}"),
+        _ => info!(peer = %peer, "sync: {outcome}"),
     }
 }
 
@@ -485,13 +463,10 @@ pub fn start_sync_task(
             }
             let round = async {
                 if all {
-                    let outcomes = sync_with_all(&node, &client, &peers.list()).await;
-                    log_outcomes(&outcomes, true);
+                    sync_with_all(&node, &client, &peers.list(), true).await;
                 } else {
-                    for peer in wanted {
-                        let outcome = sync_with(&node, &client, &peer).await;
-                        log_outcomes(&[(peer, outcome)], false);
-                    }
+                    let wanted: Vec<Url> = wanted.into_iter().collect();
+                    sync_with_all(&node, &client, &wanted, false).await;
                 }
             };
             tokio::select! {

@@ -222,15 +222,18 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
     })
     .await;
     assert!(island.terminate().success());
-    let island_chain = jbc::store::Store::open(tmp.path().join("c/chaindata")).unwrap();
-    let island_chain = island_chain
+    // Read the island's chain from its files (the store is closed again at
+    // the end of the statement, releasing the folder's lock).
+    let island_tip = jbc::store::Store::open(tmp.path().join("c/chaindata"))
+        .unwrap()
         .load(&Network {
             genesis: genesis(),
             difficulty: 5,
         })
         .unwrap()
-        .chain;
-    let island_tip = island_chain.tip().clone();
+        .chain
+        .tip()
+        .clone();
     wait_for("the main network to be longer", PATIENCE, || async {
         (height(&a).await > island_tip.index + 2).then_some(())
     })
