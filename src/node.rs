@@ -534,7 +534,7 @@ fn start_miner(
                         let rate = (hashes - last_hashes) as f64 / (now - last_time).as_secs_f64();
                         node.set_hashrate(rate as u64);
                         samples += 1;
-                        if samples % HASHRATE_LOG_EVERY == 0 {
+                        if samples.is_multiple_of(HASHRATE_LOG_EVERY) {
                             info!(hashrate = format!("{:.2} MH/s", rate / 1e6), height = tip.index, "mining");
                         }
                         (last_hashes, last_time) = (hashes, now);
