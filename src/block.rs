@@ -285,7 +285,8 @@ fn parse_integer(field: &'static str, raw: &RawValue) -> Result<u128, ParseError
         python_int(text)
     } else {
         Err(format!(
-            "expected an integer or a decimal string, got {text}"
+            "expected an integer or a decimal string, got {}",
+            text.chars().take(40).collect::<String>()
         ))
     };
     result.map_err(|reason| ParseError::Field { field, reason })

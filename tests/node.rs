@@ -242,29 +242,3 @@ async fn linknodes_makes_a_folder_whose_jbc_serves_on_its_port() {
             .contains("# edited")
     );
 }
-
-/// Runs `jbc ARGS` in `dir` to completion (bounded) and returns its status
-/// and log.
-fn run_to_end(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(JBC)
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("jbc did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status, stderr)
-}

@@ -89,6 +89,22 @@ impl Jbc {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Kills the node with SIGKILL, as a crash or power cut would.
+    pub fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// The chaindata folder, when the node uses the default one.
     pub fn chaindata(&self) -> PathBuf {
         self.dir.join("chaindata")
@@ -105,6 +121,19 @@ impl Jbc {
             .await
             .expect("the node answers");
         blocks_from_json(&body).expect("the node serves blocks")
+    }
+
+    /// Waits (bounded) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.logs().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the node with SIGTERM and returns its exit status.
@@ -259,4 +288,30 @@ pub async fn silent_peer() -> String {
         }
     });
     url
+}
+
+/// Runs `jbc ARGS` in `dir` to completion (bounded) and returns its status
+/// and log.
+pub fn run_to_end(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(JBC)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("jbc did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
 }

@@ -1,0 +1,553 @@
+//! Hostile input and crashes: peers that lie, stall or flood, broken block
+//! files, a second node on one folder, kill -9 mid-write, a full or
+//! read-only disk. The node must lose nothing, let nothing bad in, never
+//! panic, and say why it refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jbc::block::Block;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What a hostile peer does with a request for `/blockchain.json` (its
+/// `/status` is a 404, as on the original node, unless it lies there).
+#[derive(Clone)]
+enum Behaviour {
+    /// Answers with this body (status 200, JSON).
+    Body(Vec<u8>),
+    /// Answers with these raw HTTP bytes.
+    Raw(&'static [u8]),
+    /// Sends headers, then one byte every 200 ms.
+    Drip,
+    /// Streams an endless body.
+    Endless,
+    /// Claims on `/status` to be far ahead, then serves garbage blocks.
+    LyingStatus,
+}
+
+/// Starts a hostile peer; returns its base URL.
+async fn hostile_peer(behaviour: Behaviour) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let behaviour = behaviour.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let path = String::from_utf8_lossy(&request)
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_string();
+                let _ = answer(&mut socket, &path, &behaviour).await;
+            });
+        }
+    });
+    url
+}
+
+async fn answer(
+    socket: &mut tokio::net::TcpStream,
+    path: &str,
+    behaviour: &Behaviour,
+) -> std::io::Result<()> {
+    let respond = |status: &str, body: &[u8]| {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    if let Behaviour::LyingStatus = behaviour {
+        let body = if path == "/status" {
+            serde_json::to_vec(&serde_json::json!({
+                "height": 1_000_000u64, "tip": "ab".repeat(32), "difficulty": 3,
+                "genesis": genesis().hash, "peers": 0, "hashrate": 0, "blocks_fetched": 0
+            }))
+            .unwrap()
+        } else {
+            br#"{"index":"5","prev_hash":"x","data":"lies","timestamp":"1","nonce":"1","hash":"zz"}"#.to_vec()
+        };
+        return socket.write_all(&respond("200 OK", &body)).await;
+    }
+    if path != "/blockchain.json" {
+        return socket.write_all(&respond("404 Not Found", b"{}")).await;
+    }
+    match behaviour {
+        Behaviour::Body(body) => socket.write_all(&respond("200 OK", body)).await,
+        Behaviour::Raw(raw) => socket.write_all(raw).await,
+        Behaviour::Drip => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                .await?;
+            for _ in 0..1000 {
+                socket.write_all(b"[").await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(())
+        }
+        Behaviour::Endless => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .await?;
+            let chunk = vec![b' '; 64 * 1024];
+            // Bounded: 64 MiB at most, far past the node's cap in this test.
+            for _ in 0..1024 {
+                socket.write_all(&chunk).await?;
+            }
+            Ok(())
+        }
+        Behaviour::LyingStatus => unreachable!(),
+    }
+}
+
+fn chain_json(blocks: &[Block]) -> Vec<u8> {
+    serde_json::to_vec(blocks).unwrap()
+}
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_with_hostile_peers_adopts_only_the_good_chain_in_bounded_time_and_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good_blocks = mine_chain(8, 3, "good");
+    let good_dir = tmp.path().join("good");
+    write_chaindata(&good_dir.join("chaindata"), &good_blocks);
+    let good = Jbc::start(&good_dir, &["--difficulty", "3"]);
+
+    let longer = mine_chain(12, 3, "longer");
+    let other = mine_chain(12, 3, "other");
+    let mut wrong_genesis = longer.clone();
+    wrong_genesis[0] = Block::new(0, 1, String::new(), "another network".into(), 0);
+    let mut tampered = longer.clone();
+    tampered[9].data = "tampered".into();
+    let lazy = mine_chain(12, 1, "lazy"); // too little work for difficulty 3
+    let spliced: Vec<Block> = longer[..6].iter().chain(&other[6..]).cloned().collect();
+    let mut duplicated = longer.clone();
+    duplicated.insert(4, longer[3].clone());
+    let mut missing = longer.clone();
+    missing.remove(4);
+    let valid_json = String::from_utf8(chain_json(&longer)).unwrap();
+    let negative = valid_json.replacen(r#""index":"1""#, r#""index":"-1""#, 1);
+    let overflow = valid_json.replacen(
+        r#""index":"1""#,
+        r#""index":"123456789012345678901234567890""#,
+        1,
+    );
+
+    let cases: Vec<(&str, Behaviour, &str)> = vec![
+        ("wrong genesis", Behaviour::Body(chain_json(&wrong_genesis)), "not this network's genesis block"),
+        ("longer but tampered", Behaviour::Body(chain_json(&tampered)), "does not match its contents"),
+        ("too little work", Behaviour::Body(chain_json(&lazy)), "does not meet difficulty 3"),
+        ("broken link", Behaviour::Body(chain_json(&spliced)), "is not the hash of block 5"),
+        ("duplicated index", Behaviour::Body(chain_json(&duplicated)), "block 3 found where block 4 should be"),
+        ("missing index", Behaviour::Body(chain_json(&missing)), "block 5 found where block 4 should be"),
+        ("negative number", Behaviour::Body(negative.into_bytes()), "is negative"),
+        ("overflowing number", Behaviour::Body(overflow.into_bytes()), "too large"),
+        ("wrong shape", Behaviour::Body(br#"{"chain": []}"#.to_vec()), "invalid answer"),
+        ("numbers, not blocks", Behaviour::Body(b"[1, 2, 3]".to_vec()), "invalid answer"),
+        ("nested deep", Behaviour::Body("[".repeat(100_000).into_bytes()), "invalid answer"),
+        ("truncated", Behaviour::Body(valid_json.as_bytes()[..150].to_vec()), "EOF"),
+        ("html", Behaviour::Raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 20\r\nConnection: close\r\n\r\n<html>hello</html>\r\n"), "invalid answer"),
+        ("declares a huge body", Behaviour::Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n["), "larger than the"),
+        ("endless body", Behaviour::Endless, "larger than the"),
+        ("drips bytes", Behaviour::Drip, "timed out"),
+        ("lies about its height", Behaviour::LyingStatus, "invalid answer"),
+    ];
+    let mut peers = Vec::new();
+    for (name, behaviour, reason) in &cases {
+        peers.push((hostile_peer(behaviour.clone()).await, *name, *reason));
+    }
+    let silent = silent_peer().await;
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    let mut urls: Vec<String> = peers.iter().map(|(url, _, _)| url.clone()).collect();
+    urls.extend([silent.clone(), refused.clone(), good.url.clone()]);
+
+    let started = Instant::now();
+    let mut node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &urls.join(","),
+            "--request-timeout-ms",
+            "2000",
+            "--max-response-bytes",
+            "2000000",
+        ],
+    );
+    let adopted = wait_for("the good chain", PATIENCE, || async {
+        let chain = node.chain().await;
+        (chain.len() == good_blocks.len()).then_some(chain)
+    })
+    .await;
+    assert_eq!(adopted, good_blocks, "only the good chain is adopted");
+    for (url, name, reason) in &peers {
+        let deadline = Instant::now() + PATIENCE;
+        let rejected = |logs: &str| {
+            logs.lines()
+                .any(|l| l.contains("WARN") && l.contains(url.as_str()) && l.contains(reason))
+        };
+        while !rejected(&node.logs()) {
+            assert!(
+                Instant::now() < deadline,
+                "the {name} peer was not rejected for {reason:?}:\n{}",
+                node.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    node.wait_for_log(&format!("peer={silent}/"));
+    node.wait_for_log(&format!("peer={refused}/"));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "hostile peers held startup for {elapsed:?}"
+    );
+    assert!(node.is_running());
+    let rss = rss_kib(node.pid());
+    assert!(
+        rss < 200 * 1024,
+        "the node uses {rss} KiB after the hostile peers"
+    );
+    assert_eq!(
+        node.chain().await,
+        good_blocks,
+        "nothing bad got in afterwards either"
+    );
+    assert!(node.terminate().success());
+    assert!(good.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_and_a_flood_of_them_does_not_stop_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut lazy = mine_chain(2, 3, "x").pop().unwrap();
+    lazy.nonce += 1;
+    lazy.hash = lazy.compute_hash();
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    let unknown_hash = format!("/block/{}", "ab".repeat(32));
+    let cases: Vec<(reqwest::Method, &str, Vec<u8>, u16)> = vec![
+        (reqwest::Method::POST, "/mined", b"{not json".to_vec(), 400),
+        (
+            reqwest::Method::POST,
+            "/mined",
+            br#"{"a": 1}"#.to_vec(),
+            422,
+        ),
+        (reqwest::Method::POST, "/mined", lazy.to_json_line(), 422),
+        (reqwest::Method::POST, "/mined", huge.clone(), 413),
+        (reqwest::Method::GET, "/nope", Vec::new(), 404),
+        (reqwest::Method::DELETE, "/blockchain.json", Vec::new(), 405),
+        (reqwest::Method::GET, "/blocks/abc", Vec::new(), 400),
+        (reqwest::Method::GET, "/blocks/-1", Vec::new(), 400),
+        (
+            reqwest::Method::GET,
+            "/blocks/99999999999999999999999",
+            Vec::new(),
+            400,
+        ),
+        (reqwest::Method::GET, "/blocks/7", Vec::new(), 404),
+        (reqwest::Method::GET, "/blocks?from=x", Vec::new(), 400),
+        (reqwest::Method::GET, "/block/zz", Vec::new(), 400),
+        (reqwest::Method::GET, &unknown_hash, Vec::new(), 404),
+        (
+            reqwest::Method::POST,
+            "/peers",
+            br#"{"url": "ftp://127.0.0.1:1"}"#.to_vec(),
+            422,
+        ),
+        (
+            reqwest::Method::POST,
+            "/peers",
+            format!(r#"{{"url": "{}"}}"#, node.url).into_bytes(),
+            422,
+        ),
+        (reqwest::Method::POST, "/peers", b"{".to_vec(), 400),
+    ];
+    for (method, path, body, expected) in &cases {
+        let response = client
+            .request(method.clone(), format!("{}{path}", node.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let json: Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+        assert_eq!(status, *expected, "{method} {path}: {json}");
+        assert!(
+            json["error"].is_string(),
+            "{method} {path}: no JSON error: {json}"
+        );
+    }
+    assert_eq!(
+        node.chain().await,
+        vec![genesis()],
+        "no bad request changed the chain"
+    );
+
+    // A flood of bad requests from 32 connections while we keep asking for
+    // the status: every status request is answered.
+    let flood = {
+        let (client, url) = (client.clone(), node.url.clone());
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for worker in 0..32 {
+                let (client, url) = (client.clone(), url.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..60 {
+                        let request = match (worker + i) % 3 {
+                            0 => client.post(format!("{url}/mined")).body("{garbage"),
+                            1 => client.get(format!("{url}/no/such/route")),
+                            _ => client
+                                .post(format!("{url}/mined"))
+                                .body(vec![b'['; 200_000]),
+                        };
+                        let _ = request.send().await;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+    };
+    let mut answered = 0;
+    while !flood.is_finished() && answered < 200 {
+        let body = get(&format!("{}/status", node.url))
+            .await
+            .expect("status answers during the flood");
+        let status: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status["height"], 0);
+        answered += 1;
+    }
+    flood.await.unwrap();
+    assert!(answered > 0);
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_block_files_are_quarantined_with_their_bytes_and_the_valid_prefix_is_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chaindata = tmp.path().join("chaindata");
+    let blocks = mine_chain(6, 3, "disk");
+    write_chaindata(&chaindata, &blocks);
+    let garbage = b"{\"index\": \"3\", \"prev_hash\": tr".to_vec();
+    std::fs::write(chaindata.join("000003.json"), &garbage).unwrap();
+    std::fs::write(chaindata.join("notes.json"), b"{\"todo\": \"not a block\"}").unwrap();
+
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    assert_eq!(node.chain().await, blocks[..3].to_vec());
+    let logs = node.logs();
+    assert!(
+        logs.contains("000003.json") && logs.contains("notes.json"),
+        "{logs}"
+    );
+    assert!(node.terminate().success());
+
+    let quarantined: Vec<PathBuf> = std::fs::read_dir(chaindata.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let kept = quarantined
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("000003.json"))
+        .expect("the corrupt file is kept");
+    assert_eq!(std::fs::read(kept).unwrap(), garbage);
+    let reason = std::fs::read_to_string(format!("{}.reason", kept.display())).unwrap();
+    assert!(reason.contains("not a block"), "{reason}");
+    assert!(
+        quarantined
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with("notes.json"))
+    );
+    // Blocks 4 and 5 are valid but cannot follow: kept aside, not lost.
+    let aside: Vec<(String, Vec<u8>)> = block_files(&chaindata.join("quarantine"));
+    for block in &blocks[4..] {
+        assert!(
+            aside
+                .iter()
+                .any(|(_, bytes)| *bytes == block.to_json_line()),
+            "block {} lost",
+            block.index
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_one_chaindata_is_refused_and_a_dead_owners_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    let (status, stderr) = run_to_end(
+        tmp.path(),
+        &["--port", "0", "--difficulty", "3", "--peers", ""],
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("locked by process {}", first.pid())),
+        "{stderr}"
+    );
+    let dead = first.pid();
+    first.kill_hard();
+    let next = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    next.wait_for_log(&format!("taking over the lock of process {dead}"));
+    assert!(next.terminate().success());
+    // A clean stop leaves nothing to take over.
+    let again = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    assert!(!again.logs().contains("taking over"));
+    assert!(again.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_never_loses_a_served_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "--mine",
+        "--difficulty",
+        "4",
+        "--threads",
+        "1",
+        "--peers",
+        "",
+    ];
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut delays = (0..6).map(|round| 50 + (seed.rotate_left(round * 5) % 450) as u64);
+    let mut node = Jbc::start(tmp.path(), &args);
+    let mut last_served = Vec::new();
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(delays.next().unwrap())).await;
+        let served = node.chain().await;
+        node.kill_hard();
+        node = Jbc::start(tmp.path(), &args);
+        let reloaded = node.chain().await;
+        assert!(
+            reloaded.len() >= served.len() && reloaded[..served.len()] == served[..],
+            "round {round} (seed {seed}): served {} blocks before the kill, {} after",
+            served.len(),
+            reloaded.len()
+        );
+        assert!(served.len() >= last_served.len());
+        last_served = served;
+    }
+    assert!(last_served.len() > 1, "the node mined between kills");
+    assert!(node.terminate().success());
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped. `None` where this
+/// machine does not let the tests mount (not root, or no privilege).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn remount_read_only(&self) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_chain_at_what_is_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "256k") else {
+        eprintln!("not run: this machine does not allow mounting a tmpfs");
+        return;
+    };
+    let node = Jbc::start(
+        &disk.path,
+        &[
+            "--mine",
+            "--difficulty",
+            "3",
+            "--threads",
+            "1",
+            "--peers",
+            "",
+        ],
+    );
+    node.wait_for_log("No space left on device");
+    let served = node.chain().await;
+    let on_disk = block_files(&disk.path.join("chaindata"));
+    assert_eq!(
+        on_disk.len(),
+        served.len(),
+        "every served block is on disk, and only those"
+    );
+    for (block, (_, bytes)) in served.iter().zip(&on_disk) {
+        assert_eq!(Block::from_json(bytes).unwrap(), *block);
+    }
+    assert!(node.logs().contains("mined block not saved"));
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn a_read_only_chaindata_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "1m") else {
+        eprintln!("not run: this machine does not allow mounting a tmpfs");
+        return;
+    };
+    write_chaindata(&disk.path.join("chaindata"), &mine_chain(3, 3, "ro"));
+    disk.remount_read_only();
+    let (status, stderr) = run_to_end(
+        &disk.path,
+        &["--port", "0", "--difficulty", "3", "--peers", ""],
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(stderr.contains("chaindata"), "{stderr}");
+}
