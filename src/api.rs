@@ -55,11 +55,15 @@ pub fn app(state: AppState) -> Router {
 
 /// `GET /blockchain.json`: the whole chain, from memory.
 async fn blockchain_json(State(state): State<AppState>) -> Result<Response, ApiError> {
-    // Serialising a long chain is CPU work: keep it off the async workers.
+    // Usually cached; rebuilding it is CPU work for the blocking pool (the
+    // hand-off costs a thread wake-up, so only when needed).
     let node = state.node;
-    let json = tokio::task::spawn_blocking(move || node.chain_json())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = match node.cached_chain_json() {
+        Some(json) => json,
+        None => tokio::task::spawn_blocking(move || node.chain_json())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 

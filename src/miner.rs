@@ -280,19 +280,9 @@ impl Drop for Miner {
     }
 }
 
-/// Nice value of miner threads: the lowest priority, so the server's
-/// threads run first whenever they have work and HTTP stays responsive.
-const MINER_NICENESS: i32 = 19;
-
 /// One miner thread's loop.
 fn mine(shared: &Shared) {
-    // On Linux a thread id names one thread for setpriority, so this lowers
-    // only this thread. Failing to is harmless: mining just competes evenly.
-    if let Err(error) =
-        rustix::process::setpriority_process(Some(rustix::thread::gettid()), MINER_NICENESS)
-    {
-        tracing::debug!(%error, "could not lower the miner thread's priority");
-    }
+    lower_priority();
     loop {
         let (job, generation) = {
             let mut guard = shared.job.lock().expect("miner lock");
@@ -382,6 +372,24 @@ fn search(
         }
     }
     Search::Exhausted
+}
+
+/// Moves the calling thread to the idle scheduling class (SCHED_IDLE on
+/// Linux): it runs only when no normal thread wants the core, and a waking
+/// server thread preempts it at once, so HTTP latency does not depend on
+/// how many threads mine. Failing to is harmless: mining just competes
+/// evenly.
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if let Err(error) =
+        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+    {
+        tracing::debug!(?error, "could not lower the miner thread's priority");
+    }
 }
 
 /// What `jbc bench` measured.

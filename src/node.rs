@@ -227,6 +227,12 @@ impl Node {
         self.shared.hashrate.store(rate, Ordering::Relaxed);
     }
 
+    /// The cached `/blockchain.json`, if the chain has not changed since it
+    /// was built: cheap enough for the async runtime.
+    pub fn cached_chain_json(&self) -> Option<Bytes> {
+        self.state().json.clone()
+    }
+
     /// The chain as `/blockchain.json`, cached until the chain changes. Can
     /// take milliseconds for a long chain: call it off the async runtime.
     pub fn chain_json(&self) -> Bytes {
