@@ -277,11 +277,16 @@ async fn try_sync_with(node: &Node, client: &PeerClient, peer: &Url) -> Result<O
         });
     }
     let fork = find_fork(node, client, peer, status.height.min(our_height)).await?;
+    // Our chain only ever grows, so the block before the fork is still there;
+    // if it was replaced meanwhile, the branch simply fails to link below.
     let base = node
         .chain()
         .get(fork - 1)
         .cloned()
-        .expect("the fork is within our chain");
+        .ok_or(PeerError::Invalid(ChainError::BadIndex {
+            expected: fork,
+            got: status.height,
+        }))?;
 
     // Fetch the branch page by page, validating as it arrives. A block that
     // fails stops the fetch; what came before it may still be longer.
