@@ -13,6 +13,7 @@ use jbc::api::{AppState, app};
 use jbc::block::Block;
 use jbc::chain::Network;
 use jbc::config::{DEFAULT_GENESIS_JSON, PeerSettings};
+use jbc::miner::Template;
 use jbc::node::Node;
 use jbc::peers::PeerBook;
 use jbc::store::block_file_name;
@@ -83,21 +84,14 @@ fn main() {
 fn mine(network: &Network, length: usize) -> Vec<Block> {
     let mut blocks = vec![network.genesis.clone()];
     while blocks.len() < length {
-        let prev = blocks.last().unwrap();
         let data = format!("bench block {}", blocks.len());
-        let next = (0..)
-            .map(|nonce| {
-                Block::new(
-                    prev.index + 1,
-                    1_700_000_000,
-                    prev.hash.to_string(),
-                    data.clone(),
-                    nonce,
-                )
-            })
-            .find(|b| b.hash.meets_difficulty(network.difficulty))
-            .unwrap();
-        blocks.push(next);
+        let template = Template::next(
+            blocks.last().unwrap(),
+            data,
+            1_700_000_000,
+            network.difficulty,
+        );
+        blocks.push(template.solve_plainly());
     }
     blocks
 }

@@ -214,6 +214,7 @@ impl ChainError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::miner::Template;
 
     /// A network with an easy difficulty so tests mine in microseconds.
     pub(crate) fn test_network() -> Network {
@@ -225,18 +226,7 @@ pub(crate) mod tests {
 
     /// Mines the next block on `prev` the plain way.
     pub(crate) fn mine_on(prev: &Block, data: &str, difficulty: u32) -> Block {
-        (0..)
-            .map(|nonce| {
-                Block::new(
-                    prev.index + 1,
-                    1_700_000_000,
-                    prev.hash.to_string(),
-                    data.into(),
-                    nonce,
-                )
-            })
-            .find(|b| b.hash.meets_difficulty(difficulty))
-            .expect("a nonce exists")
+        Template::next(prev, data.into(), 1_700_000_000, difficulty).solve_plainly()
     }
 
     /// A valid chain of `len` blocks whose data is tagged with `tag`.

@@ -164,6 +164,27 @@ pub struct Template {
 }
 
 impl Template {
+    /// The template for the block after `prev`.
+    pub fn next(prev: &Block, data: String, timestamp: u128, difficulty: u32) -> Template {
+        Template {
+            index: prev.index + 1,
+            prev_hash: prev.hash.to_string(),
+            data,
+            timestamp,
+            difficulty,
+        }
+    }
+
+    /// Solves the template the plain way, one full hash per nonce from 0: the
+    /// reference the fast path is checked against, and quick enough at low
+    /// difficulty to build test chains.
+    pub fn solve_plainly(&self) -> Block {
+        (0..)
+            .map(|nonce| self.block(nonce))
+            .find(|block| block.hash.meets_difficulty(self.difficulty))
+            .expect("some nonce meets a difficulty of at most 64")
+    }
+
     /// The block for `nonce`.
     pub fn block(&self, nonce: u64) -> Block {
         Block::new(

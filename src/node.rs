@@ -522,13 +522,8 @@ fn start_miner(
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
             let tip = tips.borrow_and_update().block.clone();
-            task_miner.set_job(Template {
-                index: tip.index + 1,
-                prev_hash: tip.hash.to_string(),
-                data: data.clone(),
-                timestamp: chrono::Utc::now().timestamp().max(0) as u128,
-                difficulty,
-            });
+            let now = chrono::Utc::now().timestamp().max(0) as u128;
+            task_miner.set_job(Template::next(&tip, data.clone(), now, difficulty));
             loop {
                 tokio::select! {
                     changed = tips.changed() => {

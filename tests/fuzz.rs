@@ -7,6 +7,7 @@
 use jbc::block::{Block, blocks_from_json};
 use jbc::chain::{Chain, Network};
 use jbc::config::DEFAULT_GENESIS_JSON;
+use jbc::miner::Template;
 use jbc::store::{Store, block_file_name};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -27,22 +28,12 @@ fn network() -> Network {
 
 /// A small valid chain at difficulty 1, as JSON.
 fn valid_chain() -> Vec<Block> {
-    let network = network();
-    let mut blocks = vec![network.genesis.clone()];
+    let mut blocks = vec![network().genesis];
     while blocks.len() < 6 {
-        let prev = blocks.last().unwrap();
-        let next = (0..)
-            .map(|n| {
-                Block::new(
-                    prev.index + 1,
-                    20171025093021123456,
-                    prev.hash.to_string(),
-                    format!("é {}", blocks.len()),
-                    n,
-                )
-            })
-            .find(|b| b.hash.meets_difficulty(1))
-            .unwrap();
+        // A 20-digit timestamp and multi-byte data, the awkward cases.
+        let data = format!("é {}", blocks.len());
+        let next =
+            Template::next(blocks.last().unwrap(), data, 20171025093021123456, 1).solve_plainly();
         blocks.push(next);
     }
     blocks

@@ -195,11 +195,7 @@ async fn startup_with_hostile_peers_adopts_only_the_good_chain_in_bounded_time_a
             "2000000",
         ],
     );
-    let adopted = wait_for("the good chain", PATIENCE, || async {
-        let chain = node.chain().await;
-        (chain.len() == good_blocks.len()).then_some(chain)
-    })
-    .await;
+    let adopted = node.chain_of_at_least(good_blocks.len()).await;
     assert_eq!(adopted, good_blocks, "only the good chain is adopted");
     for (url, name, reason) in &peers {
         let deadline = Instant::now() + PATIENCE;

@@ -23,15 +23,7 @@ async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files
         &tmp.path().join("fresh"),
         &["--difficulty", "3", "--peers", &peer.url],
     );
-    let synced = wait_for(
-        "the fresh node to adopt the peer's chain",
-        PATIENCE,
-        || async {
-            let chain = fresh.chain().await;
-            (chain.len() == blocks.len()).then_some(chain)
-        },
-    )
-    .await;
+    let synced = fresh.chain_of_at_least(blocks.len()).await;
     assert_eq!(synced, blocks);
     assert_eq!(
         block_files(&fresh.chaindata()),
@@ -78,15 +70,7 @@ async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
             "1500",
         ],
     );
-    let synced = wait_for(
-        "the node to adopt the good peer's chain",
-        PATIENCE,
-        || async {
-            let chain = node.chain().await;
-            (chain.len() == blocks.len()).then_some(chain)
-        },
-    )
-    .await;
+    let synced = node.chain_of_at_least(blocks.len()).await;
     assert_eq!(synced, blocks);
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -120,11 +104,7 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("miner");
     let node = Jbc::start(&dir, &["--mine", "--difficulty", "5", "--threads", "1"]);
-    let served = wait_for("ten mined blocks", PATIENCE, || async {
-        let chain = node.chain().await;
-        (chain.len() >= 10).then_some(chain)
-    })
-    .await;
+    let served = node.chain_of_at_least(10).await;
     let network = Network {
         genesis: genesis(),
         difficulty: 5,

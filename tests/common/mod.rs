@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use jbc::block::{Block, blocks_from_json};
 use jbc::config::DEFAULT_GENESIS_JSON;
+use jbc::miner::Template;
 use jbc::store::block_file_name;
 
 /// The binary under test.
@@ -123,6 +124,20 @@ impl Jbc {
         blocks_from_json(&body).expect("the node serves blocks")
     }
 
+    /// Waits (bounded) until the served chain has at least `len` blocks,
+    /// and returns it.
+    pub async fn chain_of_at_least(&self, len: usize) -> Vec<Block> {
+        wait_for(
+            &format!("{} to serve {len} blocks", self.url),
+            PATIENCE,
+            || async {
+                let chain = self.chain().await;
+                (chain.len() >= len).then_some(chain)
+            },
+        )
+        .await
+    }
+
     /// Waits (bounded) until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str) {
         let deadline = Instant::now() + PATIENCE;
@@ -201,20 +216,9 @@ pub fn genesis() -> Block {
 pub fn mine_chain(len: usize, difficulty: u32, tag: &str) -> Vec<Block> {
     let mut blocks = vec![genesis()];
     while blocks.len() < len {
-        let prev = blocks.last().unwrap();
         let data = format!("{tag} {}", blocks.len());
-        let next = (0..)
-            .map(|nonce| {
-                Block::new(
-                    prev.index + 1,
-                    1_700_000_000,
-                    prev.hash.to_string(),
-                    data.clone(),
-                    nonce,
-                )
-            })
-            .find(|b| b.hash.meets_difficulty(difficulty))
-            .unwrap();
+        let next =
+            Template::next(blocks.last().unwrap(), data, 1_700_000_000, difficulty).solve_plainly();
         blocks.push(next);
     }
     blocks
