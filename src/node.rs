@@ -335,14 +335,17 @@ impl Node {
             if fork + (incoming.len() as u64) <= chain.len() {
                 return Ok(Adoption::NotLonger);
             }
-            let Some(base) = fork.checked_sub(1).and_then(|i| chain.get(i)) else {
+            // A branch starts right after a block we hold, and never
+            // replaces the genesis block.
+            if fork == 0 || fork > chain.len() {
                 return Err(ChainError::BadIndex {
-                    expected: chain.len().min(fork.max(1)),
-                    got: incoming.first().map_or(fork, |b| b.index),
+                    expected: chain.len(),
+                    got: fork,
                 }
                 .into());
-            };
-            (chain.blocks()[fork as usize..].to_vec(), base.clone())
+            }
+            let base = chain.blocks()[fork as usize - 1].clone();
+            (chain.blocks()[fork as usize..].to_vec(), base)
         };
         let mut prev = &base;
         for block in &incoming {

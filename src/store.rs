@@ -47,7 +47,7 @@ const LOCK_FILE: &str = "jbc.lock";
 pub struct Store {
     dir: PathBuf,
     /// Held open: closing it releases the lock.
-    _lock: fs::File,
+    lock: fs::File,
 }
 
 /// What [`Store::load`] found.
@@ -131,7 +131,7 @@ impl Store {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let lock = lock(&dir)?;
-        Ok(Store { dir, _lock: lock })
+        Ok(Store { dir, lock })
     }
 
     /// The folder.
@@ -384,7 +384,7 @@ fn lock(dir: &Path) -> Result<fs::File, StoreError> {
 impl Drop for Store {
     fn drop(&mut self) {
         // An empty lock file tells the next owner this one stopped cleanly.
-        let _ = self._lock.set_len(0);
+        let _ = self.lock.set_len(0);
     }
 }
 

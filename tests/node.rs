@@ -121,6 +121,31 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     .await;
     assert!(hashrate > 1000, "{hashrate} H/s");
 
+    // Miner threads run in the idle scheduling class (policy 5, SCHED_IDLE),
+    // below the server's threads.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", node.pid())).unwrap();
+    let mut miners = 0;
+    for task in tasks {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name; policy is field 41 overall.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let policy = fields[41 - 3];
+        if comm.starts_with("miner-") {
+            miners += 1;
+            assert_eq!(policy, "5", "{} runs with policy {policy}", comm.trim());
+        } else {
+            assert_eq!(policy, "0", "{} runs with policy {policy}", comm.trim());
+        }
+    }
+    assert_eq!(miners, 1, "--threads 1 starts one miner thread");
+
     let status = node.terminate();
     assert!(status.success(), "exit status {status}");
 
@@ -221,4 +246,26 @@ async fn linknodes_makes_a_folder_whose_jbc_serves_on_its_port() {
             .unwrap()
             .contains("# edited")
     );
+}
+
+#[test]
+fn bench_reports_the_hash_rate_on_its_last_line() {
+    let output = Command::new(JBC)
+        .args(["bench", "--threads", "1", "--seconds", "0.3"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    let rate: f64 = last
+        .strip_prefix("hashrate: ")
+        .and_then(|rest| rest.strip_suffix(" H/s"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("last line is not `hashrate: N H/s`: {last:?}"));
+    assert!(rate > 0.0);
+    assert!(
+        stdout.contains("sha256 compressions (1 thread)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("compression rate:"), "{stdout}");
 }
