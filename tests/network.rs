@@ -259,7 +259,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
     assert!(orphaned >= 1);
     // A and B agree with each other too (within the blocks being mined).
     let (ha, hb) = (height(&a).await, height(&b).await);
-    assert!(ha.abs_diff(hb) <= 3, "A at {ha}, B at {hb}");
+    assert!(ha.abs_diff(hb) <= 5, "A at {ha}, B at {hb}");
     for node in [c, a, b] {
         assert!(node.terminate().success());
     }
