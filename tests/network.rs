@@ -333,3 +333,51 @@ async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
     assert_eq!(Block::from_json(&relayed[0]).unwrap(), valid);
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_learns_peers_that_announce_and_keeps_its_peers_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--difficulty", "3", "--peers", ""];
+    let node = Jbc::start(tmp.path(), &args);
+    let client = reqwest::Client::new();
+    let peers = |node: &Jbc| {
+        let url = format!("{}/peers", node.url);
+        async move { serde_json::from_slice::<Vec<String>>(&get(&url).await.unwrap()).unwrap() }
+    };
+    assert!(peers(&node).await.is_empty());
+
+    let announcer = url(free_port());
+    let block = mine_chain(2, 3, "learned").pop().unwrap();
+    let response = client
+        .post(format!("{}/mined", node.url))
+        .header("x-jbc-peer", &announcer)
+        .body(block.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let added = client
+        .post(format!("{}/peers", node.url))
+        .body(r#"{"url": "http://127.0.0.1:5004"}"#)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 201);
+    let expected = vec![
+        format!("{announcer}/"),
+        "http://127.0.0.1:5004/".to_string(),
+    ];
+    assert_eq!(peers(&node).await, expected);
+    assert_eq!(status(&node).await["peers"], 2);
+    assert!(node.terminate().success());
+
+    let restarted = Jbc::start(tmp.path(), &args);
+    assert_eq!(
+        peers(&restarted).await,
+        expected,
+        "the list survives a restart"
+    );
+    assert_eq!(restarted.chain().await.last(), Some(&block));
+    assert!(restarted.terminate().success());
+}
