@@ -210,3 +210,25 @@ proptest! {
         prop_assert!(again.set_aside.is_empty());
     }
 }
+
+/// JSON nested a million deep, where a block or a field is expected, is an
+/// error, not a stack overflow.
+#[test]
+fn deeply_nested_json_is_an_error_not_a_crash() {
+    let depth = 1_000_000;
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    assert!(blocks_from_json(nested.as_bytes()).is_err());
+    assert!(Block::from_json(nested.as_bytes()).is_err());
+    let in_a_field = format!(
+        r#"{{"index": {nested}, "prev_hash": "", "data": "", "timestamp": 1, "nonce": 1, "hash": "00"}}"#
+    );
+    let error = Block::from_json(in_a_field.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.len() < 200,
+        "the error echoes the input: {} bytes",
+        error.len()
+    );
+    assert!(blocks_from_json(format!("[{in_a_field}]").as_bytes()).is_err());
+}
