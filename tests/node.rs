@@ -121,27 +121,27 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     .await;
     assert!(hashrate > 1000, "{hashrate} H/s");
 
-    // Miner threads run in the idle scheduling class (policy 5, SCHED_IDLE),
-    // below the server's threads.
+    // Miner threads run at the lowest priority (nice 19), the server's at
+    // the normal one.
     let tasks = std::fs::read_dir(format!("/proc/{}/task", node.pid())).unwrap();
     let mut miners = 0;
     for task in tasks {
         let dir = task.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap();
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
-        // Fields after the parenthesised name; policy is field 41 overall.
+        // Fields after the parenthesised name; nice is field 19 overall.
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .unwrap()
             .1
             .split_whitespace()
             .collect();
-        let policy = fields[41 - 3];
+        let nice = fields[19 - 3];
         if comm.starts_with("miner-") {
             miners += 1;
-            assert_eq!(policy, "5", "{} runs with policy {policy}", comm.trim());
+            assert_eq!(nice, "19", "{} runs at nice {nice}", comm.trim());
         } else {
-            assert_eq!(policy, "0", "{} runs with policy {policy}", comm.trim());
+            assert_eq!(nice, "0", "{} runs at nice {nice}", comm.trim());
         }
     }
     assert_eq!(miners, 1, "--threads 1 starts one miner thread");
