@@ -440,6 +440,9 @@ async fn kill_9_at_random_moments_never_loses_a_served_block() {
     let mut node = Jbc::start(tmp.path(), &args);
     let mut last_served = Vec::new();
     for round in 0..6 {
+        // Kill it while it mines: once it has added a block since the last
+        // restart, after a random further delay.
+        node.chain_of_at_least(last_served.len() + 1).await;
         tokio::time::sleep(Duration::from_millis(delays.next().unwrap())).await;
         let served = node.chain().await;
         node.kill_hard();
