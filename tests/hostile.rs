@@ -129,9 +129,7 @@ fn rss_kib(pid: u32) -> u64 {
 async fn startup_with_hostile_peers_adopts_only_the_good_chain_in_bounded_time_and_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let good_blocks = mine_chain(8, 3, "good");
-    let good_dir = tmp.path().join("good");
-    write_chaindata(&good_dir.join("chaindata"), &good_blocks);
-    let good = Jbc::start(&good_dir, &["--difficulty", "3"]);
+    let good = Jbc::serving(&tmp.path().join("good"), &good_blocks, 3);
 
     let longer = mine_chain(12, 3, "longer");
     let other = mine_chain(12, 3, "other");

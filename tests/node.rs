@@ -14,9 +14,7 @@ use jbc::chain::{Chain, Network};
 async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files() {
     let tmp = tempfile::tempdir().unwrap();
     let blocks = mine_chain(12, 3, "peer");
-    let peer_dir = tmp.path().join("peer");
-    write_chaindata(&peer_dir.join("chaindata"), &blocks);
-    let peer = Jbc::start(&peer_dir, &["--difficulty", "3"]);
+    let peer = Jbc::serving(&tmp.path().join("peer"), &blocks, 3);
     assert_eq!(peer.chain().await, blocks);
 
     let fresh = Jbc::start(
@@ -43,9 +41,7 @@ async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files
 async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
     let tmp = tempfile::tempdir().unwrap();
     let blocks = mine_chain(6, 3, "good");
-    let good_dir = tmp.path().join("good");
-    write_chaindata(&good_dir.join("chaindata"), &blocks);
-    let good = Jbc::start(&good_dir, &["--difficulty", "3"]);
+    let good = Jbc::serving(&tmp.path().join("good"), &blocks, 3);
 
     let down = format!("http://127.0.0.1:{}", free_port());
     let garbage =

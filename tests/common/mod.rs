@@ -43,6 +43,16 @@ impl Jbc {
         Jbc::start_command(command, dir, args)
     }
 
+    /// Starts a node in `dir` whose chaindata holds `blocks` (no peers), as
+    /// a peer for other nodes to sync from.
+    pub fn serving(dir: &Path, blocks: &[Block], difficulty: u32) -> Jbc {
+        write_chaindata(&dir.join("chaindata"), blocks);
+        Jbc::start(
+            dir,
+            &["--difficulty", &difficulty.to_string(), "--peers", ""],
+        )
+    }
+
     /// Like [`Jbc::start`] for another way of launching the node.
     pub fn start_command(mut command: Command, dir: &Path, args: &[&str]) -> Jbc {
         std::fs::create_dir_all(dir).unwrap();
