@@ -347,6 +347,72 @@ async fn bad_requests_get_json_errors_and_a_flood_of_them_does_not_stop_the_serv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_before_the_body_is_read_leaves_the_connection_usable_or_says_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    // One pooled connection, reused for every request that is allowed to.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let over_limit = vec![b'x'; 2 * 1024 * 1024];
+    for round in 0..20 {
+        // Read and dropped after the 413: the connection stays open.
+        let response = client
+            .post(format!("{}/mined", node.url))
+            .body(over_limit.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413, "round {round}");
+        assert!(response.headers().get("connection").is_none());
+        // A body nobody reads, on a route that does not exist.
+        let response = client
+            .post(format!("{}/nope", node.url))
+            .body(vec![b'y'; 300_000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "round {round}");
+        // Each time, the next request on the same client is answered.
+        let response = client
+            .get(format!("{}/status", node.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the next request failed: {e:?}"));
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    // A body too large to read: the answer says the connection closes, and
+    // it does. (Raw TCP, so the test can read the answer while the body is
+    // still unsent.)
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    socket
+        .write_all(b"POST /mined HTTP/1.1\r\nHost: test\r\nContent-Length: 104857600\r\n\r\n[[[[")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the node kept the connection open");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_block_files_are_quarantined_with_their_bytes_and_the_valid_prefix_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let chaindata = tmp.path().join("chaindata");
