@@ -9,16 +9,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use jbc::api::{AppState, app};
 use jbc::block::Block;
 use jbc::chain::Network;
+use jbc::client::PeerClient;
 use jbc::config::{DEFAULT_GENESIS_JSON, PeerSettings};
+use jbc::gossip::Gossip;
 use jbc::miner::Template;
-use jbc::node::Node;
-use jbc::peers::PeerBook;
+use jbc::peers::{PeerBook, PeerUrl};
+use jbc::state::{ChainState, Source};
+use jbc::stats::Stats;
 use jbc::store::block_file_name;
-use jbc::sync::{Outcome, PeerClient, start_sync_task, sync_with};
-use reqwest::Url;
+use jbc::sync::{Outcome, catch_up as sync_with};
 use tokio_util::sync::CancellationToken;
 
 const MISSING: usize = 10;
@@ -104,24 +108,25 @@ fn write_blocks(dir: &Path, blocks: &[Block]) {
 }
 
 /// Starts a node's HTTP server on its chaindata; returns its URL.
-async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken) -> Url {
-    let (network, dir) = (network.clone(), chaindata.to_path_buf());
-    let node = tokio::task::spawn_blocking(move || Node::open(network, &dir))
-        .await
-        .unwrap()
-        .unwrap();
+async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken) -> PeerUrl {
+    let state = open(network, chaindata).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (peers, _) = PeerBook::open(Vec::new(), chaindata.with_file_name("peers.json"), address);
-    let client = PeerClient::new(&settings(), None);
-    let sync = start_sync_task(
-        node.clone(),
-        client,
-        peers.clone(),
-        Duration::from_secs(3600),
-        shutdown.clone(),
-    );
-    let router = app(AppState { node, peers, sync });
+    let stats = Arc::new(Stats::default());
+    let gossip = Gossip {
+        state: state.clone(),
+        client: PeerClient::new(&settings(), None, Arc::clone(&stats)),
+        book: peers.clone(),
+        sync_interval: Duration::from_secs(3600),
+    };
+    let sync = gossip.start_sync_task(shutdown.clone());
+    let router = app(AppState {
+        state,
+        peers,
+        sync,
+        stats,
+    });
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         axum::serve(listener, router)
@@ -129,7 +134,17 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
             .await
             .unwrap()
     });
-    Url::parse(&format!("http://{address}")).unwrap()
+    PeerUrl::parse(&format!("http://{address}")).unwrap()
+}
+
+/// Opens the chain state of a chaindata folder.
+async fn open(network: &Network, chaindata: &Path) -> ChainState {
+    let (network, dir) = (network.clone(), chaindata.to_path_buf());
+    tokio::task::spawn_blocking(move || ChainState::open(network, &dir))
+        .await
+        .unwrap()
+        .unwrap()
+        .0
 }
 
 /// Copies the lagging chaindata, opens a node on it (untimed), and times
@@ -138,7 +153,7 @@ async fn catch_up(
     network: &Network,
     base: &Path,
     dir: &Path,
-    peer: &Url,
+    peer: &PeerUrl,
     whole_chain: bool,
 ) -> Duration {
     std::fs::create_dir_all(dir).unwrap();
@@ -146,19 +161,18 @@ async fn catch_up(
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
-    let (network, folder) = (network.clone(), dir.to_path_buf());
-    let node = tokio::task::spawn_blocking(move || Node::open(network, &folder))
-        .await
-        .unwrap()
-        .unwrap();
+    let node = open(network, dir).await;
     // Flush the copy's dirty metadata now, or the sync's first fsync would
     // pay for writing 100 000 new directory entries.
     std::process::Command::new("sync").status().unwrap();
-    let client = PeerClient::new(&settings(), None);
+    let stats = Arc::new(Stats::default());
+    let client = PeerClient::new(&settings(), None, Arc::clone(&stats));
     let started = Instant::now();
     let outcome = if whole_chain {
-        let chain = client.whole_chain(peer, &node).await.unwrap();
-        node.adopt(chain, jbc::node::Source::Synced(peer.clone()))
+        let chain = client.whole_chain(peer).await.unwrap();
+        let fork = node.common_prefix(&chain);
+        let branch = chain[fork as usize..].to_vec();
+        node.adopt_branch(fork, branch, Source::Synced(peer.clone()))
             .await
             .unwrap();
         None
@@ -173,8 +187,12 @@ async fn catch_up(
         );
     }
     assert_eq!(
-        node.blocks_fetched(),
-        if whole_chain { 0 } else { MISSING as u64 }
+        stats.blocks_fetched(),
+        if whole_chain {
+            node.tip().index + 1
+        } else {
+            MISSING as u64
+        }
     );
     elapsed
 }

@@ -2,47 +2,53 @@
 //! maps every failure to a status and a JSON body with an `error` field.
 //!
 //! Handlers parse, delegate and translate; the chain's rules live in
-//! [`crate::node`] and [`crate::chain`], the peers' in [`crate::peers`].
+//! [`crate::state`] and [`crate::chain`], the peers' in [`crate::peers`].
+//! Every 4xx answer says in words what was wrong and what is expected.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, routing::post};
+use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, error, warn};
 
-use crate::block::{Block, BlockHash, ParseError};
-use crate::node::{AddError, Added, Node, Source};
-use crate::peers::{PeerBook, PeerBookError};
-use crate::sync::{PAGE, PEER_HEADER, Status, SyncRequests};
+use crate::block::{Block, BlockHash, HashParseError, ParseError, json_kind};
+use crate::gossip::SyncRequests;
+use crate::peers::{PeerBook, PeerBookError, PeerUrl};
+use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PEER_HEADER, Status};
+use crate::state::{Added, ChainState, CommitError, Source};
+use crate::stats::Stats;
 
 /// Largest request body read; a block is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Blocks per `/blocks` page when the request does not say.
-const DEFAULT_PAGE: u64 = 100;
+
+/// The endpoints, for the answer to a request for one that does not exist.
+const ENDPOINTS: &str = "GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
+    GET /blocks/{index}, GET /block/{hash}, POST /mined, GET /peers, POST /peers";
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The chain.
-    pub node: Node,
+    pub state: ChainState,
     /// The peers this node knows.
     pub peers: PeerBook,
     /// Where announcements of blocks we lack ask for a sync.
     pub sync: SyncRequests,
+    /// The node's counters, for `/status`.
+    pub stats: Arc<Stats>,
 }
 
 /// The node's HTTP routes.
@@ -55,21 +61,28 @@ pub fn app(state: AppState) -> Router {
         .route("/block/{hash}", get(block_by_hash))
         .route("/mined", post(mined))
         .route("/peers", get(list_peers).post(add_peer))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::NotFound(format!(
+                "there is no {method} {}; the endpoints are {ENDPOINTS}",
+                uri.path()
+            ))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(finish_request_body))
         .with_state(state)
 }
 
 /// `GET /blockchain.json`: the whole chain, from memory.
-async fn blockchain_json(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn blockchain_json(State(app): State<AppState>) -> Result<Response, ApiError> {
     // Usually cached; rebuilding it is CPU work for the blocking pool (the
     // hand-off costs a thread wake-up, so only when needed).
-    let node = state.node;
-    let json = match node.cached_chain_json() {
+    let state = app.state;
+    let json = match state.cached_chain_json() {
         Some(json) => json,
-        None => tokio::task::spawn_blocking(move || node.chain_json())
+        None => tokio::task::spawn_blocking(move || state.chain_json())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     };
@@ -77,119 +90,124 @@ async fn blockchain_json(State(state): State<AppState>) -> Result<Response, ApiE
 }
 
 /// `GET /status`: what a peer needs to decide whether to sync from us.
-async fn status(State(state): State<AppState>) -> Json<Status> {
-    let node = &state.node;
-    let tip = node.tip();
+async fn status(State(app): State<AppState>) -> Json<Status> {
+    let tip = app.state.tip();
+    let network = app.state.network();
     Json(Status {
         height: tip.index,
         tip: tip.hash,
-        difficulty: node.network().difficulty,
-        genesis: node.network().genesis.hash,
-        peers: state.peers.list().len(),
-        hashrate: node.hashrate(),
-        blocks_fetched: node.blocks_fetched(),
+        difficulty: network.difficulty,
+        genesis: network.genesis.hash,
+        peers: app.peers.list().len(),
+        hashrate: app.stats.hashrate(),
+        blocks_fetched: app.stats.blocks_fetched(),
     })
 }
 
-#[derive(Deserialize)]
-struct BlocksQuery {
-    #[serde(default)]
-    from: u64,
-    limit: Option<u64>,
-}
-
-/// `GET /blocks?from=N&limit=M`: blocks N… in order, at most [`PAGE`].
+/// `GET /blocks?from=N&limit=M`: blocks N… in order, at most [`MAX_PAGE`];
+/// `from` defaults to 0 and `limit` to [`DEFAULT_PAGE`]; past the tip the
+/// list is empty.
 async fn blocks(
-    State(state): State<AppState>,
-    query: Result<Query<BlocksQuery>, QueryRejection>,
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE).min(PAGE);
-    let chain = state.node.chain();
-    let from = usize::try_from(query.from)
-        .unwrap_or(usize::MAX)
-        .min(chain.blocks().len());
-    let to = from
-        .saturating_add(limit as usize)
-        .min(chain.blocks().len());
-    let json = serde_json::to_vec(&chain.blocks()[from..to])
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (mut from, mut limit) = (0, DEFAULT_PAGE);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = || {
+            value.trim().parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "`{name}` must be a whole number, like /blocks?from=0&limit=100 (got {:?})",
+                    value.chars().take(40).collect::<String>()
+                ))
+            })
+        };
+        match &*name {
+            "from" => from = number()?,
+            "limit" => limit = number()?,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "/blocks takes `from` (the first index, default 0) and `limit` \
+                     (default {DEFAULT_PAGE}, at most {MAX_PAGE}), not `{}`",
+                    name.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+    }
+    let blocks = app.state.blocks(from, limit.min(MAX_PAGE));
+    let json = serde_json::to_vec(&blocks).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// `GET /blocks/{index}`: one block by index.
 async fn block_by_index(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     index: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Block>, ApiError> {
-    let Path(index) = index
-        .map_err(|_| ApiError::BadRequest("the index must be a non-negative integer".into()))?;
-    let chain = state.node.chain();
-    chain.get(index).cloned().map(Json).ok_or_else(|| {
+    let Path(index) = index.map_err(|_| {
+        ApiError::BadRequest("the index must be a whole number, like /blocks/12".into())
+    })?;
+    app.state.block(index).map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
-            "no block {index}; the tip is block {}",
-            chain.tip().index
+            "there is no block {index} yet; the tip is block {}",
+            app.state.tip().index
         ))
     })
 }
 
 /// `GET /block/{hash}`: one block by hash.
 async fn block_by_hash(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Path(hash): Path<String>,
 ) -> Result<Json<Block>, ApiError> {
     let hash: BlockHash = hash
         .parse()
-        .map_err(|e: crate::block::HashParseError| ApiError::BadRequest(e.to_string()))?;
-    state
-        .node
-        .chain()
-        .by_hash(&hash)
-        .cloned()
+        .map_err(|e: HashParseError| ApiError::BadRequest(e.to_string()))?;
+    app.state
+        .block_by_hash(&hash)
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no block with hash {hash}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no block of this chain has hash {hash}")))
 }
 
 /// `POST /mined`: a peer announces a block (the original's endpoint and
 /// body). Extends our tip → saved and relayed; ahead of us → we sync from
-/// the sender; known or shorter → said so; invalid → 422.
+/// the sender; known or not better → said so; invalid → 422.
 async fn mined(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e.status(), e.body_text()))?;
+    let body = body.map_err(ApiError::from_body_rejection)?;
     let block = Block::from_json(&body).map_err(ApiError::from_parse)?;
     let sender = headers
         .get(PEER_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|text| crate::config::parse_peer_url(text).ok());
+        .and_then(|text| PeerUrl::parse(text).ok());
 
-    let node = state.node.clone();
+    let state = app.state.clone();
     let source = Source::Announced(sender.clone());
-    let added = tokio::task::spawn_blocking(move || node.add_block(block, source))
+    let added = tokio::task::spawn_blocking(move || state.add_block(block, source))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let added = match added {
         Ok(added) => added,
-        Err(AddError::Invalid(error)) => {
+        Err(CommitError::Invalid(error)) => {
             debug!(from = ?sender, %error, "rejected an announced block");
             return Err(ApiError::InvalidBlock(error.to_string()));
         }
-        Err(AddError::Store(error)) => {
+        Err(CommitError::Store(error)) => {
             return Err(ApiError::Unavailable(format!(
                 "cannot save the block: {error}"
             )));
         }
     };
     if let Some(sender) = &sender {
-        learn_peer(&state.peers, sender.as_str()).await;
+        learn_peer(&app.peers, sender).await;
     }
     let (status, body) = match added {
         Added::Accepted => (StatusCode::OK, json!({ "status": "accepted" })),
         Added::Known => (StatusCode::OK, json!({ "status": "known" })),
         Added::NotOnTip { ahead: true } => {
-            state.sync.request(sender);
+            app.sync.request(sender);
             (StatusCode::ACCEPTED, json!({ "status": "syncing" }))
         }
         Added::NotOnTip { ahead: false } => (
@@ -201,8 +219,8 @@ async fn mined(
 }
 
 /// Adds a node that announced to us as a peer, if there is room.
-async fn learn_peer(peers: &PeerBook, url: &str) {
-    let (peers, url) = (peers.clone(), url.to_owned());
+async fn learn_peer(peers: &PeerBook, url: &PeerUrl) {
+    let (peers, url) = (peers.clone(), url.to_string());
     let added = tokio::task::spawn_blocking(move || peers.add(&url)).await;
     if let Ok(Err(error)) = added {
         debug!(%error, "did not add an announcing node as a peer");
@@ -210,10 +228,11 @@ async fn learn_peer(peers: &PeerBook, url: &str) {
 }
 
 /// `GET /peers`: the peers' base URLs.
-async fn list_peers(State(state): State<AppState>) -> Json<Vec<String>> {
-    Json(state.peers.list().iter().map(|u| u.to_string()).collect())
+async fn list_peers(State(app): State<AppState>) -> Json<Vec<PeerUrl>> {
+    Json(app.peers.list())
 }
 
+/// The body of `POST /peers`.
 #[derive(Deserialize)]
 struct NewPeer {
     url: String,
@@ -221,11 +240,22 @@ struct NewPeer {
 
 /// `POST /peers` with `{"url": "http://127.0.0.1:5004"}`: adds a peer.
 async fn add_peer(
-    State(state): State<AppState>,
-    body: Result<Json<NewPeer>, JsonRejection>,
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(NewPeer { url }) = body.map_err(ApiError::from_json_rejection)?;
-    let peers = state.peers.clone();
+    let body = body.map_err(ApiError::from_body_rejection)?;
+    let NewPeer { url } = serde_json::from_slice(&body).map_err(|error| {
+        if error.is_data() {
+            let found = serde_json::from_slice::<Value>(&body)
+                .map_or("something else", |value| json_kind(&value));
+            ApiError::Unprocessable(format!(
+                r#"a peer is added with a JSON object like {{"url": "http://127.0.0.1:5002"}}, not {found}"#
+            ))
+        } else {
+            ApiError::BadRequest(format!("not valid JSON: {error}"))
+        }
+    })?;
+    let peers = app.peers.clone();
     let added = tokio::task::spawn_blocking(move || peers.add(&url))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -252,8 +282,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("method not allowed on this endpoint")]
-    MethodNotAllowed,
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("request body larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     /// Well-formed JSON that is not a valid block.
@@ -277,25 +307,19 @@ impl ApiError {
     /// block is an invalid block (422).
     fn from_parse(error: ParseError) -> ApiError {
         match &error {
-            ParseError::Json(json) if json.is_syntax() || json.is_eof() => {
-                ApiError::BadRequest(error.to_string())
-            }
+            ParseError::Syntax(_) => ApiError::BadRequest(error.to_string()),
             _ => ApiError::InvalidBlock(error.to_string()),
         }
     }
 
-    fn from_json_rejection(rejection: JsonRejection) -> ApiError {
-        match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
-            other => ApiError::from_body_rejection(other.status(), other.body_text()),
-        }
-    }
-
-    fn from_body_rejection(status: StatusCode, text: String) -> ApiError {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+    fn from_body_rejection(rejection: BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
         } else {
-            ApiError::BadRequest(text)
+            ApiError::BadRequest(format!(
+                "the request body could not be read: {}",
+                rejection.body_text()
+            ))
         }
     }
 
@@ -303,7 +327,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidBlock(_) | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY

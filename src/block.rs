@@ -152,9 +152,25 @@ impl Block {
         }
     }
 
+    /// The block's time in seconds since the epoch: its timestamp as it is,
+    /// or the original's later `yyyymmddHHMMSSffffff` form (UTC) converted.
+    /// `None` for a value that is neither.
+    pub fn epoch_seconds(&self) -> Option<i64> {
+        const TWENTY_DIGITS: std::ops::Range<u128> = 10u128.pow(19)..10u128.pow(20);
+        if TWENTY_DIGITS.contains(&self.timestamp) {
+            let text = self.timestamp.to_string();
+            chrono::NaiveDateTime::parse_from_str(&text[..14], "%Y%m%d%H%M%S")
+                .ok()
+                .map(|time| time.and_utc().timestamp())
+        } else {
+            i64::try_from(self.timestamp).ok()
+        }
+    }
+
     /// Parses one block from JSON text in the network format.
     pub fn from_json(json: &[u8]) -> Result<Block, ParseError> {
-        let raw: RawBlock = serde_json::from_slice(json).map_err(ParseError::Json)?;
+        let raw: RawBlock = serde_json::from_slice(json)
+            .map_err(|error| ParseError::from_json(error, json, block_shape))?;
         raw.into_block()
     }
 
@@ -169,7 +185,8 @@ impl Block {
 
 /// Parses a JSON array of blocks, as `/blockchain.json` serves it.
 pub fn blocks_from_json(json: &[u8]) -> Result<Vec<Block>, ParseError> {
-    let raws: Vec<RawBlock> = serde_json::from_slice(json).map_err(ParseError::Json)?;
+    let raws: Vec<RawBlock> = serde_json::from_slice(json)
+        .map_err(|error| ParseError::from_json(error, json, chain_shape))?;
     raws.into_iter()
         .enumerate()
         .map(|(position, raw)| {
@@ -324,12 +341,21 @@ pub fn python_int(text: &str) -> Result<u128, String> {
     Ok(value)
 }
 
-/// Why bytes could not be read as a block.
-#[derive(Debug, thiserror::Error)]
+/// What a block looks like, for error messages.
+pub const BLOCK_SHAPE: &str =
+    "a block is a JSON object with index, prev_hash, data, timestamp, nonce and hash";
+
+/// Why bytes could not be read as a block (or a list of blocks). Every
+/// message is in words a person sending the bytes can act on, never a
+/// parser's internal names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// Not JSON, or not an object with the six block fields as strings.
-    #[error("not a block: {0}")]
-    Json(serde_json::Error),
+    /// Not JSON at all.
+    #[error("not valid JSON: {0}")]
+    Syntax(String),
+    /// JSON, but not shaped like a block (or a list of blocks).
+    #[error("{0}")]
+    Shape(String),
     /// A field is present but its value is not acceptable.
     #[error("bad {field}: {reason}")]
     Field { field: &'static str, reason: String },
@@ -339,6 +365,99 @@ pub enum ParseError {
         position: usize,
         error: Box<ParseError>,
     },
+}
+
+impl ParseError {
+    /// Turns serde's error for `json` into one in words: its own message
+    /// for a syntax error (it names the line and column), and for JSON of
+    /// the wrong shape a description made by `shape` (on the error path
+    /// only, so the happy path parses once).
+    pub fn from_json(
+        error: serde_json::Error,
+        json: &[u8],
+        shape: fn(&[u8]) -> ParseError,
+    ) -> ParseError {
+        if error.is_data() {
+            shape(json)
+        } else {
+            ParseError::Syntax(error.to_string())
+        }
+    }
+}
+
+/// Says how valid JSON differs from a block.
+fn block_shape(json: &[u8]) -> ParseError {
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(value) => ParseError::Shape(describe_block(&value)),
+        Err(error) => ParseError::Syntax(error.to_string()),
+    }
+}
+
+/// Says how valid JSON differs from an array of blocks, naming the first
+/// element that is not a block. The elements are kept as raw text, so a
+/// large answer is not expanded into a tree.
+fn chain_shape(json: &[u8]) -> ParseError {
+    let elements: Vec<Box<RawValue>> = match serde_json::from_slice(json) {
+        Ok(elements) => elements,
+        Err(error) if error.is_data() => {
+            let found = serde_json::from_slice::<serde_json::Value>(json)
+                .map_or("something else", |value| json_kind(&value));
+            return ParseError::Shape(format!("a chain is a JSON array of blocks, not {found}"));
+        }
+        Err(error) => return ParseError::Syntax(error.to_string()),
+    };
+    let bad = elements.iter().enumerate().find_map(|(position, element)| {
+        serde_json::from_str::<RawBlock>(element.get())
+            .err()
+            .map(|_| (position, block_shape(element.get().as_bytes())))
+    });
+    match bad {
+        Some((position, error)) => ParseError::InArray {
+            position,
+            error: Box::new(error),
+        },
+        None => ParseError::Shape("a chain is a JSON array of blocks".into()),
+    }
+}
+
+/// What is wrong with a JSON value that should be a block, in words.
+fn describe_block(value: &serde_json::Value) -> String {
+    let serde_json::Value::Object(fields) = value else {
+        return format!("{BLOCK_SHAPE}, not {}", json_kind(value));
+    };
+    let missing: Vec<&str> = ["index", "prev_hash", "data", "timestamp", "nonce", "hash"]
+        .into_iter()
+        .filter(|name| !fields.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        return format!("{BLOCK_SHAPE}; this one has no {}", missing.join(", "));
+    }
+    for name in ["prev_hash", "data", "hash"] {
+        if !fields[name].is_string() {
+            return format!("{name} must be a string, not {}", json_kind(&fields[name]));
+        }
+    }
+    for name in ["index", "timestamp", "nonce"] {
+        if !(fields[name].is_string() || fields[name].is_number()) {
+            return format!(
+                "{name} must be a whole number or a string of digits, not {}",
+                json_kind(&fields[name])
+            );
+        }
+    }
+    BLOCK_SHAPE.to_string()
+}
+
+/// "an array", "a number", … for messages.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "true or false",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Why a single block is not acceptable on its own.
@@ -467,9 +586,21 @@ mod tests {
         ] {
             assert!(matches!(
                 Block::from_json(not_a_block.as_bytes()),
-                Err(ParseError::Json(_))
+                Err(ParseError::Syntax(_) | ParseError::Shape(_))
             ));
         }
+    }
+
+    #[test]
+    fn both_timestamp_styles_convert_to_epoch_seconds() {
+        let at = |timestamp| Block::new(1, timestamp, String::new(), String::new(), 0);
+        assert_eq!(at(1508895381).epoch_seconds(), Some(1508895381));
+        assert_eq!(
+            at(20171025093021123456).epoch_seconds(),
+            Some(1508923821),
+            "2017-10-25 09:30:21 UTC"
+        );
+        assert_eq!(at(99999999999999999999).epoch_seconds(), None);
     }
 
     #[test]
@@ -497,6 +628,41 @@ mod tests {
         assert_eq!(leading_zero_nibbles(&[0, 0, 0x0f]), 5);
         assert_eq!(leading_zero_nibbles(&[0x10]), 0);
         assert_eq!(leading_zero_nibbles(&[0; 32]), 64);
+    }
+
+    #[test]
+    fn errors_say_in_words_what_a_block_is() {
+        let message = |json: &str| Block::from_json(json.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            message("[]"),
+            "a block is a JSON object with index, prev_hash, data, timestamp, nonce and hash, not an array"
+        );
+        assert_eq!(
+            message(r#"{"index": "1", "data": "x"}"#),
+            format!("{BLOCK_SHAPE}; this one has no prev_hash, timestamp, nonce, hash")
+        );
+        assert_eq!(
+            message(&VECTOR.replace(r#""data":"First block data""#, r#""data":7"#)),
+            "data must be a string, not a number"
+        );
+        assert_eq!(
+            message(&VECTOR.replace(r#""nonce":"550""#, r#""nonce":[1]"#)),
+            "bad nonce: expected an integer or a decimal string, got [1]"
+        );
+        assert!(message("{not json").starts_with("not valid JSON: key must be a string at line 1"));
+        let chain = |json: &str| blocks_from_json(json.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            chain(r#"{"chain": []}"#),
+            "a chain is a JSON array of blocks, not an object"
+        );
+        assert_eq!(
+            chain(&format!("[{VECTOR}, 5]")),
+            format!("element 1 of the array: {BLOCK_SHAPE}, not a number")
+        );
+        for message in [message("[]"), chain("[1]"), chain("{}")] {
+            assert!(!message.contains("RawBlock"), "{message}");
+            assert!(!message.contains("struct"), "{message}");
+        }
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! block, where each block links to the one before by index and hash and
 //! carries proof of work.
 //!
-//! This module owns validation and the rule for choosing between chains
-//! (longer wins; equal length keeps the current one). It does not read files
-//! or talk to peers.
+//! This module owns validation and [`better_chain`], the one rule every
+//! place that compares chains calls (start-up load, sync, announcements). It
+//! does not read files or talk to peers.
 
 use std::collections::HashMap;
 
@@ -111,12 +111,6 @@ impl Chain {
         serde_json::to_vec(&self.blocks).expect("blocks always serialise")
     }
 
-    /// Whether `candidate` should replace this chain: only when it is longer,
-    /// so that on a tie every node keeps the chain it had first.
-    pub fn should_switch_to(&self, candidate: &Chain) -> bool {
-        candidate.len() > self.len()
-    }
-
     /// The first index at which the two chains hold different blocks (their
     /// common prefix length).
     pub fn fork_point(&self, other: &Chain) -> u64 {
@@ -126,6 +120,13 @@ impl Chain {
             .take_while(|(a, b)| a.hash == b.hash)
             .count() as u64
     }
+}
+
+/// The rule for choosing between chains, given their lengths (blocks, the
+/// genesis included): a candidate wins only when it is longer, so that on a
+/// tie every node keeps the chain it had first.
+pub fn better_chain(current_len: u64, candidate_len: u64) -> bool {
+    candidate_len > current_len
 }
 
 /// Checks that `block` is exactly the network's genesis block.
@@ -358,9 +359,9 @@ pub(crate) mod tests {
         let ours = Chain::from_blocks(chain_of(&network, 4, "a"), &network).unwrap();
         let same_length = Chain::from_blocks(chain_of(&network, 4, "b"), &network).unwrap();
         let longer = Chain::from_blocks(chain_of(&network, 5, "b"), &network).unwrap();
-        assert!(!ours.should_switch_to(&same_length));
-        assert!(ours.should_switch_to(&longer));
-        assert!(!longer.should_switch_to(&ours));
+        assert!(!better_chain(ours.len(), same_length.len()));
+        assert!(better_chain(ours.len(), longer.len()));
+        assert!(!better_chain(longer.len(), ours.len()));
         assert_eq!(ours.fork_point(&longer), 1);
         assert_eq!(same_length.fork_point(&longer), 4);
     }

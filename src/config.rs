@@ -2,18 +2,22 @@
 //! relative to the working directory, like the original's `chaindata/`)
 //! overridden by command-line flags.
 //!
-//! This module owns the names and defaults of every setting and turns them
-//! into a checked [`Config`]. It does not start anything.
+//! This module owns the names, defaults and allowed ranges of every setting
+//! (one rule per setting, applied alike to a flag and to the file) and
+//! turns them into a checked [`Config`]. It does not start anything.
 
+use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 
 use crate::block::Block;
 use crate::chain::Network;
+use crate::peers::{PeerUrl, PeerUrlError};
 
 /// Where the node looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/jbc.toml";
@@ -35,13 +39,13 @@ pub struct Settings {
     #[arg(long)]
     pub host: Option<IpAddr>,
     /// Port to listen on (0 picks a free one) [default: 5001]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::port)]
     pub port: Option<u16>,
     /// Peer base URLs, comma-separated; the node skips its own address
     #[arg(long, value_delimiter = ',')]
     pub peers: Option<Vec<String>>,
     /// Leading zero hex digits a block hash needs (a network setting) [default: 7]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::difficulty)]
     pub difficulty: Option<u32>,
     /// File holding the network's genesis block [default: the built-in first block]
     #[arg(long)]
@@ -52,23 +56,34 @@ pub struct Settings {
     /// Text put in the blocks this node mines [default: "Mined by node on port PORT"]
     #[arg(long)]
     pub data: Option<String>,
-    /// Mine blocks in the background while serving
-    #[arg(long, num_args = 0, default_missing_value = "true")]
+    /// Mine blocks in the background while serving (--mine=false or
+    /// --no-mine turns off a config file's `mine = true`)
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_mine"
+    )]
     pub mine: Option<bool>,
+    /// Do not mine, whatever the config file says
+    #[arg(long, overrides_with = "mine")]
+    #[serde(skip)]
+    pub no_mine: bool,
     /// Mining threads [default: the number of cores]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::threads)]
     pub threads: Option<usize>,
     /// Milliseconds to wait for a peer to accept a connection [default: 2000]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::timeout_ms)]
     pub connect_timeout_ms: Option<u64>,
     /// Milliseconds a whole request to a peer may take [default: 10000]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::timeout_ms)]
     pub request_timeout_ms: Option<u64>,
     /// Seconds between syncs with all peers [default: 5]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::sync_interval)]
     pub sync_interval: Option<f64>,
     /// Largest peer response read, in bytes [default: 268435456]
-    #[arg(long)]
+    #[arg(long, value_parser = rule::max_response_bytes)]
     pub max_response_bytes: Option<u64>,
 }
 
@@ -95,13 +110,86 @@ impl Settings {
             genesis: overrides.genesis.or(self.genesis),
             chaindata: overrides.chaindata.or(self.chaindata),
             data: overrides.data.or(self.data),
-            mine: overrides.mine.or(self.mine),
+            mine: if overrides.no_mine {
+                Some(false)
+            } else {
+                overrides.mine.or(self.mine)
+            },
+            no_mine: false,
             threads: overrides.threads.or(self.threads),
             connect_timeout_ms: overrides.connect_timeout_ms.or(self.connect_timeout_ms),
             request_timeout_ms: overrides.request_timeout_ms.or(self.request_timeout_ms),
             max_response_bytes: overrides.max_response_bytes.or(self.max_response_bytes),
             sync_interval: overrides.sync_interval.or(self.sync_interval),
         }
+    }
+}
+
+/// The allowed values of each number setting, shared by the flag parsers
+/// (clap calls these with the flag's text) and the config file's checks,
+/// so a value means the same wherever it is written.
+pub mod rule {
+    use super::*;
+
+    /// Parses `text` as a `T` within `range`, or says what is expected.
+    fn number<T>(text: &str, range: RangeInclusive<T>, expected: &str) -> Result<T, String>
+    where
+        T: FromStr + PartialOrd + Display,
+    {
+        let value: T = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not {expected}"))?;
+        within(value, range, expected)
+    }
+
+    /// Checks that `value` is within `range`, or says what is expected.
+    pub fn within<T: PartialOrd + Display>(
+        value: T,
+        range: RangeInclusive<T>,
+        expected: &str,
+    ) -> Result<T, String> {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!("{value} is not {expected}"))
+        }
+    }
+
+    pub const PORT: &str = "a port number from 0 to 65535";
+    pub const DIFFICULTY: &str = "a number of hex digits from 0 to 64";
+    pub const THREADS: &str = "a whole number of threads from 1 to 1024";
+    pub const TIMEOUT_MS: &str = "a whole number of milliseconds from 1 to 3600000";
+    pub const SYNC_INTERVAL: &str = "a number of seconds from 0.05 to 86400";
+    pub const MAX_RESPONSE_BYTES: &str = "a whole number of bytes, at least 1024";
+    pub const BENCH_SECONDS: &str = "a number of seconds from 0.1 to 3600";
+
+    pub const THREADS_RANGE: RangeInclusive<usize> = 1..=1024;
+    pub const DIFFICULTY_RANGE: RangeInclusive<u32> = 0..=64;
+    pub const TIMEOUT_RANGE: RangeInclusive<u64> = 1..=3_600_000;
+    pub const SYNC_INTERVAL_RANGE: RangeInclusive<f64> = 0.05..=86_400.0;
+    pub const MAX_RESPONSE_RANGE: RangeInclusive<u64> = 1024..=u64::MAX;
+
+    pub fn port(text: &str) -> Result<u16, String> {
+        number(text, 0..=u16::MAX, PORT)
+    }
+    pub fn difficulty(text: &str) -> Result<u32, String> {
+        number(text, DIFFICULTY_RANGE, DIFFICULTY)
+    }
+    pub fn threads(text: &str) -> Result<usize, String> {
+        number(text, THREADS_RANGE, THREADS)
+    }
+    pub fn timeout_ms(text: &str) -> Result<u64, String> {
+        number(text, TIMEOUT_RANGE, TIMEOUT_MS)
+    }
+    pub fn sync_interval(text: &str) -> Result<f64, String> {
+        number(text, SYNC_INTERVAL_RANGE, SYNC_INTERVAL)
+    }
+    pub fn max_response_bytes(text: &str) -> Result<u64, String> {
+        number(text, MAX_RESPONSE_RANGE, MAX_RESPONSE_BYTES)
+    }
+    pub fn bench_seconds(text: &str) -> Result<f64, String> {
+        number(text, 0.1..=3600.0, BENCH_SECONDS)
     }
 }
 
@@ -116,13 +204,25 @@ pub struct PeerSettings {
     pub max_response_bytes: u64,
 }
 
+/// Where the settings came from, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// This file was read.
+    File(PathBuf),
+    /// No file was given and there is none at this default path: built-in
+    /// defaults (and the flags) apply.
+    DefaultMissing(PathBuf),
+}
+
 /// A checked, complete node configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the settings came from.
+    pub source: ConfigSource,
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
     /// Peers to sync with; never the node itself.
-    pub peers: Vec<Url>,
+    pub peers: Vec<PeerUrl>,
     /// The network's genesis block and difficulty.
     pub network: Network,
     /// This node's block files.
@@ -144,26 +244,45 @@ impl Config {
     /// Reads the config file (the given one, or the default one if it
     /// exists), applies the flags, and checks the result.
     pub fn load(file: Option<&Path>, flags: Settings) -> Result<Config, ConfigError> {
-        let from_file = match file {
-            Some(path) => Settings::from_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                Settings::from_file(Path::new(DEFAULT_CONFIG_PATH))?
+        let (from_file, source) = match file {
+            Some(path) => (
+                Settings::from_file(path)?,
+                ConfigSource::File(path.to_path_buf()),
+            ),
+            None => {
+                let path = Path::new(DEFAULT_CONFIG_PATH);
+                if path.exists() {
+                    (
+                        Settings::from_file(path)?,
+                        ConfigSource::File(path.to_path_buf()),
+                    )
+                } else {
+                    (
+                        Settings::default(),
+                        ConfigSource::DefaultMissing(path.to_path_buf()),
+                    )
+                }
             }
-            None => Settings::default(),
         };
-        Config::resolve(from_file.overridden_by(flags))
+        let mut config = Config::resolve(from_file.overridden_by(flags))?;
+        config.source = source;
+        Ok(config)
     }
 
     /// Fills in defaults and checks every value.
     pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
+        let invalid =
+            |key: &'static str| move |reason: String| ConfigError::Invalid { key, reason };
         let host = settings.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let port = settings.port.unwrap_or(5001);
         let listen = SocketAddr::new(host, port);
 
-        let difficulty = settings.difficulty.unwrap_or(DEFAULT_DIFFICULTY);
-        if difficulty > 64 {
-            return Err(ConfigError::Difficulty(difficulty));
-        }
+        let difficulty = rule::within(
+            settings.difficulty.unwrap_or(DEFAULT_DIFFICULTY),
+            rule::DIFFICULTY_RANGE,
+            rule::DIFFICULTY,
+        )
+        .map_err(invalid("difficulty"))?;
         let genesis = match &settings.genesis {
             Some(path) => read_genesis(path)?,
             None => Block::from_json(DEFAULT_GENESIS_JSON.as_bytes())
@@ -172,28 +291,45 @@ impl Config {
 
         let mut peers = Vec::new();
         for text in settings.peers.unwrap_or_default() {
-            let text = text.trim();
-            if text.is_empty() {
+            if text.trim().is_empty() {
                 continue;
             }
-            let url = parse_peer_url(text)?;
-            if !is_own_address(&url, listen) && !peers.contains(&url) {
+            let url = PeerUrl::parse(&text)?;
+            if !url.is_own_address(listen) && !peers.contains(&url) {
                 peers.push(url);
             }
         }
 
         let threads = match settings.threads {
-            Some(0) => return Err(ConfigError::Threads),
-            Some(n) => n,
+            Some(n) => {
+                rule::within(n, rule::THREADS_RANGE, rule::THREADS).map_err(invalid("threads"))?
+            }
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-
-        let sync_interval = settings.sync_interval.unwrap_or(5.0);
-        if !(0.05..=86_400.0).contains(&sync_interval) {
-            return Err(ConfigError::SyncInterval(sync_interval));
-        }
+        let sync_interval = rule::within(
+            settings.sync_interval.unwrap_or(5.0),
+            rule::SYNC_INTERVAL_RANGE,
+            rule::SYNC_INTERVAL,
+        )
+        .map_err(invalid("sync_interval"))?;
+        let timeout = |key: &'static str, value: Option<u64>, default: u64| {
+            rule::within(
+                value.unwrap_or(default),
+                rule::TIMEOUT_RANGE,
+                rule::TIMEOUT_MS,
+            )
+            .map(Duration::from_millis)
+            .map_err(invalid(key))
+        };
+        let max_response_bytes = rule::within(
+            settings.max_response_bytes.unwrap_or(256 * 1024 * 1024),
+            rule::MAX_RESPONSE_RANGE,
+            rule::MAX_RESPONSE_BYTES,
+        )
+        .map_err(invalid("max_response_bytes"))?;
 
         Ok(Config {
+            source: ConfigSource::DefaultMissing(PathBuf::from(DEFAULT_CONFIG_PATH)),
             listen,
             sync_interval: Duration::from_secs_f64(sync_interval),
             peers,
@@ -208,55 +344,15 @@ impl Config {
             mine: settings.mine.unwrap_or(false),
             threads,
             peer: PeerSettings {
-                connect_timeout: Duration::from_millis(
-                    settings.connect_timeout_ms.unwrap_or(2_000),
-                ),
-                request_timeout: Duration::from_millis(
-                    settings.request_timeout_ms.unwrap_or(10_000),
-                ),
-                max_response_bytes: settings.max_response_bytes.unwrap_or(256 * 1024 * 1024),
+                connect_timeout: timeout("connect_timeout_ms", settings.connect_timeout_ms, 2_000)?,
+                request_timeout: timeout(
+                    "request_timeout_ms",
+                    settings.request_timeout_ms,
+                    10_000,
+                )?,
+                max_response_bytes,
             },
         })
-    }
-}
-
-/// Parses a peer's base URL: http or https, a host, no path beyond `/`.
-pub fn parse_peer_url(text: &str) -> Result<Url, ConfigError> {
-    let bad = |reason: &str| ConfigError::Peer {
-        url: text.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("only http and https peers are supported"));
-    }
-    if url.host().is_none() {
-        return Err(bad("no host"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("give the base URL only, like http://127.0.0.1:5002"));
-    }
-    Ok(url)
-}
-
-/// Whether `url` points at this node itself.
-pub fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
-    if url.port_or_known_default() != Some(listen.port()) {
-        return false;
-    }
-    match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => {
-            IpAddr::V4(ip) == listen.ip()
-                || (ip.is_loopback() && listen.ip().is_loopback())
-                || listen.ip().is_unspecified()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            IpAddr::V6(ip) == listen.ip()
-                || (ip.is_loopback() && listen.ip().is_loopback())
-                || listen.ip().is_unspecified()
-        }
-        None => false,
     }
 }
 
@@ -286,14 +382,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("genesis file {}: {reason}", path.display())]
     Genesis { path: PathBuf, reason: String },
-    #[error("peer {url:?}: {reason}")]
-    Peer { url: String, reason: String },
-    #[error("difficulty {0} is more than the 64 hex digits of a hash")]
-    Difficulty(u32),
-    #[error("threads must be at least 1")]
-    Threads,
-    #[error("sync interval {0} s is not between 0.05 s and a day")]
-    SyncInterval(f64),
+    #[error(transparent)]
+    Peer(#[from] PeerUrlError),
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
 }
 
 #[cfg(test)]
@@ -325,7 +417,7 @@ mod tests {
             5002,
         )
         .unwrap();
-        assert_eq!(got, ["http://127.0.0.1:5001/", "http://127.0.0.1:5003/"]);
+        assert_eq!(got, ["http://127.0.0.1:5001", "http://127.0.0.1:5003"]);
     }
 
     #[test]
@@ -336,29 +428,61 @@ mod tests {
             "http://127.0.0.1:5001/blockchain.json",
         ] {
             assert!(
-                matches!(peers(&[bad], 5001), Err(ConfigError::Peer { .. })),
+                matches!(peers(&[bad], 5001), Err(ConfigError::Peer(_))),
                 "{bad}"
             );
         }
     }
 
     #[test]
-    fn flags_override_the_file() {
+    fn flags_override_the_file_and_no_mine_turns_mining_off() {
         let file: Settings = toml::from_str("port = 5003\ndifficulty = 3\nmine = true\n").unwrap();
         let flags = Settings {
             port: Some(5009),
             ..Settings::default()
         };
-        let config = Config::resolve(file.overridden_by(flags)).unwrap();
+        let config = Config::resolve(file.clone().overridden_by(flags)).unwrap();
         assert_eq!(config.listen.port(), 5009);
         assert_eq!(config.network.difficulty, 3);
         assert!(config.mine);
         assert!(config.listen.ip().is_loopback());
+        let no_mine = Settings {
+            no_mine: true,
+            ..Settings::default()
+        };
+        assert!(!Config::resolve(file.overridden_by(no_mine)).unwrap().mine);
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_their_setting_in_the_file_and_as_flags() {
+        let file: Settings = toml::from_str("threads = 0\n").unwrap();
+        let error = Config::resolve(file).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "threads: 0 is not a whole number of threads from 1 to 1024"
+        );
+        let file: Settings = toml::from_str("sync_interval = 0.0\n").unwrap();
+        assert!(
+            Config::resolve(file)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sync_interval:")
+        );
+        assert_eq!(
+            rule::bench_seconds("-1").unwrap_err(),
+            "-1 is not a number of seconds from 0.1 to 3600"
+        );
+        assert_eq!(
+            rule::difficulty("x").unwrap_err(),
+            "\"x\" is not a number of hex digits from 0 to 64"
+        );
+        assert_eq!(rule::threads("3"), Ok(3));
     }
 
     #[test]
     fn unknown_keys_in_the_file_are_errors() {
         assert!(toml::from_str::<Settings>("prot = 5001\n").is_err());
+        assert!(toml::from_str::<Settings>("no_mine = true\n").is_err());
     }
 
     #[test]

@@ -9,21 +9,37 @@
 //! # Layout
 //!
 //! - [`block`]: the block format, its hash and proof of work.
-//! - [`chain`]: validating a chain and choosing between chains.
+//! - [`chain`]: validating a chain, and the one rule for choosing between chains.
 //! - [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
+//! - [`state`]: the chain in memory and the one path by which it changes.
 //! - [`config`]: settings from the config file and flags.
-//! - [`peers`]: the peer list, its limits and its file.
-//! - [`sync`]: the HTTP client side: catching up with peers, announcing blocks.
+//! - [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
+//! - [`peers`]: peer URLs, the peer list, its limits and its file.
+//! - [`client`]: the HTTP client side: asking peers, announcing to them.
+//! - [`sync`]: catching up with one peer.
+//! - [`gossip`]: the tasks that keep syncing with and announcing to peers.
 //! - [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
 //! - [`api`]: the HTTP router, handlers and their one error type.
-//! - [`node`]: the chain in memory, and wiring, tasks and shutdown.
+//! - [`stats`]: counters the node reports about itself.
+//! - [`human`]: figures in words for the log.
+//! - [`node`]: the daemon: wiring, tasks and shutdown.
+//!
+//! Dependencies point down this list's layers: `node` wires everything;
+//! `api` and `gossip` use `state`, `sync` and `client`; `state` uses
+//! `store` and `chain`; nothing below imports anything above it.
 
 pub mod api;
 pub mod block;
 pub mod chain;
+pub mod client;
 pub mod config;
+pub mod gossip;
+pub mod human;
 pub mod miner;
 pub mod node;
 pub mod peers;
+pub mod protocol;
+pub mod state;
+pub mod stats;
 pub mod store;
 pub mod sync;

@@ -132,6 +132,12 @@ impl NonceHasher {
     }
 }
 
+/// How many hashes it takes on average to find one with `difficulty` leading
+/// zero hex digits: each digit is zero one time in 16.
+pub fn expected_hashes(difficulty: u32) -> f64 {
+    16f64.powi(difficulty as i32)
+}
+
 /// Whether state words, read as a big-endian digest, begin with `difficulty`
 /// zero hex digits.
 #[inline]

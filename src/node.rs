@@ -1,383 +1,38 @@
-//! The node: one chain in memory, always equal to what the chaindata folder
-//! holds, and the tasks around it (HTTP server, startup sync, miner).
+//! The daemon: wires the chain state, the HTTP server, the gossip tasks
+//! and the miner together, tells the operator what it is doing, and stops
+//! them all on shutdown.
 //!
-//! [`Node`] is a cheap `Clone` handle. Every change to the chain (a mined
-//! block, a peer's longer chain) goes through one writer lock, is written
-//! to disk first and only then becomes visible, so nothing is served that
-//! a crash could take back. Readers take a snapshot under a short lock that
-//! is never held across I/O or `.await`.
-//!
-//! [`run`] wires the parts together and stops them on shutdown.
+//! It owns no chain logic of its own: the chain lives in
+//! [`crate::state`], the conversation with peers in [`crate::gossip`].
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use reqwest::Url;
-
 use crate::api::AppState;
-use crate::block::Block;
-use crate::chain::{Chain, ChainError, Network, check_block, check_next};
-use crate::config::Config;
-use crate::miner::{Miner, Template};
+use crate::client::PeerClient;
+use crate::config::{Config, ConfigSource};
+use crate::gossip::Gossip;
+use crate::human::{count_in_words, duration_in_words, rate_in_words};
+use crate::miner::{Miner, Template, expected_hashes};
 use crate::peers::PeerBook;
-use crate::store::{Store, StoreError};
-use crate::sync::{PeerClient, start_announcer, start_sync_task, sync_with_all};
+use crate::state::{Added, ChainState, Source};
+use crate::stats::Stats;
+use crate::store::{StoreError, runs};
 
 /// How often the miner's hash rate is measured (for `/status`).
 const HASHRATE_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
-/// Every how many samples the hash rate is logged.
-const HASHRATE_LOG_EVERY: u32 = 5;
+/// How often the hash rate is logged.
+const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the miner waits after a block could not be saved.
 const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long open connections may delay shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Handle to the node's chain.
-#[derive(Clone)]
-pub struct Node {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    /// Genesis and difficulty every chain must match.
-    network: Network,
-    /// The chaindata folder; the only place blocks are persisted.
-    store: Store,
-    /// The chain and what is derived from it.
-    state: Mutex<State>,
-    /// Held for the whole of a change (check, write, publish) so that each
-    /// change is checked against the chain it really extends.
-    writer: Mutex<()>,
-    /// Announces every new tip (the miner restarts on it, peers hear of it).
-    tip: watch::Sender<Tip>,
-    /// Blocks fetched from peers while syncing, for `/status`.
-    blocks_fetched: AtomicU64,
-    /// The miner's last measured hashes per second, for `/status`.
-    hashrate: AtomicU64,
-}
-
-struct State {
-    chain: Arc<Chain>,
-    /// `/blockchain.json` for the current chain, built on first request.
-    json: Option<Bytes>,
-}
-
-/// The last block of the chain, and how it got there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tip {
-    pub block: Block,
-    pub source: Source,
-}
-
-/// Where a change to the chain came from; announcements skip the peer a
-/// block came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// Loaded from chaindata at startup.
-    Loaded,
-    /// Mined by this node.
-    Mined,
-    /// Announced by a peer (its URL, when it said).
-    Announced(Option<Url>),
-    /// Fetched from a peer while syncing.
-    Synced(Url),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Loaded => f.write_str("chaindata"),
-            Source::Mined => f.write_str("this node"),
-            Source::Announced(Some(peer)) => write!(f, "announced by {peer}"),
-            Source::Announced(None) => f.write_str("announced"),
-            Source::Synced(peer) => write!(f, "synced from {peer}"),
-        }
-    }
-}
-
-impl Source {
-    /// Whether the change came from `peer`, which need not hear of it again.
-    pub fn is_from(&self, peer: &Url) -> bool {
-        match self {
-            Source::Announced(Some(url)) | Source::Synced(url) => url == peer,
-            _ => false,
-        }
-    }
-}
-
-/// What [`Node::add_block`] did with a block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Added {
-    /// It extended the tip and is saved.
-    Accepted,
-    /// The chain already holds it.
-    Known,
-    /// It is valid on its own but is not on our tip: it is ahead of it (a
-    /// peer has blocks we lack) or on another branch.
-    NotOnTip { ahead: bool },
-}
-
-/// What [`Node::adopt_branch`] did.
-#[derive(Debug)]
-pub enum Adoption {
-    /// The branch made a longer chain and replaced ours from the fork on;
-    /// these blocks left the chain.
-    Switched { orphaned: Vec<Block> },
-    /// The branch would not make a longer chain; nothing changed.
-    NotLonger,
-}
-
-/// Why a block or branch was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    #[error(transparent)]
-    Invalid(#[from] ChainError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Node {
-    /// Loads the chain from `chaindata` (blocking: reads every block file).
-    pub fn open(network: Network, chaindata: &Path) -> Result<Node, StoreError> {
-        let store = Store::open(chaindata)?;
-        let loaded = store.load(&network)?;
-        for aside in &loaded.set_aside {
-            warn!(
-                file = %aside.from.display(),
-                moved_to = %aside.to.display(),
-                "block file set aside: {}",
-                aside.reason
-            );
-        }
-        let chain = loaded.chain;
-        let (tip, _) = watch::channel(Tip {
-            block: chain.tip().clone(),
-            source: Source::Loaded,
-        });
-        Ok(Node {
-            shared: Arc::new(Shared {
-                network,
-                store,
-                state: Mutex::new(State {
-                    chain: Arc::new(chain),
-                    json: None,
-                }),
-                writer: Mutex::new(()),
-                tip,
-                blocks_fetched: AtomicU64::new(0),
-                hashrate: AtomicU64::new(0),
-            }),
-        })
-    }
-
-    /// The network this node belongs to.
-    pub fn network(&self) -> &Network {
-        &self.shared.network
-    }
-
-    /// The chaindata folder.
-    pub fn chaindata(&self) -> &Path {
-        self.shared.store.dir()
-    }
-
-    /// A snapshot of the chain. Drop it soon: while it is held, the next
-    /// change copies the chain instead of extending it in place.
-    pub fn chain(&self) -> Arc<Chain> {
-        Arc::clone(&self.state().chain)
-    }
-
-    /// The current tip block.
-    pub fn tip(&self) -> Block {
-        self.shared.tip.borrow().block.clone()
-    }
-
-    /// Watches the tip.
-    pub fn subscribe(&self) -> watch::Receiver<Tip> {
-        self.shared.tip.subscribe()
-    }
-
-    /// Counts blocks fetched from peers while syncing.
-    pub fn count_fetched(&self, blocks: u64) {
-        self.shared
-            .blocks_fetched
-            .fetch_add(blocks, Ordering::Relaxed);
-    }
-
-    /// Blocks fetched from peers while syncing, since start.
-    pub fn blocks_fetched(&self) -> u64 {
-        self.shared.blocks_fetched.load(Ordering::Relaxed)
-    }
-
-    /// The miner's last measured hash rate (0 when not mining).
-    pub fn hashrate(&self) -> u64 {
-        self.shared.hashrate.load(Ordering::Relaxed)
-    }
-
-    fn set_hashrate(&self, rate: u64) {
-        self.shared.hashrate.store(rate, Ordering::Relaxed);
-    }
-
-    /// The cached `/blockchain.json`, if the chain has not changed since it
-    /// was built: cheap enough for the async runtime.
-    pub fn cached_chain_json(&self) -> Option<Bytes> {
-        self.state().json.clone()
-    }
-
-    /// The chain as `/blockchain.json`, cached until the chain changes. Can
-    /// take milliseconds for a long chain: call it off the async runtime.
-    pub fn chain_json(&self) -> Bytes {
-        let snapshot = {
-            let state = self.state();
-            if let Some(json) = &state.json {
-                return json.clone();
-            }
-            Arc::clone(&state.chain)
-        };
-        let json = Bytes::from(snapshot.to_json());
-        let mut state = self.state();
-        // While we hold the snapshot any change makes a new Arc, so pointer
-        // equality means the JSON is still the chain's.
-        if Arc::ptr_eq(&state.chain, &snapshot) {
-            state.json = Some(json.clone());
-        }
-        json
-    }
-
-    /// Adds one block if it extends the tip: checked, written to disk, then
-    /// served and announced. Blocking (writes a file).
-    pub fn add_block(&self, block: Block, source: Source) -> Result<Added, AddError> {
-        let _writer = self.shared.writer.lock().expect("writer lock");
-        let difficulty = self.shared.network.difficulty;
-        let tip = {
-            let state = self.state();
-            if state.chain.by_hash(&block.hash) == Some(&block) {
-                return Ok(Added::Known);
-            }
-            state.chain.tip().clone()
-        };
-        if block.prev_hash != tip.hash.to_string() {
-            if block.index == 0 {
-                return Err(ChainError::WrongGenesis {
-                    expected: self.shared.network.genesis.hash,
-                    got: block.hash,
-                }
-                .into());
-            }
-            check_block(&block, difficulty)?;
-            return Ok(Added::NotOnTip {
-                ahead: block.index > tip.index,
-            });
-        }
-        check_next(&tip, &block, difficulty)?;
-        self.shared.store.append(&block)?;
-        {
-            let mut state = self.state();
-            Arc::make_mut(&mut state.chain)
-                .push(block.clone(), difficulty)
-                .expect("checked above against the same tip");
-            state.json = None;
-        }
-        match &source {
-            Source::Mined => {
-                info!(index = block.index, hash = %block.hash, nonce = block.nonce, "mined block")
-            }
-            _ => info!(index = block.index, hash = %block.hash, from = %source, "accepted block"),
-        }
-        self.shared.tip.send_replace(Tip { block, source });
-        Ok(Added::Accepted)
-    }
-
-    /// Replaces the chain with `candidate` if it is longer, rewriting only
-    /// the block files after the fork.
-    pub async fn adopt(&self, candidate: Chain, source: Source) -> Result<Adoption, AddError> {
-        let fork = self.chain().fork_point(&candidate);
-        let incoming = candidate.blocks()[fork as usize..].to_vec();
-        drop(candidate);
-        self.adopt_branch(fork, incoming, source).await
-    }
-
-    /// Replaces the blocks from index `fork` on with `incoming` if that makes
-    /// a longer valid chain. Only the new blocks are validated, against our
-    /// block `fork - 1`, so the cost grows with the branch, not the chain.
-    pub async fn adopt_branch(
-        &self,
-        fork: u64,
-        incoming: Vec<Block>,
-        source: Source,
-    ) -> Result<Adoption, AddError> {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || node.adopt_branch_blocking(fork, incoming, source))
-            .await
-            .expect("adoption does not panic")
-    }
-
-    fn adopt_branch_blocking(
-        &self,
-        fork: u64,
-        incoming: Vec<Block>,
-        source: Source,
-    ) -> Result<Adoption, AddError> {
-        let _writer = self.shared.writer.lock().expect("writer lock");
-        let difficulty = self.shared.network.difficulty;
-        let (outgoing, base) = {
-            let state = self.state();
-            let chain = &state.chain;
-            if fork + (incoming.len() as u64) <= chain.len() {
-                return Ok(Adoption::NotLonger);
-            }
-            // A branch starts right after a block we hold, and never
-            // replaces the genesis block.
-            if fork == 0 || fork > chain.len() {
-                return Err(ChainError::BadIndex {
-                    expected: chain.len(),
-                    got: fork,
-                }
-                .into());
-            }
-            let base = chain.blocks()[fork as usize - 1].clone();
-            (chain.blocks()[fork as usize..].to_vec(), base)
-        };
-        let mut prev = &base;
-        for block in &incoming {
-            check_next(prev, block, difficulty)?;
-            prev = block;
-        }
-        self.shared.store.switch(&outgoing, &incoming)?;
-        let tip = incoming.last().expect("longer, so not empty").clone();
-        {
-            let mut state = self.state();
-            Arc::make_mut(&mut state.chain).replace_tail(fork, incoming);
-            state.json = None;
-        }
-        info!(
-            blocks = tip.index + 1,
-            tip = %tip.hash,
-            fork,
-            replaced = outgoing.len(),
-            from = %source,
-            "adopted a longer chain"
-        );
-        for block in &outgoing {
-            info!(index = block.index, hash = %block.hash, data = %block.data, "orphaned block");
-        }
-        self.shared.tip.send_replace(Tip { block: tip, source });
-        Ok(Adoption::Switched { orphaned: outgoing })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().expect("state lock")
-    }
-}
 
 /// Why the node stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -396,18 +51,28 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
+    log_config(&config);
     let network = config.network.clone();
     let chaindata: PathBuf = config.chaindata.clone();
-    let node = tokio::task::spawn_blocking(move || Node::open(network, &chaindata))
-        .await
-        .expect("loading does not panic")?;
-    let tip = node.tip();
+    let (state, set_aside) =
+        tokio::task::spawn_blocking(move || ChainState::open(network, &chaindata))
+            .await
+            .expect("loading does not panic")?;
+    for run in runs(&set_aside) {
+        warn!("{run}");
+    }
+    let tip = state.tip();
+    let chaindata =
+        std::path::absolute(state.chaindata()).unwrap_or_else(|_| state.chaindata().to_path_buf());
+    let blocks = match tip.index {
+        0 => "only the genesis block".to_string(),
+        height => format!("{} blocks, the tip is block {height}", height + 1),
+    };
     info!(
         height = tip.index,
         tip = %tip.hash,
-        chaindata = %node.chaindata().display(),
-        difficulty = config.network.difficulty,
-        "loaded chain"
+        "chaindata {}: {blocks}",
+        chaindata.display()
     );
 
     let address = listener.local_addr()?;
@@ -420,58 +85,50 @@ pub async fn run(
         address.ip()
     };
     let own_url = format!("http://{}", SocketAddr::new(own_ip, address.port()));
-    let (peers, mut new_peers) = PeerBook::open(
+    let (book, added_peers) = PeerBook::open(
         config.peers.clone(),
         PeerBook::path_beside(&config.chaindata),
         address,
     );
-    let client = PeerClient::new(&config.peer, Some(own_url));
-    let sync = start_sync_task(
-        node.clone(),
-        client.clone(),
-        peers.clone(),
-        config.sync_interval,
-        shutdown.clone(),
-    );
+    let stats = Arc::new(Stats::default());
+    let gossip = Gossip {
+        state: state.clone(),
+        client: PeerClient::new(&config.peer, Some(own_url), Arc::clone(&stats)),
+        book: book.clone(),
+        sync_interval: config.sync_interval,
+    };
+    let sync = gossip.start_sync_task(shutdown.clone());
 
-    let state = AppState {
-        node: node.clone(),
-        peers: peers.clone(),
+    let app_state = AppState {
+        state: state.clone(),
+        peers: book.clone(),
         sync,
+        stats: Arc::clone(&stats),
     };
     info!("listening on http://{address}");
     let server = tokio::spawn(
-        axum::serve(listener, crate::api::app(state))
+        axum::serve(listener, crate::api::app(app_state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future(),
     );
 
-    let startup_peers = peers.list();
-    if !startup_peers.is_empty() {
+    let startup_peers = book.list();
+    if startup_peers.is_empty() {
+        info!("no peers: this node is on its own until one is added (POST /peers)");
+    } else {
+        let list: Vec<String> = startup_peers.iter().map(ToString::to_string).collect();
+        info!("peers: {}; syncing with them", list.join(", "));
         tokio::select! {
-            _ = sync_with_all(&node, &client, &startup_peers, false) => {}
+            _ = gossip.sync_with(&startup_peers) => {}
             _ = shutdown.cancelled() => {}
         }
     }
-    for peer in startup_peers {
-        start_announcer(&node, client.clone(), peer, shutdown.clone());
-    }
-    {
-        let (node, client, shutdown) = (node.clone(), client.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            while let Some(peer) = tokio::select! {
-                peer = new_peers.recv() => peer,
-                _ = shutdown.cancelled() => None,
-            } {
-                start_announcer(&node, client.clone(), peer, shutdown.clone());
-            }
-        });
-    }
+    gossip.start_announcers(added_peers, shutdown.clone());
 
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
     let miner = (config.mine && !shutdown.is_cancelled())
-        .then(|| start_miner(&node, config.threads, data, &shutdown));
+        .then(|| start_miner(&state, &stats, config.threads, data, &shutdown));
 
     shutdown.cancelled().await;
     info!("shutting down");
@@ -488,15 +145,44 @@ pub async fn run(
     Ok(())
 }
 
+/// Says where the settings came from and what network they describe.
+fn log_config(config: &Config) {
+    let absolute = |path: &std::path::Path| {
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string()
+    };
+    match &config.source {
+        ConfigSource::File(path) => info!("config: read {}", absolute(path)),
+        ConfigSource::DefaultMissing(path) => info!(
+            "config: no config file at {}, so built-in defaults and flags apply \
+             (jbc --help lists them; jbc init makes a network with its own config)",
+            absolute(path)
+        ),
+    }
+    let network = &config.network;
+    info!(
+        genesis = %network.genesis.hash,
+        difficulty = network.difficulty,
+        "network: genesis block {}, difficulty {} (a block hash needs {} leading zero hex digits: {} hashes on average)",
+        network.genesis.hash,
+        network.difficulty,
+        network.difficulty,
+        count_in_words(expected_hashes(network.difficulty))
+    );
+}
+
 /// Starts the miner threads and a task that gives them a new job on every
 /// new tip and measures the hash rate.
 fn start_miner(
-    node: &Node,
+    state: &ChainState,
+    stats: &Arc<Stats>,
     threads: usize,
     data: String,
     shutdown: &CancellationToken,
 ) -> Arc<Miner> {
-    let submitter = node.clone();
+    let submitter = state.clone();
     let miner = Arc::new(Miner::start(threads, move |block| {
         match submitter.add_block(block, Source::Mined) {
             Ok(Added::Accepted) => true,
@@ -513,15 +199,19 @@ fn start_miner(
             }
         }
     }));
-    info!(threads, data = %data, "mining");
+    info!(
+        threads,
+        "mining on {threads} thread(s); blocks carry {data:?}"
+    );
 
-    let (node, difficulty) = (node.clone(), node.network().difficulty);
+    let (state, stats) = (state.clone(), Arc::clone(stats));
+    let difficulty = state.network().difficulty;
     let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
     tokio::spawn(async move {
-        let mut tips = node.subscribe();
-        let mut report = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
-        report.tick().await;
-        let mut samples = 0u32;
+        let mut tips = state.subscribe();
+        let mut sample = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
+        sample.tick().await;
+        let mut last_logged: Option<Instant> = None;
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
             let tip = tips.borrow_and_update().block.clone();
@@ -533,15 +223,15 @@ fn start_miner(
                         if changed.is_err() { return; }
                         break;
                     }
-                    _ = report.tick() => {
+                    _ = sample.tick() => {
                         let (hashes, now) = (task_miner.hashes(), Instant::now());
                         let rate = (hashes - last_hashes) as f64 / (now - last_time).as_secs_f64();
-                        node.set_hashrate(rate as u64);
-                        samples += 1;
-                        if samples.is_multiple_of(HASHRATE_LOG_EVERY) {
-                            info!(hashrate = format!("{:.2} MH/s", rate / 1e6), height = tip.index, "mining");
-                        }
+                        stats.set_hashrate(rate as u64);
                         (last_hashes, last_time) = (hashes, now);
+                        if last_logged.is_none_or(|at| at.elapsed() >= HASHRATE_LOG_INTERVAL) {
+                            log_hashrate(rate, difficulty, tip.index, last_logged.is_none());
+                            last_logged = Some(now);
+                        }
                     }
                     _ = shutdown.cancelled() => return,
                 }
@@ -549,4 +239,27 @@ fn start_miner(
         }
     });
     miner
+}
+
+/// The miner's hash rate, and what it means for the time between blocks.
+fn log_hashrate(rate: f64, difficulty: u32, height: u64, first: bool) {
+    let per_block = expected_hashes(difficulty) / rate.max(1.0);
+    let expectation = format!(
+        "this node alone would find a block every {} on average at difficulty {difficulty}",
+        duration_in_words(per_block)
+    );
+    if first {
+        info!(
+            hashrate = rate as u64,
+            "mining at {}: {expectation} (every node mining shortens it)",
+            rate_in_words(rate)
+        );
+    } else {
+        info!(
+            hashrate = rate as u64,
+            height,
+            "mining at {}, height {height}; {expectation}",
+            rate_in_words(rate)
+        );
+    }
 }

@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
+use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, ChainError, Network, check_block, check_next};
+use crate::chain::{Chain, ChainError, Network, better_chain, check_block, check_next};
 
 /// Folder for the new branch's blocks while the node switches branches.
 const PENDING: &str = "pending";
@@ -60,14 +61,79 @@ pub struct Loaded {
 }
 
 /// A file moved out of the way at load, with the reason.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetAside {
     /// Where the file was.
     pub from: PathBuf,
     /// Where it is now.
     pub to: PathBuf,
+    /// The index of the block it holds, when it holds one.
+    pub index: Option<u64>,
     /// Why it is not part of the chain.
     pub reason: String,
+    /// The reason without this file's particulars, shared by a run of
+    /// files set aside for one cause (so they can be reported together).
+    pub cause: String,
+}
+
+/// Consecutive blocks set aside into one folder for one cause: how the
+/// load is reported, one line per run rather than one per file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAsideRun {
+    /// The first file of the run.
+    pub first: SetAside,
+    /// The index of the last block of the run.
+    pub last_index: Option<u64>,
+    /// How many files.
+    pub count: usize,
+}
+
+impl fmt::Display for SetAsideRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = &self.first;
+        let folder = first.to.parent().unwrap_or(Path::new("")).display();
+        match (first.index, self.last_index) {
+            (Some(from), Some(to)) if self.count > 1 => write!(
+                f,
+                "{} block files, blocks {from} to {to}, set aside in {folder}: {}",
+                self.count, first.cause
+            ),
+            _ => write!(
+                f,
+                "block file {} set aside in {folder}: {}",
+                first.from.display(),
+                first.reason
+            ),
+        }
+    }
+}
+
+/// Groups set-aside files into runs: consecutive block indices, one
+/// folder, one cause.
+pub fn runs(set_aside: &[SetAside]) -> Vec<SetAsideRun> {
+    let mut sorted: Vec<&SetAside> = set_aside.iter().collect();
+    sorted.sort_by_key(|aside| aside.index);
+    let mut runs: Vec<SetAsideRun> = Vec::new();
+    for aside in sorted {
+        if let Some(run) = runs.last_mut()
+            && run.first.to.parent() == aside.to.parent()
+            && run.first.cause == aside.cause
+            && run
+                .last_index
+                .zip(aside.index)
+                .is_some_and(|(last, index)| index == last + 1)
+        {
+            run.count += 1;
+            run.last_index = aside.index;
+            continue;
+        }
+        runs.push(SetAsideRun {
+            first: aside.clone(),
+            last_index: aside.index,
+            count: 1,
+        });
+    }
+    runs
 }
 
 /// What went wrong with the chaindata folder.
@@ -118,10 +184,36 @@ struct Candidate {
     in_pending: bool,
 }
 
-/// Where a file that is not part of the chain goes.
+/// Where a file that is not part of the chain goes, and why.
 enum Fate {
-    Quarantine(String),
-    Orphan(String),
+    Quarantine(Why),
+    Orphan(Why),
+}
+
+/// Why a file is set aside: the whole reason, and the part of it a run of
+/// files can share.
+struct Why {
+    reason: String,
+    cause: String,
+}
+
+impl Why {
+    /// A reason particular to one file.
+    fn only(reason: impl Into<String>) -> Why {
+        let reason = reason.into();
+        Why {
+            cause: reason.clone(),
+            reason,
+        }
+    }
+
+    /// A reason whose `cause` a run of files may share.
+    fn shared(reason: impl Into<String>, cause: impl Into<String>) -> Why {
+        Why {
+            reason: reason.into(),
+            cause: cause.into(),
+        }
+    }
 }
 
 impl Store {
@@ -199,7 +291,7 @@ impl Store {
         let mut set_aside = Vec::new();
         let mut redundant = Vec::new();
         for (path, reason) in unreadable {
-            set_aside.push(self.set_aside(&path, Fate::Quarantine(reason))?);
+            set_aside.push(self.set_aside(&path, None, Fate::Quarantine(Why::only(reason)))?);
         }
         for (id, candidate) in candidates.iter().enumerate() {
             if chosen_ids.contains(&id) {
@@ -212,13 +304,20 @@ impl Store {
                 if candidate.in_pending {
                     redundant.push(candidate.path.clone());
                 } else {
-                    let reason = format!("a second copy of block {}", block.index);
-                    set_aside.push(self.set_aside(&candidate.path, Fate::Quarantine(reason))?);
+                    let why = Why::shared(
+                        format!("a second copy of block {}", block.index),
+                        "second copies of blocks of the chain",
+                    );
+                    set_aside.push(self.set_aside(
+                        &candidate.path,
+                        Some(block.index),
+                        Fate::Quarantine(why),
+                    )?);
                 }
                 continue;
             }
             let fate = fate_of(block, &chain, network);
-            set_aside.push(self.set_aside(&candidate.path, fate)?);
+            set_aside.push(self.set_aside(&candidate.path, Some(block.index), fate)?);
         }
 
         // Chain blocks under another name move to pending first, so that no
@@ -265,11 +364,19 @@ impl Store {
 
     /// Writes one new block to its file; it is durable when this returns.
     pub fn append(&self, block: &Block) -> Result<(), StoreError> {
-        write_atomic(
-            &self.dir,
-            &block_file_name(block.index),
-            &block.to_json_line(),
-        )?;
+        self.append_all(std::slice::from_ref(block))
+    }
+
+    /// Writes new blocks after the last one, each to its file; they are
+    /// durable when this returns.
+    pub fn append_all(&self, blocks: &[Block]) -> Result<(), StoreError> {
+        for block in blocks {
+            write_atomic(
+                &self.dir,
+                &block_file_name(block.index),
+                &block.to_json_line(),
+            )?;
+        }
         sync_dir(&self.dir)
     }
 
@@ -318,10 +425,15 @@ impl Store {
 
     /// Moves a file that is not part of the chain out of the way and writes
     /// the reason beside it.
-    fn set_aside(&self, path: &Path, fate: Fate) -> Result<SetAside, StoreError> {
-        let (folder, reason) = match fate {
-            Fate::Quarantine(reason) => (self.dir.join(QUARANTINE), reason),
-            Fate::Orphan(reason) => (self.dir.join(ORPHANED), reason),
+    fn set_aside(
+        &self,
+        path: &Path,
+        index: Option<u64>,
+        fate: Fate,
+    ) -> Result<SetAside, StoreError> {
+        let (folder, Why { reason, cause }) = match fate {
+            Fate::Quarantine(why) => (self.dir.join(QUARANTINE), why),
+            Fate::Orphan(why) => (self.dir.join(ORPHANED), why),
         };
         fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -336,7 +448,9 @@ impl Store {
         Ok(SetAside {
             from: path.to_path_buf(),
             to,
+            index,
             reason,
+            cause,
         })
     }
 }
@@ -443,11 +557,21 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
         levels.push(level);
     }
 
-    let mut chosen = vec![None; levels.len()];
-    let mut position = 0;
-    for (height, level) in levels.iter().enumerate().rev() {
-        chosen[height] = level[position].source;
-        position = level[position].parent;
+    // Every reached block is the tip of a valid branch; the chain rule picks
+    // one, and on a tie the one found first (the current files).
+    let (mut best_height, mut position) = (0, 0);
+    for (height, level) in levels.iter().enumerate() {
+        for candidate in 0..level.len() {
+            if better_chain(best_height as u64 + 1, height as u64 + 1) {
+                (best_height, position) = (height, candidate);
+            }
+        }
+    }
+    let mut chosen = vec![None; best_height + 1];
+    for height in (0..=best_height).rev() {
+        let reached = &levels[height][position];
+        chosen[height] = reached.source;
+        position = reached.parent;
     }
     chosen
 }
@@ -455,26 +579,35 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
 /// Why a parsed block file is not part of the loaded chain.
 fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
     if block.index == 0 {
-        return Fate::Quarantine("not this network's genesis block".into());
+        return Fate::Quarantine(Why::only("not this network's genesis block"));
     }
     if let Err(error) = check_block(block, network.difficulty) {
-        return Fate::Quarantine(error.to_string());
+        return Fate::Quarantine(Why::only(error.to_string()));
     }
     let Some(prev) = chain.get(block.index - 1) else {
-        return Fate::Quarantine(format!(
-            "block {} is missing or invalid, so block {} cannot follow",
-            chain.len(),
-            block.index
+        return Fate::Quarantine(Why::shared(
+            format!(
+                "block {} is missing or invalid, so block {} cannot follow",
+                chain.len(),
+                block.index
+            ),
+            format!(
+                "block {} is missing or invalid, so the blocks after it cannot follow",
+                chain.len()
+            ),
         ));
     };
     match check_next(prev, block, network.difficulty) {
         Err(error @ ChainError::BadPrevHash { .. }) if chain.len() > block.index => {
-            Fate::Orphan(format!("{error}: on a branch that lost to a longer one"))
+            Fate::Orphan(Why::shared(
+                format!("{error}: on a branch that lost to a longer one"),
+                "on a branch that lost to a longer one",
+            ))
         }
-        Err(error) => Fate::Quarantine(error.to_string()),
-        Ok(()) => Fate::Orphan(format!(
-            "a competing block {}: a longer branch won",
-            block.index
+        Err(error) => Fate::Quarantine(Why::only(error.to_string())),
+        Ok(()) => Fate::Orphan(Why::shared(
+            format!("a competing block {}: a longer branch won", block.index),
+            "competing blocks: a longer branch won",
         )),
     }
 }
@@ -684,7 +817,7 @@ mod tests {
             .find(|s| s.from.ends_with("000003.json"))
             .unwrap();
         assert!(
-            corrupt.reason.starts_with("not a block"),
+            corrupt.reason.starts_with("not valid JSON"),
             "{}",
             corrupt.reason
         );

@@ -368,10 +368,7 @@ async fn a_node_learns_peers_that_announce_and_keeps_its_peers_across_restarts()
         .await
         .unwrap();
     assert_eq!(added.status().as_u16(), 201);
-    let expected = vec![
-        format!("{announcer}/"),
-        "http://127.0.0.1:5004/".to_string(),
-    ];
+    let expected = vec![announcer.clone(), "http://127.0.0.1:5004".to_string()];
     assert_eq!(peers(&node).await, expected);
     assert_eq!(status(&node).await["peers"], 2);
     assert!(node.terminate().success());

@@ -28,7 +28,10 @@ async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files
         block_files(&peer.chaindata())
     );
     assert!(
-        fresh.logs().contains("adopted its chain, height 11"),
+        fresh.logs().contains(&format!(
+            "switched to the chain of {}: 11 new blocks after block 0, 0 of ours replaced",
+            peer.url
+        )),
         "{}",
         fresh.logs()
     );
@@ -78,7 +81,7 @@ async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
         "unreachable",
         "invalid answer",
         "answered HTTP 404",
-        "adopted",
+        "switched to the chain of",
         "timed out",
     ] {
         wait_for(&format!("{expected:?} in the log"), PATIENCE, || async {

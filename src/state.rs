@@ -1,0 +1,444 @@
+//! The chain state: the node's one chain in memory, always equal to what the
+//! chaindata folder holds, and the one path by which it changes.
+//!
+//! [`ChainState`] is a cheap `Clone` handle. Every change (a block this
+//! node mined, one a peer announced, a branch synced from a peer) goes
+//! through one commit path under one writer lock: checked against the chain
+//! it really extends, compared with [`better_chain`], written to disk, and
+//! only then made visible and published on the tip channel, so nothing is
+//! served that a crash could take back. Readers take what they need under a
+//! short lock that is never held across I/O or `.await`.
+//!
+//! It does not talk to peers or decide whom to believe ([`crate::sync`]),
+//! and knows nothing of HTTP ([`crate::api`]).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::block::{Block, BlockHash};
+use crate::chain::{Chain, ChainError, Network, better_chain, check_block, check_next};
+use crate::peers::PeerUrl;
+use crate::store::{SetAside, Store, StoreError};
+
+/// Orphaned blocks listed one by one in the log; more are summarised.
+const ORPHANS_LISTED: usize = 10;
+
+/// Handle to the node's chain.
+#[derive(Clone)]
+pub struct ChainState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Genesis and difficulty every chain must match.
+    network: Network,
+    /// The chaindata folder; the only place blocks are persisted.
+    store: Store,
+    /// The chain and what is derived from it.
+    current: Mutex<Current>,
+    /// Held for the whole of a change (check, write, publish) so that each
+    /// change is checked against the chain it really extends.
+    writer: Mutex<()>,
+    /// Publishes every new tip (the miner restarts on it, peers hear of it).
+    tip: watch::Sender<Tip>,
+}
+
+struct Current {
+    chain: Arc<Chain>,
+    /// `/blockchain.json` for the current chain, built on first request.
+    json: Option<Bytes>,
+    /// When the chain last changed in this process, to tell the operator
+    /// the time between blocks as this node saw it.
+    changed_at: Option<Instant>,
+}
+
+/// The last block of the chain, and how it got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    pub block: Block,
+    pub source: Source,
+}
+
+/// Where a change to the chain came from; announcements skip the peer a
+/// block came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Loaded from chaindata at startup.
+    Loaded,
+    /// Mined by this node.
+    Mined,
+    /// Announced by a peer (its URL, when it said).
+    Announced(Option<PeerUrl>),
+    /// Fetched from a peer while syncing.
+    Synced(PeerUrl),
+}
+
+impl Source {
+    /// Whether the change came from `peer`, which need not hear of it again.
+    pub fn is_from(&self, peer: &PeerUrl) -> bool {
+        match self {
+            Source::Announced(Some(url)) | Source::Synced(url) => url == peer,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Loaded => f.write_str("chaindata"),
+            Source::Mined => f.write_str("this node"),
+            Source::Announced(Some(peer)) => write!(f, "{peer}"),
+            Source::Announced(None) => f.write_str("a node that gave no address"),
+            Source::Synced(peer) => write!(f, "{peer}"),
+        }
+    }
+}
+
+/// What [`ChainState::add_block`] did with a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// It extended the tip and is saved.
+    Accepted,
+    /// The chain already holds it.
+    Known,
+    /// It is valid on its own but is not on our tip: it is ahead of it (a
+    /// peer has blocks we lack) or on another branch.
+    NotOnTip { ahead: bool },
+}
+
+/// What [`ChainState::adopt_branch`] did.
+#[derive(Debug)]
+pub enum Adoption {
+    /// The branch made a better chain and replaced ours from the fork on;
+    /// these blocks left the chain.
+    Switched { orphaned: Vec<Block> },
+    /// The branch would not make a better chain; nothing changed.
+    NotBetter,
+}
+
+/// Why a block or branch was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Invalid(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ChainState {
+    /// Loads the chain from `chaindata` (blocking: reads every block file).
+    /// Also returns the files set aside because they are not part of it.
+    pub fn open(
+        network: Network,
+        chaindata: &Path,
+    ) -> Result<(ChainState, Vec<SetAside>), StoreError> {
+        let store = Store::open(chaindata)?;
+        let loaded = store.load(&network)?;
+        let chain = loaded.chain;
+        let (tip, _) = watch::channel(Tip {
+            block: chain.tip().clone(),
+            source: Source::Loaded,
+        });
+        let state = ChainState {
+            shared: Arc::new(Shared {
+                network,
+                store,
+                current: Mutex::new(Current {
+                    chain: Arc::new(chain),
+                    json: None,
+                    changed_at: None,
+                }),
+                writer: Mutex::new(()),
+                tip,
+            }),
+        };
+        Ok((state, loaded.set_aside))
+    }
+
+    /// The network this chain belongs to.
+    pub fn network(&self) -> &Network {
+        &self.shared.network
+    }
+
+    /// The chaindata folder.
+    pub fn chaindata(&self) -> &Path {
+        self.shared.store.dir()
+    }
+
+    /// The current tip block.
+    pub fn tip(&self) -> Block {
+        self.shared.tip.borrow().block.clone()
+    }
+
+    /// Watches the tip.
+    pub fn subscribe(&self) -> watch::Receiver<Tip> {
+        self.shared.tip.subscribe()
+    }
+
+    /// The block at `index`.
+    pub fn block(&self, index: u64) -> Option<Block> {
+        self.current().chain.get(index).cloned()
+    }
+
+    /// The hash of the block at `index`.
+    pub fn hash_at(&self, index: u64) -> Option<BlockHash> {
+        self.current().chain.get(index).map(|b| b.hash)
+    }
+
+    /// The block with `hash`.
+    pub fn block_by_hash(&self, hash: &BlockHash) -> Option<Block> {
+        self.current().chain.by_hash(hash).cloned()
+    }
+
+    /// Up to `limit` blocks from index `from` on (none past the tip).
+    pub fn blocks(&self, from: u64, limit: u64) -> Vec<Block> {
+        let chain = self.snapshot();
+        let blocks = chain.blocks();
+        let from = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(blocks.len());
+        let to = from
+            .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
+            .min(blocks.len());
+        blocks[from..to].to_vec()
+    }
+
+    /// The cached `/blockchain.json`, if the chain has not changed since it
+    /// was built: cheap enough for the async runtime.
+    pub fn cached_chain_json(&self) -> Option<Bytes> {
+        self.current().json.clone()
+    }
+
+    /// The chain as `/blockchain.json`, cached until the chain changes. Can
+    /// take milliseconds for a long chain: call it off the async runtime.
+    pub fn chain_json(&self) -> Bytes {
+        let snapshot = {
+            let current = self.current();
+            if let Some(json) = &current.json {
+                return json.clone();
+            }
+            Arc::clone(&current.chain)
+        };
+        let json = Bytes::from(snapshot.to_json());
+        let mut current = self.current();
+        // While we hold the snapshot any change makes a new Arc, so pointer
+        // equality means the JSON is still the chain's.
+        if Arc::ptr_eq(&current.chain, &snapshot) {
+            current.json = Some(json.clone());
+        }
+        json
+    }
+
+    /// Adds one block if it extends the tip: checked, written to disk, then
+    /// served and published. Blocking (writes a file).
+    pub fn add_block(&self, block: Block, source: Source) -> Result<Added, CommitError> {
+        let _writer = self.writer();
+        let tip = {
+            let current = self.current();
+            if current.chain.by_hash(&block.hash) == Some(&block) {
+                return Ok(Added::Known);
+            }
+            current.chain.tip().clone()
+        };
+        if block.prev_hash != tip.hash.to_string() {
+            if block.index == 0 {
+                return Err(ChainError::WrongGenesis {
+                    expected: self.shared.network.genesis.hash,
+                    got: block.hash,
+                }
+                .into());
+            }
+            check_block(&block, self.shared.network.difficulty)?;
+            return Ok(Added::NotOnTip {
+                ahead: block.index > tip.index,
+            });
+        }
+        match self.commit(tip.index + 1, vec![block], source)? {
+            Adoption::Switched { .. } => Ok(Added::Accepted),
+            Adoption::NotBetter => unreachable!("a block on the tip makes a longer chain"),
+        }
+    }
+
+    /// Replaces the blocks from index `fork` on with `incoming` if that makes
+    /// a better valid chain. Only the new blocks are validated, against our
+    /// block `fork - 1`, so the cost grows with the branch, not the chain.
+    pub async fn adopt_branch(
+        &self,
+        fork: u64,
+        incoming: Vec<Block>,
+        source: Source,
+    ) -> Result<Adoption, CommitError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writer = state.writer();
+            state.commit(fork, incoming, source)
+        })
+        .await
+        .expect("adoption does not panic")
+    }
+
+    /// How many blocks at the start of `blocks` are the same as ours (at
+    /// least 1 when `blocks` starts with our genesis block).
+    pub fn common_prefix(&self, blocks: &[Block]) -> u64 {
+        let chain = self.snapshot();
+        blocks
+            .iter()
+            .zip(chain.blocks())
+            .take_while(|(theirs, ours)| theirs.hash == ours.hash)
+            .count() as u64
+    }
+
+    /// The one commit path. The caller holds the writer lock.
+    fn commit(
+        &self,
+        fork: u64,
+        incoming: Vec<Block>,
+        source: Source,
+    ) -> Result<Adoption, CommitError> {
+        let network = &self.shared.network;
+        let (outgoing, base, since_last) = {
+            let current = self.current();
+            let chain = &current.chain;
+            if !better_chain(chain.len(), fork + incoming.len() as u64) {
+                return Ok(Adoption::NotBetter);
+            }
+            // A branch starts right after a block we hold, and never
+            // replaces the genesis block.
+            if fork == 0 || fork > chain.len() {
+                return Err(ChainError::BadIndex {
+                    expected: chain.len(),
+                    got: fork,
+                }
+                .into());
+            }
+            let base = chain.blocks()[fork as usize - 1].clone();
+            let since_last = current.changed_at.map(|at| at.elapsed());
+            (chain.blocks()[fork as usize..].to_vec(), base, since_last)
+        };
+        let mut prev = &base;
+        for block in &incoming {
+            check_next(prev, block, network.difficulty)?;
+            prev = block;
+        }
+        if outgoing.is_empty() {
+            self.shared.store.append_all(&incoming)?;
+        } else {
+            self.shared.store.switch(&outgoing, &incoming)?;
+        }
+        let tip = incoming.last().expect("better, so not empty").clone();
+        log_commit(&base, &incoming, &outgoing, &source, since_last);
+        {
+            let mut current = self.current();
+            Arc::make_mut(&mut current.chain).replace_tail(fork, incoming);
+            current.json = None;
+            current.changed_at = Some(Instant::now());
+        }
+        self.shared.tip.send_replace(Tip { block: tip, source });
+        Ok(Adoption::Switched { orphaned: outgoing })
+    }
+
+    fn snapshot(&self) -> Arc<Chain> {
+        Arc::clone(&self.current().chain)
+    }
+
+    fn current(&self) -> MutexGuard<'_, Current> {
+        self.shared.current.lock().expect("chain state lock")
+    }
+
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.shared.writer.lock().expect("writer lock")
+    }
+}
+
+/// Tells the operator what a commit did, in words: one line for a single
+/// new block, one for a switch of chains, and the blocks that left it.
+fn log_commit(
+    base: &Block,
+    incoming: &[Block],
+    outgoing: &[Block],
+    source: &Source,
+    since_last: Option<Duration>,
+) {
+    let tip = incoming.last().expect("a commit adds blocks");
+    match (incoming, source) {
+        ([block], Source::Mined) if outgoing.is_empty() => info!(
+            index = block.index,
+            hash = %block.hash,
+            "mined block {}: {}, {}",
+            block.index,
+            shorten(&block.data),
+            interval(base, block, since_last)
+        ),
+        ([block], _) if outgoing.is_empty() => info!(
+            index = block.index,
+            hash = %block.hash,
+            "accepted block {} from {source}: {}, {}",
+            block.index,
+            shorten(&block.data),
+            interval(base, block, since_last)
+        ),
+        _ => info!(
+            height = tip.index,
+            tip = %tip.hash,
+            "switched to the chain of {source}: {} new block{} after block {}, {} of ours replaced; the tip is block {}",
+            incoming.len(),
+            if incoming.len() == 1 { "" } else { "s" },
+            base.index,
+            outgoing.len(),
+            tip.index
+        ),
+    }
+    for block in outgoing.iter().take(ORPHANS_LISTED) {
+        info!(
+            index = block.index,
+            hash = %block.hash,
+            "orphaned block {}: {} (kept in chaindata/orphaned/)",
+            block.index,
+            shorten(&block.data)
+        );
+    }
+    if outgoing.len() > ORPHANS_LISTED {
+        info!(
+            "orphaned {} more blocks, up to block {} (kept in chaindata/orphaned/)",
+            outgoing.len() - ORPHANS_LISTED,
+            outgoing.last().map_or(0, |b| b.index)
+        );
+    }
+}
+
+/// A block's data for a log line: quoted, and shortened when long.
+pub fn shorten(data: &str) -> String {
+    const SHOWN: usize = 48;
+    let mut shown: String = data.chars().take(SHOWN).collect();
+    if data.chars().nth(SHOWN).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
+/// "4.2 s after block 11": the time since the chain last changed, as this
+/// node saw it; for the first block since the node started, the difference
+/// of the blocks' timestamps.
+fn interval(prev: &Block, block: &Block, since_last: Option<Duration>) -> String {
+    if let Some(elapsed) = since_last {
+        return format!("{:.1} s after block {}", elapsed.as_secs_f64(), prev.index);
+    }
+    if prev.index == 0 {
+        return "the first block after the genesis block".to_string();
+    }
+    match (prev.epoch_seconds(), block.epoch_seconds()) {
+        (Some(before), Some(after)) if after >= before => format!(
+            "{} s after block {} by their timestamps",
+            after - before,
+            prev.index
+        ),
+        _ => format!("after block {}", prev.index),
+    }
+}
