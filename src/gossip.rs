@@ -58,24 +58,22 @@ impl Gossip {
         .await
     }
 
-    /// Records a sync's outcome and logs what is news.
+    /// Records a sync's outcome and logs what is news. (An adoption has
+    /// been told in words by the chain state already.)
     fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
-        match outcome {
-            Outcome::Failed(error) => self.report_failure(peer, Contact::Sync, error),
-            Outcome::Adopted { .. } => {
-                // The chain state has said in words what changed.
-                self.book.record_success(peer, Contact::Sync);
-                debug!(peer = %peer, "sync with {peer}: {outcome}");
-            }
-            Outcome::NotBetter { height } => match self.book.record_success(peer, Contact::Sync) {
-                Change::FirstAnswer => info!(peer = %peer, "peer {peer} is up, at height {height}"),
-                Change::Recovered { failures } => info!(
-                    peer = %peer,
-                    "peer {peer} is up again, at height {height} (after {failures} failed contacts)"
-                ),
-                _ => debug!(peer = %peer, "sync with {peer}: {outcome}"),
-            },
+        let height = match outcome {
+            Outcome::Failed(error) => return self.report_failure(peer, Contact::Sync, error),
+            Outcome::Adopted { height, .. } | Outcome::NotBetter { height } => *height,
+        };
+        match self.book.record_success(peer, Contact::Sync) {
+            Change::FirstAnswer => info!(peer = %peer, "peer {peer} is up, at height {height}"),
+            Change::Recovered { failures } => info!(
+                peer = %peer,
+                "peer {peer} is up again, at height {height} (after {failures} failed contacts)"
+            ),
+            _ => {}
         }
+        debug!(peer = %peer, "sync with {peer}: {outcome}");
     }
 
     /// Records a failed contact and logs it if it is news.

@@ -22,6 +22,7 @@
 //! - [`api`]: the HTTP router, handlers and their one error type.
 //! - [`stats`]: counters the node reports about itself.
 //! - [`human`]: figures in words for the log.
+//! - [`init`]: `jbc init`, a new network with its own genesis block.
 //! - [`node`]: the daemon: wiring, tasks and shutdown.
 //!
 //! Dependencies point down this list's layers: `node` wires everything;
@@ -35,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod gossip;
 pub mod human;
+pub mod init;
 pub mod miner;
 pub mod node;
 pub mod peers;

@@ -1,5 +1,5 @@
-//! The `jbc` command: parse the flags, set up logging, and run a node (or
-//! the miner benchmark).
+//! The `jbc` command: parse the flags, set up logging, and run a node, the
+//! miner benchmark, or make a new network.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,14 +7,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use jbc::config::{Config, Settings};
+use jbc::config::{Config, DEFAULT_DIFFICULTY, Settings, rule};
+use jbc::human::{duration_in_words, rate_in_words};
+use jbc::miner::expected_hashes;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// A JackBlockChain node: keeps its chain in chaindata/, syncs the longest
 /// valid chain from its peers, mines, and serves GET /blockchain.json.
 #[derive(Parser)]
-#[command(name = "jbc", version)]
+#[command(name = "jbc", version, allow_negative_numbers = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,14 +29,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure the miner's hash rate against the SHA-256 compression rate.
+    /// Measure the miner's hash rate against the SHA-256 compression rate,
+    /// and the time a block takes at each difficulty on this machine.
+    #[command(allow_negative_numbers = true)]
     Bench {
         /// Mining threads [default: the number of cores]
-        #[arg(long)]
+        #[arg(long, value_parser = rule::threads)]
         threads: Option<usize>,
         /// How long to mine
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, value_parser = rule::bench_seconds)]
         seconds: f64,
+    },
+    /// Make a new network in a folder: mine its genesis block and write
+    /// config/genesis.json and a config/jbc.toml that uses it.
+    #[command(allow_negative_numbers = true)]
+    Init {
+        /// The folder [default: the current one]
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Leading zero hex digits every block of the network needs
+        #[arg(long, default_value_t = DEFAULT_DIFFICULTY, value_parser = rule::difficulty)]
+        difficulty: u32,
+        /// The genesis block's data [default: "Genesis block of a jbc network, made DATE"]
+        #[arg(long)]
+        data: Option<String>,
+        /// Threads to mine the genesis block on [default: the number of cores]
+        #[arg(long, value_parser = rule::threads)]
+        threads: Option<usize>,
     },
 }
 
@@ -49,6 +70,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Bench { threads, seconds }) => bench(threads, seconds),
+        Some(Command::Init {
+            dir,
+            difficulty,
+            data,
+            threads,
+        }) => init(dir, difficulty, data, threads),
         None => run_node(cli.config, cli.settings),
     };
     match result {
@@ -88,16 +115,18 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `jbc bench`: the report goes to stdout, its last line `hashrate: N H/s`
+/// for scripts; what it is doing, and what the figures mean for block
+/// times, goes to stderr for the person watching.
 fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err("--seconds must be a positive number".into());
-    }
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    let report = jbc::miner::bench(threads, Duration::from_secs_f64(seconds));
+    let threads = threads.unwrap_or_else(cores);
+    let report = jbc::miner::bench(threads, Duration::from_secs_f64(seconds), |stage| {
+        eprintln!("jbc bench: {stage}")
+    });
     println!("threads: {}", report.threads);
     println!("seconds: {:.2}", report.seconds);
     println!(
@@ -109,5 +138,67 @@ fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
         report.per_thread_ratio() * 100.0
     );
     println!("hashrate: {:.0} H/s", report.hashrate);
+    eprintln!(
+        "\nAt {}, one node mining alone finds a block on average every:",
+        rate_in_words(report.hashrate)
+    );
+    for difficulty in 4..=8 {
+        let seconds = expected_hashes(difficulty) / report.hashrate.max(1.0);
+        eprintln!("  difficulty {difficulty}: {}", duration_in_words(seconds));
+    }
+    eprintln!("(with n nodes mining at this rate, blocks come n times as often)");
+    Ok(())
+}
+
+/// `jbc init`: a new network in `dir`.
+fn init(
+    dir: PathBuf,
+    difficulty: u32,
+    data: Option<String>,
+    threads: Option<usize>,
+) -> Result<(), String> {
+    let network = jbc::init::NewNetwork {
+        dir: dir.clone(),
+        difficulty,
+        data: data.unwrap_or_else(|| {
+            format!(
+                "Genesis block of a jbc network, made {}",
+                chrono::Utc::now().format("%Y-%m-%d")
+            )
+        }),
+        threads: threads.unwrap_or_else(cores),
+    };
+    let made = jbc::init::init(&network, |stage| eprintln!("jbc init: {stage}…"))
+        .map_err(|e| e.to_string())?;
+    let shown = |path: &std::path::Path| {
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string()
+    };
+    println!(
+        "made a new network: genesis block {}, difficulty {difficulty}",
+        made.genesis.hash
+    );
+    println!("  {}", shown(&made.genesis_file));
+    println!("  {} (port 5001, peers 5001-5003)", shown(&made.config));
+    // The binary usually runs from the repository's target/release/.
+    let exe = std::env::current_exe().ok();
+    let linknodes = exe
+        .as_deref()
+        .and_then(|exe| exe.ancestors().nth(3))
+        .map(|repo| repo.join("scripts/linknodes"))
+        .filter(|script| script.exists())
+        .map_or_else(
+            || "scripts/linknodes".to_string(),
+            |script| script.display().to_string(),
+        );
+    let exe = exe.map_or_else(|| "jbc".to_string(), |exe| exe.display().to_string());
+    println!("next:");
+    println!("  cd {} && {exe} --mine    # node 5001", shown(&dir));
+    println!(
+        "  cd {} && {linknodes} 5002    # a folder for node 5002 of this network",
+        shown(&dir)
+    );
     Ok(())
 }

@@ -444,9 +444,19 @@ impl BenchReport {
 }
 
 /// Measures the compression rate, then mines a synthetic header at an
-/// unreachable difficulty on `threads` threads for `duration`.
-pub fn bench(threads: usize, duration: Duration) -> BenchReport {
-    let compressions_per_second = compression_rate(duration.min(Duration::from_secs(2)));
+/// unreachable difficulty on `threads` threads for `duration`; `progress`
+/// hears what it is doing.
+pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> BenchReport {
+    let calibration = duration.min(Duration::from_secs(2));
+    progress(&format!(
+        "measuring the SHA-256 compression rate on one thread for {:.1} s",
+        calibration.as_secs_f64()
+    ));
+    let compressions_per_second = compression_rate(calibration);
+    progress(&format!(
+        "mining a synthetic block at an unreachable difficulty on {threads} thread(s) for {:.1} s",
+        duration.as_secs_f64()
+    ));
     let miner = Miner::start(threads, |_| true);
     miner.set_job(Template {
         index: 1,

@@ -62,8 +62,6 @@ pub async fn run(
         warn!("{run}");
     }
     let tip = state.tip();
-    let chaindata =
-        std::path::absolute(state.chaindata()).unwrap_or_else(|_| state.chaindata().to_path_buf());
     let blocks = match tip.index {
         0 => "only the genesis block".to_string(),
         height => format!("{} blocks, the tip is block {height}", height + 1),
@@ -72,7 +70,7 @@ pub async fn run(
         height = tip.index,
         tip = %tip.hash,
         "chaindata {}: {blocks}",
-        chaindata.display()
+        state.chaindata().display()
     );
 
     let address = listener.local_addr()?;
@@ -129,6 +127,9 @@ pub async fn run(
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
     let miner = (config.mine && !shutdown.is_cancelled())
         .then(|| start_miner(&state, &stats, config.threads, data, &shutdown));
+    if !config.mine {
+        info!("not mining (--mine, or mine = true in the config, turns it on)");
+    }
 
     shutdown.cancelled().await;
     info!("shutting down");

@@ -321,11 +321,7 @@ impl PeerBook {
         let path = &self.inner.path;
         let mut json = serde_json::to_vec_pretty(peers).expect("URLs serialise");
         json.push(b'\n');
-        let tmp = path.with_extension("json.tmp");
-        let result = std::fs::write(&tmp, &json)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path));
-        result.map_err(|source| PeerBookError::Save {
+        crate::store::replace_file(path, &json).map_err(|source| PeerBookError::Save {
             path: path.clone(),
             source,
         })

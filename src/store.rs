@@ -220,7 +220,9 @@ impl Store {
     /// Opens (creating if needed) the chaindata folder at `dir` and locks it
     /// against other nodes.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        // Absolute, so every path the node reports says where it really is.
         let dir = dir.into();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let lock = lock(&dir)?;
         Ok(Store { dir, lock })
@@ -667,6 +669,32 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> 
     fs::rename(&tmp, &target).map_err(io_error("rename into place", &target))
 }
 
+/// Replaces the small file at `path` with `bytes` so that a reader, or a
+/// crash, finds the old file or the new one and never a mix: a temporary
+/// file under a name no other writer uses, fsync, rename, folder fsync. For
+/// files written whole (the peer book, a new network's config).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{unique}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    fs::File::open(dir)?.sync_all()
+}
+
 /// Makes renames in `dir` durable.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
@@ -842,6 +870,37 @@ mod tests {
         let again = Store::open(dir.path()).unwrap().load(&network).unwrap();
         assert_eq!(again.chain.len(), 3);
         assert!(again.set_aside.is_empty());
+    }
+
+    #[test]
+    fn a_missing_block_sets_the_rest_aside_as_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = test_network();
+        let blocks = chain_of(&network, 9, "a");
+        write_chain(dir.path(), &blocks);
+        fs::remove_file(dir.path().join("000003.json")).unwrap();
+        fs::write(dir.path().join("notes.json"), "not json").unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.set_aside.len(), 6);
+        let runs = runs(&loaded.set_aside);
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        let quarantine = dir.path().join(QUARANTINE);
+        assert_eq!(
+            runs[1].to_string(),
+            format!(
+                "5 block files, blocks 4 to 8, set aside in {}: \
+                 block 3 is missing or invalid, so the blocks after it cannot follow",
+                quarantine.display()
+            )
+        );
+        assert!(
+            runs[0].to_string().starts_with(&format!(
+                "block file {}",
+                dir.path().join("notes.json").display()
+            )),
+            "{}",
+            runs[0]
+        );
     }
 
     #[test]

@@ -119,6 +119,8 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     })
     .await;
     assert!(hashrate > 1000, "{hashrate} H/s");
+    // Once the rate is known, the log says what it means for block times.
+    node.wait_for_log("this node alone would find a block every");
 
     // Miner threads run at the lowest priority (nice 19), the server's at
     // the normal one.
@@ -248,7 +250,7 @@ async fn linknodes_makes_a_folder_whose_jbc_serves_on_its_port() {
 }
 
 #[test]
-fn bench_reports_the_hash_rate_on_its_last_line() {
+fn bench_says_what_it_does_and_ends_with_block_times_and_the_hash_rate() {
     let output = Command::new(JBC)
         .args(["bench", "--threads", "1", "--seconds", "0.3"])
         .output()
@@ -267,4 +269,26 @@ fn bench_reports_the_hash_rate_on_its_last_line() {
         "{stdout}"
     );
     assert!(stdout.contains("compression rate:"), "{stdout}");
+    // What it is doing, and what the rate means, for the person watching.
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("jbc bench: measuring the SHA-256 compression rate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("jbc bench: mining a synthetic block"),
+        "{stderr}"
+    );
+    let times: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.trim_start().starts_with("difficulty "))
+        .collect();
+    assert_eq!(times.len(), 5, "{stderr}");
+    for (line, difficulty) in times.iter().zip(4..=8) {
+        assert!(
+            line.trim_start()
+                .starts_with(&format!("difficulty {difficulty}: ")),
+            "{line}"
+        );
+    }
 }

@@ -46,20 +46,35 @@ impl Jbc {
     /// Starts a node in `dir` whose chaindata holds `blocks` (no peers), as
     /// a peer for other nodes to sync from.
     pub fn serving(dir: &Path, blocks: &[Block], difficulty: u32) -> Jbc {
+        Jbc::serving_on(dir, blocks, difficulty, 0)
+    }
+
+    /// Like [`Jbc::serving`], on `port`.
+    pub fn serving_on(dir: &Path, blocks: &[Block], difficulty: u32, port: u16) -> Jbc {
         write_chaindata(&dir.join("chaindata"), blocks);
         Jbc::start(
             dir,
-            &["--difficulty", &difficulty.to_string(), "--peers", ""],
+            &[
+                "--port",
+                &port.to_string(),
+                "--difficulty",
+                &difficulty.to_string(),
+                "--peers",
+                "",
+            ],
         )
     }
 
     /// Like [`Jbc::start`] for another way of launching the node.
+    /// The node logs at the default level unless `command` sets RUST_LOG.
     pub fn start_command(mut command: Command, dir: &Path, args: &[&str]) -> Jbc {
         std::fs::create_dir_all(dir).unwrap();
         command.args(args);
+        if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         let mut child = command
             .current_dir(dir)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
