@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use jbc::api::{AppState, app};
+use jbc::api::{AppState, ServerLimits, app, serve as serve_api};
 use jbc::block::Block;
 use jbc::chain::Network;
 use jbc::client::PeerClient;
@@ -19,6 +19,7 @@ use jbc::config::{DEFAULT_GENESIS_JSON, PeerSettings};
 use jbc::gossip::Gossip;
 use jbc::miner::Template;
 use jbc::peers::{PeerBook, PeerUrl};
+use jbc::protocol::NodeId;
 use jbc::state::{ChainState, Source};
 use jbc::stats::Stats;
 use jbc::store::block_file_name;
@@ -29,10 +30,7 @@ const MISSING: usize = 10;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let network = Network {
-        genesis: Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(),
-        difficulty: 1,
-    };
+    let network = Network::new(Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(), 1);
     println!("catching up {MISSING} blocks (median of runs, milliseconds)");
     println!(
         "{:>12} {:>14} {:>14} {:>6}",
@@ -112,28 +110,32 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
     let state = open(network, chaindata).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let (peers, _) = PeerBook::open(Vec::new(), chaindata.with_file_name("peers.json"), address);
+    let book = PeerBook::open(
+        Vec::new(),
+        chaindata.with_file_name("peers.json"),
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+    );
     let stats = Arc::new(Stats::default());
-    let gossip = Gossip {
-        state: state.clone(),
-        client: PeerClient::new(&settings(), None, Arc::clone(&stats)),
-        book: peers.clone(),
-        sync_interval: Duration::from_secs(3600),
-    };
-    let sync = gossip.start_sync_task(shutdown.clone());
+    let client = PeerClient::new(&settings(), network, None, Arc::clone(&stats));
+    let gossip = Gossip::new(
+        state.clone(),
+        client,
+        book,
+        NodeId::random(),
+        shutdown.clone(),
+    );
     let router = app(AppState {
         state,
-        peers,
-        sync,
+        gossip,
         stats,
     });
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .unwrap()
-    });
+    tokio::spawn(serve_api(
+        listener,
+        router,
+        ServerLimits { connections: 64 },
+        shutdown.clone(),
+    ));
     PeerUrl::parse(&format!("http://{address}")).unwrap()
 }
 
@@ -166,7 +168,7 @@ async fn catch_up(
     // pay for writing 100 000 new directory entries.
     std::process::Command::new("sync").status().unwrap();
     let stats = Arc::new(Stats::default());
-    let client = PeerClient::new(&settings(), None, Arc::clone(&stats));
+    let client = PeerClient::new(&settings(), network, None, Arc::clone(&stats));
     let started = Instant::now();
     let outcome = if whole_chain {
         let chain = client.whole_chain(peer).await.unwrap();
@@ -177,7 +179,8 @@ async fn catch_up(
             .unwrap();
         None
     } else {
-        Some(sync_with(&node, &client, peer).await)
+        let status = client.status(peer).await.unwrap();
+        Some(sync_with(&node, &client, peer, status.as_ref()).await)
     };
     let elapsed = started.elapsed();
     if let Some(outcome) = outcome {

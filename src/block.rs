@@ -174,6 +174,25 @@ impl Block {
         raw.into_block()
     }
 
+    /// The length of the block's compact JSON (without the newline): its
+    /// size, as the network's block size limit counts it.
+    pub fn json_len(&self) -> usize {
+        /// Counts bytes without keeping them.
+        struct Counter(usize);
+        impl std::io::Write for Counter {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut counter = Counter(0);
+        serde_json::to_writer(&mut counter, self).expect("a block always serialises");
+        counter.0
+    }
+
     /// The block as compact JSON in the network format, with a final newline
     /// (the form written to chaindata files).
     pub fn to_json_line(&self) -> Vec<u8> {
@@ -477,6 +496,9 @@ pub enum BlockError {
         hash: BlockHash,
         difficulty: u32,
     },
+    /// The block's JSON is larger than the network allows.
+    #[error("block {index}: {bytes} bytes of JSON, more than the network's limit of {max}")]
+    TooLarge { index: u64, bytes: u64, max: u64 },
 }
 
 #[cfg(test)]

@@ -18,6 +18,23 @@ pub struct Network {
     /// How many leading zero hex digits a block's hash needs (the genesis
     /// block is exempt).
     pub difficulty: u32,
+    /// The largest block, in bytes of its compact JSON; the same limit
+    /// applies to block files, synced blocks, announcements and mining.
+    pub max_block_bytes: u64,
+}
+
+/// The default largest block: 1 MiB of JSON.
+pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1024 * 1024;
+
+impl Network {
+    /// A network with the default block size limit.
+    pub fn new(genesis: Block, difficulty: u32) -> Network {
+        Network {
+            genesis,
+            difficulty,
+            max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
+        }
+    }
 }
 
 /// A valid chain: every constructor validates, so holding one is proof.
@@ -41,7 +58,7 @@ impl Chain {
         };
         check_genesis(first, network)?;
         for pair in blocks.windows(2) {
-            check_next(&pair[0], &pair[1], network.difficulty)?;
+            check_next(&pair[0], &pair[1], network)?;
         }
         Ok(Chain::from_trusted(blocks))
     }
@@ -53,8 +70,8 @@ impl Chain {
     }
 
     /// Appends a block after validating it against the tip.
-    pub fn push(&mut self, block: Block, difficulty: u32) -> Result<(), ChainError> {
-        check_next(self.tip(), &block, difficulty)?;
+    pub fn push(&mut self, block: Block, network: &Network) -> Result<(), ChainError> {
+        check_next(self.tip(), &block, network)?;
         self.positions.insert(block.hash, block.index);
         self.blocks.push(block);
         Ok(())
@@ -141,8 +158,9 @@ pub fn check_genesis(block: &Block, network: &Network) -> Result<(), ChainError>
     }
 }
 
-/// Checks that `next` may follow `prev`: index, link, hash and proof of work.
-pub fn check_next(prev: &Block, next: &Block, difficulty: u32) -> Result<(), ChainError> {
+/// Checks that `next` may follow `prev`: index, link, size, hash and
+/// proof of work.
+pub fn check_next(prev: &Block, next: &Block, network: &Network) -> Result<(), ChainError> {
     let expected_index = prev.index + 1;
     if next.index != expected_index {
         return Err(ChainError::BadIndex {
@@ -157,17 +175,28 @@ pub fn check_next(prev: &Block, next: &Block, difficulty: u32) -> Result<(), Cha
             got: next.prev_hash.chars().take(80).collect(),
         });
     }
-    check_block(next, difficulty)
+    check_block(next, network)
 }
 
-/// Checks a non-genesis block on its own: its hash and its proof of work.
-pub fn check_block(block: &Block, difficulty: u32) -> Result<(), ChainError> {
+/// Checks a non-genesis block on its own: its size, its hash and its proof
+/// of work. A block that fails here is invalid anywhere, whatever chain it
+/// is offered for.
+pub fn check_block(block: &Block, network: &Network) -> Result<(), ChainError> {
+    let bytes = block.json_len() as u64;
+    if bytes > network.max_block_bytes {
+        return Err(BlockError::TooLarge {
+            index: block.index,
+            bytes,
+            max: network.max_block_bytes,
+        }
+        .into());
+    }
     block.check_hash()?;
-    if !block.hash.meets_difficulty(difficulty) {
+    if !block.hash.meets_difficulty(network.difficulty) {
         return Err(BlockError::BadProofOfWork {
             index: block.index,
             hash: block.hash,
-            difficulty,
+            difficulty: network.difficulty,
         }
         .into());
     }
@@ -206,8 +235,11 @@ impl ChainError {
             ChainError::WrongGenesis { .. } => Some(0),
             ChainError::BadIndex { expected, .. } => Some(*expected),
             ChainError::BadPrevHash { index, .. } => Some(*index),
-            ChainError::Block(BlockError::BadHash { index, .. })
-            | ChainError::Block(BlockError::BadProofOfWork { index, .. }) => Some(*index),
+            ChainError::Block(
+                BlockError::BadHash { index, .. }
+                | BlockError::BadProofOfWork { index, .. }
+                | BlockError::TooLarge { index, .. },
+            ) => Some(*index),
         }
     }
 }
@@ -219,10 +251,10 @@ pub(crate) mod tests {
 
     /// A network with an easy difficulty so tests mine in microseconds.
     pub(crate) fn test_network() -> Network {
-        Network {
-            genesis: Block::new(0, 1508895381, String::new(), "genesis".into(), 0),
-            difficulty: 2,
-        }
+        Network::new(
+            Block::new(0, 1508895381, String::new(), "genesis".into(), 0),
+            2,
+        )
     }
 
     /// Mines the next block on `prev` the plain way.
@@ -343,13 +375,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_block_over_the_network_s_size_limit_is_invalid() {
+        let network = Network {
+            max_block_bytes: 300,
+            ..test_network()
+        };
+        let mut blocks = chain_of(&network, 2, "a");
+        blocks.push(mine_on(&blocks[1], &"x".repeat(200), network.difficulty));
+        let bytes = blocks[2].json_len() as u64;
+        assert!(bytes > 300, "{bytes}");
+        assert_eq!(
+            Chain::from_blocks(blocks, &network).unwrap_err(),
+            ChainError::Block(BlockError::TooLarge {
+                index: 2,
+                bytes,
+                max: 300
+            })
+        );
+    }
+
+    #[test]
     fn push_validates_against_the_tip() {
         let network = test_network();
         let mut chain = Chain::genesis(&network);
         let blocks = chain_of(&network, 3, "a");
-        assert!(chain.push(blocks[2].clone(), network.difficulty).is_err());
-        chain.push(blocks[1].clone(), network.difficulty).unwrap();
-        chain.push(blocks[2].clone(), network.difficulty).unwrap();
+        assert!(chain.push(blocks[2].clone(), &network).is_err());
+        chain.push(blocks[1].clone(), &network).unwrap();
+        chain.push(blocks[2].clone(), &network).unwrap();
         assert_eq!(chain.len(), 3);
     }
 

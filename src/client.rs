@@ -1,32 +1,51 @@
 //! The HTTP client side of the protocol: asking a peer for its status and
 //! blocks, and announcing ours.
 //!
-//! Every request has a connect and a total timeout and a cap on the bytes
-//! read, and every answer is parsed before it is returned, so a peer that
-//! is down, slow or hostile costs at most its timeouts. Whether what a peer
-//! says is believed is the caller's business ([`crate::sync`]).
+//! Every request has a connect and a total timeout, and every kind of
+//! answer its own cap on the bytes read: a few KiB for `/status` and the
+//! answer to an announcement, a page's worth for `/blocks`, and only
+//! `/blockchain.json` (the original node's whole chain) up to
+//! `max_response_bytes`. Large downloads also take a share of a fixed
+//! budget, so the memory that catching up from many peers at once can take
+//! is bounded whatever they send. Every answer is parsed before it is
+//! returned; whether what a peer says is believed is [`crate::sync`]'s
+//! business.
 
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
-use crate::block::{Block, ParseError, blocks_from_json};
-use crate::chain::ChainError;
+use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
+use crate::chain::{ChainError, Network};
 use crate::config::PeerSettings;
 use crate::peers::PeerUrl;
-use crate::protocol::{PEER_HEADER, Status};
+use crate::protocol::{PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status};
 use crate::stats::Stats;
+
+/// `/blocks` pages read at once, from all peers together.
+const PAGES_AT_ONCE: usize = 8;
+/// Whole chains (`/blockchain.json`) read at once, from all peers together.
+const WHOLE_CHAINS_AT_ONCE: usize = 1;
 
 /// An HTTP client for peers, with the node's timeouts and limits.
 #[derive(Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
+    /// The cap on a whole chain.
     max_response_bytes: u64,
+    /// The cap on one block (`/blocks/{index}`).
+    block_bytes: u64,
+    /// The cap on one `/blocks` page.
+    page_bytes: u64,
     /// Our own base URL, sent with announcements so the receiver can sync
     /// from us.
     own_url: Option<String>,
     /// Where fetched blocks are counted.
     stats: Arc<Stats>,
+    /// The download budget: permits for pages and for whole chains.
+    pages: Arc<Semaphore>,
+    whole_chains: Arc<Semaphore>,
 }
 
 /// Why a peer could not be used.
@@ -38,18 +57,20 @@ pub enum PeerError {
     Timeout,
     #[error("answered HTTP {0}")]
     Status(u16),
-    #[error("answer larger than the {limit}-byte limit")]
+    #[error("answer larger than the {limit}-byte limit for it")]
     TooLarge { limit: u64 },
     #[error("invalid answer: {0}")]
     Parse(ParseError),
     #[error("invalid chain: {0}")]
     Invalid(ChainError),
-    #[error("on another network (genesis {0})")]
-    OtherNetwork(crate::block::BlockHash),
+    #[error("on another network ({0})")]
+    OtherNetwork(String),
     #[error("could not save its blocks: {0}")]
     Save(String),
     #[error("refused it: {0}")]
     Refused(String),
+    #[error("changed its chain while we read it; trying again")]
+    Raced,
 }
 
 impl PeerError {
@@ -66,6 +87,21 @@ impl PeerError {
             PeerError::OtherNetwork(_) => "another network",
             PeerError::Save(_) => "not saved",
             PeerError::Refused(_) => "refused",
+            PeerError::Raced => "raced",
+        }
+    }
+
+    /// Misbehaviour points for this failure: what an honest node never
+    /// does. Blocks that are invalid in themselves (bad hash, too little
+    /// work, too large) are never served by an honest peer; a broken link
+    /// may be a reorganisation during the sync, and a dead peer is only
+    /// unlucky, so those cost nothing.
+    pub fn misbehaviour(&self) -> u32 {
+        match self {
+            PeerError::Invalid(ChainError::Block(_)) => 100,
+            PeerError::TooLarge { .. } => 50,
+            PeerError::Parse(_) => 20,
+            _ => 0,
         }
     }
 
@@ -83,8 +119,14 @@ impl PeerError {
 }
 
 impl PeerClient {
-    /// A client following `settings`; `own_url` is sent with announcements.
-    pub fn new(settings: &PeerSettings, own_url: Option<String>, stats: Arc<Stats>) -> PeerClient {
+    /// A client following `settings` for `network`; `own_url` is sent with
+    /// announcements.
+    pub fn new(
+        settings: &PeerSettings,
+        network: &Network,
+        own_url: Option<String>,
+        stats: Arc<Stats>,
+    ) -> PeerClient {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -92,50 +134,56 @@ impl PeerClient {
             .no_proxy()
             .build()
             .expect("the HTTP client builds without TLS or system configuration");
+        // A block's JSON may come with white space around it; a page holds
+        // blocks up to PAGE_BYTES, plus the one that crosses it.
+        let block_bytes = network.max_block_bytes * 2 + 4096;
         PeerClient {
             http,
             max_response_bytes: settings.max_response_bytes,
+            block_bytes,
+            page_bytes: PAGE_BYTES as u64 + block_bytes,
             own_url,
             stats,
+            pages: Arc::new(Semaphore::new(PAGES_AT_ONCE)),
+            whole_chains: Arc::new(Semaphore::new(WHOLE_CHAINS_AT_ONCE)),
         }
     }
 
-    /// `GET {peer}/{path}`, read up to the byte cap.
-    async fn get(&self, peer: &PeerUrl, path: &str) -> Result<Vec<u8>, PeerError> {
+    /// The most memory the answers being read can hold at once, whatever
+    /// the peers send: the download budget, plus a small answer per peer.
+    pub fn download_budget(&self, peers: usize) -> u64 {
+        PAGES_AT_ONCE as u64 * self.page_bytes
+            + WHOLE_CHAINS_AT_ONCE as u64 * self.max_response_bytes
+            + peers as u64 * (SMALL_ANSWER_BYTES + self.block_bytes)
+    }
+
+    /// `GET {peer}/{path}`, read up to `limit` bytes.
+    async fn get(&self, peer: &PeerUrl, path: &str, limit: u64) -> Result<Vec<u8>, PeerError> {
         let response = self
             .http
             .get(peer.endpoint(path))
             .send()
             .await
             .map_err(PeerError::from_request)?;
-        self.read_body(response).await
-    }
-
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, PeerError> {
         if !response.status().is_success() {
             return Err(PeerError::Status(response.status().as_u16()));
         }
-        let limit = self.max_response_bytes;
-        if response.content_length().is_some_and(|len| len > limit) {
-            return Err(PeerError::TooLarge { limit });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(PeerError::from_request)? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(PeerError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_capped(response, limit).await
     }
 
-    /// `GET {peer}/{path}` parsed as JSON, off the async runtime.
-    async fn get_parsed<T, F>(&self, peer: &PeerUrl, path: &str, parse: F) -> Result<T, PeerError>
+    /// `GET {peer}/{path}` parsed, off the async runtime.
+    async fn get_parsed<T, F>(
+        &self,
+        peer: &PeerUrl,
+        path: &str,
+        limit: u64,
+        parse: F,
+    ) -> Result<T, PeerError>
     where
         T: Send + 'static,
         F: FnOnce(&[u8]) -> Result<T, ParseError> + Send + 'static,
     {
-        let body = self.get(peer, path).await?;
+        let body = self.get(peer, path, limit).await?;
         tokio::task::spawn_blocking(move || parse(&body).map_err(PeerError::Parse))
             .await
             .expect("parsing does not panic")
@@ -144,7 +192,7 @@ impl PeerClient {
     /// A peer's `/status`; `Ok(None)` when it has no such endpoint (the
     /// original node).
     pub async fn status(&self, peer: &PeerUrl) -> Result<Option<Status>, PeerError> {
-        match self.get(peer, "status").await {
+        match self.get(peer, "status", SMALL_ANSWER_BYTES).await {
             Ok(body) => parse_json::<Status>(&body).map(Some),
             Err(PeerError::Status(404)) => Ok(None),
             Err(error) => Err(error),
@@ -153,7 +201,9 @@ impl PeerClient {
 
     /// The peer's block at `index`.
     pub async fn block(&self, peer: &PeerUrl, index: u64) -> Result<Block, PeerError> {
-        let body = self.get(peer, &format!("blocks/{index}")).await?;
+        let body = self
+            .get(peer, &format!("blocks/{index}"), self.block_bytes)
+            .await?;
         let block = Block::from_json(&body).map_err(PeerError::Parse)?;
         if block.index != index {
             return Err(PeerError::Invalid(ChainError::BadIndex {
@@ -164,6 +214,11 @@ impl PeerClient {
         Ok(block)
     }
 
+    /// The hash of the peer's block at `index`.
+    pub async fn hash_at(&self, peer: &PeerUrl, index: u64) -> Result<BlockHash, PeerError> {
+        Ok(self.block(peer, index).await?.hash)
+    }
+
     /// Up to `limit` of the peer's blocks from `from` on.
     pub async fn blocks(
         &self,
@@ -171,17 +226,28 @@ impl PeerClient {
         from: u64,
         limit: u64,
     ) -> Result<Vec<Block>, PeerError> {
+        let _permit = self.pages.acquire().await.expect("never closed");
         let path = format!("blocks?from={from}&limit={limit}");
-        let blocks = self.get_parsed(peer, &path, blocks_from_json).await?;
+        let blocks = self
+            .get_parsed(peer, &path, self.page_bytes, blocks_from_json)
+            .await?;
         self.stats.count_fetched(blocks.len() as u64);
         Ok(blocks)
     }
 
-    /// The peer's whole chain, parsed but not yet validated.
+    /// The peer's whole chain, parsed but not yet validated, in the order
+    /// of the indices (the original serves its files in directory order).
     pub async fn whole_chain(&self, peer: &PeerUrl) -> Result<Vec<Block>, PeerError> {
-        let blocks = self
-            .get_parsed(peer, "blockchain.json", blocks_from_json)
+        let _permit = self.whole_chains.acquire().await.expect("never closed");
+        let mut blocks = self
+            .get_parsed(
+                peer,
+                "blockchain.json",
+                self.max_response_bytes,
+                blocks_from_json,
+            )
             .await?;
+        blocks.sort_by_key(|block| block.index);
         self.stats.count_fetched(blocks.len() as u64);
         Ok(blocks)
     }
@@ -199,8 +265,10 @@ impl PeerClient {
         }
         let response = request.send().await.map_err(PeerError::from_request)?;
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let shown: String = body.chars().take(200).collect();
+        let body = read_capped(response, SMALL_ANSWER_BYTES)
+            .await
+            .unwrap_or_default();
+        let shown: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         let answer = format!("{} {}", status.as_u16(), shown.trim());
         if status.is_success() {
             Ok(answer)
@@ -208,6 +276,21 @@ impl PeerClient {
             Err(PeerError::Refused(answer))
         }
     }
+}
+
+/// Reads a body up to `limit` bytes.
+async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, PeerError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(PeerError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(PeerError::from_request)? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(PeerError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Parses a small JSON answer of this node's protocol.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::block::Block;
-use crate::chain::Network;
+use crate::chain::{DEFAULT_MAX_BLOCK_BYTES, Network};
 use crate::peers::{PeerUrl, PeerUrlError};
 
 /// Where the node looks for its config when `--config` is not given.
@@ -82,9 +82,20 @@ pub struct Settings {
     /// Seconds between syncs with all peers [default: 5]
     #[arg(long, value_parser = rule::sync_interval)]
     pub sync_interval: Option<f64>,
-    /// Largest peer response read, in bytes [default: 268435456]
+    /// Largest peer response read, in bytes: only an original node's whole
+    /// chain may be this large [default: 268435456]
     #[arg(long, value_parser = rule::max_response_bytes)]
     pub max_response_bytes: Option<u64>,
+    /// Largest block, in bytes of its JSON (a network setting) [default: 1048576]
+    #[arg(long, value_parser = rule::max_block_bytes)]
+    pub max_block_bytes: Option<u64>,
+    /// Seconds a misbehaving peer stays banned [default: 86400]
+    #[arg(long, value_parser = rule::ban_seconds)]
+    pub ban_seconds: Option<u64>,
+    /// The base URL other nodes reach this one at, sent with announcements
+    /// [default: http://HOST:PORT, with the connection's address for 0.0.0.0]
+    #[arg(long)]
+    pub advertise: Option<String>,
 }
 
 impl Settings {
@@ -121,6 +132,9 @@ impl Settings {
             request_timeout_ms: overrides.request_timeout_ms.or(self.request_timeout_ms),
             max_response_bytes: overrides.max_response_bytes.or(self.max_response_bytes),
             sync_interval: overrides.sync_interval.or(self.sync_interval),
+            max_block_bytes: overrides.max_block_bytes.or(self.max_block_bytes),
+            ban_seconds: overrides.ban_seconds.or(self.ban_seconds),
+            advertise: overrides.advertise.or(self.advertise),
         }
     }
 }
@@ -163,6 +177,11 @@ pub mod rule {
     pub const SYNC_INTERVAL: &str = "a number of seconds from 0.05 to 86400";
     pub const MAX_RESPONSE_BYTES: &str = "a whole number of bytes, at least 1024";
     pub const BENCH_SECONDS: &str = "a number of seconds from 0.1 to 3600";
+    pub const MAX_BLOCK_BYTES: &str = "a whole number of bytes from 1024 to 67108864";
+    pub const BAN_SECONDS: &str = "a whole number of seconds from 1 to 31536000";
+
+    pub const MAX_BLOCK_RANGE: RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
+    pub const BAN_RANGE: RangeInclusive<u64> = 1..=365 * 86_400;
 
     pub const THREADS_RANGE: RangeInclusive<usize> = 1..=1024;
     pub const DIFFICULTY_RANGE: RangeInclusive<u32> = 0..=64;
@@ -187,6 +206,12 @@ pub mod rule {
     }
     pub fn max_response_bytes(text: &str) -> Result<u64, String> {
         number(text, MAX_RESPONSE_RANGE, MAX_RESPONSE_BYTES)
+    }
+    pub fn max_block_bytes(text: &str) -> Result<u64, String> {
+        number(text, MAX_BLOCK_RANGE, MAX_BLOCK_BYTES)
+    }
+    pub fn ban_seconds(text: &str) -> Result<u64, String> {
+        number(text, BAN_RANGE, BAN_SECONDS)
     }
     pub fn bench_seconds(text: &str) -> Result<f64, String> {
         number(text, 0.1..=3600.0, BENCH_SECONDS)
@@ -238,6 +263,10 @@ pub struct Config {
     /// Time between syncs with all peers, the safety net for lost
     /// announcements.
     pub sync_interval: Duration,
+    /// How long a misbehaving peer stays banned.
+    pub ban_time: Duration,
+    /// The URL this node gives for itself, if set.
+    pub advertise: Option<PeerUrl>,
 }
 
 impl Config {
@@ -289,16 +318,48 @@ impl Config {
                 .expect("the built-in genesis block parses"),
         };
 
+        // The node's own URL may be among them (one list for every node of
+        // a network): it finds itself out by its node id.
         let mut peers = Vec::new();
         for text in settings.peers.unwrap_or_default() {
             if text.trim().is_empty() {
                 continue;
             }
             let url = PeerUrl::parse(&text)?;
-            if !url.is_own_address(listen) && !peers.contains(&url) {
+            if !peers.contains(&url) {
                 peers.push(url);
             }
         }
+        let max_block_bytes = rule::within(
+            settings.max_block_bytes.unwrap_or(DEFAULT_MAX_BLOCK_BYTES),
+            rule::MAX_BLOCK_RANGE,
+            rule::MAX_BLOCK_BYTES,
+        )
+        .map_err(invalid("max_block_bytes"))?;
+        if let Some(data) = &settings.data {
+            // The largest block this node could mine with it.
+            let block = Block::new(u64::MAX, u128::from(u64::MAX), "0".repeat(64), data.clone(), u64::MAX);
+            let bytes = block.json_len() as u64;
+            if bytes > max_block_bytes {
+                return Err(ConfigError::Invalid {
+                    key: "data",
+                    reason: format!(
+                        "a block carrying it would be {bytes} bytes of JSON, more than max_block_bytes ({max_block_bytes})"
+                    ),
+                });
+            }
+        }
+        let ban_seconds = rule::within(
+            settings.ban_seconds.unwrap_or(86_400),
+            rule::BAN_RANGE,
+            rule::BAN_SECONDS,
+        )
+        .map_err(invalid("ban_seconds"))?;
+        let advertise = settings
+            .advertise
+            .as_deref()
+            .map(PeerUrl::parse)
+            .transpose()?;
 
         let threads = match settings.threads {
             Some(n) => {
@@ -336,7 +397,10 @@ impl Config {
             network: Network {
                 genesis,
                 difficulty,
+                max_block_bytes,
             },
+            ban_time: Duration::from_secs(ban_seconds),
+            advertise,
             chaindata: settings
                 .chaindata
                 .unwrap_or_else(|| PathBuf::from("chaindata")),
@@ -406,18 +470,29 @@ mod tests {
     }
 
     #[test]
-    fn a_node_skips_its_own_address() {
+    fn peers_are_normalised_and_listed_once() {
         let got = peers(
             &[
                 "http://127.0.0.1:5001",
                 "http://localhost:5002",
-                "http://127.0.0.1:5003/",
+                "http://127.0.0.1:5001/",
                 "",
             ],
             5002,
         )
         .unwrap();
-        assert_eq!(got, ["http://127.0.0.1:5001", "http://127.0.0.1:5003"]);
+        assert_eq!(got, ["http://127.0.0.1:5001", "http://localhost:5002"]);
+    }
+
+    #[test]
+    fn data_too_large_for_a_block_is_refused() {
+        let settings = Settings {
+            max_block_bytes: Some(1024),
+            data: Some("x".repeat(900)),
+            ..Settings::default()
+        };
+        let error = Config::resolve(settings).unwrap_err().to_string();
+        assert!(error.starts_with("data: a block carrying it would be"), "{error}");
     }
 
     #[test]
@@ -426,6 +501,7 @@ mod tests {
             "ftp://127.0.0.1:5001",
             "127.0.0.1:5001",
             "http://127.0.0.1:5001/blockchain.json",
+            "https://127.0.0.1:5001",
         ] {
             assert!(
                 matches!(peers(&[bad], 5001), Err(ConfigError::Peer(_))),
@@ -496,6 +572,6 @@ mod tests {
         let config = Config::resolve(settings).unwrap();
         let builtin = Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap();
         assert_eq!(config.network.genesis, builtin);
-        assert_eq!(config.peers.len(), 2, "three nodes, minus this one");
+        assert_eq!(config.peers.len(), 3, "the three nodes, this one among them");
     }
 }

@@ -1,75 +1,455 @@
-//! The node's conversation with its peers over time: a task that catches up
-//! with them (at startup, every `sync_interval`, and when an announcement
-//! shows a peer is ahead) and one task per peer that announces every new
-//! tip to it.
+//! The node's conversation with its peers: who gets in, and what is said.
 //!
-//! Every contact with a peer is recorded in the [`PeerBook`], and the log
-//! tells the operator what changed: a peer that starts failing is reported
-//! once (and again only if it fails differently), a peer that comes up once,
-//! with its height; the routine rest is at debug level.
+//! Each peer in the book has its own task, which syncs with it (at start,
+//! every `sync_interval` while it answers, after growing pauses while it
+//! does not, and at once when an announcement shows it is ahead) and
+//! announces every new tip to it: the whole missing run of blocks, in
+//! order, to an original node, which learns blocks only that way. A slow or
+//! hostile peer therefore delays only its own task: an honest peer's blocks
+//! are adopted as soon as they arrive.
+//!
+//! A URL gets a task only after a handshake ([`crate::handshake`]): one
+//! given by the operator (`POST /peers`), or one named in an announcement
+//! of a block we took as new (or that shows its sender is ahead). A
+//! stranger is asked once at most within the ban time however often it is
+//! named, so nobody can point this node at someone else.
+//!
+//! Every contact is recorded in the [`PeerBook`], and the log tells the
+//! operator what changed: a peer that starts failing is reported once (and
+//! again only if it fails differently), a peer that comes up once, with its
+//! height, a ban once; the routine rest is at debug level.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::block::Block;
 use crate::client::{PeerClient, PeerError};
-use crate::peers::{Change, Contact, PeerBook, PeerUrl};
+use crate::handshake::{HandshakeError, check_status, handshake};
+use crate::peers::{
+    Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl, unix_now,
+};
+use crate::protocol::NodeId;
 use crate::state::ChainState;
 use crate::sync::{Outcome, catch_up};
 
-/// Asks the sync task to catch up with a peer (or with all of them).
-#[derive(Clone)]
-pub struct SyncRequests {
-    sender: mpsc::Sender<Option<PeerUrl>>,
-}
+/// Handshakes with new URLs under way at once.
+const HANDSHAKES_AT_ONCE: usize = 16;
+/// How often what was learned of the peers is saved.
+const BOOK_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
-impl SyncRequests {
-    /// Asks for a sync with `peer` (`None`: all peers). Requests that arrive
-    /// while the queue is full are dropped: the periodic sync covers them.
-    pub fn request(&self, peer: Option<PeerUrl>) {
-        let _ = self.sender.try_send(peer);
-    }
-}
-
-/// The parts every gossip task needs.
+/// The gossip handle: cheap to clone.
 #[derive(Clone)]
 pub struct Gossip {
-    pub state: ChainState,
-    pub client: PeerClient,
-    pub book: PeerBook,
-    /// How often the sync task asks every peer for its status.
-    pub sync_interval: Duration,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: ChainState,
+    client: PeerClient,
+    book: PeerBook,
+    /// Our id for this run, which a handshake must not get back.
+    node_id: NodeId,
+    /// The running peer tasks.
+    tasks: Mutex<HashMap<PeerUrl, PeerTask>>,
+    /// Bounds the handshakes under way.
+    handshakes: Semaphore,
+    /// Every task stops with it.
+    shutdown: CancellationToken,
+}
+
+/// A peer's task, as the manager holds it.
+struct PeerTask {
+    /// Tells this task from a later one for the same URL.
+    id: u64,
+    cancel: CancellationToken,
+    /// Wakes the task for a sync now.
+    wake: Arc<Notify>,
+}
+
+/// What an announcement came to, for deciding about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// The block was new and extended our tip.
+    Accepted,
+    /// The block is valid and ahead of our tip: its sender has blocks we
+    /// lack.
+    Ahead,
+    /// Anything else (known, not better, invalid): the sender is not
+    /// considered.
+    Nothing,
+}
+
+/// What [`Gossip::consider`] did with a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Considered {
+    /// It passed the handshake and is now a peer.
+    Added,
+    /// It was a peer already.
+    Known,
+}
+
+/// Why a URL did not become a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("not added: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("not added: {0}")]
+    Book(#[from] BookError),
+    #[error("not asked again: it was tried recently")]
+    TriedRecently,
 }
 
 impl Gossip {
-    /// Syncs with every peer in `peers` at once, so that a slow or hostile
-    /// peer costs only its own timeouts; adoptions are serialised by the
-    /// chain state, and each only happens if it still makes a better chain.
-    pub async fn sync_with(&self, peers: &[PeerUrl]) -> Vec<Outcome> {
-        join_all(peers.iter().map(|peer| async move {
-            let outcome = catch_up(&self.state, &self.client, peer).await;
-            self.report_sync(peer, &outcome);
-            outcome
-        }))
-        .await
+    pub fn new(
+        state: ChainState,
+        client: PeerClient,
+        book: PeerBook,
+        node_id: NodeId,
+        shutdown: CancellationToken,
+    ) -> Gossip {
+        Gossip {
+            inner: Arc::new(Inner {
+                state,
+                client,
+                book,
+                node_id,
+                tasks: Mutex::new(HashMap::new()),
+                handshakes: Semaphore::new(HANDSHAKES_AT_ONCE),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The address book.
+    pub fn book(&self) -> &PeerBook {
+        &self.inner.book
+    }
+
+    /// Our id for this run.
+    pub fn node_id(&self) -> &NodeId {
+        &self.inner.node_id
+    }
+
+    /// The peer client.
+    pub fn client(&self) -> &PeerClient {
+        &self.inner.client
+    }
+
+    /// Starts a task for every peer in the book, and the book's periodic
+    /// save; resolves once every peer had its first sync attempt (or at
+    /// shutdown).
+    pub async fn start(&self) {
+        let mut first_attempts = Vec::new();
+        for url in self.inner.book.urls() {
+            let (done, attempted) = oneshot::channel();
+            self.spawn_peer(url, Some(done));
+            first_attempts.push(attempted);
+        }
+        let book = self.inner.book.clone();
+        let shutdown = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            let mut flush = tokio::time::interval(BOOK_FLUSH_INTERVAL);
+            flush.tick().await;
+            loop {
+                tokio::select! {
+                    _ = flush.tick() => {}
+                    _ = shutdown.cancelled() => {
+                        book.flush();
+                        return;
+                    }
+                }
+                let book = book.clone();
+                let _ = tokio::task::spawn_blocking(move || book.flush()).await;
+            }
+        });
+        tokio::select! {
+            _ = futures_util::future::join_all(first_attempts) => {}
+            _ = self.inner.shutdown.cancelled() => {}
+        }
+    }
+
+    /// Asks for a sync now with `peer`, or with every peer.
+    pub fn request_sync(&self, peer: Option<&PeerUrl>) {
+        let tasks = self.inner.tasks.lock().expect("tasks lock");
+        match peer {
+            Some(peer) => {
+                if let Some(task) = tasks.get(peer) {
+                    task.wake.notify_one();
+                }
+            }
+            None => tasks.values().for_each(|task| task.wake.notify_one()),
+        }
+    }
+
+    /// Handshakes with `url` and, if it passes, makes it a peer. A learned
+    /// URL (named by an announcement) is asked at most once within the ban
+    /// time.
+    pub async fn consider(&self, url: PeerUrl, origin: Origin) -> Result<Considered, Refusal> {
+        let book = &self.inner.book;
+        if let Some(ban) = book.ban(&url) {
+            return Err(BookError::Banned {
+                until: ban.until,
+                reason: ban.reason,
+            }
+            .into());
+        }
+        if book.contains(&url) {
+            return if book.urls().contains(&url) {
+                Ok(Considered::Known)
+            } else {
+                Err(HandshakeError::Itself.into())
+            };
+        }
+        if origin == Origin::Learned && !book.first_attempt(&url) {
+            return Err(Refusal::TriedRecently);
+        }
+        let identity = {
+            let _permit = self.inner.handshakes.acquire().await.expect("never closed");
+            let network = self.inner.state.network();
+            handshake(&self.inner.client, &url, origin, network, &self.inner.node_id).await?
+        };
+        let admitted = {
+            let (book, url, identity) = (book.clone(), url.clone(), identity.clone());
+            tokio::task::spawn_blocking(move || book.admit(&url, origin, identity))
+                .await
+                .expect("admitting does not panic")?
+        };
+        match admitted {
+            Admitted::Known => Ok(Considered::Known),
+            Admitted::New { evicted } => {
+                if let Some(evicted) = evicted {
+                    self.stop_peer(&evicted);
+                    info!(peer = %evicted, "evicted {evicted} (failing longest) to make room for {url}");
+                }
+                let what = match identity {
+                    Identity::Jbc { version, .. } => version,
+                    Identity::Original => "an original node".into(),
+                };
+                info!(peer = %url, "new peer {url} ({what}, {origin:?}): it passed the handshake");
+                self.spawn_peer(url, None);
+                Ok(Considered::Added)
+            }
+        }
+    }
+
+    /// Takes `url` out of the book and stops talking to it.
+    pub fn remove(&self, url: &PeerUrl) -> Result<bool, BookError> {
+        let removed = self.inner.book.remove(url)?;
+        if removed {
+            self.stop_peer(url);
+            info!(peer = %url, "removed peer {url}");
+        }
+        Ok(removed)
+    }
+
+    /// Acts on an announcement from `sender` (the URL in its peer header,
+    /// as seen from the connection's address): a sender that gave us a new
+    /// block is considered as a peer; one that is ahead is synced from if
+    /// it is a peer, and otherwise every peer is asked while it is
+    /// considered. A peer we have not reached yet (or whose syncs failed)
+    /// evidently is up: it is synced with now rather than after its pause.
+    pub fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
+        let book = &self.inner.book;
+        let known = sender
+            .as_ref()
+            .is_some_and(|url| book.urls().contains(url));
+        if let Some(url) = sender.as_ref().filter(|_| known)
+            && (book.identity(url).is_none() || book.is_failing(url))
+        {
+            self.request_sync(Some(url));
+        }
+        match heard {
+            Heard::Nothing => return,
+            Heard::Ahead if known => self.request_sync(sender.as_ref()),
+            Heard::Ahead => self.request_sync(None),
+            Heard::Accepted => {}
+        }
+        if let Some(url) = sender.filter(|_| !known) {
+            let gossip = self.clone();
+            tokio::spawn(async move {
+                match gossip.consider(url.clone(), Origin::Learned).await {
+                    Ok(_) | Err(Refusal::TriedRecently) => {}
+                    Err(refusal) => debug!(peer = %url, "an announcing node: {refusal}"),
+                }
+            });
+        }
+    }
+
+    /// An announcement from `sender` (connecting from `remote`) carried an
+    /// invalid block: it costs the sender, if the sender is a peer and
+    /// really sent it (its URL's host is the connection's address; the
+    /// header alone could name anyone).
+    pub fn announced_invalid(&self, sender: &PeerUrl, remote: IpAddr, error: &PeerError) {
+        if sender.ip() == Some(remote) && self.inner.book.urls().contains(sender) {
+            self.penalise(sender, error);
+        }
+    }
+
+    /// Adds a failure's misbehaviour points to `peer`; bans it (logged
+    /// once) at the threshold.
+    fn penalise(&self, peer: &PeerUrl, error: &PeerError) {
+        let points = error.misbehaviour();
+        if points == 0 {
+            return;
+        }
+        if let Some(ban) = self.inner.book.misbehaved(peer, points, &error.to_string()) {
+            let hours = (ban.until.saturating_sub(unix_now())) as f64 / 3600.0;
+            warn!(peer = %peer, "banned {peer} for {hours:.0} h: {}", ban.reason);
+            if !self.inner.book.contains(peer) {
+                self.stop_peer(peer);
+            }
+        }
+    }
+
+    fn stop_peer(&self, url: &PeerUrl) {
+        if let Some(task) = self.inner.tasks.lock().expect("tasks lock").remove(url) {
+            task.cancel.cancel();
+        }
+    }
+
+    /// Starts `url`'s task, unless it runs already; `first` hears when its
+    /// first sync attempt is over.
+    fn spawn_peer(&self, url: PeerUrl, first: Option<oneshot::Sender<()>>) {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut tasks = self.inner.tasks.lock().expect("tasks lock");
+        if tasks.contains_key(&url) {
+            return;
+        }
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cancel = self.inner.shutdown.child_token();
+        let wake = Arc::new(Notify::new());
+        tasks.insert(
+            url.clone(),
+            PeerTask {
+                id,
+                cancel: cancel.clone(),
+                wake: Arc::clone(&wake),
+            },
+        );
+        let gossip = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = gossip.run_peer(&url, &wake, first) => {}
+            }
+            let mut tasks = gossip.inner.tasks.lock().expect("tasks lock");
+            if tasks.get(&url).is_some_and(|task| task.id == id) {
+                tasks.remove(&url);
+            }
+        });
+    }
+
+    /// One peer's task: syncing and announcing, until it is stopped or
+    /// turns out to be ourselves.
+    async fn run_peer(&self, peer: &PeerUrl, wake: &Notify, mut first: Option<oneshot::Sender<()>>) {
+        // Tells the announcer a handshake just passed, so the peer hears of
+        // our tip at once rather than at the next block.
+        let handshaken = Notify::new();
+        let syncing = async {
+            loop {
+                if let Some(ban) = self.inner.book.ban(peer) {
+                    let left = Duration::from_secs(ban.until.saturating_sub(unix_now()));
+                    tokio::time::sleep(left.max(Duration::from_secs(1))).await;
+                    continue;
+                }
+                let known_before = self.inner.book.identity(peer).is_some();
+                let go_on = self.sync_once(peer).await;
+                if !known_before && self.inner.book.identity(peer).is_some() {
+                    handshaken.notify_one();
+                }
+                if let Some(done) = first.take() {
+                    let _ = done.send(());
+                }
+                if !go_on {
+                    return;
+                }
+                let pause = self.inner.book.next_sync_in(peer);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+        };
+        tokio::select! {
+            _ = syncing => {}
+            _ = self.announce_to(peer, &handshaken) => {}
+        }
+    }
+
+    /// Checks who `peer` is, then catches up with it. False when it turned
+    /// out to be this node itself (nothing more is said to it).
+    async fn sync_once(&self, peer: &PeerUrl) -> bool {
+        let inner = &self.inner;
+        let status = match inner.client.status(peer).await {
+            Ok(status) => status,
+            Err(error) => {
+                self.report_failure(peer, Contact::Sync, &error);
+                self.penalise(peer, &error);
+                return true;
+            }
+        };
+        let identity = match &status {
+            Some(status) => match check_status(status, inner.state.network(), &inner.node_id) {
+                Ok(identity) => identity,
+                Err(HandshakeError::Itself) => {
+                    inner.book.mark_itself(peer);
+                    info!(peer = %peer, "{peer} is this node itself (it answered with our node id); it is not contacted again");
+                    return false;
+                }
+                Err(error) => {
+                    self.report_failure(peer, Contact::Sync, &error.into_peer_error());
+                    return true;
+                }
+            },
+            None if inner.book.origin(peer) == Some(Origin::Learned) => {
+                let error = HandshakeError::OriginalNotNamed.into_peer_error();
+                self.report_failure(peer, Contact::Sync, &error);
+                return true;
+            }
+            None => Identity::Original,
+        };
+        if inner.book.identity(peer).as_ref() != Some(&identity) {
+            let (book, url) = (inner.book.clone(), peer.clone());
+            let _ = tokio::task::spawn_blocking(move || book.set_identity(&url, identity)).await;
+        }
+        let outcome = catch_up(&inner.state, &inner.client, peer, status.as_ref()).await;
+        if let Some(shared) = outcome.shared() {
+            inner.book.set_shared_prefix(peer, shared);
+        }
+        match &outcome {
+            Outcome::Failed(PeerError::Raced) => {
+                debug!(peer = %peer, "sync with {peer}: {outcome}");
+                self.request_sync(Some(peer));
+            }
+            Outcome::Failed(error) => {
+                self.report_failure(peer, Contact::Sync, error);
+                self.penalise(peer, error);
+            }
+            _ => self.report_sync(peer, &outcome),
+        }
+        true
     }
 
     /// Records a sync's outcome and logs what is news. (An adoption has
     /// been told in words by the chain state already.)
     fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
-        let height = match outcome {
-            Outcome::Failed(error) => return self.report_failure(peer, Contact::Sync, error),
-            Outcome::Adopted { height, .. } | Outcome::NotBetter { height } => *height,
-        };
-        match self.book.record_success(peer, Contact::Sync) {
-            Change::FirstAnswer => info!(peer = %peer, "peer {peer} is up, at height {height}"),
+        let height = outcome.height();
+        match self.inner.book.record_success(peer, Contact::Sync, height) {
+            Change::FirstAnswer => info!(
+                peer = %peer,
+                "peer {peer} is up, at height {}",
+                height.unwrap_or_default()
+            ),
             Change::Recovered { failures } => info!(
                 peer = %peer,
-                "peer {peer} is up again, at height {height} (after {failures} failed contacts)"
+                "peer {peer} is up again, at height {} (after {failures} failed contacts)",
+                height.unwrap_or_default()
             ),
             _ => {}
         }
@@ -82,13 +462,13 @@ impl Gossip {
             Contact::Sync => "sync with",
             Contact::Announce => "announcing to",
         };
-        match self.book.record_failure(peer, contact, error.kind()) {
+        match self.inner.book.record_failure(peer, contact, error.kind()) {
             Change::StillFailing { failures } => {
                 debug!(peer = %peer, failures, "{what} {peer} failed again: {error}")
             }
             _ => {
                 let again = match contact {
-                    Contact::Sync => format!("tried again every {:?}", self.sync_interval),
+                    Contact::Sync => "retried after growing pauses".to_string(),
                     Contact::Announce => "each new block is offered again".to_string(),
                 };
                 warn!(
@@ -99,105 +479,70 @@ impl Gossip {
         }
     }
 
-    /// Starts the task that runs one sync round at a time: on request and
-    /// every `sync_interval` with all peers.
-    pub fn start_sync_task(&self, shutdown: CancellationToken) -> SyncRequests {
-        let (sender, mut receiver) = mpsc::channel::<Option<PeerUrl>>(64);
-        let gossip = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(gossip.sync_interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
-            loop {
-                let first = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = ticks.tick() => None,
-                    request = receiver.recv() => match request {
-                        Some(request) => request,
-                        None => return,
-                    },
-                };
-                // Fold everything queued meanwhile into one round.
-                let mut wanted: HashSet<PeerUrl> = HashSet::new();
-                let mut all = first.is_none();
-                wanted.extend(first);
-                while let Ok(request) = receiver.try_recv() {
-                    match request {
-                        Some(peer) => {
-                            wanted.insert(peer);
-                        }
-                        None => all = true,
-                    }
-                }
-                let peers = if all {
-                    gossip.book.list()
-                } else {
-                    wanted.into_iter().collect()
-                };
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = gossip.sync_with(&peers) => {}
-                }
-            }
-        });
-        SyncRequests { sender }
-    }
-
-    /// Starts an announcer for each peer in the book now, and for each peer
-    /// `added` yields later.
-    pub fn start_announcers(
-        &self,
-        mut added: mpsc::UnboundedReceiver<PeerUrl>,
-        shutdown: CancellationToken,
-    ) {
-        for peer in self.book.list() {
-            self.start_announcer(peer, shutdown.clone());
-        }
-        let gossip = self.clone();
-        tokio::spawn(async move {
-            while let Some(peer) = tokio::select! {
-                peer = added.recv() => peer,
-                _ = shutdown.cancelled() => None,
-            } {
-                gossip.start_announcer(peer, shutdown.clone());
-            }
-        });
-    }
-
-    /// Announces every new tip to `peer` until shutdown. Tips that arrive
-    /// while an announcement is in flight are folded into the next one, so
-    /// a slow peer only delays its own announcements.
-    fn start_announcer(&self, peer: PeerUrl, shutdown: CancellationToken) {
-        let mut tips = self.state.subscribe();
+    /// Announces every new tip to `peer` until the tip channel closes, and
+    /// the current one when its handshake passes. Tips that arrive while an
+    /// announcement is in flight are folded into the next one, so a slow
+    /// peer only delays its own announcements.
+    async fn announce_to(&self, peer: &PeerUrl, handshaken: &Notify) {
+        let inner = &self.inner;
+        let mut tips = inner.state.subscribe();
         tips.borrow_and_update();
-        let gossip = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    changed = tips.changed() => if changed.is_err() { return },
-                }
-                let tip = tips.borrow_and_update().clone();
-                if tip.source.is_from(&peer) {
-                    continue;
-                }
-                let announced = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    result = gossip.client.announce(&peer, &tip.block) => result,
-                };
-                let index = tip.block.index;
-                match announced {
-                    Ok(answer) => {
-                        if let Change::Recovered { failures } =
-                            gossip.book.record_success(&peer, Contact::Announce)
-                        {
-                            info!(peer = %peer, "announcing to {peer} works again (after {failures} failures)");
-                        }
-                        debug!(peer = %peer, index, "announced block {index}: {answer}");
-                    }
-                    Err(error) => gossip.report_failure(&peer, Contact::Announce, &error),
-                }
+        loop {
+            tokio::select! {
+                changed = tips.changed() => if changed.is_err() { return },
+                _ = handshaken.notified() => {}
             }
-        });
+            let tip = tips.borrow_and_update().clone();
+            match inner.book.identity(peer) {
+                // Nothing is sent to a URL before its handshake.
+                None => {}
+                Some(Identity::Jbc { .. }) => {
+                    // Every node has the genesis block.
+                    if tip.block.index > 0 && !tip.source.is_from(peer) {
+                        self.announce(peer, &tip.block).await;
+                    }
+                }
+                Some(Identity::Original) => self.fill_in_original(peer).await,
+            }
+        }
+    }
+
+    /// Sends an original node every block it lacks, in order: it learns
+    /// blocks only through announcements, and one that does not extend its
+    /// tip leaves a hole it never fills. What it has is known from the last
+    /// sync with it (which also makes sure none of its own blocks is sent
+    /// back to it).
+    async fn fill_in_original(&self, peer: &PeerUrl) {
+        let inner = &self.inner;
+        let Some(mut next) = inner.book.shared_prefix(peer) else {
+            return;
+        };
+        while let Some(block) = inner.state.block(next) {
+            if !self.announce(peer, &block).await {
+                return;
+            }
+            next += 1;
+            inner.book.set_shared_prefix(peer, next);
+        }
+    }
+
+    /// Posts one block to `peer`; true if it was taken.
+    async fn announce(&self, peer: &PeerUrl, block: &Block) -> bool {
+        let index = block.index;
+        match self.inner.client.announce(peer, block).await {
+            Ok(answer) => {
+                if let Change::Recovered { failures } =
+                    self.inner.book.record_success(peer, Contact::Announce, None)
+                {
+                    info!(peer = %peer, "announcing to {peer} works again (after {failures} failures)");
+                }
+                debug!(peer = %peer, index, "announced block {index}: {answer}");
+                true
+            }
+            Err(error) => {
+                self.report_failure(peer, Contact::Announce, &error);
+                false
+            }
+        }
     }
 }

@@ -17,7 +17,8 @@
 //! - [`peers`]: peer URLs, the peer list, its limits and its file.
 //! - [`client`]: the HTTP client side: asking peers, announcing to them.
 //! - [`sync`]: catching up with one peer.
-//! - [`gossip`]: the tasks that keep syncing with and announcing to peers.
+//! - [`handshake`]: what a URL must answer to become a peer.
+//! - [`gossip`]: who gets in, and each peer's task: syncing, announcing.
 //! - [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
 //! - [`api`]: the HTTP router, handlers and their one error type.
 //! - [`stats`]: counters the node reports about itself.
@@ -35,6 +36,7 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod gossip;
+pub mod handshake;
 pub mod human;
 pub mod init;
 pub mod miner;

@@ -5,7 +5,6 @@
 //! It owns no chain logic of its own: the chain lives in
 //! [`crate::state`], the conversation with peers in [`crate::gossip`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,13 +13,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::AppState;
+use crate::api::{AppState, ServerLimits};
+use crate::block::Block;
 use crate::client::PeerClient;
 use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::{count_in_words, duration_in_words, rate_in_words};
 use crate::miner::{Miner, Template, expected_hashes};
 use crate::peers::PeerBook;
+use crate::protocol::NodeId;
 use crate::state::{Added, ChainState, Source};
 use crate::stats::Stats;
 use crate::store::{StoreError, runs};
@@ -31,8 +32,6 @@ const HASHRATE_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
 const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the miner waits after a block could not be saved.
 const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// How long open connections may delay shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the node stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +40,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
+    #[error("stopped after a storage failure: {0}")]
+    Stopped(String),
 }
 
 /// Runs a node on an already-bound listener until `shutdown` is cancelled:
@@ -77,51 +78,59 @@ pub async fn run(
     if !address.ip().is_loopback() {
         warn!(%address, "listening on a non-loopback address: anyone who can reach it can use this node");
     }
-    let own_ip = if address.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        address.ip()
-    };
-    let own_url = format!("http://{}", SocketAddr::new(own_ip, address.port()));
-    let (book, added_peers) = PeerBook::open(
+    // The URL peers reach us at: given, or our address (a node that listens
+    // on all addresses says 0.0.0.0, and each receiver puts in the address
+    // the announcement came from).
+    let own_url = config
+        .advertise
+        .as_ref()
+        .map_or_else(|| format!("http://{address}"), ToString::to_string);
+    let node_id = NodeId::random();
+    info!(%node_id, "node id {node_id} (random for each run; peers that answer with it are this node itself)");
+    let book = PeerBook::open(
         config.peers.clone(),
         PeerBook::path_beside(&config.chaindata),
-        address,
+        config.ban_time,
+        config.sync_interval,
     );
     let stats = Arc::new(Stats::default());
-    let gossip = Gossip {
-        state: state.clone(),
-        client: PeerClient::new(&config.peer, Some(own_url), Arc::clone(&stats)),
-        book: book.clone(),
-        sync_interval: config.sync_interval,
-    };
-    let sync = gossip.start_sync_task(shutdown.clone());
+    let client = PeerClient::new(
+        &config.peer,
+        &config.network,
+        Some(own_url),
+        Arc::clone(&stats),
+    );
+    let gossip = Gossip::new(
+        state.clone(),
+        client,
+        book.clone(),
+        node_id,
+        shutdown.clone(),
+    );
 
     let app_state = AppState {
         state: state.clone(),
-        peers: book.clone(),
-        sync,
+        gossip: gossip.clone(),
         stats: Arc::clone(&stats),
     };
+    let limits = ServerLimits::from_system();
     info!("listening on http://{address}");
-    let server = tokio::spawn(
-        axum::serve(listener, crate::api::app(app_state))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
-    );
+    debug!(connections = limits.connections, "server limits");
+    let server = tokio::spawn(crate::api::serve(
+        listener,
+        crate::api::app(app_state),
+        limits,
+        shutdown.clone(),
+    ));
 
-    let startup_peers = book.list();
+    let startup_peers = book.urls();
     if startup_peers.is_empty() {
         info!("no peers: this node is on its own until one is added (POST /peers)");
     } else {
         let list: Vec<String> = startup_peers.iter().map(ToString::to_string).collect();
         info!("peers: {}; syncing with them", list.join(", "));
-        tokio::select! {
-            _ = gossip.sync_with(&startup_peers) => {}
-            _ = shutdown.cancelled() => {}
-        }
     }
-    gossip.start_announcers(added_peers, shutdown.clone());
+    gossip.start().await;
 
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
@@ -131,19 +140,24 @@ pub async fn run(
         info!("not mining (--mine, or mine = true in the config, turns it on)");
     }
 
-    shutdown.cancelled().await;
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        _ = state.failed() => state.failure(),
+    };
     info!("shutting down");
+    shutdown.cancel();
     if let Some(miner) = miner {
         tokio::task::spawn_blocking(move || miner.stop())
             .await
             .expect("stopping the miner does not panic");
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(joined) => joined.expect("the server task does not panic")?,
-        Err(_) => warn!("open connections did not close in time; stopping anyway"),
-    }
+    server.await.expect("the server task does not panic");
+    book.flush();
     info!("stopped");
-    Ok(())
+    match failure {
+        Some(failure) => Err(NodeError::Stopped(failure)),
+        None => Ok(()),
+    }
 }
 
 /// Says where the settings came from and what network they describe.
@@ -175,7 +189,11 @@ fn log_config(config: &Config) {
 }
 
 /// Starts the miner threads and a task that gives them a new job on every
-/// new tip and measures the hash rate.
+/// new tip, saves what they find, and measures the hash rate.
+///
+/// A found block goes through a channel to this task, which saves it on
+/// the blocking pool: the nice-19 miner threads never hold the lock that
+/// the server and the sync need while a file is synced to disk.
 fn start_miner(
     state: &ChainState,
     stats: &Arc<Stats>,
@@ -183,27 +201,13 @@ fn start_miner(
     data: String,
     shutdown: &CancellationToken,
 ) -> Arc<Miner> {
-    let submitter = state.clone();
+    let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
     let miner = Arc::new(Miner::start(threads, move |block| {
-        match submitter.add_block(block, Source::Mined) {
-            Ok(Added::Accepted) => true,
-            Ok(other) => {
-                debug!(?other, "mined block dropped: the tip moved on");
-                true
-            }
-            Err(error) => {
-                // Most likely the disk (full, read-only): the block is not
-                // served since it is not saved. Back off, then mine on.
-                warn!(%error, "mined block not saved; retrying in {MINE_RETRY_DELAY:?}");
-                std::thread::sleep(MINE_RETRY_DELAY);
-                false
-            }
-        }
+        // The job is done either way; the task sets the next one.
+        let _ = found.send(block);
+        true
     }));
-    info!(
-        threads,
-        "mining on {threads} thread(s); blocks carry {data:?}"
-    );
+    info!(threads, "mining on {threads} thread(s); blocks carry {data:?}");
 
     let (state, stats) = (state.clone(), Arc::clone(stats));
     let difficulty = state.network().difficulty;
@@ -223,6 +227,27 @@ fn start_miner(
                     changed = tips.changed() => {
                         if changed.is_err() { return; }
                         break;
+                    }
+                    Some(block) = found_blocks.recv() => {
+                        let saver = state.clone();
+                        let added = tokio::task::spawn_blocking(move || saver.add_block(block, Source::Mined))
+                            .await
+                            .expect("saving does not panic");
+                        match added {
+                            // The new tip starts the next job.
+                            Ok(Added::Accepted) => {}
+                            Ok(other) => {
+                                debug!(?other, "mined block dropped: the tip moved on");
+                                break;
+                            }
+                            Err(error) => {
+                                // Most likely the disk (full, read-only): the
+                                // block is not served since it is not saved.
+                                warn!(%error, "mined block not saved; mining again in {MINE_RETRY_DELAY:?}");
+                                tokio::time::sleep(MINE_RETRY_DELAY).await;
+                                break;
+                            }
+                        }
                     }
                     _ = sample.tick() => {
                         let (hashes, now) = (task_miner.hashes(), Instant::now());

@@ -37,4 +37,49 @@ pub struct Status {
     pub hashrate: u64,
     /// Blocks fetched from peers while syncing, since start.
     pub blocks_fetched: u64,
+    /// The node's random id for this run (absent on nodes older than the
+    /// handshake, which are not accepted as peers).
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+    /// The node's software, like `jbc/0.1.0`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The largest block the network allows, in bytes of JSON.
+    #[serde(default)]
+    pub max_block_bytes: Option<u64>,
 }
+
+/// The most bytes read of a `/status` answer, a handshake, or the answer
+/// to an announcement: each is a small JSON object.
+pub const SMALL_ANSWER_BYTES: u64 = 16 * 1024;
+
+/// A `/blocks` page stops growing once its JSON passes this many bytes
+/// (it always holds at least one block), so a page's size is bounded by
+/// this plus one block whatever the block sizes.
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A node's identity for this run: random, so that a node that reaches
+/// itself through any of its addresses (`0.0.0.0`, `localhost.`, a LAN
+/// address) knows it by the id it gets back, as Bitcoin Core knows itself
+/// by the nonce in its version message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// A fresh random id (128 bits, hex).
+    pub fn random() -> NodeId {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS has a source of randomness");
+        NodeId(hex::encode(bytes))
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// This software's version, sent on `/status`.
+pub const VERSION: &str = concat!("jbc/", env!("CARGO_PKG_VERSION"));

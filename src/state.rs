@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::block::{Block, BlockHash};
@@ -47,6 +48,12 @@ struct Shared {
     writer: Mutex<()>,
     /// Publishes every new tip (the miner restarts on it, peers hear of it).
     tip: watch::Sender<Tip>,
+    /// Set when the chaindata was left part-way through a switch of
+    /// branches that could not be finished: memory and disk disagree until
+    /// a restart, so nothing more is committed or served.
+    failure: Mutex<Option<String>>,
+    /// Cancelled with `failure`, so the daemon can stop.
+    failed: CancellationToken,
 }
 
 struct Current {
@@ -130,6 +137,9 @@ pub enum CommitError {
     Invalid(#[from] ChainError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The chain state stopped taking changes after a storage failure.
+    #[error("the node is stopping: {0}")]
+    Stopped(String),
 }
 
 impl ChainState {
@@ -157,6 +167,8 @@ impl ChainState {
                 }),
                 writer: Mutex::new(()),
                 tip,
+                failure: Mutex::new(None),
+                failed: CancellationToken::new(),
             }),
         };
         Ok((state, loaded.set_aside))
@@ -255,7 +267,7 @@ impl ChainState {
                 }
                 .into());
             }
-            check_block(&block, self.shared.network.difficulty)?;
+            check_block(&block, &self.shared.network)?;
             return Ok(Added::NotOnTip {
                 ahead: block.index > tip.index,
             });
@@ -295,6 +307,17 @@ impl ChainState {
             .count() as u64
     }
 
+    /// Why the chain state stopped taking changes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().expect("failure lock").clone()
+    }
+
+    /// Resolves when the chain state stops taking changes (see
+    /// [`ChainState::failure`]).
+    pub async fn failed(&self) {
+        self.shared.failed.cancelled().await
+    }
+
     /// The one commit path. The caller holds the writer lock.
     fn commit(
         &self,
@@ -302,6 +325,9 @@ impl ChainState {
         incoming: Vec<Block>,
         source: Source,
     ) -> Result<Adoption, CommitError> {
+        if let Some(failure) = self.failure() {
+            return Err(CommitError::Stopped(failure));
+        }
         let network = &self.shared.network;
         let (outgoing, base, since_last) = {
             let current = self.current();
@@ -324,13 +350,21 @@ impl ChainState {
         };
         let mut prev = &base;
         for block in &incoming {
-            check_next(prev, block, network.difficulty)?;
+            check_next(prev, block, network)?;
             prev = block;
         }
-        if outgoing.is_empty() {
-            self.shared.store.append_all(&incoming)?;
+        let written = if outgoing.is_empty() {
+            self.shared.store.append_all(&incoming)
         } else {
-            self.shared.store.switch(&outgoing, &incoming)?;
+            self.shared.store.switch(&outgoing, &incoming)
+        };
+        if let Err(error) = written {
+            if matches!(error, StoreError::SwitchInterrupted { .. }) {
+                tracing::error!("{error}");
+                *self.shared.failure.lock().expect("failure lock") = Some(error.to_string());
+                self.shared.failed.cancel();
+            }
+            return Err(error.into());
         }
         let tip = incoming.last().expect("better, so not empty").clone();
         log_commit(&base, &incoming, &outgoing, &source, since_last);

@@ -27,12 +27,13 @@ use crate::chain::{Chain, ChainError, Network, better_chain, check_block, check_
 
 /// Folder for the new branch's blocks while the node switches branches.
 const PENDING: &str = "pending";
+/// The file in `pending/` that commits a switch: with it, the staged
+/// blocks are part of the chain; without it, they are leftovers.
+const COMMITTED: &str = "COMMITTED";
 /// Folder for files that are not valid blocks of this chain.
 const QUARANTINE: &str = "quarantine";
 /// Folder for valid blocks that lost to a longer branch.
 const ORPHANED: &str = "orphaned";
-/// No real block comes near this; a larger file is set aside unread.
-const MAX_BLOCK_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The name of the file that holds block `index`.
 pub fn block_file_name(index: u64) -> String {
@@ -153,6 +154,14 @@ pub enum StoreError {
         pid.map_or("another process".to_string(), |pid| format!("process {pid}"))
     )]
     Locked { path: PathBuf, pid: Option<u32> },
+    /// A switch of branches failed after its commit point, twice: the
+    /// files are part-way between two chains, and only a restart (whose
+    /// load finishes the switch) makes memory and disk agree again.
+    #[error(
+        "a switch of branches was interrupted after its commit point ({source}); \
+         the node must restart, and its next start finishes the switch"
+    )]
+    SwitchInterrupted { source: Box<StoreError> },
     /// The folder belongs to another network.
     #[error(
         "{} holds block 0 {got}, but this network's genesis block is {expected}: \
@@ -239,11 +248,20 @@ impl Store {
     /// folder's block 0 is another network's.
     pub fn load(&self, network: &Network) -> Result<Loaded, StoreError> {
         let pending_dir = self.dir.join(PENDING);
+        let max_file_bytes = max_block_file_bytes(network);
+        // Staged blocks are part of the chain only if their switch reached
+        // its commit point; otherwise they are leftovers, set aside below.
+        let committed = pending_dir.join(COMMITTED).exists();
         let mut candidates = Vec::new();
         let mut unreadable = Vec::new();
+        let mut stale = Vec::new();
         for (folder, in_pending) in [(&self.dir, false), (&pending_dir, true)] {
             for path in json_files(folder)? {
-                match read_block_file(&path) {
+                if in_pending && !committed {
+                    stale.push(path);
+                    continue;
+                }
+                match read_block_file(&path, max_file_bytes) {
                     Ok(block) => {
                         let canonical = !in_pending
                             && path.file_name() == Some(OsStr::new(&block_file_name(block.index)));
@@ -295,6 +313,13 @@ impl Store {
         for (path, reason) in unreadable {
             set_aside.push(self.set_aside(&path, None, Fate::Quarantine(Why::only(reason)))?);
         }
+        for path in stale {
+            let why = Why::only(
+                "staged for a switch of branches that never reached its commit point; \
+                 not part of the chain",
+            );
+            set_aside.push(self.set_aside(&path, None, Fate::Quarantine(why))?);
+        }
         for (id, candidate) in candidates.iter().enumerate() {
             if chosen_ids.contains(&id) {
                 continue;
@@ -323,12 +348,17 @@ impl Store {
         }
 
         // Chain blocks under another name move to pending first, so that no
-        // rename below can land on a file still needed.
+        // rename below can land on a file still needed; the marker makes a
+        // crash meanwhile load them as part of the chain.
         let mut staged = Vec::new();
         for id in chosen.iter().flatten() {
             let candidate = &candidates[*id];
             if !candidate.canonical && !candidate.in_pending {
-                fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+                if !pending_dir.join(COMMITTED).exists() {
+                    fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+                    write_atomic(&pending_dir, COMMITTED, b"names of chain blocks being fixed\n")?;
+                    sync_dir(&pending_dir)?;
+                }
                 let name = candidate
                     .path
                     .file_name()
@@ -360,6 +390,10 @@ impl Store {
         for path in staged.into_iter().chain(redundant) {
             fs::remove_file(&path).map_err(io_error("remove staged copy", &path))?;
         }
+        let marker = pending_dir.join(COMMITTED);
+        if marker.exists() {
+            fs::remove_file(&marker).map_err(io_error("remove", &marker))?;
+        }
         remove_empty_dir(&pending_dir);
         Ok(Loaded { chain, set_aside })
     }
@@ -385,11 +419,34 @@ impl Store {
     /// Switches branches: the files of `outgoing` (the current blocks from
     /// the fork on) make way for `incoming` (the new ones). Blocks before the
     /// fork are not touched; outgoing blocks are kept in `orphaned/`.
+    ///
+    /// The new blocks are staged in `pending/` and made durable, then a
+    /// marker file there commits the switch. A failure before the marker
+    /// leaves the old chain (the staged copies are dropped, and a crash's
+    /// leftovers are set aside at the next load, never adopted); after it,
+    /// the switch is finished, tried twice, and if that fails the error is
+    /// [`StoreError::SwitchInterrupted`]: the next load finishes it.
     pub fn switch(&self, outgoing: &[Block], incoming: &[Block]) -> Result<(), StoreError> {
+        if let Err(error) = self.stage(incoming) {
+            self.discard_pending(incoming);
+            return Err(error);
+        }
+        self.finish_switch(outgoing, incoming).or_else(|first| {
+            tracing::warn!("finishing a switch of branches failed ({first}); trying again");
+            self.finish_switch(outgoing, incoming)
+                .map_err(|_| StoreError::SwitchInterrupted {
+                    source: Box::new(first),
+                })
+        })
+    }
+
+    /// Writes the incoming blocks to `pending/`, durably, then the marker
+    /// that commits the switch.
+    fn stage(&self, incoming: &[Block]) -> Result<(), StoreError> {
         let pending_dir = self.dir.join(PENDING);
-        let orphan_dir = self.dir.join(ORPHANED);
         fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
         for block in incoming {
+            failpoint("stage a block")?;
             write_atomic(
                 &pending_dir,
                 &block_file_name(block.index),
@@ -397,15 +454,36 @@ impl Store {
             )?;
         }
         sync_dir(&pending_dir)?;
+        failpoint("commit")?;
+        write_atomic(&pending_dir, COMMITTED, b"a switch of branches is committed\n")?;
+        sync_dir(&pending_dir)
+    }
 
-        // From here the new branch is complete on disk (main + pending), so
-        // a crash at any point below loads it.
+    /// Drops what a switch that did not reach its commit point staged.
+    fn discard_pending(&self, incoming: &[Block]) {
+        let pending_dir = self.dir.join(PENDING);
+        for block in incoming {
+            let _ = fs::remove_file(pending_dir.join(block_file_name(block.index)));
+        }
+        let _ = fs::remove_file(pending_dir.join(COMMITTED));
+        remove_empty_dir(&pending_dir);
+    }
+
+    /// The steps after the commit point; safe to run again after a failure
+    /// part-way.
+    fn finish_switch(&self, outgoing: &[Block], incoming: &[Block]) -> Result<(), StoreError> {
+        let pending_dir = self.dir.join(PENDING);
+        let orphan_dir = self.dir.join(ORPHANED);
         if !outgoing.is_empty() {
             fs::create_dir_all(&orphan_dir).map_err(io_error("create", &orphan_dir))?;
         }
         for block in outgoing {
             let from = self.dir.join(block_file_name(block.index));
             let to = orphan_dir.join(format!("{:06}-{}.json", block.index, block.hash));
+            if to.exists() {
+                continue; // moved by an earlier attempt
+            }
+            failpoint("orphan a block")?;
             match fs::rename(&from, &to) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -415,12 +493,20 @@ impl Store {
         for block in incoming {
             let name = block_file_name(block.index);
             let from = pending_dir.join(&name);
-            fs::rename(&from, self.dir.join(&name)).map_err(io_error("move", &from))?;
+            failpoint("move a block into place")?;
+            match fs::rename(&from, self.dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // moved before
+                Err(e) => return Err(io_error("move", &from)(e)),
+            }
         }
         sync_dir(&self.dir)?;
         if !outgoing.is_empty() {
             sync_dir(&orphan_dir)?;
         }
+        failpoint("uncommit")?;
+        let marker = pending_dir.join(COMMITTED);
+        fs::remove_file(&marker).map_err(io_error("remove", &marker))?;
         remove_empty_dir(&pending_dir);
         Ok(())
     }
@@ -545,7 +631,7 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
             if level.iter().any(|r| r.hash == block.hash) {
                 continue;
             }
-            if check_block(block, network.difficulty).is_ok() {
+            if check_block(block, network).is_ok() {
                 level.push(Reached {
                     source: Some(id),
                     hash: block.hash,
@@ -583,7 +669,7 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
     if block.index == 0 {
         return Fate::Quarantine(Why::only("not this network's genesis block"));
     }
-    if let Err(error) = check_block(block, network.difficulty) {
+    if let Err(error) = check_block(block, network) {
         return Fate::Quarantine(Why::only(error.to_string()));
     }
     let Some(prev) = chain.get(block.index - 1) else {
@@ -599,7 +685,7 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
             ),
         ));
     };
-    match check_next(prev, block, network.difficulty) {
+    match check_next(prev, block, network) {
         Err(error @ ChainError::BadPrevHash { .. }) if chain.len() > block.index => {
             Fate::Orphan(Why::shared(
                 format!("{error}: on a branch that lost to a longer one"),
@@ -614,13 +700,22 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
     }
 }
 
+/// The largest block file read: a block's compact JSON is limited by the
+/// network, and a file written by another program (the original writes
+/// spaces after `:` and `,`) may be somewhat larger than that.
+fn max_block_file_bytes(network: &Network) -> u64 {
+    network.max_block_bytes.saturating_mul(2) + 64 * 1024
+}
+
 /// Reads and parses one block file, or says why it cannot be used.
-fn read_block_file(path: &Path) -> Result<Block, String> {
+fn read_block_file(path: &Path, max_bytes: u64) -> Result<Block, String> {
     let size = fs::metadata(path)
         .map_err(|e| format!("cannot read: {e}"))?
         .len();
-    if size > MAX_BLOCK_FILE_BYTES {
-        return Err(format!("{size} bytes is too large for a block file"));
+    if size > max_bytes {
+        return Err(format!(
+            "{size} bytes is too large for a block file of this network"
+        ));
     }
     let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     Block::from_json(&bytes).map_err(|e| e.to_string())
@@ -693,6 +788,43 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     written?;
     fs::File::open(dir)?.sync_all()
+}
+
+/// A place where a test can make a file operation fail (the `n`th one
+/// on this thread, counting from 0); nothing in a normal build.
+#[cfg(not(test))]
+#[inline(always)]
+fn failpoint(_step: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The operation to fail (counting down to 0) and whether every one
+    /// after it fails too.
+    static FAIL_AT: std::cell::Cell<Option<(usize, bool)>> = const { std::cell::Cell::new(None) };
+    /// Whether an injected failure happened.
+    static FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn failpoint(step: &str) -> Result<(), StoreError> {
+    FAIL_AT.with(|at| match at.get() {
+        Some((0, sticky)) => {
+            at.set(sticky.then_some((0, true)));
+            FAILED.with(|failed| failed.set(true));
+            Err(StoreError::Io {
+                action: "inject a failure at",
+                path: PathBuf::from(step),
+                source: io::Error::other("injected"),
+            })
+        }
+        Some((n, sticky)) => {
+            at.set(Some((n - 1, sticky)));
+            Ok(())
+        }
+        None => Ok(()),
+    })
 }
 
 /// Makes renames in `dir` durable.
@@ -771,7 +903,7 @@ mod tests {
         let mut chain = store.load(&network).unwrap().chain;
         for block in chain_of(&network, 4, "a").into_iter().skip(1) {
             store.append(&block).unwrap();
-            chain.push(block, network.difficulty).unwrap();
+            chain.push(block, &network).unwrap();
         }
         let loaded = store.load(&network).unwrap();
         assert_eq!(loaded.chain.blocks(), chain.blocks());
@@ -980,10 +1112,8 @@ mod tests {
         assert!(loaded.set_aside.is_empty());
     }
 
-    #[test]
-    fn a_switch_interrupted_at_any_step_loads_the_old_or_new_chain() {
-        // Replay the switch's file operations one by one, loading a copy of
-        // the folder after each, as a crash at that instant would leave it.
+    /// Two branches from block 1: ours (5 blocks) and theirs (7).
+    fn two_branches() -> (Network, Vec<Block>, Vec<Block>) {
         let network = test_network();
         let ours = chain_of(&network, 5, "ours");
         let mut theirs = ours[..2].to_vec();
@@ -991,20 +1121,40 @@ mod tests {
             let next = crate::chain::tests::mine_on(theirs.last().unwrap(), "theirs", 2);
             theirs.push(next);
         }
+        (network, ours, theirs)
+    }
+
+    #[test]
+    fn a_switch_interrupted_at_any_step_loads_the_old_or_new_chain() {
+        // Replay the switch's file operations one by one, loading a copy of
+        // the folder after each, as a crash at that instant would leave it:
+        // the old chain before the commit marker, the new one from it on.
+        enum Content<'a> {
+            Block(&'a Block),
+            Marker,
+            Removed,
+        }
+        let (network, ours, theirs) = two_branches();
         let pending = |i: u64| format!("{PENDING}/{}", block_file_name(i));
         let main = block_file_name;
         let orphan = |b: &Block| format!("{ORPHANED}/{:06}-{}.json", b.index, b.hash);
-        // (file, content) steps: Some(block) writes, None removes.
-        let mut steps: Vec<Vec<(String, Option<&Block>)>> = Vec::new();
+        let marker = format!("{PENDING}/{COMMITTED}");
+        let mut steps: Vec<Vec<(String, Content)>> = Vec::new();
         for b in &theirs[2..] {
-            steps.push(vec![(pending(b.index), Some(b))]);
+            steps.push(vec![(pending(b.index), Content::Block(b))]);
         }
+        let commit = steps.len();
+        steps.push(vec![(marker.clone(), Content::Marker)]);
         for b in &ours[2..] {
-            steps.push(vec![(main(b.index), None), (orphan(b), Some(b))]);
+            steps.push(vec![(main(b.index), Content::Removed), (orphan(b), Content::Block(b))]);
         }
         for b in &theirs[2..] {
-            steps.push(vec![(pending(b.index), None), (main(b.index), Some(b))]);
+            steps.push(vec![
+                (pending(b.index), Content::Removed),
+                (main(b.index), Content::Block(b)),
+            ]);
         }
+        steps.push(vec![(marker, Content::Removed)]);
         for done in 0..=steps.len() {
             let dir = tempfile::tempdir().unwrap();
             fs::create_dir_all(dir.path().join(PENDING)).unwrap();
@@ -1013,20 +1163,59 @@ mod tests {
             for (file, content) in steps[..done].iter().flatten() {
                 let path = dir.path().join(file);
                 match content {
-                    Some(block) => fs::write(path, block.to_json_line()).unwrap(),
-                    None => fs::remove_file(path).unwrap(),
+                    Content::Block(block) => fs::write(path, block.to_json_line()).unwrap(),
+                    Content::Marker => fs::write(path, "committed").unwrap(),
+                    Content::Removed => fs::remove_file(path).unwrap(),
                 }
             }
             let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
-            let got = loaded.chain.blocks();
-            assert!(
-                got == &ours[..] || got == &theirs[..got.len()] && got.len() >= ours.len(),
-                "after {done} steps loaded {} blocks",
-                got.len()
+            let expected = if done <= commit { &ours } else { &theirs };
+            assert_eq!(
+                loaded.chain.blocks(),
+                &expected[..],
+                "after {done} steps (commit at {commit})"
             );
-            assert!(
-                !dir.path().join(PENDING).exists() || listing(&dir.path().join(PENDING)).is_empty()
-            );
+            assert!(!dir.path().join(PENDING).exists(), "after {done} steps");
+        }
+    }
+
+    #[test]
+    fn a_switch_that_fails_anywhere_leaves_the_old_chain_or_finishes() {
+        // Fail the nth file operation of the switch, once (the switch
+        // retries what follows its commit point) or from then on.
+        for sticky in [false, true] {
+            for n in 0.. {
+                let (network, ours, theirs) = two_branches();
+                let dir = tempfile::tempdir().unwrap();
+                write_chain(dir.path(), &ours);
+                let store = Store::open(dir.path()).unwrap();
+                let old = store.load(&network).unwrap().chain;
+                FAIL_AT.with(|f| f.set(Some((n, sticky))));
+                FAILED.with(|f| f.set(false));
+                let result = store.switch(&old.blocks()[2..], &theirs[2..]);
+                FAIL_AT.with(|f| f.set(None));
+                let failed_anywhere = FAILED.with(|f| f.get());
+                drop(store);
+                let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+                match result {
+                    Ok(()) => assert_eq!(loaded.chain.blocks(), &theirs[..], "n={n}"),
+                    Err(StoreError::SwitchInterrupted { .. }) => {
+                        assert!(sticky, "a single failure is retried (n={n})");
+                        assert_eq!(loaded.chain.blocks(), &theirs[..], "n={n}: rolled forward");
+                    }
+                    Err(error) => {
+                        assert_eq!(loaded.chain.blocks(), &ours[..], "n={n}: {error}");
+                        assert!(
+                            loaded.set_aside.is_empty(),
+                            "n={n}: nothing staged is left to set aside"
+                        );
+                    }
+                }
+                assert!(!dir.path().join(PENDING).exists(), "n={n}");
+                if !failed_anywhere {
+                    break; // n is past the last operation
+                }
+            }
         }
     }
 }

@@ -1,13 +1,16 @@
 //! Catching up with one peer: find where its chain leaves ours, fetch only
-//! the blocks after that point, check them, and hand the branch to the
-//! chain state, which adopts it if it makes a better chain.
+//! the blocks after that point, check them, and hand them to the chain
+//! state, which adopts them if they make a better chain.
 //!
-//! Incremental, in the manner of Bitcoin Core's headers-first sync: ask the
-//! peer's `/status`; if it is ahead, find the fork point by probing its
+//! Incremental, in the manner of Bitcoin Core's headers-first sync: given
+//! the peer's `/status`, if it is ahead, find the fork point by probing its
 //! blocks at heights that step back exponentially from our tip and then
-//! bisecting; fetch the blocks after the fork page by page, validating each
-//! against the one before. A peer without these endpoints (the original
-//! Python node) is synced through `/blockchain.json`.
+//! bisecting; fetch the blocks after the fork page by page, checking each
+//! against the one before. Once the fetched part makes a better chain it is
+//! committed, and from then on every page as it arrives, so a long catch-up
+//! shows progress and a crash keeps what was committed. A peer without
+//! these endpoints (the original Python node) is synced through its whole
+//! `/blockchain.json`.
 //!
 //! This module decides what to believe of one peer. When to sync and with
 //! whom is [`crate::gossip`]'s business; the HTTP requests are
@@ -16,10 +19,10 @@
 use std::fmt;
 
 use crate::block::Block;
-use crate::chain::{ChainError, check_genesis, check_next};
+use crate::chain::{ChainError, better_chain, check_next};
 use crate::client::{PeerClient, PeerError};
 use crate::peers::PeerUrl;
-use crate::protocol::MAX_PAGE;
+use crate::protocol::{MAX_PAGE, Status};
 use crate::state::{Adoption, ChainState, CommitError, Source};
 
 /// The most blocks one sync may fetch; a longer claim is caught up in steps.
@@ -28,24 +31,47 @@ const MAX_BLOCKS_PER_SYNC: u64 = 1_000_000;
 /// What syncing with one peer came to.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Its chain was better; we now have it.
-    Adopted { height: u64, fetched: u64 },
+    /// Its chain was better; we now have it (up to `height`).
+    Adopted {
+        height: u64,
+        fetched: u64,
+        /// How many of our blocks the peer's chain shares, when known.
+        shared: Option<u64>,
+    },
     /// Its chain is not better than ours.
-    NotBetter { height: u64 },
+    NotBetter { height: u64, shared: Option<u64> },
     /// It could not be used.
     Failed(PeerError),
+}
+
+impl Outcome {
+    /// The peer's height, when it was learned.
+    pub fn height(&self) -> Option<u64> {
+        match self {
+            Outcome::Adopted { height, .. } | Outcome::NotBetter { height, .. } => Some(*height),
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    /// How many of our blocks the peer's chain shares, when known.
+    pub fn shared(&self) -> Option<u64> {
+        match self {
+            Outcome::Adopted { shared, .. } | Outcome::NotBetter { shared, .. } => *shared,
+            Outcome::Failed(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Adopted { height, fetched } => {
-                write!(
-                    f,
-                    "adopted its chain, height {height} ({fetched} blocks fetched)"
-                )
-            }
-            Outcome::NotBetter { height } => {
+            Outcome::Adopted {
+                height, fetched, ..
+            } => write!(
+                f,
+                "adopted its chain, height {height} ({fetched} blocks fetched)"
+            ),
+            Outcome::NotBetter { height, .. } => {
                 write!(f, "valid, height {height}, not ahead of ours")
             }
             Outcome::Failed(error) => error.fmt(f),
@@ -56,104 +82,113 @@ impl fmt::Display for Outcome {
 impl From<CommitError> for PeerError {
     fn from(error: CommitError) -> PeerError {
         match error {
+            // Our chain changed under the sync: the branch no longer links.
+            CommitError::Invalid(
+                ChainError::BadPrevHash { .. } | ChainError::BadIndex { .. },
+            ) => PeerError::Raced,
             CommitError::Invalid(error) => PeerError::Invalid(error),
             CommitError::Store(error) => PeerError::Save(error.to_string()),
+            CommitError::Stopped(reason) => PeerError::Save(reason),
         }
     }
 }
 
-/// Catches up with one peer: incremental when it serves `/status`, through
-/// `/blockchain.json` otherwise.
-pub async fn catch_up(state: &ChainState, client: &PeerClient, peer: &PeerUrl) -> Outcome {
-    match try_catch_up(state, client, peer).await {
-        Ok(outcome) => outcome,
-        Err(error) => Outcome::Failed(error),
-    }
-}
-
-async fn try_catch_up(
+/// Catches up with one peer whose `/status` said `status` (`None`: it has
+/// no `/status`, so its whole chain is fetched).
+pub async fn catch_up(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
-) -> Result<Outcome, PeerError> {
-    let Some(status) = client.status(peer).await? else {
-        return catch_up_whole_chain(state, client, peer).await;
+    status: Option<&Status>,
+) -> Outcome {
+    let result = match status {
+        Some(status) => catch_up_incrementally(state, client, peer, status).await,
+        None => catch_up_whole_chain(state, client, peer).await,
     };
-    if status.genesis != state.network().genesis.hash {
-        return Err(PeerError::OtherNetwork(status.genesis));
-    }
+    result.unwrap_or_else(Outcome::Failed)
+}
+
+async fn catch_up_incrementally(
+    state: &ChainState,
+    client: &PeerClient,
+    peer: &PeerUrl,
+    status: &Status,
+) -> Result<Outcome, PeerError> {
     let our_height = state.tip().index;
     if status.height <= our_height {
         return Ok(Outcome::NotBetter {
             height: status.height,
+            shared: None,
         });
     }
-    let fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
-    // If our block before the fork was replaced meanwhile, the branch simply
-    // fails to link when it is adopted.
-    let base = state
-        .block(fork - 1)
-        .ok_or(PeerError::Invalid(ChainError::BadIndex {
-            expected: fork,
-            got: status.height,
-        }))?;
+    let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
+    let mut base = state.block(fork - 1).ok_or(PeerError::Raced)?;
 
-    // Fetch the branch page by page, validating as it arrives. A block that
+    // Fetch the branch page by page, checking as it arrives. A block that
     // fails stops the fetch; what came before it may still be better.
-    let difficulty = state.network().difficulty;
-    let mut incoming: Vec<Block> = Vec::new();
+    let network = state.network();
+    let mut pending: Vec<Block> = Vec::new();
+    let mut committed = 0u64;
+    let mut fetched = 0u64;
     let mut failure = None;
     let last_wanted = status.height.min(fork + MAX_BLOCKS_PER_SYNC - 1);
-    let mut next = fork;
-    'pages: while next <= last_wanted {
+    while fork + (pending.len() as u64) <= last_wanted && failure.is_none() {
+        let next = fork + pending.len() as u64;
         let page = client
             .blocks(peer, next, MAX_PAGE.min(last_wanted - next + 1))
             .await?;
         if page.is_empty() {
             break;
         }
+        fetched += page.len() as u64;
         for block in page {
-            let prev = incoming.last().unwrap_or(&base);
-            if let Err(error) = check_next(prev, &block, difficulty) {
+            let prev = pending.last().unwrap_or(&base);
+            if let Err(error) = check_next(prev, &block, network) {
                 failure = Some(error);
-                break 'pages;
+                break;
             }
-            incoming.push(block);
+            pending.push(block);
         }
-        next = fork + incoming.len() as u64;
+        // Commit once the fetched part makes a better chain, then page by
+        // page; until then (a fork deeper than a page), keep fetching.
+        let ours = state.tip().index + 1;
+        if !pending.is_empty() && (committed > 0 || better_chain(ours, fork + pending.len() as u64))
+        {
+            let branch = std::mem::take(&mut pending);
+            let last = branch.last().expect("not empty").clone();
+            let count = branch.len() as u64;
+            match state
+                .adopt_branch(fork, branch, Source::Synced(peer.clone()))
+                .await?
+            {
+                Adoption::Switched { .. } => {
+                    committed += count;
+                    fork += count;
+                    base = last;
+                }
+                // Our chain grew meanwhile past this branch: the next sync
+                // looks again.
+                Adoption::NotBetter => break,
+            }
+        }
     }
-    let fetched = incoming.len() as u64;
-    adopt(state, peer, fork, incoming, failure, fetched).await
-}
-
-/// Offers the checked part of a peer's branch to the chain state, and says
-/// what came of it. `failure` is why the rest of the branch was not
-/// checked; it is the outcome when the valid part is not better than ours.
-async fn adopt(
-    state: &ChainState,
-    peer: &PeerUrl,
-    fork: u64,
-    incoming: Vec<Block>,
-    failure: Option<ChainError>,
-    fetched: u64,
-) -> Result<Outcome, PeerError> {
-    let height = (fork + incoming.len() as u64).saturating_sub(1);
-    let adoption = if incoming.is_empty() {
-        Adoption::NotBetter
-    } else {
-        state
-            .adopt_branch(fork, incoming, Source::Synced(peer.clone()))
-            .await?
-    };
-    match (adoption, failure) {
-        (Adoption::Switched { .. }, failure) => {
-            if let Some(error) = failure {
-                tracing::warn!(peer = %peer, "sync: kept the valid part of a branch that is invalid further on: {error}");
-            }
-            Ok(Outcome::Adopted { height, fetched })
+    let height = fork + pending.len() as u64 - 1;
+    if committed > 0 {
+        if let Some(error) = &failure {
+            tracing::warn!(peer = %peer, "sync with {peer}: kept the valid part of a branch that is invalid further on: {error}");
         }
-        (Adoption::NotBetter, Some(error)) => Err(PeerError::Invalid(error)),
-        (Adoption::NotBetter, None) => Ok(Outcome::NotBetter { height }),
+        return Ok(Outcome::Adopted {
+            height,
+            fetched,
+            shared: Some(height + 1),
+        });
+    }
+    match failure {
+        Some(error) => Err(PeerError::Invalid(error)),
+        None => Ok(Outcome::NotBetter {
+            height: status.height,
+            shared: None,
+        }),
     }
 }
 
@@ -167,8 +202,8 @@ async fn find_fork(
     top: u64,
 ) -> Result<u64, PeerError> {
     let matches = |index: u64| async move {
-        let theirs = client.block(peer, index).await?;
-        Ok::<bool, PeerError>(state.hash_at(index) == Some(theirs.hash))
+        let theirs = client.hash_at(peer, index).await?;
+        Ok::<bool, PeerError>(state.hash_at(index) == Some(theirs))
     };
     let mut differs = top + 1; // lowest height known to differ
     let mut step = 1;
@@ -178,7 +213,9 @@ async fn find_fork(
             break height;
         }
         if height == 0 {
-            return Err(PeerError::OtherNetwork(client.block(peer, 0).await?.hash));
+            return Err(PeerError::OtherNetwork(
+                "its block 0 is not our genesis block".into(),
+            ));
         }
         differs = height;
         height = height.saturating_sub(step);
@@ -198,30 +235,38 @@ async fn find_fork(
 
 /// Syncs with a peer that only serves `/blockchain.json`: the blocks after
 /// the prefix it shares with ours are checked, and adopted only if all are
-/// valid.
+/// valid (the whole chain is one answer: invalid anywhere, it is refused
+/// whole, as the original node refuses it).
 async fn catch_up_whole_chain(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
 ) -> Result<Outcome, PeerError> {
     let blocks = client.whole_chain(peer).await?;
-    let Some(first) = blocks.first() else {
-        return Err(PeerError::Invalid(ChainError::Empty));
-    };
-    check_genesis(first, state.network()).map_err(PeerError::Invalid)?;
+    match blocks.first() {
+        Some(first) if *first == state.network().genesis => {}
+        _ => {
+            return Err(PeerError::OtherNetwork(
+                "its chain does not start with our genesis block".into(),
+            ));
+        }
+    }
     let fetched = blocks.len() as u64;
+    let height = fetched - 1;
     let fork = state.common_prefix(&blocks);
-    let Some(base) = state.block(fork - 1) else {
-        // Our chain changed meanwhile; the next sync tries again.
+    let ours = state.tip().index + 1;
+    if !better_chain(ours, fetched) {
         return Ok(Outcome::NotBetter {
-            height: fetched - 1,
+            height,
+            shared: Some(fork),
         });
-    };
-    let difficulty = state.network().difficulty;
+    }
+    let base = state.block(fork - 1).ok_or(PeerError::Raced)?;
+    let network = state.network().clone();
     let (incoming, failure) = tokio::task::spawn_blocking(move || {
         let mut incoming: Vec<Block> = Vec::new();
         for block in blocks.into_iter().skip(fork as usize) {
-            if let Err(error) = check_next(incoming.last().unwrap_or(&base), &block, difficulty) {
+            if let Err(error) = check_next(incoming.last().unwrap_or(&base), &block, &network) {
                 return (incoming, Some(error));
             }
             incoming.push(block);
@@ -230,10 +275,21 @@ async fn catch_up_whole_chain(
     })
     .await
     .expect("validation does not panic");
-    // The whole chain is one answer: invalid anywhere, it is refused whole,
-    // as the original node refuses it.
     if let Some(error) = failure {
         return Err(PeerError::Invalid(error));
     }
-    adopt(state, peer, fork, incoming, None, fetched).await
+    match state
+        .adopt_branch(fork, incoming, Source::Synced(peer.clone()))
+        .await?
+    {
+        Adoption::Switched { .. } => Ok(Outcome::Adopted {
+            height,
+            fetched,
+            shared: Some(fetched),
+        }),
+        Adoption::NotBetter => Ok(Outcome::NotBetter {
+            height,
+            shared: Some(fork),
+        }),
+    }
 }

@@ -201,7 +201,7 @@ async fn every_client_error_says_in_words_what_was_wrong_and_what_is_expected() 
             "/peers",
             r#""x""#,
             422,
-            r#"a peer is added with a JSON object like {"url": "http://127.0.0.1:5002"}, not a string"#,
+            r#"a peer is given as a JSON object like {"url": "http://127.0.0.1:5002"}, not a string"#,
         ),
         (
             "POST",

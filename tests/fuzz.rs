@@ -20,10 +20,7 @@ fn budget() -> u32 {
 }
 
 fn network() -> Network {
-    Network {
-        genesis: Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(),
-        difficulty: 1,
-    }
+    Network::new(Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(), 1)
 }
 
 /// A small valid chain at difficulty 1, as JSON.

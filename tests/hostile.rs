@@ -75,7 +75,8 @@ async fn answer(
         let body = if path == "/status" {
             serde_json::to_vec(&serde_json::json!({
                 "height": 1_000_000u64, "tip": "ab".repeat(32), "difficulty": 3,
-                "genesis": genesis().hash, "peers": 0, "hashrate": 0, "blocks_fetched": 0
+                "genesis": genesis().hash, "peers": 0, "hashrate": 0, "blocks_fetched": 0,
+                "node_id": "a liar", "version": "jbc/0"
             }))
             .unwrap()
         } else {
@@ -152,7 +153,7 @@ async fn startup_with_hostile_peers_adopts_only_the_good_chain_in_bounded_time_a
     );
 
     let cases: Vec<(&str, Behaviour, &str)> = vec![
-        ("wrong genesis", Behaviour::Body(chain_json(&wrong_genesis)), "not this network's genesis block"),
+        ("wrong genesis", Behaviour::Body(chain_json(&wrong_genesis)), "does not start with our genesis block"),
         ("longer but tampered", Behaviour::Body(chain_json(&tampered)), "does not match its contents"),
         ("too little work", Behaviour::Body(chain_json(&lazy)), "does not meet difficulty 3"),
         ("broken link", Behaviour::Body(chain_json(&spliced)), "is not the hash of block 5"),
@@ -245,7 +246,7 @@ async fn bad_requests_get_json_errors_and_a_flood_of_them_does_not_stop_the_serv
     let mut lazy = mine_chain(2, 3, "x").pop().unwrap();
     lazy.nonce += 1;
     lazy.hash = lazy.compute_hash();
-    let huge = vec![b'x'; 2 * 1024 * 1024];
+    let huge = vec![b'x'; 3 * 1024 * 1024];
     let unknown_hash = format!("/block/{}", "ab".repeat(32));
     let cases: Vec<(reqwest::Method, &str, Vec<u8>, u16)> = vec![
         (reqwest::Method::POST, "/mined", b"{not json".to_vec(), 400),
@@ -358,7 +359,7 @@ async fn an_answer_given_before_the_body_is_read_leaves_the_connection_usable_or
         .pool_max_idle_per_host(1)
         .build()
         .unwrap();
-    let over_limit = vec![b'x'; 2 * 1024 * 1024];
+    let over_limit = vec![b'x'; 3 * 1024 * 1024];
     for round in 0..20 {
         // Read and dropped after the 413: the connection stays open.
         let response = client

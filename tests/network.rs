@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -117,10 +116,7 @@ async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
         },
     )
     .await;
-    let network = Network {
-        genesis: genesis(),
-        difficulty: 5,
-    };
+    let network = Network::new(genesis(), 5);
     let chain = Chain::from_blocks(chain, &network).expect("the agreed chain is valid");
     assert!(
         chain.tip().index >= lowest,
@@ -232,10 +228,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
     // the end of the statement, releasing the folder's lock).
     let island_tip = jbc::store::Store::open(tmp.path().join("c/chaindata"))
         .unwrap()
-        .load(&Network {
-            genesis: genesis(),
-            difficulty: 5,
-        })
+        .load(&Network::new(genesis(), 5))
         .unwrap()
         .chain
         .tip()
@@ -274,23 +267,9 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
     // A peer that records every announcement it receives.
-    let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let recorder = {
-        let received = Arc::clone(&received);
-        let app = axum::Router::new().route(
-            "/mined",
-            axum::routing::post(move |body: axum::body::Bytes| async move {
-                received.lock().unwrap().push(body.to_vec());
-                "ok"
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    };
+    let recorder = Recorder::start(Some(3)).await;
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", &recorder]);
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", &recorder.url]);
     let client = reqwest::Client::new();
     let announce = |body: Vec<u8>| {
         let request = client.post(format!("{}/mined", node.url)).body(body);
@@ -331,7 +310,7 @@ async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
 
     // The valid block is relayed; the invalid ones, sent before it, never were.
     let relayed = wait_for("the relay of the valid block", PATIENCE, || async {
-        let got = received.lock().unwrap().clone();
+        let got = recorder.announcements();
         (!got.is_empty()).then_some(got)
     })
     .await;
@@ -341,46 +320,77 @@ async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_learns_peers_that_announce_and_keeps_its_peers_across_restarts() {
+async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let args = ["--difficulty", "3", "--peers", ""];
-    let node = Jbc::start(tmp.path(), &args);
+    let node = Jbc::start(&tmp.path().join("node"), &args);
+    let announcer = Jbc::start(&tmp.path().join("announcer"), &args);
+    let added = Jbc::start(&tmp.path().join("added"), &args);
     let client = reqwest::Client::new();
-    let peers = |node: &Jbc| {
-        let url = format!("{}/peers", node.url);
-        async move { serde_json::from_slice::<Vec<String>>(&get(&url).await.unwrap()).unwrap() }
-    };
-    assert!(peers(&node).await.is_empty());
+    assert!(peer_urls(&node).await.is_empty());
 
-    let announcer = url(free_port());
+    // A new block announced with the announcer's URL: the node handshakes
+    // with it and learns it.
     let block = mine_chain(2, 3, "learned").pop().unwrap();
     let response = client
         .post(format!("{}/mined", node.url))
-        .header("x-jbc-peer", &announcer)
+        .header("x-jbc-peer", &announcer.url)
         .body(block.to_json_line())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let added = client
-        .post(format!("{}/peers", node.url))
-        .body(r#"{"url": "http://127.0.0.1:5004"}"#)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status().as_u16(), 201);
-    let expected = vec![announcer.clone(), "http://127.0.0.1:5004".to_string()];
-    assert_eq!(peers(&node).await, expected);
+    // Another is added by hand; a URL where no node answers is refused.
+    let post_peer = |url: String| {
+        let request = client
+            .post(format!("{}/peers", node.url))
+            .body(format!(r#"{{"url": "{url}"}}"#));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            (status, body)
+        }
+    };
+    assert_eq!(post_peer(added.url.clone()).await.0, 201);
+    assert_eq!(post_peer(added.url.clone()).await.0, 200, "known already");
+    let (code, refused) = post_peer(url(free_port())).await;
+    assert_eq!(code, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("unreachable"),
+        "{refused}"
+    );
+
+    let expected = vec![announcer.url.clone(), added.url.clone()];
+    wait_for("the learned peer", PATIENCE, || async {
+        (peer_urls(&node).await.len() == 2).then_some(())
+    })
+    .await;
+    let mut got = peer_urls(&node).await;
+    got.sort();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(got, sorted);
+    let views = peers(&node).await;
+    let origin_of = |url: &str| {
+        views
+            .iter()
+            .find(|v| v["url"] == url)
+            .map(|v| v["origin"].clone())
+            .unwrap()
+    };
+    assert_eq!(origin_of(&announcer.url), "learned");
+    assert_eq!(origin_of(&added.url), "added");
+    assert!(views.iter().all(|v| v["kind"] == "jbc"), "{views:?}");
     assert_eq!(status(&node).await["peers"], 2);
     assert!(node.terminate().success());
 
-    let restarted = Jbc::start(tmp.path(), &args);
-    assert_eq!(
-        peers(&restarted).await,
-        expected,
-        "the list survives a restart"
-    );
+    let restarted = Jbc::start(&tmp.path().join("node"), &args);
+    let mut got = peer_urls(&restarted).await;
+    got.sort();
+    assert_eq!(got, sorted, "the book survives a restart");
     assert_eq!(restarted.chain().await.last(), Some(&block));
-    assert!(restarted.terminate().success());
+    for node in [restarted, announcer, added] {
+        assert!(node.terminate().success());
+    }
 }

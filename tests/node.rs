@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+
 
 use common::*;
 use jbc::chain::{Chain, Network};
@@ -100,10 +100,7 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     let dir = tmp.path().join("miner");
     let node = Jbc::start(&dir, &["--mine", "--difficulty", "4", "--threads", "1"]);
     let served = node.chain_of_at_least(10).await;
-    let network = Network {
-        genesis: genesis(),
-        difficulty: 4,
-    };
+    let network = Network::new(genesis(), 4);
     let chain = Chain::from_blocks(served.clone(), &network).expect("every served block is valid");
     let data = format!("Mined by node on port {}", node.port);
     assert!(chain.blocks()[1..].iter().all(|b| b.data == data));

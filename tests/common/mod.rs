@@ -361,3 +361,94 @@ pub fn run_to_end(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     (status, stderr)
 }
+
+/// A request a [`Recorder`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Its `X-Jbc-Peer` header.
+    pub peer_header: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// A fake peer that records every request it gets. As a jbc node it
+/// answers `/status` (height 0 of the test network, its own node id) and
+/// takes announcements; otherwise it answers 404 to everything, like a
+/// listener that is no node at all.
+pub struct Recorder {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Recorder {
+    pub async fn start(as_jbc_node_at_difficulty: Option<u32>) -> Recorder {
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let sink = Arc::clone(&requests);
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+                let sink = Arc::clone(&sink);
+                async move {
+                    let path = uri.path().to_string();
+                    sink.lock().unwrap().push(Recorded {
+                        method: method.to_string(),
+                        path: path.clone(),
+                        peer_header: headers
+                            .get("x-jbc-peer")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
+                        body: body.to_vec(),
+                    });
+                    match (as_jbc_node_at_difficulty, path.as_str()) {
+                        (Some(difficulty), "/status") => (
+                            StatusCode::OK,
+                            serde_json::json!({
+                                "height": 0, "tip": genesis().hash, "difficulty": difficulty,
+                                "genesis": genesis().hash, "peers": 0, "hashrate": 0,
+                                "blocks_fetched": 0, "node_id": "recorder", "version": "test"
+                            })
+                            .to_string(),
+                        ),
+                        (Some(_), "/mined") => (StatusCode::OK, r#"{"status":"known"}"#.into()),
+                        _ => (StatusCode::NOT_FOUND, "{}".into()),
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Recorder { url, requests }
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The bodies of the announcements so far.
+    pub fn announcements(&self) -> Vec<Vec<u8>> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/mined")
+            .map(|r| r.body)
+            .collect()
+    }
+}
+
+/// `GET /peers`, parsed.
+pub async fn peers(node: &Jbc) -> Vec<serde_json::Value> {
+    let body = get(&format!("{}/peers", node.url)).await.unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The URLs of the peers a node talks to (not banned, not itself).
+pub async fn peer_urls(node: &Jbc) -> Vec<String> {
+    peers(node)
+        .await
+        .into_iter()
+        .filter(|peer| peer["state"] != "banned" && peer["state"] != "itself")
+        .map(|peer| peer["url"].as_str().unwrap().to_string())
+        .collect()
+}

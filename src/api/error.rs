@@ -1,0 +1,92 @@
+//! The one error type of the HTTP interface, and the one place that maps
+//! each failure to a status and a JSON body with an `error` field.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tracing::{error, warn};
+
+use crate::block::ParseError;
+
+/// Every way a request can fail. Client errors (4xx) say in words what was
+/// wrong and what is expected; they are not logged as the node's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Not valid JSON, or a malformed parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// Well-formed JSON that is not a valid block.
+    #[error("{0}")]
+    InvalidBlock(String),
+    /// Well-formed but unacceptable.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The node cannot do it now (the disk refused a write, it is stopping).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed on our side; the details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Malformed JSON is the client's syntax error (400); JSON that is not a
+    /// block is an invalid block (422).
+    pub fn from_parse(error: ParseError) -> ApiError {
+        match &error {
+            ParseError::Syntax(_) => ApiError::BadRequest(error.to_string()),
+            _ => ApiError::InvalidBlock(error.to_string()),
+        }
+    }
+
+    /// A body that could not be read: too large (413) or broken (400).
+    pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!(
+                "the request body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidBlock(_) | ApiError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body: Value = json!({ "error": self.to_string() });
+        match &self {
+            ApiError::InvalidBlock(_) => body["status"] = json!("rejected"),
+            ApiError::Internal(detail) => error!(%detail, "request failed"),
+            ApiError::Unavailable(detail) => warn!(%detail, "request refused"),
+            _ => {}
+        }
+        (status, Json(body)).into_response()
+    }
+}

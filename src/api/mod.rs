@@ -1,0 +1,350 @@
+//! The HTTP interface: the router, its handlers, and the server that runs
+//! them.
+//!
+//! Handlers parse, delegate and translate; the chain's rules live in
+//! [`crate::state`] and [`crate::chain`], the peers' in [`crate::gossip`].
+//! Every 4xx answer says in words what was wrong and what is expected
+//! ([`ApiError`] is the one place that maps failures to HTTP).
+//!
+//! - [`body`]: request bodies and times, for every route;
+//! - [`error`]: the error type;
+//! - [`serve`]: the connection loop, with its limits.
+
+mod body;
+mod error;
+mod serve;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
+use axum::Extension;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::debug;
+
+pub use body::REQUEST_TIMEOUT;
+pub use error::ApiError;
+pub use serve::{ServerLimits, serve};
+
+use crate::block::{Block, BlockHash, HashParseError, json_kind};
+use crate::client::PeerError;
+use crate::gossip::{Considered, Gossip, Heard, Refusal};
+use crate::peers::{BookError, PeerUrl, PeerView};
+use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, PEER_HEADER, Status, VERSION};
+use crate::state::{Added, ChainState, CommitError, Source};
+use crate::stats::Stats;
+
+/// The endpoints, for the answer to a request for one that does not exist.
+const ENDPOINTS: &str = "GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
+    GET /blocks/{index}, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chain.
+    pub state: ChainState,
+    /// The peers: the book, handshakes and sync requests.
+    pub gossip: Gossip,
+    /// The node's counters, for `/status`.
+    pub stats: Arc<Stats>,
+}
+
+impl AppState {
+    /// The largest request body read: a block of the largest size the
+    /// network allows, with room for white space around its values.
+    pub fn max_body_bytes(&self) -> usize {
+        (self.state.network().max_block_bytes * 2 + 64 * 1024) as usize
+    }
+}
+
+/// The node's HTTP routes.
+pub fn app(state: AppState) -> Router {
+    let limits = body::Limits {
+        max_body_bytes: state.max_body_bytes(),
+        state: state.state.clone(),
+    };
+    Router::new()
+        .route("/blockchain.json", get(blockchain_json))
+        .route("/status", get(status))
+        .route("/blocks", get(blocks))
+        .route("/blocks/{index}", get(block_by_index))
+        .route("/block/{hash}", get(block_by_hash))
+        .route("/mined", post(mined))
+        .route(
+            "/peers",
+            get(list_peers).post(add_peer).delete(remove_peer),
+        )
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::NotFound(format!(
+                "there is no {method} {}; the endpoints are {ENDPOINTS}",
+                uri.path()
+            ))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits,
+            body::finish_request_body,
+        ))
+        .with_state(state)
+}
+
+/// `GET /blockchain.json`: the whole chain, from memory.
+async fn blockchain_json(State(app): State<AppState>) -> Result<Response, ApiError> {
+    // Usually cached; rebuilding it is CPU work for the blocking pool (the
+    // hand-off costs a thread wake-up, so only when needed).
+    let state = app.state;
+    let json = match state.cached_chain_json() {
+        Some(json) => json,
+        None => tokio::task::spawn_blocking(move || state.chain_json())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `GET /status`: what a peer needs to decide whether to sync from us,
+/// and to handshake with us.
+async fn status(State(app): State<AppState>) -> Json<Status> {
+    let tip = app.state.tip();
+    let network = app.state.network();
+    Json(Status {
+        height: tip.index,
+        tip: tip.hash,
+        difficulty: network.difficulty,
+        genesis: network.genesis.hash,
+        peers: app.gossip.book().count(),
+        hashrate: app.stats.hashrate(),
+        blocks_fetched: app.stats.blocks_fetched(),
+        node_id: Some(app.gossip.node_id().clone()),
+        version: Some(VERSION.to_string()),
+        max_block_bytes: Some(network.max_block_bytes),
+    })
+}
+
+/// `GET /blocks?from=N&limit=M`: blocks N… in order, at most [`MAX_PAGE`];
+/// `from` defaults to 0 and `limit` to [`DEFAULT_PAGE`]; past the tip the
+/// list is empty.
+async fn blocks(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let (mut from, mut limit) = (0, DEFAULT_PAGE);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = || {
+            value.trim().parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "`{name}` must be a whole number, like /blocks?from=0&limit=100 (got {:?})",
+                    value.chars().take(40).collect::<String>()
+                ))
+            })
+        };
+        match &*name {
+            "from" => from = number()?,
+            "limit" => limit = number()?,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "/blocks takes `from` (the first index, default 0) and `limit` \
+                     (default {DEFAULT_PAGE}, at most {MAX_PAGE}), not `{}`",
+                    name.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+    }
+    // At most MAX_PAGE blocks, and no more once the page passes PAGE_BYTES
+    // (it always holds one), so a client can bound what it reads.
+    let mut json = vec![b'['];
+    for block in app.state.blocks(from, limit.min(MAX_PAGE)) {
+        if json.len() > PAGE_BYTES {
+            break;
+        }
+        if json.len() > 1 {
+            json.push(b',');
+        }
+        serde_json::to_writer(&mut json, &block).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    json.push(b']');
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// `GET /blocks/{index}`: one block by index.
+async fn block_by_index(
+    State(app): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Result<Json<Block>, ApiError> {
+    let Path(index) = index.map_err(|_| {
+        ApiError::BadRequest("the index must be a whole number, like /blocks/12".into())
+    })?;
+    app.state.block(index).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "there is no block {index} yet; the tip is block {}",
+            app.state.tip().index
+        ))
+    })
+}
+
+/// `GET /block/{hash}`: one block by hash.
+async fn block_by_hash(
+    State(app): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<Block>, ApiError> {
+    let hash: BlockHash = hash
+        .parse()
+        .map_err(|e: HashParseError| ApiError::BadRequest(e.to_string()))?;
+    app.state
+        .block_by_hash(&hash)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no block of this chain has hash {hash}")))
+}
+
+/// `POST /mined`: a peer announces a block (the original's endpoint and
+/// body). Extends our tip → saved and relayed; ahead of us → we sync;
+/// known or not better → said so; invalid → 422. The sender named in the
+/// peer header is considered only for a block taken as new or ahead of
+/// ours, and only through a handshake.
+async fn mined(
+    State(app): State<AppState>,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
+    let remote = remote.map(|Extension(ConnectInfo(address))| address.ip());
+    let sender = headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| PeerUrl::parse(text).ok())
+        .map(|url| match remote {
+            Some(remote) => url.as_seen_from(remote),
+            None => url,
+        });
+    let blame = |error: PeerError| {
+        if let (Some(sender), Some(remote)) = (&sender, remote) {
+            app.gossip.announced_invalid(sender, remote, &error);
+        }
+    };
+    let block = match Block::from_json(&body) {
+        Ok(block) => block,
+        Err(error) => {
+            blame(PeerError::Parse(error.clone()));
+            return Err(ApiError::from_parse(error));
+        }
+    };
+
+    let state = app.state.clone();
+    let source = Source::Announced(sender.clone());
+    let added = tokio::task::spawn_blocking(move || state.add_block(block, source))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let added = match added {
+        Ok(added) => added,
+        Err(CommitError::Invalid(error)) => {
+            debug!(from = ?sender, %error, "rejected an announced block");
+            let message = error.to_string();
+            blame(PeerError::Invalid(error));
+            return Err(ApiError::InvalidBlock(message));
+        }
+        Err(error @ (CommitError::Store(_) | CommitError::Stopped(_))) => {
+            return Err(ApiError::Unavailable(format!(
+                "cannot save the block: {error}"
+            )));
+        }
+    };
+    let (status, body, heard) = match added {
+        Added::Accepted => (StatusCode::OK, json!({ "status": "accepted" }), Heard::Accepted),
+        Added::Known => (StatusCode::OK, json!({ "status": "known" }), Heard::Nothing),
+        Added::NotOnTip { ahead: true } => (
+            StatusCode::ACCEPTED,
+            json!({ "status": "syncing" }),
+            Heard::Ahead,
+        ),
+        Added::NotOnTip { ahead: false } => (
+            StatusCode::OK,
+            json!({ "status": "ignored", "reason": "it does not make a chain longer than ours" }),
+            Heard::Nothing,
+        ),
+    };
+    app.gossip.heard(heard, sender);
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /peers`: every peer with what the node knows of it (and the bans).
+async fn list_peers(State(app): State<AppState>) -> Json<Vec<PeerView>> {
+    Json(app.gossip.book().views())
+}
+
+/// The body of `POST /peers` and `DELETE /peers`.
+#[derive(Deserialize)]
+struct PeerBody {
+    url: String,
+}
+
+/// Reads `{"url": "http://…"}`.
+fn peer_url(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<PeerUrl, ApiError> {
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, limit))?;
+    let PeerBody { url } = serde_json::from_slice(&body).map_err(|error| {
+        if error.is_data() {
+            let found = serde_json::from_slice::<Value>(&body)
+                .map_or("something else", |value| json_kind(&value));
+            ApiError::Unprocessable(format!(
+                r#"a peer is given as a JSON object like {{"url": "http://127.0.0.1:5002"}}, not {found}"#
+            ))
+        } else {
+            ApiError::BadRequest(format!("not valid JSON: {error}"))
+        }
+    })?;
+    PeerUrl::parse(&url).map_err(|error| ApiError::Unprocessable(error.to_string()))
+}
+
+/// `POST /peers` with `{"url": "http://127.0.0.1:5004"}`: handshakes with
+/// the URL, then adds it (201), says it is known (200), or says why not
+/// (422: unreachable, another network, itself, banned, book full).
+async fn add_peer(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let url = peer_url(body, app.max_body_bytes())?;
+    match app.gossip.consider(url, crate::peers::Origin::Added).await {
+        Ok(Considered::Added) => {
+            Ok((StatusCode::CREATED, Json(json!({ "added": true }))).into_response())
+        }
+        Ok(Considered::Known) => Ok((
+            StatusCode::OK,
+            Json(json!({ "added": false, "reason": "already a peer" })),
+        )
+            .into_response()),
+        Err(Refusal::Book(error @ BookError::Save { .. })) => {
+            Err(ApiError::Unavailable(error.to_string()))
+        }
+        Err(refusal) => Err(ApiError::Unprocessable(refusal.to_string())),
+    }
+}
+
+/// `DELETE /peers` with `{"url": "http://127.0.0.1:5004"}`: takes a peer
+/// out of the book (a configured one comes back at the next start).
+async fn remove_peer(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let url = peer_url(body, app.max_body_bytes())?;
+    let gossip = app.gossip.clone();
+    let removed = tokio::task::spawn_blocking(move || gossip.remove(&url).map(|r| (r, url)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    match removed {
+        (true, _) => Ok(Json(json!({ "removed": true })).into_response()),
+        (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
+    }
+}

@@ -1,0 +1,121 @@
+//! The handshake: what a URL must answer before the node treats it as a
+//! peer, in the manner of Bitcoin Core's version message.
+//!
+//! A node of this software answers `GET /status` within the timeouts, on
+//! this network (the same genesis block, difficulty and block size limit)
+//! and with a node id that is not ours: the id, random for each run, is how
+//! a node knows itself behind any of its addresses (`0.0.0.0`,
+//! `localhost.`, `127.0.0.2`, a LAN address). A node of the original Python
+//! implementation has no `/status`; it is accepted only when the operator
+//! named it (config or `POST /peers`), and only if its `/blockchain.json`
+//! starts with our genesis block.
+//!
+//! The same check runs at the start of every sync, so a peer that changes
+//! network or turns out to be ourselves is found out then too.
+
+use crate::chain::Network;
+use crate::client::{PeerClient, PeerError};
+use crate::peers::{Identity, Origin, PeerUrl};
+use crate::protocol::{NodeId, Status};
+
+/// Why a URL did not pass the handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Unreachable(PeerError),
+    #[error("it is on another network: {0}")]
+    OtherNetwork(String),
+    #[error("it is this node itself")]
+    Itself,
+    #[error(
+        "it has no /status (an original node?); original nodes are accepted only when \
+         configured or added with POST /peers"
+    )]
+    OriginalNotNamed,
+    #[error("it is a node without a node id (an older jbc?); it cannot be told apart from this one")]
+    NoNodeId,
+}
+
+impl HandshakeError {
+    /// The failure as a peer error, for the book's record and the log.
+    pub fn into_peer_error(self) -> PeerError {
+        match self {
+            HandshakeError::Unreachable(error) => error,
+            other => PeerError::OtherNetwork(other.to_string()),
+        }
+    }
+}
+
+/// Checks a `/status` answer against our network and our id.
+pub fn check_status(
+    status: &Status,
+    network: &Network,
+    own_id: &NodeId,
+) -> Result<Identity, HandshakeError> {
+    if status.genesis != network.genesis.hash {
+        return Err(HandshakeError::OtherNetwork(format!(
+            "its genesis block is {}, ours {}",
+            status.genesis, network.genesis.hash
+        )));
+    }
+    if status.difficulty != network.difficulty {
+        return Err(HandshakeError::OtherNetwork(format!(
+            "its difficulty is {}, ours {}",
+            status.difficulty, network.difficulty
+        )));
+    }
+    if let Some(max) = status.max_block_bytes
+        && max != network.max_block_bytes
+    {
+        return Err(HandshakeError::OtherNetwork(format!(
+            "its blocks may be {max} bytes, ours {}",
+            network.max_block_bytes
+        )));
+    }
+    match &status.node_id {
+        None => Err(HandshakeError::NoNodeId),
+        Some(id) if id == own_id => Err(HandshakeError::Itself),
+        Some(id) => Ok(Identity::Jbc {
+            node_id: id.to_string(),
+            version: status.version.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// Handshakes with `url`, which came into view as `origin`.
+pub async fn handshake(
+    client: &PeerClient,
+    url: &PeerUrl,
+    origin: Origin,
+    network: &Network,
+    own_id: &NodeId,
+) -> Result<Identity, HandshakeError> {
+    match client.status(url).await {
+        Ok(Some(status)) => check_status(&status, network, own_id),
+        Ok(None) if origin == Origin::Learned => Err(HandshakeError::OriginalNotNamed),
+        Ok(None) => check_original(client, url, network).await,
+        Err(error) => Err(HandshakeError::Unreachable(error)),
+    }
+}
+
+/// An original node passes if its chain starts with our genesis block.
+pub async fn check_original(
+    client: &PeerClient,
+    url: &PeerUrl,
+    network: &Network,
+) -> Result<Identity, HandshakeError> {
+    let blocks = client
+        .whole_chain(url)
+        .await
+        .map_err(HandshakeError::Unreachable)?;
+    match blocks.first() {
+        Some(first) if *first == network.genesis => Ok(Identity::Original),
+        Some(first) => Err(HandshakeError::OtherNetwork(format!(
+            "its first block is {}, our genesis block {}",
+            first.hash, network.genesis.hash
+        ))),
+        None => Err(HandshakeError::OtherNetwork(
+            "its /blockchain.json is empty".into(),
+        )),
+    }
+}

@@ -1,0 +1,935 @@
+//! The address book: who the node's peers are, what it knows of each, and
+//! whom it has banned, kept in `peers.json` beside the chaindata folder.
+//!
+//! Bitcoin Core's address manager is the model. The book is bounded
+//! ([`MAX_PEERS`]); when it is full, the learned peer that has been failing
+//! longest (or been silent longest) makes way for a newcomer, so honest
+//! nodes can always join, while configured and added peers are never
+//! evicted. Each peer has a misbehaviour score; at [`BAN_THRESHOLD`] it is
+//! banned for the configured time. A peer that does not answer is retried
+//! after exponentially growing pauses rather than at every sync. Only peers
+//! that passed a handshake get in (see [`crate::handshake`]); this module
+//! keeps the records, it does not talk to anyone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::PeerUrl;
+
+/// Most peers a node keeps.
+pub const MAX_PEERS: usize = 64;
+/// The misbehaviour score at which a peer is banned.
+pub const BAN_THRESHOLD: u32 = 100;
+/// Most bans remembered; the oldest make way.
+const MAX_BANS: usize = 1024;
+/// Most strangers whose handshake attempt is remembered, so that none is
+/// tried twice within the ban time however often it is named.
+const MAX_ATTEMPTS_REMEMBERED: usize = 4096;
+/// The longest pause between two attempts to reach a failing peer.
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// How a peer came into the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// In the node's config: never evicted.
+    Config,
+    /// Added by the operator with `POST /peers`: never evicted.
+    Added,
+    /// Learned from an announcement: may make way for a newcomer.
+    Learned,
+}
+
+/// What the handshake found at a peer's URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Identity {
+    /// A node of this software, with its id for this run and its version.
+    Jbc { node_id: String, version: String },
+    /// A node of the original Python implementation: no `/status`, and it
+    /// learns blocks only through `POST /mined`.
+    Original,
+}
+
+/// The two ways the node contacts a peer, each with its own record: a peer
+/// can serve its chain well and still refuse announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contact {
+    /// Asking for its status and blocks.
+    Sync,
+    /// Posting our new blocks to it.
+    Announce,
+}
+
+/// What the node last heard from a peer, by one kind of contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Health {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// Its last answer was usable.
+    Up,
+    /// Its last `failures` contacts failed, the last one this way.
+    Failing { kind: &'static str, failures: u32 },
+}
+
+/// How a contact changed what the node knows of a peer: what is worth
+/// telling the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The first answer from this peer since start.
+    FirstAnswer,
+    /// It answers again after `failures` failed contacts.
+    Recovered { failures: u32 },
+    /// It answered before, as it does now.
+    StillUp,
+    /// It starts failing, or fails in a new way.
+    Failing,
+    /// It fails as it did last time (or as the other kind of contact
+    /// already reported).
+    StillFailing { failures: u32 },
+}
+
+/// One peer's record, as saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub url: PeerUrl,
+    pub origin: Origin,
+    /// What its last handshake found.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// When it last answered usefully (seconds since the epoch).
+    #[serde(default)]
+    pub last_success: Option<u64>,
+    /// Syncs that failed in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// When the current run of failures began (seconds since the epoch).
+    #[serde(default)]
+    pub failing_since: Option<u64>,
+    /// Misbehaviour points; at [`BAN_THRESHOLD`] the peer is banned.
+    #[serde(default)]
+    pub score: u32,
+    /// Its tip's index when it last said.
+    #[serde(default)]
+    pub height: Option<u64>,
+    #[serde(skip)]
+    runtime: Runtime,
+}
+
+/// What is known of a peer only while the node runs.
+#[derive(Debug, Clone, Default)]
+struct Runtime {
+    sync: Health,
+    announce: Health,
+    /// The URL turned out to be this node itself.
+    itself: bool,
+    /// When the next sync is due after a failure.
+    retry_at: Option<Instant>,
+    /// For an original node: how many of our blocks it has (the prefix its
+    /// chain shares with ours), so announcements fill it in without holes.
+    shared: Option<u64>,
+}
+
+/// A ban, as saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ban {
+    /// Until when (seconds since the epoch).
+    pub until: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A peer as `GET /peers` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub url: PeerUrl,
+    pub origin: Option<Origin>,
+    /// `new` (not reached yet), `up`, `backing off`, `banned` or `itself`.
+    pub state: &'static str,
+    #[serde(flatten)]
+    pub identity: Option<Identity>,
+    pub height: Option<u64>,
+    /// Seconds since the epoch.
+    pub last_success: Option<u64>,
+    pub failures: u32,
+    pub score: u32,
+    /// Seconds since the epoch, for a banned peer.
+    pub banned_until: Option<u64>,
+    pub ban_reason: Option<String>,
+    /// Milliseconds until the next attempt, for a peer backing off.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Why a peer could not be put in the book.
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("banned until {until} (seconds since the epoch): {reason}")]
+    Banned { until: u64, reason: String },
+    #[error(
+        "the book is full ({MAX_PEERS} peers) and none of them is a learned peer that could make way"
+    )]
+    Full,
+    #[error("cannot save the peer list to {}: {source}", path.display())]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What [`PeerBook::admit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    /// A new peer; `evicted` made way for it.
+    New { evicted: Option<PeerUrl> },
+    /// It was in the book already (its record is updated).
+    Known,
+}
+
+/// The file: records and bans.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    #[serde(default)]
+    peers: Vec<Record>,
+    #[serde(default)]
+    banned: BTreeMap<PeerUrl, Ban>,
+}
+
+/// Shared handle to the address book.
+#[derive(Clone)]
+pub struct PeerBook {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    book: Mutex<Book>,
+    /// Taken for a whole save (snapshot and write), so saves happen one at
+    /// a time and the last one writes the latest state.
+    saving: Mutex<()>,
+    path: PathBuf,
+    /// How long a ban lasts.
+    ban_time: Duration,
+    /// The pause between syncs with a healthy peer, and the first pause
+    /// after a failure.
+    sync_interval: Duration,
+}
+
+struct Book {
+    records: Vec<Record>,
+    bans: BTreeMap<PeerUrl, Ban>,
+    /// Strangers whose handshake was attempted, and when.
+    attempts: HashMap<PeerUrl, Instant>,
+    /// Something changed that is not saved yet (only last-seen figures;
+    /// changes to who is in the book or banned are saved at once).
+    dirty: bool,
+}
+
+impl PeerBook {
+    /// The configured peers plus those and the bans saved at `path`.
+    pub fn open(
+        configured: Vec<PeerUrl>,
+        path: PathBuf,
+        ban_time: Duration,
+        sync_interval: Duration,
+    ) -> PeerBook {
+        let saved = read_saved(&path);
+        let now = unix_now();
+        let mut records: Vec<Record> = configured
+            .iter()
+            .map(|url| Record::new(url.clone(), Origin::Config))
+            .collect();
+        for mut record in saved.peers {
+            if let Some(existing) = records.iter_mut().find(|r| r.url == record.url) {
+                // Configured still, with what was learned of it.
+                record.origin = Origin::Config;
+                *existing = record;
+            } else if record.origin != Origin::Config && records.len() < MAX_PEERS {
+                records.push(record);
+            }
+        }
+        let bans = saved
+            .banned
+            .into_iter()
+            .filter(|(_, ban)| ban.until > now)
+            .collect();
+        PeerBook {
+            inner: Arc::new(Inner {
+                book: Mutex::new(Book {
+                    records,
+                    bans,
+                    attempts: HashMap::new(),
+                    dirty: false,
+                }),
+                saving: Mutex::new(()),
+                path,
+                ban_time,
+                sync_interval,
+            }),
+        }
+    }
+
+    /// The file the book is saved in, for a chaindata folder.
+    pub fn path_beside(chaindata: &Path) -> PathBuf {
+        chaindata.with_file_name("peers.json")
+    }
+
+    /// The peers the node talks to: in the book, not itself.
+    pub fn urls(&self) -> Vec<PeerUrl> {
+        self.book()
+            .records
+            .iter()
+            .filter(|r| !r.runtime.itself)
+            .map(|r| r.url.clone())
+            .collect()
+    }
+
+    /// How many peers the node talks to.
+    pub fn count(&self) -> usize {
+        self.book()
+            .records
+            .iter()
+            .filter(|r| !r.runtime.itself)
+            .count()
+    }
+
+    /// Every peer and ban, for `GET /peers`.
+    pub fn views(&self) -> Vec<PeerView> {
+        let book = self.book();
+        let now = Instant::now();
+        let unix = unix_now();
+        let mut views: Vec<PeerView> = book
+            .records
+            .iter()
+            .map(|record| {
+                let ban = book.bans.get(&record.url).filter(|ban| ban.until > unix);
+                let retry_in = record.runtime.retry_at.and_then(|at| at.checked_duration_since(now));
+                let state = if record.runtime.itself {
+                    "itself"
+                } else if ban.is_some() {
+                    "banned"
+                } else if record.failures > 0 {
+                    "backing off"
+                } else if record.runtime.sync == Health::Up {
+                    "up"
+                } else {
+                    "new"
+                };
+                PeerView {
+                    url: record.url.clone(),
+                    origin: Some(record.origin),
+                    state,
+                    identity: record.identity.clone(),
+                    height: record.height,
+                    last_success: record.last_success,
+                    failures: record.failures,
+                    score: record.score,
+                    banned_until: ban.map(|ban| ban.until),
+                    ban_reason: ban.map(|ban| ban.reason.clone()),
+                    retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
+                }
+            })
+            .collect();
+        for (url, ban) in &book.bans {
+            if ban.until > unix && !book.records.iter().any(|r| &r.url == url) {
+                views.push(PeerView {
+                    url: url.clone(),
+                    origin: None,
+                    state: "banned",
+                    identity: None,
+                    height: None,
+                    last_success: None,
+                    failures: 0,
+                    score: BAN_THRESHOLD,
+                    banned_until: Some(ban.until),
+                    ban_reason: Some(ban.reason.clone()),
+                    retry_in_ms: None,
+                });
+            }
+        }
+        views
+    }
+
+    /// Whether `url` is in the book (itself included).
+    pub fn contains(&self, url: &PeerUrl) -> bool {
+        self.book().records.iter().any(|r| &r.url == url)
+    }
+
+    /// How `url` came into the book, if it is there.
+    pub fn origin(&self, url: &PeerUrl) -> Option<Origin> {
+        self.book().record(url).map(|r| r.origin)
+    }
+
+    /// What the last handshake with `url` found.
+    pub fn identity(&self, url: &PeerUrl) -> Option<Identity> {
+        self.book().record(url).and_then(|r| r.identity.clone())
+    }
+
+    /// The ban on `url`, if it is banned now.
+    pub fn ban(&self, url: &PeerUrl) -> Option<Ban> {
+        let now = unix_now();
+        self.book()
+            .bans
+            .get(url)
+            .filter(|ban| ban.until > now)
+            .cloned()
+    }
+
+    /// Notes an attempt to handshake with a stranger; false if it was
+    /// attempted within the ban time already (so a URL named over and over
+    /// is asked once).
+    pub fn first_attempt(&self, url: &PeerUrl) -> bool {
+        let mut book = self.book();
+        let now = Instant::now();
+        let ban_time = self.inner.ban_time;
+        book.attempts.retain(|_, at| now.duration_since(*at) < ban_time);
+        if book.attempts.contains_key(url) {
+            return false;
+        }
+        if book.attempts.len() >= MAX_ATTEMPTS_REMEMBERED
+            && let Some(oldest) = book
+                .attempts
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(url, _)| url.clone())
+        {
+            book.attempts.remove(&oldest);
+        }
+        book.attempts.insert(url.clone(), now);
+        true
+    }
+
+    /// Puts a peer that passed its handshake in the book (or updates what
+    /// is known of it), making room by evicting a learned peer if needed,
+    /// and saves the book.
+    pub fn admit(
+        &self,
+        url: &PeerUrl,
+        origin: Origin,
+        identity: Identity,
+    ) -> Result<Admitted, BookError> {
+        let admitted = {
+            let mut book = self.book();
+            if let Some(ban) = book.bans.get(url).filter(|ban| ban.until > unix_now()) {
+                return Err(BookError::Banned {
+                    until: ban.until,
+                    reason: ban.reason.clone(),
+                });
+            }
+            if let Some(record) = book.record_mut(url) {
+                record.identity = Some(identity);
+                if origin == Origin::Added && record.origin == Origin::Learned {
+                    record.origin = Origin::Added;
+                }
+                Admitted::Known
+            } else {
+                let evicted = if book.records.len() >= MAX_PEERS {
+                    let Some(victim) = book.eviction_candidate() else {
+                        return Err(BookError::Full);
+                    };
+                    book.records.retain(|r| r.url != victim);
+                    Some(victim)
+                } else {
+                    None
+                };
+                let mut record = Record::new(url.clone(), origin);
+                record.identity = Some(identity);
+                book.records.push(record);
+                Admitted::New { evicted }
+            }
+        };
+        self.save()?;
+        Ok(admitted)
+    }
+
+    /// Notes what the latest handshake with `url` found, and saves the book
+    /// if that changed.
+    pub fn set_identity(&self, url: &PeerUrl, identity: Identity) {
+        let changed = {
+            let mut book = self.book();
+            match book.record_mut(url) {
+                Some(record) if record.identity.as_ref() != Some(&identity) => {
+                    record.identity = Some(identity);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.save_logged();
+        }
+    }
+
+    /// Takes a peer out of the book; false if it was not there.
+    pub fn remove(&self, url: &PeerUrl) -> Result<bool, BookError> {
+        let removed = {
+            let mut book = self.book();
+            let before = book.records.len();
+            book.records.retain(|r| &r.url != url);
+            book.records.len() < before
+        };
+        if removed {
+            self.save()?;
+        }
+        Ok(removed)
+    }
+
+    /// Notes that `url` leads to this node itself. A configured URL stays
+    /// (the config names it) but is never contacted; any other goes.
+    pub fn mark_itself(&self, url: &PeerUrl) {
+        let mut book = self.book();
+        if let Some(record) = book.record_mut(url) {
+            record.runtime.itself = true;
+        }
+        let before = book.records.len();
+        book.records
+            .retain(|r| &r.url != url || r.origin == Origin::Config);
+        if book.records.len() < before {
+            drop(book);
+            self.save_logged();
+        }
+    }
+
+    /// Notes a usable answer from `url`.
+    pub fn record_success(&self, url: &PeerUrl, contact: Contact, height: Option<u64>) -> Change {
+        let mut book = self.book();
+        book.dirty = true;
+        let Some(record) = book.record_mut(url) else {
+            return Change::StillUp;
+        };
+        if contact == Contact::Sync {
+            record.failures = 0;
+            record.failing_since = None;
+            record.runtime.retry_at = None;
+            record.last_success = Some(unix_now());
+            if height.is_some() {
+                record.height = height;
+            }
+        }
+        let health = record.runtime.health_mut(contact);
+        let change = match *health {
+            Health::Unknown => Change::FirstAnswer,
+            Health::Up => Change::StillUp,
+            Health::Failing { failures, .. } => Change::Recovered { failures },
+        };
+        *health = Health::Up;
+        change
+    }
+
+    /// Notes a failed contact with `url`; `kind` names the way it failed (a
+    /// new kind is news, the same one again is not). A failed sync also
+    /// pushes the next one back.
+    ///
+    /// A failure the other kind of contact already reported (a peer that
+    /// is down fails both ways) is not news either.
+    pub fn record_failure(&self, url: &PeerUrl, contact: Contact, kind: &'static str) -> Change {
+        let sync_interval = self.inner.sync_interval;
+        let mut book = self.book();
+        book.dirty = true;
+        let Some(record) = book.record_mut(url) else {
+            return Change::StillFailing { failures: 1 };
+        };
+        if contact == Contact::Sync {
+            record.failures += 1;
+            record.failing_since.get_or_insert_with(unix_now);
+            record.runtime.retry_at = Some(Instant::now() + retry_delay(sync_interval, record.failures));
+        }
+        let other = match contact {
+            Contact::Sync => record.runtime.announce,
+            Contact::Announce => record.runtime.sync,
+        };
+        let reported_elsewhere = matches!(other, Health::Failing { kind: elsewhere, .. } if elsewhere == kind);
+        let health = record.runtime.health_mut(contact);
+        let (change, failures) = match *health {
+            Health::Failing {
+                kind: before,
+                failures,
+            } if before == kind => (
+                Change::StillFailing {
+                    failures: failures + 1,
+                },
+                failures + 1,
+            ),
+            Health::Failing { failures, .. } => (Change::Failing, failures + 1),
+            Health::Unknown | Health::Up => (Change::Failing, 1),
+        };
+        *health = Health::Failing { kind, failures };
+        match change {
+            Change::Failing if reported_elsewhere => Change::StillFailing { failures },
+            change => change,
+        }
+    }
+
+    /// Whether the last sync with `url` failed.
+    pub fn is_failing(&self, url: &PeerUrl) -> bool {
+        self.book().record(url).is_some_and(|r| r.failures > 0)
+    }
+
+    /// How long to wait before the next sync with `url`: the sync interval
+    /// while it answers, growing pauses while it does not.
+    pub fn next_sync_in(&self, url: &PeerUrl) -> Duration {
+        let book = self.book();
+        let retry = book
+            .record(url)
+            .and_then(|r| r.runtime.retry_at)
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        retry.unwrap_or(self.inner.sync_interval)
+    }
+
+    /// Adds `points` to `url`'s misbehaviour score; at the threshold the
+    /// peer is banned (and, unless configured, leaves the book). Returns
+    /// the ban when this call imposed it.
+    pub fn misbehaved(&self, url: &PeerUrl, points: u32, reason: &str) -> Option<Ban> {
+        let ban = {
+            let mut book = self.book();
+            if book.bans.get(url).is_some_and(|ban| ban.until > unix_now()) {
+                return None;
+            }
+            let record = book.record_mut(url)?;
+            record.score = record.score.saturating_add(points);
+            if record.score < BAN_THRESHOLD {
+                book.dirty = true;
+                return None;
+            }
+            record.score = 0;
+            let ban = Ban {
+                until: unix_now() + self.inner.ban_time.as_secs(),
+                reason: reason.chars().take(300).collect(),
+            };
+            book.records
+                .retain(|r| &r.url != url || r.origin == Origin::Config);
+            if book.bans.len() >= MAX_BANS
+                && let Some(oldest) = book
+                    .bans
+                    .iter()
+                    .min_by_key(|(_, ban)| ban.until)
+                    .map(|(url, _)| url.clone())
+            {
+                book.bans.remove(&oldest);
+            }
+            book.bans.insert(url.clone(), ban.clone());
+            ban
+        };
+        self.save_logged();
+        Some(ban)
+    }
+
+    /// For an original node: how many of our blocks it has.
+    pub fn shared_prefix(&self, url: &PeerUrl) -> Option<u64> {
+        self.book().record(url).and_then(|r| r.runtime.shared)
+    }
+
+    /// Notes how many of our blocks an original node has.
+    pub fn set_shared_prefix(&self, url: &PeerUrl, shared: u64) {
+        if let Some(record) = self.book().record_mut(url) {
+            record.runtime.shared = Some(shared);
+        }
+    }
+
+    /// Saves the book if last-seen figures changed since the last save.
+    pub fn flush(&self) {
+        if self.book().dirty {
+            self.save_logged();
+        }
+    }
+
+    fn save_logged(&self) {
+        if let Err(error) = self.save() {
+            warn!("{error}");
+        }
+    }
+
+    /// Writes the book: one save at a time, each of the state when it ran.
+    fn save(&self) -> Result<(), BookError> {
+        let _saving = self.inner.saving.lock().expect("peer book save lock");
+        let json = {
+            let mut book = self.book();
+            book.dirty = false;
+            let saved = SavedRef {
+                peers: &book.records,
+                banned: &book.bans,
+            };
+            let mut json = serde_json::to_vec_pretty(&saved).expect("the book serialises");
+            json.push(b'\n');
+            json
+        };
+        crate::store::replace_file(&self.inner.path, &json).map_err(|source| BookError::Save {
+            path: self.inner.path.clone(),
+            source,
+        })
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.inner.book.lock().expect("peer book lock")
+    }
+}
+
+/// The file's shape, borrowed for writing.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    peers: &'a [Record],
+    banned: &'a BTreeMap<PeerUrl, Ban>,
+}
+
+impl Record {
+    fn new(url: PeerUrl, origin: Origin) -> Record {
+        Record {
+            url,
+            origin,
+            identity: None,
+            last_success: None,
+            failures: 0,
+            failing_since: None,
+            score: 0,
+            height: None,
+            runtime: Runtime::default(),
+        }
+    }
+}
+
+impl Runtime {
+    fn health_mut(&mut self, contact: Contact) -> &mut Health {
+        match contact {
+            Contact::Sync => &mut self.sync,
+            Contact::Announce => &mut self.announce,
+        }
+    }
+}
+
+impl Book {
+    fn record(&self, url: &PeerUrl) -> Option<&Record> {
+        self.records.iter().find(|r| &r.url == url)
+    }
+
+    fn record_mut(&mut self, url: &PeerUrl) -> Option<&mut Record> {
+        self.records.iter_mut().find(|r| &r.url == url)
+    }
+
+    /// The learned peer to evict for a newcomer: the one failing longest,
+    /// else the one silent longest.
+    fn eviction_candidate(&self) -> Option<PeerUrl> {
+        self.records
+            .iter()
+            .filter(|r| r.origin == Origin::Learned)
+            .min_by_key(|r| {
+                (
+                    r.failing_since.is_none(),
+                    r.failing_since.unwrap_or(u64::MAX),
+                    r.last_success.unwrap_or(0),
+                )
+            })
+            .map(|r| r.url.clone())
+    }
+}
+
+/// The pause after `failures` failed syncs in a row: the sync interval,
+/// doubling with each failure, at most [`MAX_RETRY`] (and at most 64 sync
+/// intervals, so a test network with a short interval retries soon).
+pub fn retry_delay(sync_interval: Duration, failures: u32) -> Duration {
+    let cap = MAX_RETRY.min(sync_interval * 64).max(sync_interval);
+    let doubled = sync_interval.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    doubled.min(cap)
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The saved book, or an empty one (with a warning) if it cannot be read.
+/// A list of URLs (the file of earlier versions) is read as learned peers.
+fn read_saved(path: &Path) -> Saved {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::default(),
+        Err(e) => {
+            warn!(file = %path.display(), "cannot read the saved peer list: {e}");
+            return Saved::default();
+        }
+    };
+    if let Ok(saved) = serde_json::from_slice::<Saved>(&bytes) {
+        return saved;
+    }
+    match serde_json::from_slice::<Vec<String>>(&bytes) {
+        Ok(urls) => Saved {
+            peers: urls
+                .iter()
+                .filter_map(|text| PeerUrl::parse(text).ok())
+                .map(|url| Record::new(url, Origin::Learned))
+                .collect(),
+            banned: BTreeMap::new(),
+        },
+        Err(e) => {
+            warn!(file = %path.display(), "ignoring the saved peer list: {e}");
+            Saved::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> PeerUrl {
+        PeerUrl::parse(text).unwrap()
+    }
+
+    fn jbc(id: &str) -> Identity {
+        Identity::Jbc {
+            node_id: id.into(),
+            version: "jbc/test".into(),
+        }
+    }
+
+    fn book(dir: &Path, configured: &[&str]) -> PeerBook {
+        PeerBook::open(
+            configured.iter().map(|u| url(u)).collect(),
+            dir.join("peers.json"),
+            Duration::from_secs(86_400),
+            Duration::from_secs(5),
+        )
+    }
+
+    #[test]
+    fn admitted_peers_and_bans_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &["http://127.0.0.1:5002"]);
+        let added = url("http://127.0.0.1:5004");
+        assert_eq!(
+            peers.admit(&added, Origin::Added, jbc("a")).unwrap(),
+            Admitted::New { evicted: None }
+        );
+        assert_eq!(
+            peers.admit(&added, Origin::Added, jbc("a")).unwrap(),
+            Admitted::Known
+        );
+        let bad = url("http://127.0.0.1:5005");
+        peers.admit(&bad, Origin::Learned, jbc("b")).unwrap();
+        assert!(peers.misbehaved(&bad, 60, "junk").is_none());
+        let ban = peers.misbehaved(&bad, 60, "an invalid block").unwrap();
+        assert_eq!(ban.reason, "an invalid block");
+        assert!(!peers.contains(&bad), "a banned learned peer leaves the book");
+        assert!(matches!(
+            peers.admit(&bad, Origin::Learned, jbc("b")),
+            Err(BookError::Banned { .. })
+        ));
+
+        let reopened = book(dir.path(), &["http://127.0.0.1:5002"]);
+        assert_eq!(reopened.urls(), peers.urls());
+        assert_eq!(reopened.origin(&added), Some(Origin::Added));
+        assert_eq!(reopened.identity(&added), Some(jbc("a")));
+        assert!(reopened.ban(&bad).is_some(), "the ban is kept");
+    }
+
+    #[test]
+    fn a_full_book_evicts_the_learned_peer_failing_longest_never_a_configured_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &["http://127.0.0.1:5002"]);
+        for port in 0..MAX_PEERS - 1 {
+            let learned = url(&format!("http://127.0.0.1:{}", 6000 + port));
+            peers.admit(&learned, Origin::Learned, jbc("x")).unwrap();
+        }
+        let failing = url("http://127.0.0.1:6010");
+        peers.record_failure(&failing, Contact::Sync, "unreachable");
+        let newcomer = url("http://127.0.0.1:7000");
+        assert_eq!(
+            peers.admit(&newcomer, Origin::Learned, jbc("n")).unwrap(),
+            Admitted::New {
+                evicted: Some(failing.clone())
+            }
+        );
+        assert!(peers.contains(&newcomer) && !peers.contains(&failing));
+        assert_eq!(peers.count(), MAX_PEERS);
+        assert!(peers.contains(&url("http://127.0.0.1:5002")));
+
+        // A book of configured and added peers only has no room to make.
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &[]);
+        for port in 0..MAX_PEERS {
+            let added = url(&format!("http://127.0.0.1:{}", 6000 + port));
+            peers.admit(&added, Origin::Added, jbc("x")).unwrap();
+        }
+        assert!(matches!(
+            peers.admit(&newcomer, Origin::Learned, jbc("n")),
+            Err(BookError::Full)
+        ));
+    }
+
+    #[test]
+    fn a_stranger_is_tried_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &[]);
+        let stranger = url("http://127.0.0.1:9999");
+        assert!(peers.first_attempt(&stranger));
+        assert!(!peers.first_attempt(&stranger));
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_a_cap() {
+        let interval = Duration::from_secs(5);
+        let delays: Vec<u64> = (1..=9)
+            .map(|n| retry_delay(interval, n).as_secs())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        let fast = Duration::from_millis(100);
+        assert_eq!(retry_delay(fast, 30), Duration::from_millis(6400));
+    }
+
+    #[test]
+    fn a_failure_is_news_once_until_it_changes_or_the_peer_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = url("http://127.0.0.1:5002");
+        let peers = book(dir.path(), &["http://127.0.0.1:5002"]);
+        let sync = Contact::Sync;
+        assert_eq!(
+            peers.record_failure(&peer, sync, "unreachable"),
+            Change::Failing
+        );
+        assert_eq!(
+            peers.record_failure(&peer, sync, "unreachable"),
+            Change::StillFailing { failures: 2 }
+        );
+        assert_eq!(
+            peers.record_failure(&peer, sync, "timed out"),
+            Change::Failing
+        );
+        assert!(peers.next_sync_in(&peer) > Duration::from_secs(10));
+        assert_eq!(
+            peers.record_success(&peer, sync, Some(3)),
+            Change::Recovered { failures: 3 }
+        );
+        assert_eq!(peers.next_sync_in(&peer), Duration::from_secs(5));
+        assert_eq!(peers.record_success(&peer, sync, None), Change::StillUp);
+        // A peer that is down is news once, whichever contact finds out first.
+        assert_eq!(
+            peers.record_failure(&peer, Contact::Announce, "unreachable"),
+            Change::Failing
+        );
+        assert_eq!(
+            peers.record_failure(&peer, sync, "unreachable"),
+            Change::StillFailing { failures: 1 }
+        );
+    }
+
+    #[test]
+    fn the_file_of_earlier_versions_is_read_as_learned_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("peers.json"),
+            r#"["http://127.0.0.1:5004/", "nonsense"]"#,
+        )
+        .unwrap();
+        let peers = book(dir.path(), &[]);
+        assert_eq!(peers.urls(), [url("http://127.0.0.1:5004")]);
+        assert_eq!(
+            peers.origin(&url("http://127.0.0.1:5004")),
+            Some(Origin::Learned)
+        );
+    }
+}

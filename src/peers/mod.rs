@@ -1,0 +1,16 @@
+//! The peers a node knows: what a peer's address may be ([`PeerUrl`]) and
+//! the [`PeerBook`] of everyone the node talks to, what it knows of each,
+//! and whom it has banned.
+//!
+//! This module keeps records; it does not talk to peers. The handshake
+//! that lets a URL in is [`crate::handshake`]'s, the conversation with the
+//! peers [`crate::gossip`]'s.
+
+mod book;
+mod url;
+
+pub use book::{
+    Admitted, BAN_THRESHOLD, Ban, BookError, Change, Contact, Identity, MAX_PEERS, Origin,
+    PeerBook, PeerView, retry_delay, unix_now,
+};
+pub use url::{PeerUrl, PeerUrlError};
