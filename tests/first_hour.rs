@@ -208,7 +208,7 @@ async fn every_client_error_says_in_words_what_was_wrong_and_what_is_expected() 
             "/peers",
             r#"{"url": "ftp://x"}"#,
             422,
-            "only http and https",
+            "a peer's URL starts with http://",
         ),
         ("POST", "/peers", "{", 400, "not valid JSON"),
         (
