@@ -30,7 +30,10 @@ const MISSING: usize = 10;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let network = Network::new(Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(), 1);
+    let network = Network::new(
+        Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(),
+        1,
+    );
     println!("catching up {MISSING} blocks (median of runs, milliseconds)");
     println!(
         "{:>12} {:>14} {:>14} {:>6}",

@@ -338,7 +338,13 @@ impl Config {
         .map_err(invalid("max_block_bytes"))?;
         if let Some(data) = &settings.data {
             // The largest block this node could mine with it.
-            let block = Block::new(u64::MAX, u128::from(u64::MAX), "0".repeat(64), data.clone(), u64::MAX);
+            let block = Block::new(
+                u64::MAX,
+                u128::from(u64::MAX),
+                "0".repeat(64),
+                data.clone(),
+                u64::MAX,
+            );
             let bytes = block.json_len() as u64;
             if bytes > max_block_bytes {
                 return Err(ConfigError::Invalid {
@@ -492,7 +498,10 @@ mod tests {
             ..Settings::default()
         };
         let error = Config::resolve(settings).unwrap_err().to_string();
-        assert!(error.starts_with("data: a block carrying it would be"), "{error}");
+        assert!(
+            error.starts_with("data: a block carrying it would be"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -572,6 +581,10 @@ mod tests {
         let config = Config::resolve(settings).unwrap();
         let builtin = Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap();
         assert_eq!(config.network.genesis, builtin);
-        assert_eq!(config.peers.len(), 3, "the three nodes, this one among them");
+        assert_eq!(
+            config.peers.len(),
+            3,
+            "the three nodes, this one among them"
+        );
     }
 }

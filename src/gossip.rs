@@ -212,7 +212,14 @@ impl Gossip {
         let identity = {
             let _permit = self.inner.handshakes.acquire().await.expect("never closed");
             let network = self.inner.state.network();
-            handshake(&self.inner.client, &url, origin, network, &self.inner.node_id).await?
+            handshake(
+                &self.inner.client,
+                &url,
+                origin,
+                network,
+                &self.inner.node_id,
+            )
+            .await?
         };
         let admitted = {
             let (book, url, identity) = (book.clone(), url.clone(), identity.clone());
@@ -256,9 +263,7 @@ impl Gossip {
     /// evidently is up: it is synced with now rather than after its pause.
     pub fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
         let book = &self.inner.book;
-        let known = sender
-            .as_ref()
-            .is_some_and(|url| book.urls().contains(url));
+        let known = sender.as_ref().is_some_and(|url| book.urls().contains(url));
         if let Some(url) = sender.as_ref().filter(|_| known)
             && (book.identity(url).is_none() || book.is_failing(url))
         {
@@ -347,7 +352,12 @@ impl Gossip {
 
     /// One peer's task: syncing and announcing, until it is stopped or
     /// turns out to be ourselves.
-    async fn run_peer(&self, peer: &PeerUrl, wake: &Notify, mut first: Option<oneshot::Sender<()>>) {
+    async fn run_peer(
+        &self,
+        peer: &PeerUrl,
+        wake: &Notify,
+        mut first: Option<oneshot::Sender<()>>,
+    ) {
         // Tells the announcer a handshake just passed, so the peer hears of
         // our tip at once rather than at the next block.
         let handshaken = Notify::new();
@@ -532,7 +542,9 @@ impl Gossip {
         match self.inner.client.announce(peer, block).await {
             Ok(answer) => {
                 if let Change::Recovered { failures } =
-                    self.inner.book.record_success(peer, Contact::Announce, None)
+                    self.inner
+                        .book
+                        .record_success(peer, Contact::Announce, None)
                 {
                     info!(peer = %peer, "announcing to {peer} works again (after {failures} failures)");
                 }

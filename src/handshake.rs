@@ -32,7 +32,9 @@ pub enum HandshakeError {
          configured or added with POST /peers"
     )]
     OriginalNotNamed,
-    #[error("it is a node without a node id (an older jbc?); it cannot be told apart from this one")]
+    #[error(
+        "it is a node without a node id (an older jbc?); it cannot be told apart from this one"
+    )]
     NoNodeId,
 }
 

@@ -207,7 +207,10 @@ fn start_miner(
         let _ = found.send(block);
         true
     }));
-    info!(threads, "mining on {threads} thread(s); blocks carry {data:?}");
+    info!(
+        threads,
+        "mining on {threads} thread(s); blocks carry {data:?}"
+    );
 
     let (state, stats) = (state.clone(), Arc::clone(stats));
     let difficulty = state.network().difficulty;

@@ -356,7 +356,11 @@ impl Store {
             if !candidate.canonical && !candidate.in_pending {
                 if !pending_dir.join(COMMITTED).exists() {
                     fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
-                    write_atomic(&pending_dir, COMMITTED, b"names of chain blocks being fixed\n")?;
+                    write_atomic(
+                        &pending_dir,
+                        COMMITTED,
+                        b"names of chain blocks being fixed\n",
+                    )?;
                     sync_dir(&pending_dir)?;
                 }
                 let name = candidate
@@ -455,7 +459,11 @@ impl Store {
         }
         sync_dir(&pending_dir)?;
         failpoint("commit")?;
-        write_atomic(&pending_dir, COMMITTED, b"a switch of branches is committed\n")?;
+        write_atomic(
+            &pending_dir,
+            COMMITTED,
+            b"a switch of branches is committed\n",
+        )?;
         sync_dir(&pending_dir)
     }
 
@@ -1146,7 +1154,10 @@ mod tests {
         let commit = steps.len();
         steps.push(vec![(marker.clone(), Content::Marker)]);
         for b in &ours[2..] {
-            steps.push(vec![(main(b.index), Content::Removed), (orphan(b), Content::Block(b))]);
+            steps.push(vec![
+                (main(b.index), Content::Removed),
+                (orphan(b), Content::Block(b)),
+            ]);
         }
         for b in &theirs[2..] {
             steps.push(vec![

@@ -83,9 +83,9 @@ impl From<CommitError> for PeerError {
     fn from(error: CommitError) -> PeerError {
         match error {
             // Our chain changed under the sync: the branch no longer links.
-            CommitError::Invalid(
-                ChainError::BadPrevHash { .. } | ChainError::BadIndex { .. },
-            ) => PeerError::Raced,
+            CommitError::Invalid(ChainError::BadPrevHash { .. } | ChainError::BadIndex { .. }) => {
+                PeerError::Raced
+            }
             CommitError::Invalid(error) => PeerError::Invalid(error),
             CommitError::Store(error) => PeerError::Save(error.to_string()),
             CommitError::Stopped(reason) => PeerError::Save(reason),

@@ -20,7 +20,10 @@ fn budget() -> u32 {
 }
 
 fn network() -> Network {
-    Network::new(Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(), 1)
+    Network::new(
+        Block::from_json(DEFAULT_GENESIS_JSON.as_bytes()).unwrap(),
+        1,
+    )
 }
 
 /// A small valid chain at difficulty 1, as JSON.

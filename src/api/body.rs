@@ -54,7 +54,8 @@ pub async fn finish_request_body(
     next: Next,
 ) -> Response {
     if let Some(failure) = limits.state.failure() {
-        let mut response = ApiError::Unavailable(format!("the node is stopping: {failure}")).into_response();
+        let mut response =
+            ApiError::Unavailable(format!("the node is stopping: {failure}")).into_response();
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -76,21 +77,19 @@ pub async fn finish_request_body(
         inner: Some(body),
         unread: Arc::clone(&unread),
     });
-    let response = match tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        next.run(Request::from_parts(parts, body)),
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(_) => {
-            let mut response = ApiError::Timeout(REQUEST_TIMEOUT.as_secs()).into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
-    };
+    let response =
+        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(Request::from_parts(parts, body)))
+            .await
+        {
+            Ok(response) => response,
+            Err(_) => {
+                let mut response = ApiError::Timeout(REQUEST_TIMEOUT.as_secs()).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+        };
     let rest = unread.lock().expect("unread body lock").take();
     match rest {
         Some(rest) => with_body_finished(response, rest, declared).await,

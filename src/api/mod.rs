@@ -17,12 +17,12 @@ mod serve;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
-use axum::Extension;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -79,10 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/blocks/{index}", get(block_by_index))
         .route("/block/{hash}", get(block_by_hash))
         .route("/mined", post(mined))
-        .route(
-            "/peers",
-            get(list_peers).post(add_peer).delete(remove_peer),
-        )
+        .route("/peers", get(list_peers).post(add_peer).delete(remove_peer))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::NotFound(format!(
                 "there is no {method} {}; the endpoints are {ENDPOINTS}",
@@ -262,7 +259,11 @@ async fn mined(
         }
     };
     let (status, body, heard) = match added {
-        Added::Accepted => (StatusCode::OK, json!({ "status": "accepted" }), Heard::Accepted),
+        Added::Accepted => (
+            StatusCode::OK,
+            json!({ "status": "accepted" }),
+            Heard::Accepted,
+        ),
         Added::Known => (StatusCode::OK, json!({ "status": "known" }), Heard::Nothing),
         Added::NotOnTip { ahead: true } => (
             StatusCode::ACCEPTED,

@@ -307,7 +307,10 @@ impl PeerBook {
             .iter()
             .map(|record| {
                 let ban = book.bans.get(&record.url).filter(|ban| ban.until > unix);
-                let retry_in = record.runtime.retry_at.and_then(|at| at.checked_duration_since(now));
+                let retry_in = record
+                    .runtime
+                    .retry_at
+                    .and_then(|at| at.checked_duration_since(now));
                 let state = if record.runtime.itself {
                     "itself"
                 } else if ban.is_some() {
@@ -386,7 +389,8 @@ impl PeerBook {
         let mut book = self.book();
         let now = Instant::now();
         let ban_time = self.inner.ban_time;
-        book.attempts.retain(|_, at| now.duration_since(*at) < ban_time);
+        book.attempts
+            .retain(|_, at| now.duration_since(*at) < ban_time);
         if book.attempts.contains_key(url) {
             return false;
         }
@@ -536,13 +540,15 @@ impl PeerBook {
         if contact == Contact::Sync {
             record.failures += 1;
             record.failing_since.get_or_insert_with(unix_now);
-            record.runtime.retry_at = Some(Instant::now() + retry_delay(sync_interval, record.failures));
+            record.runtime.retry_at =
+                Some(Instant::now() + retry_delay(sync_interval, record.failures));
         }
         let other = match contact {
             Contact::Sync => record.runtime.announce,
             Contact::Announce => record.runtime.sync,
         };
-        let reported_elsewhere = matches!(other, Health::Failing { kind: elsewhere, .. } if elsewhere == kind);
+        let reported_elsewhere =
+            matches!(other, Health::Failing { kind: elsewhere, .. } if elsewhere == kind);
         let health = record.runtime.health_mut(contact);
         let (change, failures) = match *health {
             Health::Failing {
@@ -814,7 +820,10 @@ mod tests {
         assert!(peers.misbehaved(&bad, 60, "junk").is_none());
         let ban = peers.misbehaved(&bad, 60, "an invalid block").unwrap();
         assert_eq!(ban.reason, "an invalid block");
-        assert!(!peers.contains(&bad), "a banned learned peer leaves the book");
+        assert!(
+            !peers.contains(&bad),
+            "a banned learned peer leaves the book"
+        );
         assert!(matches!(
             peers.admit(&bad, Origin::Learned, jbc("b")),
             Err(BookError::Banned { .. })

@@ -140,7 +140,10 @@ mod tests {
             url("http://127.0.0.1:5002/").to_string(),
             "http://127.0.0.1:5002"
         );
-        assert_eq!(url(" http://Example.COM ").to_string(), "http://example.com");
+        assert_eq!(
+            url(" http://Example.COM ").to_string(),
+            "http://example.com"
+        );
         assert_eq!(
             url("http://127.0.0.1:5002")
                 .endpoint("blocks?from=3")

@@ -93,8 +93,8 @@ impl Jbc {
         let deadline = Instant::now() + PATIENCE;
         let port = loop {
             let found = logs.lock().unwrap().iter().find_map(|line| {
-                let rest = line.split("listening on http://127.0.0.1:").nth(1)?;
-                rest.trim().parse::<u16>().ok()
+                let address = line.split("listening on http://").nth(1)?;
+                address.trim().rsplit(':').next()?.parse::<u16>().ok()
             });
             if let Some(port) = found {
                 break port;
@@ -365,6 +365,8 @@ pub fn run_to_end(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
 /// A request a [`Recorder`] received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When it arrived.
+    pub at: Instant,
     pub method: String,
     pub path: String,
     /// Its `X-Jbc-Peer` header.
@@ -372,26 +374,43 @@ pub struct Recorded {
     pub body: Vec<u8>,
 }
 
-/// A fake peer that records every request it gets. As a jbc node it
-/// answers `/status` (height 0 of the test network, its own node id) and
-/// takes announcements; otherwise it answers 404 to everything, like a
-/// listener that is no node at all.
+/// A fake peer that records every request it gets. As a node it serves a
+/// fixed list of blocks (checked by nobody: a liar can serve anything)
+/// with `/status`, `/blocks` and `/blockchain.json`, under its own node id,
+/// and takes announcements; as no node at all it answers 404 to
+/// everything.
 pub struct Recorder {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl Recorder {
+    /// A jbc node at height 0 of the test network (`Some(difficulty)`), or
+    /// a listener that is no node (`None`).
     pub async fn start(as_jbc_node_at_difficulty: Option<u32>) -> Recorder {
+        match as_jbc_node_at_difficulty {
+            Some(difficulty) => Recorder::serving(vec![genesis()], difficulty).await,
+            None => Recorder::listen(None).await,
+        }
+    }
+
+    /// A jbc node serving `blocks` and claiming `difficulty`.
+    pub async fn serving(blocks: Vec<Block>, difficulty: u32) -> Recorder {
+        Recorder::listen(Some((blocks, difficulty))).await
+    }
+
+    async fn listen(chain: Option<(Vec<Block>, u32)>) -> Recorder {
         use axum::http::{HeaderMap, Method, StatusCode, Uri};
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let sink = Arc::clone(&requests);
+        let chain = Arc::new(chain);
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
-                let sink = Arc::clone(&sink);
+                let (sink, chain) = (Arc::clone(&sink), Arc::clone(&chain));
                 async move {
                     let path = uri.path().to_string();
                     sink.lock().unwrap().push(Recorded {
+                        at: Instant::now(),
                         method: method.to_string(),
                         path: path.clone(),
                         peer_header: headers
@@ -400,18 +419,38 @@ impl Recorder {
                             .map(str::to_string),
                         body: body.to_vec(),
                     });
-                    match (as_jbc_node_at_difficulty, path.as_str()) {
-                        (Some(difficulty), "/status") => (
-                            StatusCode::OK,
-                            serde_json::json!({
-                                "height": 0, "tip": genesis().hash, "difficulty": difficulty,
-                                "genesis": genesis().hash, "peers": 0, "hashrate": 0,
-                                "blocks_fetched": 0, "node_id": "recorder", "version": "test"
-                            })
-                            .to_string(),
-                        ),
-                        (Some(_), "/mined") => (StatusCode::OK, r#"{"status":"known"}"#.into()),
-                        _ => (StatusCode::NOT_FOUND, "{}".into()),
+                    let Some((blocks, difficulty)) = chain.as_ref() else {
+                        return (StatusCode::NOT_FOUND, "{}".to_string());
+                    };
+                    let ok = |json: String| (StatusCode::OK, json);
+                    let tip = blocks.last().unwrap();
+                    match path.as_str() {
+                        "/status" => ok(serde_json::json!({
+                            "height": tip.index, "tip": tip.hash, "difficulty": difficulty,
+                            "genesis": genesis().hash, "peers": 0, "hashrate": 0,
+                            "blocks_fetched": 0, "node_id": "recorder", "version": "test"
+                        })
+                        .to_string()),
+                        "/mined" => ok(r#"{"status":"known"}"#.into()),
+                        "/blockchain.json" => ok(serde_json::to_string(blocks).unwrap()),
+                        "/blocks" => {
+                            let from = uri
+                                .query()
+                                .unwrap_or("")
+                                .split('&')
+                                .find_map(|kv| kv.strip_prefix("from="))
+                                .and_then(|v| v.parse::<usize>().ok())
+                                .unwrap_or(0);
+                            ok(serde_json::to_string(&blocks[from.min(blocks.len())..]).unwrap())
+                        }
+                        other => match other
+                            .strip_prefix("/blocks/")
+                            .and_then(|i| i.parse::<usize>().ok())
+                            .and_then(|i| blocks.get(i))
+                        {
+                            Some(block) => ok(serde_json::to_string(block).unwrap()),
+                            None => (StatusCode::NOT_FOUND, "{}".into()),
+                        },
                     }
                 }
             },
@@ -451,4 +490,109 @@ pub async fn peer_urls(node: &Jbc) -> Vec<String> {
         .filter(|peer| peer["state"] != "banned" && peer["state"] != "itself")
         .map(|peer| peer["url"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A valid chain that starts with `blocks` and has `len` blocks in all.
+pub fn extend_chain(blocks: &[Block], len: usize, difficulty: u32, tag: &str) -> Vec<Block> {
+    let mut blocks = blocks.to_vec();
+    while blocks.len() < len {
+        let data = format!("{tag} {}", blocks.len());
+        let next =
+            Template::next(blocks.last().unwrap(), data, 1_700_000_000, difficulty).solve_plainly();
+        blocks.push(next);
+    }
+    blocks
+}
+
+/// A running stand-in for the original Python node (`tests/original/node.py`).
+pub struct Original {
+    child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Original {
+    /// Starts it in `dir` with `blocks` as its block files, on a free port.
+    pub fn start(dir: &Path, blocks: &[Block], difficulty: u32, peers: &[&str]) -> Original {
+        let chaindata = dir.join("chaindata");
+        std::fs::create_dir_all(&chaindata).unwrap();
+        // Written last block first, so the folder's order is not the chain's.
+        for block in blocks.iter().rev() {
+            std::fs::write(
+                chaindata.join(block_file_name(block.index)),
+                block.to_json_line(),
+            )
+            .unwrap();
+        }
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/original/node.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&chaindata)
+            .arg(difficulty.to_string())
+            .args(peers)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the original node");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + PATIENCE;
+        while !logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("listening on"))
+        {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the original node exited with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the original node did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Original {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            logs,
+        }
+    }
+
+    /// What it printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Its chain as it serves it, sorted by index.
+    pub async fn chain(&self) -> Vec<Block> {
+        let body = get(&format!("{}/blockchain.json", self.url)).await.unwrap();
+        let mut blocks = blocks_from_json(&body).unwrap();
+        blocks.sort_by_key(|b| b.index);
+        blocks
+    }
+
+    /// Stops it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Original {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,457 @@
+//! Peers you can trust, with real processes: the handshake, learning
+//! peers only through it, the address book (bans, back-off, its bound),
+//! a node that finds itself, nodes of the original Python implementation,
+//! and an attacker who tries to steer whom the node talks to.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// `POST {node}/peers` with `url`: the status and the answer.
+async fn post_peer(node: &Jbc, url: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/peers", node.url))
+        .body(serde_json::json!({ "url": url }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+/// `DELETE {node}/peers` with `url`: the status.
+async fn delete_peer(node: &Jbc, url: &str) -> u16 {
+    reqwest::Client::new()
+        .delete(format!("{}/peers", node.url))
+        .body(serde_json::json!({ "url": url }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The `/peers` entry for `url`.
+async fn peer_view(node: &Jbc, url: &str) -> Option<Value> {
+    peers(node).await.into_iter().find(|p| p["url"] == url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let own = [
+        format!("http://0.0.0.0:{port}"),
+        format!("http://127.0.0.2:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    let node = Jbc::start(
+        tmp.path(),
+        &[
+            "--host",
+            "0.0.0.0",
+            "--port",
+            &port.to_string(),
+            "--difficulty",
+            "3",
+            "--peers",
+            &own.join(","),
+        ],
+    );
+    for url in &own {
+        node.wait_for_log(&format!("{url} is this node itself"));
+        assert_eq!(peer_view(&node, url).await.unwrap()["state"], "itself");
+    }
+    let status: Value =
+        serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
+    assert_eq!(status["peers"], 0);
+    assert!(status["node_id"].as_str().unwrap().len() == 32, "{status}");
+    // Posted, its own address is refused the same way.
+    let (code, answer) = post_peer(&node, &format!("http://127.0.0.3:{port}")).await;
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("this node itself"),
+        "{answer}"
+    );
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &["--difficulty", "3", "--peers", ""],
+    );
+    let other_network = Jbc::start(
+        &tmp.path().join("other"),
+        &["--difficulty", "4", "--peers", ""],
+    );
+    let no_node = Recorder::start(None).await;
+    for (url, code, words) in [
+        (
+            other_network.url.as_str(),
+            422,
+            "another network: its difficulty is 4, ours 3",
+        ),
+        (no_node.url.as_str(), 422, "answered HTTP 404"),
+        ("https://127.0.0.1:9", 422, "https peers are not supported"),
+        ("http://127.0.0.1:9", 422, "unreachable"),
+    ] {
+        let (got, answer) = post_peer(&node, url).await;
+        assert_eq!(got, code, "{url}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(words),
+            "{url}: {answer}"
+        );
+    }
+    assert!(peers(&node).await.is_empty(), "nothing got in");
+
+    // An original node is accepted when named, if its chain starts with our
+    // genesis block; one of another network is not.
+    let ours = Original::start(&tmp.path().join("original"), &mine_chain(3, 3, "o"), 3, &[]);
+    let (code, answer) = post_peer(&node, &ours.url).await;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(
+        peer_view(&node, &ours.url).await.unwrap()["kind"],
+        "original"
+    );
+    let mut foreign_chain = mine_chain(2, 3, "f");
+    foreign_chain[0] = jbc::block::Block::new(0, 1, String::new(), "another genesis".into(), 0);
+    let foreign = Original::start(&tmp.path().join("foreign"), &foreign_chain[..1], 3, &[]);
+    let (code, answer) = post_peer(&node, &foreign.url).await;
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("another network"),
+        "{answer}"
+    );
+
+    // Removing a peer; removing one that is not there.
+    assert_eq!(delete_peer(&node, &ours.url).await, 200);
+    assert!(peer_view(&node, &ours.url).await.is_none());
+    assert_eq!(delete_peer(&node, &ours.url).await, 404);
+    for node in [node, other_network] {
+        assert!(node.terminate().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let honest_chain = mine_chain(5, 3, "honest");
+    let honest = Jbc::serving(&tmp.path().join("honest"), &honest_chain, 3);
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &honest.url,
+            "--sync-interval",
+            "0.2",
+        ],
+    );
+    node.chain_of_at_least(honest_chain.len()).await;
+    let book_before = peer_urls(&node).await;
+    assert_eq!(book_before, [honest.url.clone()]);
+
+    // 100 listeners that are not nodes, counting what they are asked.
+    let mut listeners = Vec::new();
+    for _ in 0..100 {
+        listeners.push(Recorder::start(None).await);
+    }
+    let client = reqwest::Client::new();
+    let announce = |block: &jbc::block::Block, sender: &str| {
+        client
+            .post(format!("{}/mined", node.url))
+            .header("x-jbc-peer", sender)
+            .body(block.to_json_line())
+            .send()
+    };
+    // A block the node has (the public genesis block) names them all: the
+    // header is not even considered.
+    for listener in &listeners {
+        let answer = announce(&genesis(), &listener.url).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    // A valid block ahead of the tip (never stored, so it can be replayed),
+    // twice with each name.
+    let ahead = extend_chain(&mine_chain(2, 3, "elsewhere"), 9, 3, "elsewhere")
+        .pop()
+        .unwrap();
+    for _ in 0..2 {
+        for listener in &listeners {
+            let answer = announce(&ahead, &listener.url).await.unwrap();
+            assert_eq!(answer.status().as_u16(), 202);
+        }
+    }
+    // 1 000 junk URLs posted: mostly not URLs at all, and each listener
+    // once more.
+    for n in 0..1000 {
+        let junk = match n % 10 {
+            0 => listeners[n / 10].url.clone(),
+            1 => format!("ftp://127.0.0.1:{n}"),
+            2 => format!("http://127.0.0.1:{n}/path"),
+            _ => format!("junk {n}"),
+        };
+        let (code, _) = post_peer(&node, &junk).await;
+        assert_eq!(code, 422, "{junk}");
+    }
+
+    // The honest peer is still synced from: it gets a block, and so does
+    // the node.
+    let next = extend_chain(&honest_chain, honest_chain.len() + 1, 3, "honest")
+        .pop()
+        .unwrap();
+    let answer = client
+        .post(format!("{}/mined", honest.url))
+        .body(next.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let synced = node.chain_of_at_least(honest_chain.len() + 1).await;
+    assert_eq!(synced.last(), Some(&next));
+
+    // Each listener was asked once by the handshake of an announced name
+    // (its /status) and once for the posted URL (its /status, then, as an
+    // original node might be named that way, its /blockchain.json); the
+    // genesis announcements and the replays asked nothing.
+    for listener in &listeners {
+        let paths: Vec<String> = listener.requests().into_iter().map(|r| r.path).collect();
+        assert!(
+            paths.len() <= 3
+                && paths
+                    .iter()
+                    .all(|p| p == "/status" || p == "/blockchain.json"),
+            "{}: {paths:?}",
+            listener.url
+        );
+        assert_eq!(
+            paths.iter().filter(|p| *p == "/status").count(),
+            2,
+            "{}: {paths:?}",
+            listener.url
+        );
+    }
+    assert_eq!(peer_urls(&node).await, book_before, "the book is unchanged");
+    assert!(node.terminate().success());
+    assert!(honest.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_invalid_blocks_is_banned_once_and_the_ban_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A liar: on our network, ahead, serving a block with too little work.
+    let mut lazy = mine_chain(2, 1, "lazy")[1].clone();
+    while lazy.hash.meets_difficulty(3) {
+        lazy.nonce += 1;
+        lazy.hash = lazy.compute_hash();
+    }
+    let front = Recorder::serving(vec![genesis(), lazy], 3).await;
+    let witness = Recorder::start(Some(3)).await;
+    let args = [
+        "--difficulty",
+        "3",
+        "--sync-interval",
+        "0.1",
+        "--peers",
+        &format!("{},{}", front.url, witness.url),
+    ];
+    let node = Jbc::start(&tmp.path().join("node"), &args);
+    node.wait_for_log(&format!("banned {} for 24 h", front.url));
+    assert_eq!(
+        peer_view(&node, &front.url).await.unwrap()["state"],
+        "banned"
+    );
+    // While the witness is asked again and again, the banned peer is not.
+    let asked = front.requests().len();
+    let seen = witness.requests().len();
+    wait_for("more syncs with the witness", PATIENCE, || async {
+        (witness.requests().len() >= seen + 5).then_some(())
+    })
+    .await;
+    assert_eq!(front.requests().len(), asked, "a banned peer is left alone");
+    let logs = node.logs();
+    assert_eq!(
+        logs.matches(&format!("banned {}", front.url)).count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(node.chain().await, vec![genesis()]);
+    assert!(node.terminate().success());
+
+    let restarted = Jbc::start(&tmp.path().join("node"), &args);
+    let seen = witness.requests().len();
+    wait_for(
+        "syncs with the witness after the restart",
+        PATIENCE,
+        || async { (witness.requests().len() >= seen + 5).then_some(()) },
+    )
+    .await;
+    assert_eq!(front.requests().len(), asked, "the ban survives a restart");
+    assert_eq!(
+        peer_view(&restarted, &front.url).await.unwrap()["state"],
+        "banned"
+    );
+    assert!(restarted.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_peer_is_retried_after_growing_pauses() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Not a node: every sync with it fails (an HTTP 404 where /blockchain.json
+    // should be).
+    let dead = Recorder::start(None).await;
+    let node = Jbc::start(
+        tmp.path(),
+        &[
+            "--difficulty",
+            "3",
+            "--sync-interval",
+            "0.1",
+            "--peers",
+            &dead.url,
+        ],
+    );
+    wait_for("six attempts", PATIENCE, || async {
+        (dead
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/status")
+            .count()
+            >= 6)
+            .then_some(())
+    })
+    .await;
+    let times: Vec<_> = dead
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/status")
+        .map(|r| r.at)
+        .collect();
+    // The pauses are 0.1 s, 0.2 s, 0.4 s, …: never shorter (a busy machine
+    // only makes them longer).
+    for (n, pair) in times.windows(2).enumerate() {
+        let pause = pair[1] - pair[0];
+        let least = Duration::from_millis(100) * (1 << n);
+        assert!(
+            pause >= least.mul_f64(0.9),
+            "pause {n}: {pause:?} < {least:?}"
+        );
+    }
+    let view = peer_view(&node, &dead.url).await.unwrap();
+    assert_eq!(view["state"], "backing off", "{view}");
+    assert!(view["failures"].as_u64().unwrap() >= 6, "{view}");
+    let warnings = node
+        .logs()
+        .matches(&format!("sync with {} failed", dead.url))
+        .count();
+    assert_eq!(warnings, 1, "{}", node.logs());
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_is_bounded_and_a_removed_peer_makes_room() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    let mut fakes = Vec::new();
+    for _ in 0..65 {
+        fakes.push(Recorder::start(Some(3)).await);
+    }
+    for fake in &fakes[..64] {
+        let (code, answer) = post_peer(&node, &fake.url).await;
+        assert_eq!(code, 201, "{answer}");
+    }
+    let (code, answer) = post_peer(&node, &fakes[64].url).await;
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("the book is full"),
+        "{answer}"
+    );
+    assert_eq!(delete_peer(&node, &fakes[0].url).await, 200);
+    assert_eq!(post_peer(&node, &fakes[64].url).await.0, 201);
+    let status: Value =
+        serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
+    assert_eq!(status["peers"], 64);
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_node_gets_every_block_in_order_and_none_of_its_own_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let its_chain = mine_chain(4, 3, "original");
+    let original = Original::start(&tmp.path().join("original"), &its_chain, 3, &[]);
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &original.url,
+            "--sync-interval",
+            "0.2",
+            "--mine",
+            "--threads",
+            "1",
+        ],
+    );
+    // The node synced the original's chain (served in directory order)…
+    let first = node.chain_of_at_least(its_chain.len()).await;
+    assert_eq!(first[..its_chain.len()], its_chain[..]);
+    // …and the original gets every block the node mines, in order.
+    wait_for("the original to have 12 blocks", PATIENCE, || async {
+        (original.chain().await.len() >= 12).then_some(())
+    })
+    .await;
+    let theirs = original.chain().await;
+    let ours = node.chain().await;
+    assert_eq!(theirs[..], ours[..theirs.len()], "the same chain, no holes");
+    let logs = original.logs();
+    assert!(!logs.iter().any(|l| l.ends_with("refused")), "{logs:?}");
+    for own in 1..its_chain.len() {
+        assert!(
+            !logs.iter().any(|l| l == &format!("mined {own} confirmed")),
+            "block {own} was sent back to the node it came from: {logs:?}"
+        );
+    }
+    // When it goes away, the node says so once, and mines on.
+    let url = original.url.clone();
+    original.stop();
+    let height = node.chain().await.len();
+    node.chain_of_at_least(height + 3).await;
+    let logs = node.logs();
+    let warned = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(&url))
+        .count();
+    assert_eq!(warned, 1, "{logs}");
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn an_https_peer_is_refused_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (status, stderr) = run_to_end(
+        tmp.path(),
+        &["--port", "0", "--peers", "https://127.0.0.1:5002"],
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("https peers are not supported"), "{stderr}");
+}
