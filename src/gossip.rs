@@ -504,15 +504,14 @@ impl Gossip {
             }
             let tip = tips.borrow_and_update().clone();
             match inner.book.identity(peer) {
-                // Nothing is sent to a URL before its handshake.
-                None => {}
-                Some(Identity::Jbc { .. }) => {
-                    // Every node has the genesis block.
-                    if tip.block.index > 0 && !tip.source.is_from(peer) {
-                        self.announce(peer, &tip.block).await;
-                    }
+                // Every node has the genesis block; a peer need not hear
+                // of its own block again.
+                Some(Identity::Jbc { .. }) if tip.block.index > 0 && !tip.source.is_from(peer) => {
+                    self.announce(peer, &tip.block).await;
                 }
                 Some(Identity::Original) => self.fill_in_original(peer).await,
+                // Nothing is sent to a URL before its handshake.
+                _ => {}
             }
         }
     }

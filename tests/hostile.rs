@@ -27,6 +27,14 @@ enum Behaviour {
     Endless,
     /// Claims on `/status` to be far ahead, then serves garbage blocks.
     LyingStatus,
+    /// Answers `/status` with 100 KiB.
+    HugeStatus,
+    /// A node on our network, far ahead, whose `/blocks` pages are 5 MiB
+    /// of nothing useful.
+    HugePages,
+    /// A node on our network, far ahead, that answers `/blocks` one byte
+    /// every 200 ms.
+    SlowBlocks,
 }
 
 /// Starts a hostile peer; returns its base URL.
@@ -71,6 +79,45 @@ async fn answer(
         out.extend_from_slice(body);
         out
     };
+    let ahead_status = || {
+        serde_json::to_vec(&serde_json::json!({
+            "height": 1_000u64, "tip": "ab".repeat(32), "difficulty": 3,
+            "genesis": genesis().hash, "peers": 0, "hashrate": 0, "blocks_fetched": 0,
+            "node_id": "far ahead", "version": "jbc/0"
+        }))
+        .unwrap()
+    };
+    match (behaviour, path) {
+        (Behaviour::HugeStatus, "/status") => {
+            let body = format!(r#"{{"padding": "{}"}}"#, "x".repeat(100 * 1024));
+            return socket.write_all(&respond("200 OK", body.as_bytes())).await;
+        }
+        (Behaviour::HugePages | Behaviour::SlowBlocks, "/status") => {
+            return socket.write_all(&respond("200 OK", &ahead_status())).await;
+        }
+        (Behaviour::HugePages | Behaviour::SlowBlocks, "/blocks/0") => {
+            return socket
+                .write_all(&respond("200 OK", &genesis().to_json_line()))
+                .await;
+        }
+        (Behaviour::HugePages, _) if path.starts_with("/blocks") => {
+            let mut body = b"[1".to_vec();
+            body.resize(5 * 1024 * 1024, b' ');
+            body.push(b']');
+            return socket.write_all(&respond("200 OK", &body)).await;
+        }
+        (Behaviour::SlowBlocks, _) if path.starts_with("/blocks") => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                .await?;
+            for _ in 0..1000 {
+                socket.write_all(b" ").await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Behaviour::LyingStatus = behaviour {
         let body = if path == "/status" {
             serde_json::to_vec(&serde_json::json!({
@@ -111,7 +158,10 @@ async fn answer(
             }
             Ok(())
         }
-        Behaviour::LyingStatus => unreachable!(),
+        Behaviour::LyingStatus
+        | Behaviour::HugeStatus
+        | Behaviour::HugePages
+        | Behaviour::SlowBlocks => socket.write_all(&respond("404 Not Found", b"{}")).await,
     }
 }
 
@@ -170,6 +220,7 @@ async fn startup_with_hostile_peers_adopts_only_the_good_chain_in_bounded_time_a
         ("endless body", Behaviour::Endless, "larger than the"),
         ("drips bytes", Behaviour::Drip, "timed out"),
         ("lies about its height", Behaviour::LyingStatus, "invalid answer"),
+        ("a huge status", Behaviour::HugeStatus, "larger than the 16384-byte limit"),
     ];
     let mut peers = Vec::new();
     for (name, behaviour, reason) in &cases {
@@ -616,4 +667,197 @@ fn a_read_only_chaindata_is_a_clear_error() {
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("Read-only file system"), "{stderr}");
     assert!(stderr.contains("chaindata"), "{stderr}");
+}
+
+/// The peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_from_64_peers_at_once_takes_bounded_memory() {
+    // 64 peers on our network claim to be far ahead and answer every page
+    // request with 5 MiB: read all at once that would be 320 MiB, but the
+    // node reads at most 8 pages at a time.
+    let mut urls = Vec::new();
+    for _ in 0..64 {
+        urls.push(hostile_peer(Behaviour::HugePages).await);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(
+        tmp.path(),
+        &["--difficulty", "3", "--peers", &urls.join(",")],
+    );
+    for url in &urls {
+        node.wait_for_log(&format!("sync with {url} failed"));
+    }
+    let peak = peak_rss_kib(node.pid());
+    eprintln!(
+        "figure: peak resident memory catching up from 64 peers sending 5 MiB pages: {} MiB",
+        peak / 1024
+    );
+    assert!(peak < 120 * 1024, "peak {peak} KiB");
+    assert_eq!(node.chain().await, vec![genesis()]);
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_peer_is_not_kept_waiting_by_a_slow_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = mine_chain(3, 3, "honest");
+    let honest = Jbc::serving(&tmp.path().join("honest"), &chain, 3);
+    let slow = hostile_peer(Behaviour::SlowBlocks).await;
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &format!("{slow},{}", honest.url),
+            "--sync-interval",
+            "60",
+            "--request-timeout-ms",
+            "20000",
+        ],
+    );
+    node.chain_of_at_least(chain.len()).await;
+    // The honest peer learns of the node, then gets two blocks: it
+    // announces the second, which is ahead of the node, so the node syncs
+    // from it, while its sync with the slow peer is still pending.
+    let client = reqwest::Client::new();
+    let added = client
+        .post(format!("{}/peers", honest.url))
+        .body(format!(r#"{{"url": "{}"}}"#, node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 201);
+    let longer = extend_chain(&chain, chain.len() + 2, 3, "honest");
+    let started = Instant::now();
+    for block in &longer[chain.len()..] {
+        let answer = client
+            .post(format!("{}/mined", honest.url))
+            .body(block.to_json_line())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    let caught_up = node.chain_of_at_least(longer.len()).await;
+    let took = started.elapsed();
+    eprintln!(
+        "figure: the honest peer's new blocks reached the node in {took:?} while a slow peer dripped"
+    );
+    assert_eq!(caught_up, longer);
+    let logs = node.logs();
+    assert!(
+        !logs.contains(&format!("sync with {slow} failed")),
+        "the slow peer's sync was over first (20 s timeout):\n{logs}"
+    );
+    assert!(node.terminate().success());
+    assert!(honest.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_that_trickle_bytes_do_not_stop_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    // The test process needs the descriptors too.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    assert!(
+        hard >= 1200,
+        "this test needs 1 200 descriptors; the limit is {hard}"
+    );
+
+    let mut tricklers = Vec::new();
+    for _ in 0..1000 {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", node.port))
+            .await
+            .unwrap();
+        tricklers.push(tokio::spawn(async move {
+            // A request's headers, a byte every 2 s, never finished; the
+            // task ends when the node closes the connection.
+            let _ = socket
+                .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+                .await;
+            let mut buffer = [0u8; 256];
+            for _ in 0..60 {
+                if socket.write_all(b"X").await.is_err() {
+                    return true;
+                }
+                let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buffer));
+                if let Ok(Ok(0) | Err(_)) = read.await {
+                    return true;
+                }
+            }
+            false
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let body = get(&format!("{}/status", node.url))
+            .await
+            .expect("/status answers beside a thousand trickling connections");
+        slowest = slowest.max(started.elapsed());
+        let status: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status["height"], 0);
+    }
+    eprintln!(
+        "figure: /status beside 1 000 trickling connections: slowest of 20 answers {slowest:?}"
+    );
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    // The node closes each of them once its header time is up.
+    for trickler in tricklers {
+        assert!(
+            trickler.await.unwrap(),
+            "a trickling connection was kept open"
+        );
+    }
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_that_fills_the_disk_leaves_the_old_chain_in_memory_and_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "160k") else {
+        eprintln!("not run: this machine does not allow mounting a tmpfs");
+        return;
+    };
+    let ours = mine_chain(5, 3, "ours");
+    write_chaindata(&disk.path.join("chaindata"), &ours);
+    // A longer branch from block 1 whose blocks are too big to fit.
+    let mut theirs = ours[..2].to_vec();
+    while theirs.len() < 14 {
+        let data = format!("{} {}", "x".repeat(16 * 1024), theirs.len());
+        let next = jbc::miner::Template::next(theirs.last().unwrap(), data, 1_700_000_000, 3)
+            .solve_plainly();
+        theirs.push(next);
+    }
+    let peer = Jbc::serving(&tmp.path().join("peer"), &theirs, 3);
+    let args = [
+        "--difficulty",
+        "3",
+        "--peers",
+        &peer.url,
+        "--sync-interval",
+        "0.2",
+    ];
+    let node = Jbc::start(&disk.path, &args);
+    node.wait_for_log("could not save its blocks");
+    assert_eq!(node.chain().await, ours, "memory kept the old chain");
+    assert!(
+        !disk.path.join("chaindata/pending").exists(),
+        "nothing staged is left"
+    );
+    assert!(node.terminate().success());
+    // Disk and memory agreed: a restart (without the peer) loads the same.
+    let restarted = Jbc::start(&disk.path, &["--difficulty", "3", "--peers", ""]);
+    assert_eq!(restarted.chain().await, ours);
+    assert!(restarted.terminate().success());
+    assert!(peer.terminate().success());
 }

@@ -166,7 +166,7 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
     );
     node.chain_of_at_least(honest_chain.len()).await;
     let book_before = peer_urls(&node).await;
-    assert_eq!(book_before, [honest.url.clone()]);
+    assert_eq!(book_before, std::slice::from_ref(&honest.url));
 
     // 100 listeners that are not nodes, counting what they are asked.
     let mut listeners = Vec::new();
@@ -454,4 +454,42 @@ fn an_https_peer_is_refused_when_configured() {
     );
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("https peers are not supported"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_an_invalid_block_from_its_own_address_is_banned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Jbc::start(
+        &tmp.path().join("peer"),
+        &["--difficulty", "3", "--peers", ""],
+    );
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &["--difficulty", "3", "--peers", &peer.url],
+    );
+    wait_for("the handshake with the peer", PATIENCE, || async {
+        let view = peer_view(&node, &peer.url).await?;
+        (view["kind"] == "jbc").then_some(())
+    })
+    .await;
+    let mut lazy = mine_chain(2, 3, "x").pop().unwrap();
+    lazy.nonce += 1;
+    lazy.hash = lazy.compute_hash();
+    // From 127.0.0.1, the peer's own address: the announcement is its.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/mined", node.url))
+        .header("x-jbc-peer", &peer.url)
+        .body(lazy.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    node.wait_for_log(&format!("banned {} for 24 h", peer.url));
+    assert_eq!(
+        peer_view(&node, &peer.url).await.unwrap()["state"],
+        "banned"
+    );
+    for node in [node, peer] {
+        assert!(node.terminate().success());
+    }
 }

@@ -1,0 +1,352 @@
+//! Nodes on three machines: three network namespaces joined by a bridge
+//! (veth pairs, addresses this test assigns from 10.200.0.0/24 inside its
+//! own namespaces), one node in each on `0.0.0.0:5001` with the other two
+//! as peers, all mining. They converge; taking one host's link down
+//! partitions it, it mines alone, and once the link is back the network
+//! converges on the longest chain.
+//!
+//! It needs root and `ip` (iproute2). Where a namespace cannot be made the
+//! test says why and is counted as ignored (skipped), never as passed.
+//! Only the addresses the test assigns are contacted: its HTTP client runs
+//! on a thread inside the namespace that holds the bridge.
+
+mod common;
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{JBC, Jbc, PATIENCE, genesis};
+use jbc::block::{Block, blocks_from_json};
+use jbc::chain::{Chain, Network};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const HOSTS: [&str; 3] = ["a", "b", "c"];
+
+fn main() {
+    let arguments = Arguments::from_args();
+    let unavailable = namespaces_unavailable();
+    if let Some(reason) = &unavailable {
+        eprintln!("netns: skipped, network namespaces cannot be made here: {reason}");
+    }
+    let trial = Trial::test("nodes_on_three_hosts_converge_and_heal_a_partition", || {
+        nodes_on_three_hosts().map_err(Failed::from)
+    })
+    .with_ignored_flag(unavailable.is_some());
+    libtest_mimic::run(&arguments, vec![trial]).exit();
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn namespaces_unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not running as root".into());
+    }
+    let probe = format!("jbcprobe{}", std::process::id());
+    match Command::new("ip").args(["netns", "add", &probe]).output() {
+        Err(error) => Some(format!("cannot run ip: {error}")),
+        Ok(output) if !output.status.success() => Some(format!(
+            "ip netns add failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Ok(_) => {
+            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+            None
+        }
+    }
+}
+
+/// The test's namespaces, deleted (with their links) when dropped.
+struct Net {
+    /// The namespace holding the bridge and the test's client.
+    switch: String,
+    /// One namespace per host.
+    hosts: Vec<String>,
+    prefix: String,
+}
+
+impl Net {
+    fn create() -> Result<Net, String> {
+        let prefix = format!("jbc{}", std::process::id());
+        let net = Net {
+            switch: format!("{prefix}sw"),
+            hosts: HOSTS.iter().map(|h| format!("{prefix}{h}")).collect(),
+            prefix,
+        };
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let output = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        ip(&["netns", "add", &net.switch])?;
+        ip(&["-n", &net.switch, "link", "add", "br0", "type", "bridge"])?;
+        ip(&[
+            "-n",
+            &net.switch,
+            "addr",
+            "add",
+            "10.200.0.254/24",
+            "dev",
+            "br0",
+        ])?;
+        ip(&["-n", &net.switch, "link", "set", "br0", "up"])?;
+        for (n, host) in net.hosts.iter().enumerate() {
+            let port = net.port(n);
+            ip(&["netns", "add", host])?;
+            ip(&[
+                "-n",
+                &net.switch,
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                host,
+            ])?;
+            ip(&["-n", &net.switch, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", &net.switch, "link", "set", &port, "up"])?;
+            let address = format!("{}/24", Net::address(n));
+            ip(&["-n", host, "addr", "add", &address, "dev", "eth0"])?;
+            ip(&["-n", host, "link", "set", "eth0", "up"])?;
+            ip(&["-n", host, "link", "set", "lo", "up"])?;
+        }
+        Ok(net)
+    }
+
+    /// The bridge port of host `n`.
+    fn port(&self, n: usize) -> String {
+        format!("{}p{}", self.prefix, HOSTS[n])
+    }
+
+    /// Host `n`'s address.
+    fn address(n: usize) -> String {
+        format!("10.200.0.{}", n + 1)
+    }
+
+    fn url(n: usize) -> String {
+        format!("http://{}:5001", Net::address(n))
+    }
+
+    /// Takes host `n`'s link down or up.
+    fn link(&self, n: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let status = Command::new("ip")
+            .args(["-n", &self.switch, "link", "set", &self.port(n), state])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Starts host `n`'s node in `dir`.
+    fn start(&self, n: usize, dir: &std::path::Path, mine: bool) -> Jbc {
+        let peers: Vec<String> = (0..HOSTS.len()).filter(|&p| p != n).map(Net::url).collect();
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.hosts[n], JBC]);
+        let data = format!("mined on host {}", HOSTS[n]);
+        let mut args = vec![
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "5001",
+            "--difficulty",
+            "5",
+            "--sync-interval",
+            "0.5",
+            "--connect-timeout-ms",
+            "500",
+            "--request-timeout-ms",
+            "3000",
+            "--data",
+            &data,
+        ];
+        let peers = peers.join(",");
+        args.extend(["--peers", &peers]);
+        if mine {
+            args.extend(["--mine", "--threads", "1"]);
+        }
+        Jbc::start_command(command, dir, &args)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for namespace in self.hosts.iter().chain([&self.switch]) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", namespace])
+                .status();
+        }
+    }
+}
+
+/// A GET for the client thread: the URL, and where its answer goes.
+type Request = (String, mpsc::Sender<Result<Vec<u8>, String>>);
+
+/// An HTTP client on a thread inside the switch namespace.
+struct Client {
+    requests: mpsc::Sender<Request>,
+}
+
+impl Client {
+    fn start(namespace: &str) -> Client {
+        let path = format!("/var/run/netns/{namespace}");
+        let (requests, incoming) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("the namespace exists");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("the thread enters the namespace");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            for (url, reply) in incoming {
+                let _ = reply.send(runtime.block_on(common::get(&url)));
+            }
+        });
+        Client { requests }
+    }
+
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let (reply, answer) = mpsc::channel();
+        self.requests.send((url.to_string(), reply)).unwrap();
+        answer.recv().unwrap()
+    }
+
+    fn chain(&self, n: usize) -> Result<Vec<Block>, String> {
+        let body = self.get(&format!("{}/blockchain.json", Net::url(n)))?;
+        blocks_from_json(&body).map_err(|e| e.to_string())
+    }
+
+    /// Every host's chain, asked one after the other.
+    fn chains(&self) -> Result<Vec<Vec<Block>>, String> {
+        (0..HOSTS.len()).map(|n| self.chain(n)).collect()
+    }
+}
+
+/// Polls `probe` until it gives a value, failing after PATIENCE.
+fn wait<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The indices of the blocks a node logged as mined.
+fn mined(node: &Jbc) -> Vec<u64> {
+    node.logs()
+        .lines()
+        .filter_map(|line| {
+            line.split("mined block ")
+                .nth(1)?
+                .split(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn tip(chain: &[Block]) -> &Block {
+    chain.last().expect("a chain has its genesis block")
+}
+
+fn nodes_on_three_hosts() -> Result<(), String> {
+    let net = Net::create()?;
+    let client = Client::start(&net.switch);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |n: usize| tmp.path().join(HOSTS[n]);
+    let nodes: Vec<Jbc> = (0..3).map(|n| net.start(n, &dir(n), true)).collect();
+
+    // They converge: one tip on all three, at height 8 or more, with blocks
+    // of more than one miner in it.
+    wait("the three hosts to agree at height 8", || {
+        let chains = client.chains().ok()?;
+        let agreed = chains.windows(2).all(|w| tip(&w[0]) == tip(&w[1]));
+        (agreed && tip(&chains[0]).index >= 8).then_some(())
+    })?;
+    let chains = client.chains()?;
+    let miners: std::collections::HashSet<&str> =
+        chains[0][1..].iter().map(|b| b.data.as_str()).collect();
+    if miners.len() < 2 {
+        return Err(format!("only {miners:?} mined the agreed chain"));
+    }
+
+    // Host c's link goes down: it mines alone (its log says so; nothing
+    // reaches it now), and so do a and b.
+    net.link(2, false);
+    let mined_alone_before = mined(&nodes[2]).len();
+    let mainland_before = tip(&client.chain(0)?).index;
+    wait("both sides to mine on", || {
+        let a = client.chain(0).ok()?;
+        (tip(&a).index >= mainland_before + 3 && mined(&nodes[2]).len() >= mined_alone_before + 3)
+            .then_some(())
+    })?;
+    let mainland = tip(&client.chain(0)?).index;
+    let island = mined(&nodes[2]).into_iter().max().unwrap_or(0);
+    let logged_before_heal: Vec<usize> = nodes.iter().map(|n| n.logs().len()).collect();
+    net.link(2, true);
+
+    // Once it is back, the network converges on the longest chain.
+    let longest = mainland.max(island);
+    let agreed = wait("the three hosts to agree again", || {
+        let chains = client.chains().ok()?;
+        let agreed = chains.windows(2).all(|w| tip(&w[0]) == tip(&w[1]));
+        (agreed && tip(&chains[0]).index >= longest).then(|| chains[0].clone())
+    })?;
+    // One side's blocks since the partition lost, and were orphaned.
+    let orphaned: usize = nodes
+        .iter()
+        .zip(&logged_before_heal)
+        .map(|(node, from)| node.logs()[*from..].matches("orphaned block").count())
+        .sum();
+    eprintln!(
+        "netns: mainland at {mainland}, island at {island} when the link came back; \
+         agreed at {}, {orphaned} blocks orphaned",
+        tip(&agreed).index
+    );
+    if orphaned == 0 {
+        return Err("no block was orphaned: the two sides never competed".into());
+    }
+    for node in nodes {
+        if !node.terminate().success() {
+            return Err("a node did not stop cleanly".into());
+        }
+    }
+    // Without mining, they serve one identical valid chain.
+    let nodes: Vec<Jbc> = (0..3).map(|n| net.start(n, &dir(n), false)).collect();
+    let chain = wait("one identical chain on all three", || {
+        let chains = client.chains().ok()?;
+        chains
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| chains[0].clone())
+    })?;
+    Chain::from_blocks(chain.clone(), &Network::new(genesis(), 5)).map_err(|e| e.to_string())?;
+    if chain.len() < agreed.len() {
+        return Err("the agreed chain lost blocks".into());
+    }
+    for node in nodes {
+        if !node.terminate().success() {
+            return Err("a node did not stop cleanly".into());
+        }
+    }
+    Ok(())
+}
