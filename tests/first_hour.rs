@@ -95,7 +95,7 @@ async fn a_peer_that_is_not_up_yet_is_reported_once_and_again_when_it_comes_up()
         ],
     );
     wait_for("several failed syncs", PATIENCE, || async {
-        (node.logs().matches("failed again").count() >= 5).then_some(())
+        (node.logs().matches("failed again").count() >= 3).then_some(())
     })
     .await;
     let blocks = mine_chain(4, 3, "peer");

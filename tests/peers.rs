@@ -493,3 +493,54 @@ async fn a_peer_announcing_an_invalid_block_from_its_own_address_is_banned() {
         assert!(node.terminate().success());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut blocks = vec![genesis()];
+    let data = "y".repeat(4096);
+    blocks.push(jbc::miner::Template::next(&genesis(), data, 1_700_000_000, 3).solve_plainly());
+    let peer = Recorder::serving(blocks.clone(), 3).await;
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--max-block-bytes",
+            "2048",
+            "--peers",
+            &peer.url,
+        ],
+    );
+    node.wait_for_log("more than the network's limit of 2048");
+    assert_eq!(node.chain().await, vec![genesis()]);
+    // Announced, the same.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/mined", node.url))
+        .body(blocks[1].to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    // And as a block file, at the next start.
+    assert!(node.terminate().success());
+    write_chaindata(&tmp.path().join("node/chaindata"), &blocks);
+    let restarted = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--max-block-bytes",
+            "2048",
+            "--peers",
+            "",
+        ],
+    );
+    assert_eq!(restarted.chain().await, vec![genesis()]);
+    assert!(
+        restarted
+            .logs()
+            .contains("more than the network's limit of 2048")
+    );
+    assert!(restarted.terminate().success());
+}

@@ -871,6 +871,31 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_saves_lose_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &[]);
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let peers = peers.clone();
+                scope.spawn(move || {
+                    for n in 0..8 {
+                        let added = url(&format!("http://127.0.0.1:{}", 6000 + thread * 8 + n));
+                        peers.admit(&added, Origin::Added, jbc("x")).unwrap();
+                    }
+                });
+            }
+        });
+        let reopened = book(dir.path(), &[]);
+        assert_eq!(reopened.count(), 64);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "peers.json")
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
     fn a_stranger_is_tried_once() {
         let dir = tempfile::tempdir().unwrap();
         let peers = book(dir.path(), &[]);
