@@ -149,6 +149,11 @@ impl PeerClient {
         }
     }
 
+    /// The node's counters (fetched blocks, the catch-up under way).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// The most memory the answers being read can hold at once, whatever
     /// the peers send: the download budget, plus a small answer per peer.
     pub fn download_budget(&self, peers: usize) -> u64 {

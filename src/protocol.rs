@@ -47,6 +47,10 @@ pub struct Status {
     /// The largest block the network allows, in bytes of JSON.
     #[serde(default)]
     pub max_block_bytes: Option<u64>,
+    /// A catch-up with a peer under way: whom from, to what height, how
+    /// far, how fast.
+    #[serde(default)]
+    pub catching_up: Option<crate::stats::CatchUpView>,
 }
 
 /// The most bytes read of a `/status` answer, a handshake, or the answer

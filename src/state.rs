@@ -17,13 +17,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, ChainError, Network, better_chain, check_block, check_next};
+use crate::chain::{Chain, ChainError, ChainJson, Network, better_chain, check_block, check_next};
 use crate::peers::PeerUrl;
 use crate::store::{SetAside, Store, StoreError};
 
@@ -57,9 +56,7 @@ struct Shared {
 }
 
 struct Current {
-    chain: Arc<Chain>,
-    /// `/blockchain.json` for the current chain, built on first request.
-    json: Option<Bytes>,
+    chain: Chain,
     /// When the chain last changed in this process, to tell the operator
     /// the time between blocks as this node saw it.
     changed_at: Option<Instant>,
@@ -161,8 +158,7 @@ impl ChainState {
                 network,
                 store,
                 current: Mutex::new(Current {
-                    chain: Arc::new(chain),
-                    json: None,
+                    chain,
                     changed_at: None,
                 }),
                 writer: Mutex::new(()),
@@ -194,58 +190,47 @@ impl ChainState {
         self.shared.tip.subscribe()
     }
 
+    /// The number of blocks, the genesis included.
+    pub fn len(&self) -> u64 {
+        self.current().chain.len()
+    }
+
+    /// Always false: a chain holds at least its genesis block.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
     /// The block at `index`.
     pub fn block(&self, index: u64) -> Option<Block> {
-        self.current().chain.get(index).cloned()
+        self.current().chain.get(index)
     }
 
     /// The hash of the block at `index`.
     pub fn hash_at(&self, index: u64) -> Option<BlockHash> {
-        self.current().chain.get(index).map(|b| b.hash)
+        self.current().chain.hash_at(index)
     }
 
     /// The block with `hash`.
     pub fn block_by_hash(&self, hash: &BlockHash) -> Option<Block> {
-        self.current().chain.by_hash(hash).cloned()
+        self.current().chain.by_hash(hash)
     }
 
-    /// Up to `limit` blocks from index `from` on (none past the tip).
-    pub fn blocks(&self, from: u64, limit: u64) -> Vec<Block> {
-        let chain = self.snapshot();
-        let blocks = chain.blocks();
-        let from = usize::try_from(from)
-            .unwrap_or(usize::MAX)
-            .min(blocks.len());
-        let to = from
-            .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
-            .min(blocks.len());
-        blocks[from..to].to_vec()
+    /// A `/blocks` page: a JSON array of up to `limit` blocks from `from`
+    /// on, no larger than `max_bytes` plus one block.
+    pub fn page_json(&self, from: u64, limit: u64, max_bytes: usize) -> Vec<u8> {
+        self.current().chain.page_json(from, limit, max_bytes)
     }
 
-    /// The cached `/blockchain.json`, if the chain has not changed since it
-    /// was built: cheap enough for the async runtime.
-    pub fn cached_chain_json(&self) -> Option<Bytes> {
-        self.current().json.clone()
+    /// `/blockchain.json` as it is now, to stream: cheap (it shares the
+    /// chain's full segments).
+    pub fn chain_json(&self) -> ChainJson {
+        self.current().chain.json_snapshot()
     }
 
-    /// The chain as `/blockchain.json`, cached until the chain changes. Can
-    /// take milliseconds for a long chain: call it off the async runtime.
-    pub fn chain_json(&self) -> Bytes {
-        let snapshot = {
-            let current = self.current();
-            if let Some(json) = &current.json {
-                return json.clone();
-            }
-            Arc::clone(&current.chain)
-        };
-        let json = Bytes::from(snapshot.to_json());
-        let mut current = self.current();
-        // While we hold the snapshot any change makes a new Arc, so pointer
-        // equality means the JSON is still the chain's.
-        if Arc::ptr_eq(&current.chain, &snapshot) {
-            current.json = Some(json.clone());
-        }
-        json
+    /// How many blocks at the start of `blocks` are the same as ours (at
+    /// least 1 when `blocks` starts with our genesis block).
+    pub fn common_prefix(&self, blocks: &[Block]) -> u64 {
+        self.current().chain.common_prefix(blocks)
     }
 
     /// Adds one block if it extends the tip: checked, written to disk, then
@@ -254,7 +239,7 @@ impl ChainState {
         let _writer = self.writer();
         let tip = {
             let current = self.current();
-            if current.chain.by_hash(&block.hash) == Some(&block) {
+            if current.chain.by_hash(&block.hash).as_ref() == Some(&block) {
                 return Ok(Added::Known);
             }
             current.chain.tip().clone()
@@ -296,17 +281,6 @@ impl ChainState {
         .expect("adoption does not panic")
     }
 
-    /// How many blocks at the start of `blocks` are the same as ours (at
-    /// least 1 when `blocks` starts with our genesis block).
-    pub fn common_prefix(&self, blocks: &[Block]) -> u64 {
-        let chain = self.snapshot();
-        blocks
-            .iter()
-            .zip(chain.blocks())
-            .take_while(|(theirs, ours)| theirs.hash == ours.hash)
-            .count() as u64
-    }
-
     /// Why the chain state stopped taking changes, if it did.
     pub fn failure(&self) -> Option<String> {
         self.shared.failure.lock().expect("failure lock").clone()
@@ -344,9 +318,12 @@ impl ChainState {
                 }
                 .into());
             }
-            let base = chain.blocks()[fork as usize - 1].clone();
+            let base = chain.get(fork - 1).expect("fork is within the chain");
             let since_last = current.changed_at.map(|at| at.elapsed());
-            (chain.blocks()[fork as usize..].to_vec(), base, since_last)
+            let outgoing = (fork..chain.len())
+                .map(|i| chain.get(i).expect("within the chain"))
+                .collect::<Vec<_>>();
+            (outgoing, base, since_last)
         };
         let mut prev = &base;
         for block in &incoming {
@@ -370,16 +347,14 @@ impl ChainState {
         log_commit(&base, &incoming, &outgoing, &source, since_last);
         {
             let mut current = self.current();
-            Arc::make_mut(&mut current.chain).replace_tail(fork, incoming);
-            current.json = None;
+            current.chain.truncate(fork);
+            for block in incoming {
+                current.chain.push_trusted(block);
+            }
             current.changed_at = Some(Instant::now());
         }
         self.shared.tip.send_replace(Tip { block: tip, source });
         Ok(Adoption::Switched { orphaned: outgoing })
-    }
-
-    fn snapshot(&self) -> Arc<Chain> {
-        Arc::clone(&self.current().chain)
     }
 
     fn current(&self) -> MutexGuard<'_, Current> {

@@ -1,11 +1,15 @@
 //! Counters the node reports about its own activity (on `/status`): the
-//! miner's hash rate and the blocks fetched from peers.
+//! miner's hash rate, the blocks fetched from peers, a catch-up under way.
 //!
 //! Writers (the miner's sampling task, the peer client) and readers (the
 //! HTTP handlers) share one [`Stats`] behind an `Arc`; every counter is a
 //! relaxed atomic, since each is read on its own.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
 
 /// The node's activity counters.
 #[derive(Debug, Default)]
@@ -14,6 +18,45 @@ pub struct Stats {
     blocks_fetched: AtomicU64,
     /// The miner's last measured hashes per second (0 when not mining).
     hashrate: AtomicU64,
+    /// The catch-up under way, if one is.
+    catching_up: Mutex<Option<CatchUp>>,
+}
+
+/// A long catch-up with one peer, for `/status` and the progress log.
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    pub peer: String,
+    /// The peer's height when it began.
+    pub target: u64,
+    /// Our height when it began, and now.
+    pub from: u64,
+    pub height: u64,
+    pub started: Instant,
+}
+
+/// A catch-up as `/status` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CatchUpView {
+    pub peer: String,
+    pub target: u64,
+    pub height: u64,
+    pub blocks_per_second: f64,
+}
+
+impl CatchUp {
+    /// Blocks committed per second so far.
+    pub fn rate(&self) -> f64 {
+        (self.height - self.from) as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
+    }
+
+    pub fn view(&self) -> CatchUpView {
+        CatchUpView {
+            peer: self.peer.clone(),
+            target: self.target,
+            height: self.height,
+            blocks_per_second: (self.rate() * 10.0).round() / 10.0,
+        }
+    }
 }
 
 impl Stats {
@@ -35,5 +78,15 @@ impl Stats {
     /// The miner's latest hash rate.
     pub fn hashrate(&self) -> u64 {
         self.hashrate.load(Ordering::Relaxed)
+    }
+
+    /// Notes the catch-up under way (`None`: none).
+    pub fn set_catching_up(&self, catch_up: Option<CatchUp>) {
+        *self.catching_up.lock().expect("stats lock") = catch_up;
+    }
+
+    /// The catch-up under way.
+    pub fn catching_up(&self) -> Option<CatchUp> {
+        self.catching_up.lock().expect("stats lock").clone()
     }
 }

@@ -23,7 +23,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, ChainError, Network, better_chain, check_block, check_next};
+use crate::chain::{
+    Chain, ChainError, Network, SEGMENT_BLOCKS, Segment, better_chain, check_block, check_genesis,
+    check_next,
+};
 
 /// Folder for the new branch's blocks while the node switches branches.
 const PENDING: &str = "pending";
@@ -246,7 +249,160 @@ impl Store {
     /// folder so it holds exactly that chain under canonical names. A fresh
     /// folder gets the genesis block. Refuses, touching nothing, when the
     /// folder's block 0 is another network's.
+    ///
+    /// A folder as the node leaves it (every file named for the block it
+    /// holds, nothing staged) is read on every core, a segment of files per
+    /// task; anything else (files under other names, a switch to finish)
+    /// takes the general path, which sorts every candidate out.
     pub fn load(&self, network: &Network) -> Result<Loaded, StoreError> {
+        match self.load_canonical(network)? {
+            Some(loaded) => Ok(loaded),
+            None => self.load_general(network),
+        }
+    }
+
+    /// The fast path of [`Store::load`]: `None` when the folder is not as
+    /// the node leaves it.
+    fn load_canonical(&self, network: &Network) -> Result<Option<Loaded>, StoreError> {
+        if self.dir.join(PENDING).exists() {
+            return Ok(None);
+        }
+        let Some(indices) = canonical_indices(&self.dir)? else {
+            return Ok(None);
+        };
+        // One file for each block from 0 on, no gap: otherwise a block
+        // may sit under another name, for the general path to find.
+        if indices.first() != Some(&0) || indices.last() != Some(&(indices.len() as u64 - 1)) {
+            return Ok(None);
+        }
+        let run = indices.len();
+        let max_file_bytes = max_block_file_bytes(network);
+        let segments = (run as u64).div_ceil(SEGMENT_BLOCKS as u64);
+        let next = std::sync::atomic::AtomicU64::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut read: Vec<Option<ReadSegment>> = (0..segments).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let segment = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if segment >= segments {
+                                return done;
+                            }
+                            let first = segment * SEGMENT_BLOCKS as u64;
+                            let last = (first + SEGMENT_BLOCKS as u64).min(run as u64);
+                            done.push((
+                                segment,
+                                read_segment(&self.dir, first..last, network, max_file_bytes),
+                            ));
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                for (segment, result) in handle.join().expect("a reader does not panic") {
+                    read[segment as usize] = Some(result);
+                }
+            }
+        });
+        let read: Vec<ReadSegment> = read
+            .into_iter()
+            .map(|r| r.expect("every segment read"))
+            .collect();
+        if read.iter().any(|r| r.misnamed) {
+            return Ok(None);
+        }
+        match read.first().and_then(|r| r.failure.as_ref()) {
+            Some((0, BlockFailure::Invalid(ChainError::WrongGenesis { got, .. }))) => {
+                return Err(StoreError::GenesisMismatch {
+                    path: self.dir.join(block_file_name(0)),
+                    expected: network.genesis.hash,
+                    got: *got,
+                });
+            }
+            // A damaged genesis file: the general path rewrites it.
+            Some((0, _)) => return Ok(None),
+            _ => {}
+        }
+
+        // The chain runs up to the first failure: in a segment, or a broken
+        // link between two.
+        let mut segments_kept = Vec::new();
+        let mut hashes: Vec<BlockHash> = Vec::new();
+        let mut failure: Option<(u64, BlockFailure)> = None;
+        let mut tip_json: Option<Vec<u8>> = None;
+        for segment in read {
+            if failure.is_some() {
+                break;
+            }
+            if let (Some(prev), Some(first_prev)) = (hashes.last(), &segment.first_prev)
+                && *first_prev != prev.to_string()
+            {
+                failure = Some((
+                    segment.first,
+                    BlockFailure::Invalid(ChainError::BadPrevHash {
+                        index: segment.first,
+                        expected: *prev,
+                        got: first_prev.chars().take(80).collect(),
+                    }),
+                ));
+                break;
+            }
+            failure = segment.failure.clone();
+            if segment.ends.is_empty() {
+                continue;
+            }
+            tip_json = Some(segment.last_json().to_vec());
+            hashes.extend_from_slice(&segment.hashes);
+            segments_kept.push(Segment::new(
+                segment.first,
+                bytes::Bytes::from(segment.bytes),
+                segment.ends,
+            ));
+        }
+        let tip = Block::from_json(&tip_json.expect("block 0 was read"))
+            .expect("the loader's own JSON parses");
+        let chain = Chain::from_segments(segments_kept, hashes, tip);
+
+        // Files from the failure on are set aside, each with its reason;
+        // if one of them holds a block other than its name says, the
+        // general path sorts the folder out instead.
+        let mut fates = Vec::new();
+        if let Some((failed, _)) = &failure {
+            for index in failed + 1..indices.len() as u64 {
+                let fate =
+                    match read_block_file(&self.dir.join(block_file_name(index)), max_file_bytes) {
+                        Err(reason) => Fate::Quarantine(Why::only(reason)),
+                        Ok(block) if block.index != index => return Ok(None),
+                        Ok(block) => fate_of(&block, &chain, network),
+                    };
+                fates.push((index, fate));
+            }
+        }
+        let mut set_aside = Vec::new();
+        if let Some((failed, why)) = failure {
+            let reason = match &why {
+                BlockFailure::Unreadable(reason) => reason.clone(),
+                BlockFailure::Invalid(error) => error.to_string(),
+            };
+            let path = self.dir.join(block_file_name(failed));
+            set_aside.push(self.set_aside(
+                &path,
+                Some(failed),
+                Fate::Quarantine(Why::only(reason)),
+            )?);
+        }
+        for (index, fate) in fates {
+            let path = self.dir.join(block_file_name(index));
+            set_aside.push(self.set_aside(&path, Some(index), fate)?);
+        }
+        Ok(Some(Loaded { chain, set_aside }))
+    }
+
+    /// The general path of [`Store::load`].
+    fn load_general(&self, network: &Network) -> Result<Loaded, StoreError> {
         let pending_dir = self.dir.join(PENDING);
         let max_file_bytes = max_block_file_bytes(network);
         // Staged blocks are part of the chain only if their switch reached
@@ -325,7 +481,7 @@ impl Store {
                 continue;
             }
             let block = &candidate.block;
-            if chain.get(block.index).is_some_and(|b| b == block) {
+            if chain.get(block.index).is_some_and(|b| b == *block) {
                 // Another copy of a chain block: a staging copy can go, a
                 // stray copy in the main folder is kept aside.
                 if candidate.in_pending {
@@ -409,15 +565,58 @@ impl Store {
 
     /// Writes new blocks after the last one, each to its file; they are
     /// durable when this returns.
+    ///
+    /// A batch is written to temporary files, made durable together (one
+    /// `syncfs` instead of a flush per block), renamed into place, and the
+    /// folder synced once: a page of a catch-up costs about what one block
+    /// does. A crash part-way leaves some of the new files in place, each
+    /// complete, which load as the chain's next blocks.
     pub fn append_all(&self, blocks: &[Block]) -> Result<(), StoreError> {
-        for block in blocks {
-            write_atomic(
-                &self.dir,
-                &block_file_name(block.index),
-                &block.to_json_line(),
-            )?;
+        if blocks.len() <= 2 {
+            for block in blocks {
+                write_atomic(
+                    &self.dir,
+                    &block_file_name(block.index),
+                    &block.to_json_line(),
+                )?;
+            }
+            return sync_dir(&self.dir);
+        }
+        let staged = blocks
+            .iter()
+            .map(|block| {
+                let name = block_file_name(block.index);
+                let tmp = self.dir.join(format!(".{name}.tmp"));
+                fs::write(&tmp, block.to_json_line()).map_err(io_error("write", &tmp))?;
+                Ok((tmp, self.dir.join(name)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>();
+        let staged = match staged.and_then(|staged| self.sync_all().map(|()| staged)) {
+            Ok(staged) => staged,
+            Err(error) => {
+                for block in blocks {
+                    let _ = fs::remove_file(
+                        self.dir
+                            .join(format!(".{}.tmp", block_file_name(block.index))),
+                    );
+                }
+                return Err(error);
+            }
+        };
+        for (tmp, target) in staged {
+            fs::rename(&tmp, &target).map_err(io_error("rename into place", &target))?;
         }
         sync_dir(&self.dir)
+    }
+
+    /// Makes every write to the folder's file system durable.
+    fn sync_all(&self) -> Result<(), StoreError> {
+        let dir = fs::File::open(&self.dir).map_err(io_error("open", &self.dir))?;
+        nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
+            action: "sync",
+            path: self.dir.clone(),
+            source: io::Error::from(errno),
+        })
     }
 
     /// Switches branches: the files of `outgoing` (the current blocks from
@@ -449,14 +648,14 @@ impl Store {
     fn stage(&self, incoming: &[Block]) -> Result<(), StoreError> {
         let pending_dir = self.dir.join(PENDING);
         fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+        // Staged files count only once the marker is written, so they need
+        // no temporary names: one sync makes them all durable.
         for block in incoming {
             failpoint("stage a block")?;
-            write_atomic(
-                &pending_dir,
-                &block_file_name(block.index),
-                &block.to_json_line(),
-            )?;
+            let path = pending_dir.join(block_file_name(block.index));
+            fs::write(&path, block.to_json_line()).map_err(io_error("write", &path))?;
         }
+        self.sync_all()?;
         sync_dir(&pending_dir)?;
         failpoint("commit")?;
         write_atomic(
@@ -693,7 +892,7 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
             ),
         ));
     };
-    match check_next(prev, block, network) {
+    match check_next(&prev, block, network) {
         Err(error @ ChainError::BadPrevHash { .. }) if chain.len() > block.index => {
             Fate::Orphan(Why::shared(
                 format!("{error}: on a branch that lost to a longer one"),
@@ -753,6 +952,124 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Why a block file stops the fast load.
+#[derive(Debug, Clone)]
+enum BlockFailure {
+    Unreadable(String),
+    Invalid(ChainError),
+}
+
+/// What one reader made of a run of block files.
+struct ReadSegment {
+    first: u64,
+    /// The blocks' compact JSON, each followed by a comma, up to the first
+    /// failure.
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    hashes: Vec<BlockHash>,
+    /// The first block's `prev_hash`, to check the link with the segment
+    /// before.
+    first_prev: Option<String>,
+    /// The first block that could not be used, and why.
+    failure: Option<(u64, BlockFailure)>,
+    /// A file held a block other than the one its name says.
+    misnamed: bool,
+}
+
+impl ReadSegment {
+    fn last_json(&self) -> &[u8] {
+        let end = *self.ends.last().expect("not empty") as usize;
+        let start = self.ends.iter().rev().nth(1).map_or(0, |&e| e as usize);
+        &self.bytes[start..end - 1]
+    }
+}
+
+/// Reads, parses and checks block files `range`, linking each to the one
+/// before; stops at the first that fails.
+fn read_segment(
+    dir: &Path,
+    range: std::ops::Range<u64>,
+    network: &Network,
+    max_file_bytes: u64,
+) -> ReadSegment {
+    let mut read = ReadSegment {
+        first: range.start,
+        bytes: Vec::with_capacity((range.end - range.start) as usize * 256),
+        ends: Vec::with_capacity((range.end - range.start) as usize),
+        hashes: Vec::with_capacity((range.end - range.start) as usize),
+        first_prev: None,
+        failure: None,
+        misnamed: false,
+    };
+    let mut prev: Option<Block> = None;
+    for index in range {
+        let block = match read_block_file(&dir.join(block_file_name(index)), max_file_bytes) {
+            Ok(block) => block,
+            Err(reason) => {
+                read.failure = Some((index, BlockFailure::Unreadable(reason)));
+                break;
+            }
+        };
+        if block.index != index {
+            read.misnamed = true;
+            break;
+        }
+        let checked = match &prev {
+            _ if index == 0 => check_genesis(&block, network),
+            Some(prev) => check_next(prev, &block, network),
+            None => {
+                read.first_prev = Some(block.prev_hash.clone());
+                check_block(&block, network)
+            }
+        };
+        if let Err(error) = checked {
+            read.failure = Some((index, BlockFailure::Invalid(error)));
+            break;
+        }
+        serde_json::to_writer(&mut read.bytes, &block).expect("a block always serialises");
+        read.bytes.push(b',');
+        read.ends.push(read.bytes.len() as u32);
+        read.hashes.push(block.hash);
+        prev = Some(block);
+    }
+    read
+}
+
+/// The indices of the `*.json` files in `dir` when every one is named for a
+/// block (`000042.json`), sorted; `None` when one is named otherwise.
+/// Leftover temporary files of interrupted writes are removed.
+fn canonical_indices(dir: &Path) -> Result<Option<Vec<u64>>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
+        Err(e) => return Err(io_error("list", dir)(e)),
+    };
+    let mut indices = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error("list", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Ok(None);
+        };
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if !entry.file_type().map_err(io_error("list", dir))?.is_file() {
+            continue;
+        }
+        match stem.parse::<u64>() {
+            Ok(index) if block_file_name(index) == name => indices.push(index),
+            _ => return Ok(None),
+        }
+    }
+    indices.sort_unstable();
+    Ok(Some(indices))
 }
 
 /// Writes `bytes` to `dir/name` so that the file is either absent, as it
@@ -1102,7 +1419,7 @@ mod tests {
             .unwrap()
             .modified()
             .unwrap();
-        let fork = old.fork_point(&new) as usize;
+        let fork = old.common_prefix(&new.blocks()) as usize;
         assert_eq!(fork, 2);
         store
             .switch(&old.blocks()[fork..], &new.blocks()[fork..])

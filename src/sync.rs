@@ -17,13 +17,16 @@
 //! [`crate::client`]'s.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use crate::block::Block;
 use crate::chain::{ChainError, better_chain, check_next};
 use crate::client::{PeerClient, PeerError};
+use crate::human::duration_in_words;
 use crate::peers::PeerUrl;
 use crate::protocol::{MAX_PAGE, Status};
 use crate::state::{Adoption, ChainState, CommitError, Source};
+use crate::stats::CatchUp;
 
 /// The most blocks one sync may fetch; a longer claim is caught up in steps.
 const MAX_BLOCKS_PER_SYNC: u64 = 1_000_000;
@@ -123,20 +126,25 @@ async fn catch_up_incrementally(
     }
     let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
     let mut base = state.block(fork - 1).ok_or(PeerError::Raced)?;
+    let mut progress = Progress::start(client, peer, status.height, our_height);
 
-    // Fetch the branch page by page, checking as it arrives. A block that
-    // fails stops the fetch; what came before it may still be better.
+    // Fetch the branch page by page, checking as it arrives, and fetch the
+    // next page while this one is checked and written. A block that fails
+    // stops the fetch; what came before it may still be better.
     let network = state.network();
     let mut pending: Vec<Block> = Vec::new();
     let mut committed = 0u64;
     let mut fetched = 0u64;
     let mut failure = None;
     let last_wanted = status.height.min(fork + MAX_BLOCKS_PER_SYNC - 1);
-    while fork + (pending.len() as u64) <= last_wanted && failure.is_none() {
-        let next = fork + pending.len() as u64;
-        let page = client
-            .blocks(peer, next, MAX_PAGE.min(last_wanted - next + 1))
-            .await?;
+    let fetch = |from: u64| {
+        let (client, peer) = (client.clone(), peer.clone());
+        let limit = MAX_PAGE.min(last_wanted + 1 - from);
+        tokio::spawn(async move { client.blocks(&peer, from, limit).await })
+    };
+    let mut next_page = Some(fetch(fork));
+    while let Some(fetching) = next_page.take() {
+        let page = fetching.await.expect("a page fetch does not panic")?;
         if page.is_empty() {
             break;
         }
@@ -149,29 +157,40 @@ async fn catch_up_incrementally(
             }
             pending.push(block);
         }
+        let next = fork + pending.len() as u64;
+        if next <= last_wanted && failure.is_none() {
+            next_page = Some(fetch(next));
+        }
         // Commit once the fetched part makes a better chain, then page by
         // page; until then (a fork deeper than a page), keep fetching.
-        let ours = state.tip().index + 1;
-        if !pending.is_empty() && (committed > 0 || better_chain(ours, fork + pending.len() as u64))
-        {
+        let ours = state.len();
+        if !pending.is_empty() && (committed > 0 || better_chain(ours, next)) {
             let branch = std::mem::take(&mut pending);
             let last = branch.last().expect("not empty").clone();
             let count = branch.len() as u64;
-            match state
+            let adopted = state
                 .adopt_branch(fork, branch, Source::Synced(peer.clone()))
-                .await?
-            {
-                Adoption::Switched { .. } => {
+                .await;
+            match adopted {
+                Ok(Adoption::Switched { .. }) => {
                     committed += count;
                     fork += count;
                     base = last;
+                    progress.committed(base.index);
                 }
                 // Our chain grew meanwhile past this branch: the next sync
                 // looks again.
-                Adoption::NotBetter => break,
+                Ok(Adoption::NotBetter) | Err(_) => {
+                    if let Some(fetching) = next_page.take() {
+                        fetching.abort();
+                    }
+                    adopted?;
+                    break;
+                }
             }
         }
     }
+    progress.finish(committed);
     let height = fork + pending.len() as u64 - 1;
     if committed > 0 {
         if let Some(error) = &failure {
@@ -189,6 +208,76 @@ async fn catch_up_incrementally(
             height: status.height,
             shared: None,
         }),
+    }
+}
+
+/// How often a long catch-up logs its progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// A catch-up of more blocks than this shows its progress.
+const LONG_CATCH_UP: u64 = MAX_PAGE * 2;
+
+/// The progress of a long catch-up: on `/status` while it runs, and a log
+/// line every few seconds (height, blocks per second, share done, time
+/// left), as Bitcoin Core's `UpdateTip` lines do.
+struct Progress<'a> {
+    client: &'a PeerClient,
+    catch_up: Option<CatchUp>,
+    logged: Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn start(client: &'a PeerClient, peer: &PeerUrl, target: u64, height: u64) -> Progress<'a> {
+        let catch_up = (target - height > LONG_CATCH_UP).then(|| {
+            tracing::info!(peer = %peer, "catching up with {peer}: {} blocks to fetch, from height {height} to {target}", target - height);
+            CatchUp {
+                peer: peer.to_string(),
+                target,
+                from: height,
+                height,
+                started: Instant::now(),
+            }
+        });
+        if catch_up.is_some() {
+            client.stats().set_catching_up(catch_up.clone());
+        }
+        Progress {
+            client,
+            catch_up,
+            logged: Instant::now(),
+        }
+    }
+
+    fn committed(&mut self, height: u64) {
+        let Some(catch_up) = &mut self.catch_up else {
+            return;
+        };
+        catch_up.height = height;
+        self.client.stats().set_catching_up(Some(catch_up.clone()));
+        if self.logged.elapsed() >= PROGRESS_INTERVAL {
+            self.logged = Instant::now();
+            let rate = catch_up.rate();
+            let left = (catch_up.target.saturating_sub(height)) as f64 / rate.max(1.0);
+            tracing::info!(
+                height,
+                "catching up with {}: height {height} of {} ({:.1} %), {rate:.0} blocks/s, about {} left",
+                catch_up.peer,
+                catch_up.target,
+                height as f64 * 100.0 / catch_up.target.max(1) as f64,
+                duration_in_words(left)
+            );
+        }
+    }
+
+    fn finish(self, committed: u64) {
+        if let Some(catch_up) = &self.catch_up {
+            tracing::info!(
+                "caught up with {}: {committed} blocks in {}, {:.0} blocks/s",
+                catch_up.peer,
+                duration_in_words(catch_up.started.elapsed().as_secs_f64()),
+                catch_up.rate()
+            );
+            self.client.stats().set_catching_up(None);
+        }
     }
 }
 

@@ -162,7 +162,7 @@ impl Net {
             "--port",
             "5001",
             "--difficulty",
-            "5",
+            "4",
             "--sync-interval",
             "0.5",
             "--connect-timeout-ms",
@@ -339,7 +339,7 @@ fn nodes_on_three_hosts() -> Result<(), String> {
             .all(|w| w[0] == w[1])
             .then(|| chains[0].clone())
     })?;
-    Chain::from_blocks(chain.clone(), &Network::new(genesis(), 5)).map_err(|e| e.to_string())?;
+    Chain::from_blocks(chain.clone(), &Network::new(genesis(), 4)).map_err(|e| e.to_string())?;
     if chain.len() < agreed.len() {
         return Err("the agreed chain lost blocks".into());
     }

@@ -97,18 +97,52 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /blockchain.json`: the whole chain, from memory.
-async fn blockchain_json(State(app): State<AppState>) -> Result<Response, ApiError> {
-    // Usually cached; rebuilding it is CPU work for the blocking pool (the
-    // hand-off costs a thread wake-up, so only when needed).
-    let state = app.state;
-    let json = match state.cached_chain_json() {
-        Some(json) => json,
-        None => tokio::task::spawn_blocking(move || state.chain_json())
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+/// `GET /blockchain.json`: the whole chain, streamed from memory. The
+/// chain's full segments are shared, not copied, so a download costs the
+/// node no more memory at a million blocks than at a thousand, and it never
+/// holds up a new block.
+async fn blockchain_json(State(app): State<AppState>) -> Response {
+    let json = app.state.chain_json();
+    let body = ChainBody {
+        remaining: json.len(),
+        chunks: json.into_chunks().into_iter(),
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::new(body),
+    )
+        .into_response()
+}
+
+/// The body of `/blockchain.json`: the snapshot's pieces, with the length
+/// known up front (so it goes out with a `Content-Length`).
+struct ChainBody {
+    chunks: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChainBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let chunk = self.chunks.next();
+        if let Some(chunk) = &chunk {
+            self.remaining -= chunk.len() as u64;
+        }
+        std::task::Poll::Ready(chunk.map(|chunk| Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// `GET /status`: what a peer needs to decide whether to sync from us,
@@ -127,6 +161,7 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
         node_id: Some(app.gossip.node_id().clone()),
         version: Some(VERSION.to_string()),
         max_block_bytes: Some(network.max_block_bytes),
+        catching_up: app.stats.catching_up().map(|c| c.view()),
     })
 }
 
@@ -161,17 +196,7 @@ async fn blocks(
     }
     // At most MAX_PAGE blocks, and no more once the page passes PAGE_BYTES
     // (it always holds one), so a client can bound what it reads.
-    let mut json = vec![b'['];
-    for block in app.state.blocks(from, limit.min(MAX_PAGE)) {
-        if json.len() > PAGE_BYTES {
-            break;
-        }
-        if json.len() > 1 {
-            json.push(b',');
-        }
-        serde_json::to_writer(&mut json, &block).map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    json.push(b']');
+    let json = app.state.page_json(from, limit.min(MAX_PAGE), PAGE_BYTES);
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 

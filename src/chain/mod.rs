@@ -6,7 +6,9 @@
 //! place that compares chains calls (start-up load, sync, announcements). It
 //! does not read files or talk to peers.
 
-use std::collections::HashMap;
+mod blocks;
+
+pub use blocks::{Chain, ChainJson, SEGMENT_BLOCKS, Segment};
 
 use crate::block::{Block, BlockError, BlockHash};
 
@@ -34,108 +36,6 @@ impl Network {
             difficulty,
             max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
         }
-    }
-}
-
-/// A valid chain: every constructor validates, so holding one is proof.
-#[derive(Debug, Clone)]
-pub struct Chain {
-    blocks: Vec<Block>,
-    /// Index of each block by hash, for constant-time lookup.
-    positions: HashMap<BlockHash, u64>,
-}
-
-impl Chain {
-    /// The chain holding only the network's genesis block.
-    pub fn genesis(network: &Network) -> Chain {
-        Chain::from_trusted(vec![network.genesis.clone()])
-    }
-
-    /// Validates `blocks` as a whole chain of `network`.
-    pub fn from_blocks(blocks: Vec<Block>, network: &Network) -> Result<Chain, ChainError> {
-        let Some(first) = blocks.first() else {
-            return Err(ChainError::Empty);
-        };
-        check_genesis(first, network)?;
-        for pair in blocks.windows(2) {
-            check_next(&pair[0], &pair[1], network)?;
-        }
-        Ok(Chain::from_trusted(blocks))
-    }
-
-    /// Builds a chain from blocks the caller has already validated.
-    pub(crate) fn from_trusted(blocks: Vec<Block>) -> Chain {
-        let positions = blocks.iter().map(|b| (b.hash, b.index)).collect();
-        Chain { blocks, positions }
-    }
-
-    /// Appends a block after validating it against the tip.
-    pub fn push(&mut self, block: Block, network: &Network) -> Result<(), ChainError> {
-        check_next(self.tip(), &block, network)?;
-        self.positions.insert(block.hash, block.index);
-        self.blocks.push(block);
-        Ok(())
-    }
-
-    /// Replaces every block from index `fork` on with `incoming`, which the
-    /// caller has validated against block `fork - 1`. Returns the blocks
-    /// that left the chain.
-    pub(crate) fn replace_tail(&mut self, fork: u64, incoming: Vec<Block>) -> Vec<Block> {
-        debug_assert!(fork >= 1, "the genesis block is never replaced");
-        let outgoing = self.blocks.split_off(fork as usize);
-        for block in &outgoing {
-            self.positions.remove(&block.hash);
-        }
-        for block in &incoming {
-            self.positions.insert(block.hash, block.index);
-        }
-        self.blocks.extend(incoming);
-        outgoing
-    }
-
-    /// Number of blocks, the genesis included.
-    pub fn len(&self) -> u64 {
-        self.blocks.len() as u64
-    }
-
-    /// Always false: a chain holds at least its genesis block.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The last block.
-    pub fn tip(&self) -> &Block {
-        self.blocks.last().expect("a chain is never empty")
-    }
-
-    /// The block at `index`.
-    pub fn get(&self, index: u64) -> Option<&Block> {
-        usize::try_from(index).ok().and_then(|i| self.blocks.get(i))
-    }
-
-    /// The block with `hash`.
-    pub fn by_hash(&self, hash: &BlockHash) -> Option<&Block> {
-        self.positions.get(hash).and_then(|&index| self.get(index))
-    }
-
-    /// All blocks in order.
-    pub fn blocks(&self) -> &[Block] {
-        &self.blocks
-    }
-
-    /// The chain as a JSON array in the network format.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.blocks).expect("blocks always serialise")
-    }
-
-    /// The first index at which the two chains hold different blocks (their
-    /// common prefix length).
-    pub fn fork_point(&self, other: &Chain) -> u64 {
-        self.blocks
-            .iter()
-            .zip(&other.blocks)
-            .take_while(|(a, b)| a.hash == b.hash)
-            .count() as u64
     }
 }
 
@@ -264,7 +164,16 @@ pub(crate) mod tests {
 
     /// A valid chain of `len` blocks whose data is tagged with `tag`.
     pub(crate) fn chain_of(network: &Network, len: usize, tag: &str) -> Vec<Block> {
-        let mut blocks = vec![network.genesis.clone()];
+        extend(network, vec![network.genesis.clone()], len, tag)
+    }
+
+    /// `blocks` grown to `len` blocks whose data is tagged with `tag`.
+    pub(crate) fn extend(
+        network: &Network,
+        mut blocks: Vec<Block>,
+        len: usize,
+        tag: &str,
+    ) -> Vec<Block> {
         while blocks.len() < len {
             let next = mine_on(
                 blocks.last().unwrap(),
@@ -283,7 +192,7 @@ pub(crate) mod tests {
         assert_eq!(chain.len(), 5);
         assert_eq!(chain.tip().index, 4);
         let third = chain.get(3).unwrap();
-        assert_eq!(chain.by_hash(&third.hash), Some(third));
+        assert_eq!(chain.by_hash(&third.hash), Some(third.clone()));
         assert_eq!(chain.by_hash(&BlockHash([7; 32])), None);
         assert_eq!(chain.get(5), None);
     }
@@ -414,7 +323,7 @@ pub(crate) mod tests {
         assert!(!better_chain(ours.len(), same_length.len()));
         assert!(better_chain(ours.len(), longer.len()));
         assert!(!better_chain(longer.len(), ours.len()));
-        assert_eq!(ours.fork_point(&longer), 1);
-        assert_eq!(same_length.fork_point(&longer), 4);
+        assert_eq!(ours.common_prefix(&longer.blocks()), 1);
+        assert_eq!(same_length.common_prefix(&longer.blocks()), 4);
     }
 }
