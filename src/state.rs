@@ -377,6 +377,8 @@ fn log_commit(
 ) {
     let tip = incoming.last().expect("a commit adds blocks");
     match (incoming, source) {
+        // A sync tells of its whole catch-up once, not of each batch.
+        (_, Source::Synced(_)) => {}
         ([block], Source::Mined) if outgoing.is_empty() => info!(
             index = block.index,
             hash = %block.hash,

@@ -1361,6 +1361,68 @@ mod tests {
     }
 
     #[test]
+    fn a_long_folder_loads_segment_by_segment_and_stops_where_it_breaks() {
+        let network = test_network();
+        let blocks = crate::chain::tests::long_chain();
+        let dir = tempfile::tempdir().unwrap();
+        write_chain(dir.path(), blocks);
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), blocks.len() as u64);
+        assert_eq!(loaded.chain.to_json(), serde_json::to_vec(blocks).unwrap());
+        assert!(loaded.set_aside.is_empty());
+
+        // The first block of the second segment is damaged: the chain is the
+        // first segment, and every file after it is set aside.
+        let broken = SEGMENT_BLOCKS as u64;
+        fs::write(
+            dir.path().join(block_file_name(broken)),
+            b"{\"index\": 4096",
+        )
+        .unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), broken);
+        assert_eq!(loaded.chain.tip(), &blocks[broken as usize - 1]);
+        let runs = runs(&loaded.set_aside);
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert!(
+            runs[0].to_string().contains("not valid JSON"),
+            "{}",
+            runs[0]
+        );
+        assert_eq!(runs[1].count, blocks.len() - broken as usize - 1);
+        assert_eq!(
+            listing(&dir.path().join(QUARANTINE)).len(),
+            2 * (blocks.len() - broken as usize),
+            "each file and its reason"
+        );
+
+        // Another branch's block where a segment begins: the link breaks.
+        let dir = tempfile::tempdir().unwrap();
+        write_chain(dir.path(), blocks);
+        let stranger = (0..)
+            .map(|nonce| {
+                let prev = blocks[100].hash.to_string();
+                Block::new(broken, 1_700_000_000, prev, "elsewhere".into(), nonce)
+            })
+            .find(|b| b.hash.meets_difficulty(2))
+            .unwrap();
+        fs::write(
+            dir.path().join(block_file_name(broken)),
+            stranger.to_json_line(),
+        )
+        .unwrap();
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), broken);
+        assert!(
+            loaded.set_aside[0]
+                .reason
+                .contains("is not the hash of block 4095"),
+            "{}",
+            loaded.set_aside[0].reason
+        );
+    }
+
+    #[test]
     fn a_tampered_block_is_quarantined_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
         let network = test_network();

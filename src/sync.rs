@@ -125,46 +125,72 @@ async fn catch_up_incrementally(
         });
     }
     let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
+    let start_fork = fork;
     let mut base = state.block(fork - 1).ok_or(PeerError::Raced)?;
     let mut progress = Progress::start(client, peer, status.height, our_height);
 
-    // Fetch the branch page by page, checking as it arrives, and fetch the
-    // next page while this one is checked and written. A block that fails
-    // stops the fetch; what came before it may still be better.
+    // A task fetches pages ahead (a few at most), while this one checks
+    // what has arrived and commits it all at once: the batch grows to what
+    // the disk can take in the time a page takes to arrive.
+    let last_wanted = status.height.min(fork + MAX_BLOCKS_PER_SYNC - 1);
+    let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let fetcher = {
+        let (client, peer) = (client.clone(), peer.clone());
+        tokio::spawn(async move {
+            let mut next = fork;
+            while next <= last_wanted {
+                let page = client
+                    .blocks(&peer, next, MAX_PAGE.min(last_wanted + 1 - next))
+                    .await;
+                let len = page.as_ref().map_or(0, Vec::len) as u64;
+                if pages.send(page).await.is_err() || len == 0 {
+                    return;
+                }
+                next += len;
+            }
+        })
+    };
     let network = state.network();
     let mut pending: Vec<Block> = Vec::new();
-    let mut committed = 0u64;
-    let mut fetched = 0u64;
+    let (mut committed, mut replaced, mut fetched) = (0u64, 0usize, 0u64);
     let mut failure = None;
-    let last_wanted = status.height.min(fork + MAX_BLOCKS_PER_SYNC - 1);
-    let fetch = |from: u64| {
-        let (client, peer) = (client.clone(), peer.clone());
-        let limit = MAX_PAGE.min(last_wanted + 1 - from);
-        tokio::spawn(async move { client.blocks(&peer, from, limit).await })
-    };
-    let mut next_page = Some(fetch(fork));
-    while let Some(fetching) = next_page.take() {
-        let page = fetching.await.expect("a page fetch does not panic")?;
-        if page.is_empty() {
-            break;
+    let mut broken = None;
+    'fetching: while let Some(first) = arrived.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_PAGES_PER_COMMIT
+            && let Ok(page) = arrived.try_recv()
+        {
+            batch.push(page);
         }
-        fetched += page.len() as u64;
-        for block in page {
-            let prev = pending.last().unwrap_or(&base);
-            if let Err(error) = check_next(prev, &block, network) {
-                failure = Some(error);
+        let mut ended = false;
+        for page in batch {
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    broken = Some(error);
+                    ended = true;
+                    break;
+                }
+            };
+            ended |= page.is_empty();
+            fetched += page.len() as u64;
+            for block in page {
+                let prev = pending.last().unwrap_or(&base);
+                if let Err(error) = check_next(prev, &block, network) {
+                    failure = Some(error);
+                    ended = true;
+                    break;
+                }
+                pending.push(block);
+            }
+            if ended {
                 break;
             }
-            pending.push(block);
         }
+        // Commit once the fetched part makes a better chain, then all that
+        // arrives; until then (a fork deeper than a page), keep fetching.
         let next = fork + pending.len() as u64;
-        if next <= last_wanted && failure.is_none() {
-            next_page = Some(fetch(next));
-        }
-        // Commit once the fetched part makes a better chain, then page by
-        // page; until then (a fork deeper than a page), keep fetching.
-        let ours = state.len();
-        if !pending.is_empty() && (committed > 0 || better_chain(ours, next)) {
+        if !pending.is_empty() && (committed > 0 || better_chain(state.len(), next)) {
             let branch = std::mem::take(&mut pending);
             let last = branch.last().expect("not empty").clone();
             let count = branch.len() as u64;
@@ -172,29 +198,46 @@ async fn catch_up_incrementally(
                 .adopt_branch(fork, branch, Source::Synced(peer.clone()))
                 .await;
             match adopted {
-                Ok(Adoption::Switched { .. }) => {
+                Ok(Adoption::Switched { orphaned }) => {
                     committed += count;
+                    replaced += orphaned.len();
                     fork += count;
                     base = last;
                     progress.committed(base.index);
                 }
                 // Our chain grew meanwhile past this branch: the next sync
                 // looks again.
-                Ok(Adoption::NotBetter) | Err(_) => {
-                    if let Some(fetching) = next_page.take() {
-                        fetching.abort();
-                    }
-                    adopted?;
-                    break;
+                Ok(Adoption::NotBetter) => break 'fetching,
+                Err(error) => {
+                    fetcher.abort();
+                    progress.finish();
+                    return Err(error.into());
                 }
             }
         }
+        if ended || fork + pending.len() as u64 > last_wanted {
+            break;
+        }
     }
-    progress.finish(committed);
+    fetcher.abort();
+    progress.finish();
     let height = fork + pending.len() as u64 - 1;
     if committed > 0 {
-        if let Some(error) = &failure {
-            tracing::warn!(peer = %peer, "sync with {peer}: kept the valid part of a branch that is invalid further on: {error}");
+        let tip = fork - 1;
+        let took = progress.summary();
+        tracing::info!(
+            peer = %peer,
+            height = tip,
+            "switched to the chain of {peer}: {committed} new block{} after block {}, {replaced} of ours replaced; the tip is block {tip}{took}",
+            if committed == 1 { "" } else { "s" },
+            start_fork - 1,
+        );
+        if let Some(error) = failure
+            .as_ref()
+            .map(ToString::to_string)
+            .or(broken.map(|e| e.to_string()))
+        {
+            tracing::warn!(peer = %peer, "sync with {peer}: kept what came before a failure further on: {error}");
         }
         return Ok(Outcome::Adopted {
             height,
@@ -202,14 +245,20 @@ async fn catch_up_incrementally(
             shared: Some(height + 1),
         });
     }
-    match failure {
-        Some(error) => Err(PeerError::Invalid(error)),
-        None => Ok(Outcome::NotBetter {
+    match (failure, broken) {
+        (Some(error), _) => Err(PeerError::Invalid(error)),
+        (None, Some(error)) => Err(error),
+        (None, None) => Ok(Outcome::NotBetter {
             height: status.height,
             shared: None,
         }),
     }
 }
+
+/// Pages fetched ahead of the one being checked and written.
+const PAGES_AHEAD: usize = 4;
+/// The most pages committed together.
+const MAX_PAGES_PER_COMMIT: usize = 8;
 
 /// How often a long catch-up logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -268,15 +317,23 @@ impl<'a> Progress<'a> {
         }
     }
 
-    fn finish(self, committed: u64) {
-        if let Some(catch_up) = &self.catch_up {
-            tracing::info!(
-                "caught up with {}: {committed} blocks in {}, {:.0} blocks/s",
-                catch_up.peer,
+    /// Ends the catch-up's entry on `/status`.
+    fn finish(&self) {
+        if self.catch_up.is_some() {
+            self.client.stats().set_catching_up(None);
+        }
+    }
+
+    /// For a long catch-up, its time and rate, to end the summary line.
+    fn summary(&self) -> String {
+        match &self.catch_up {
+            Some(catch_up) => format!(
+                " ({} blocks in {}, {:.0} blocks/s)",
+                catch_up.height - catch_up.from,
                 duration_in_words(catch_up.started.elapsed().as_secs_f64()),
                 catch_up.rate()
-            );
-            self.client.stats().set_catching_up(None);
+            ),
+            None => String::new(),
         }
     }
 }
@@ -367,15 +424,26 @@ async fn catch_up_whole_chain(
     if let Some(error) = failure {
         return Err(PeerError::Invalid(error));
     }
+    let count = incoming.len();
     match state
         .adopt_branch(fork, incoming, Source::Synced(peer.clone()))
         .await?
     {
-        Adoption::Switched { .. } => Ok(Outcome::Adopted {
-            height,
-            fetched,
-            shared: Some(fetched),
-        }),
+        Adoption::Switched { orphaned } => {
+            tracing::info!(
+                peer = %peer,
+                height,
+                "switched to the chain of {peer}: {count} new block{} after block {}, {} of ours replaced; the tip is block {height}",
+                if count == 1 { "" } else { "s" },
+                fork - 1,
+                orphaned.len()
+            );
+            Ok(Outcome::Adopted {
+                height,
+                fetched,
+                shared: Some(fetched),
+            })
+        }
         Adoption::NotBetter => Ok(Outcome::NotBetter {
             height,
             shared: Some(fork),

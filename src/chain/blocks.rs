@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn blocks_round_trip_through_segments_across_seals_and_truncations() {
         let network = test_network();
-        let blocks = chain_of(&network, SEGMENT_BLOCKS * 2 + 100, "seg");
+        let blocks = crate::chain::tests::long_chain().to_vec();
         let mut chain = Chain::from_trusted(blocks.clone());
         assert_eq!(chain.len(), blocks.len() as u64);
         assert_eq!(chain.sealed.len(), 2);
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_unchanged_by_later_appends() {
         let network = test_network();
-        let blocks = chain_of(&network, SEGMENT_BLOCKS + 10, "snap");
+        let blocks = crate::chain::tests::long_chain()[..SEGMENT_BLOCKS + 10].to_vec();
         let mut chain = Chain::from_trusted(blocks[..SEGMENT_BLOCKS + 5].to_vec());
         let snapshot = chain.json_snapshot();
         for block in &blocks[SEGMENT_BLOCKS + 5..] {

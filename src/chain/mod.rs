@@ -167,6 +167,13 @@ pub(crate) mod tests {
         extend(network, vec![network.genesis.clone()], len, tag)
     }
 
+    /// A chain of two full segments and a few blocks more, mined once for
+    /// every test that needs a long one.
+    pub(crate) fn long_chain() -> &'static [Block] {
+        static CHAIN: std::sync::OnceLock<Vec<Block>> = std::sync::OnceLock::new();
+        CHAIN.get_or_init(|| chain_of(&test_network(), SEGMENT_BLOCKS * 2 + 100, "long"))
+    }
+
     /// `blocks` grown to `len` blocks whose data is tagged with `tag`.
     pub(crate) fn extend(
         network: &Network,
