@@ -145,7 +145,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
 /// Opens the chain state of a chaindata folder.
 async fn open(network: &Network, chaindata: &Path) -> ChainState {
     let (network, dir) = (network.clone(), chaindata.to_path_buf());
-    tokio::task::spawn_blocking(move || ChainState::open(network, &dir))
+    tokio::task::spawn_blocking(move || ChainState::open(network, &dir, Default::default()))
         .await
         .unwrap()
         .unwrap()

@@ -283,6 +283,28 @@ impl PeerClient {
     }
 }
 
+impl PeerClient {
+    /// `POST {peer}/data` with a data item, for the peer to relay and mine.
+    pub async fn relay_item(&self, peer: &PeerUrl, text: &str) -> Result<(), PeerError> {
+        let mut request = self
+            .http
+            .post(peer.endpoint("data"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({ "data": text }).to_string());
+        if let Some(own) = &self.own_url {
+            request = request.header(PEER_HEADER, own);
+        }
+        let response = request.send().await.map_err(PeerError::from_request)?;
+        let status = response.status();
+        let _ = read_capped(response, SMALL_ANSWER_BYTES).await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(PeerError::Status(status.as_u16()))
+        }
+    }
+}
+
 /// Reads a body up to `limit` bytes.
 async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, PeerError> {
     if response.content_length().is_some_and(|len| len > limit) {

@@ -16,8 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::block::Block;
-use crate::chain::{DEFAULT_MAX_BLOCK_BYTES, Network};
+use crate::chain::{DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_ITEM_BYTES, Network};
 use crate::peers::{PeerUrl, PeerUrlError};
+use crate::pool::PoolLimits;
 
 /// Where the node looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/jbc.toml";
@@ -89,6 +90,15 @@ pub struct Settings {
     /// Largest block, in bytes of its JSON (a network setting) [default: 1048576]
     #[arg(long, value_parser = rule::max_block_bytes)]
     pub max_block_bytes: Option<u64>,
+    /// Largest data item, in bytes of UTF-8 (a network setting) [default: 4096]
+    #[arg(long, value_parser = rule::max_item_bytes)]
+    pub max_item_bytes: Option<u64>,
+    /// Most data items waiting for a block [default: 10000]
+    #[arg(long, value_parser = rule::pool_max_items)]
+    pub pool_max_items: Option<u64>,
+    /// Most bytes of data items waiting for a block [default: 16777216]
+    #[arg(long, value_parser = rule::pool_max_bytes)]
+    pub pool_max_bytes: Option<u64>,
     /// Seconds a misbehaving peer stays banned [default: 86400]
     #[arg(long, value_parser = rule::ban_seconds)]
     pub ban_seconds: Option<u64>,
@@ -134,6 +144,9 @@ impl Settings {
             sync_interval: overrides.sync_interval.or(self.sync_interval),
             max_block_bytes: overrides.max_block_bytes.or(self.max_block_bytes),
             ban_seconds: overrides.ban_seconds.or(self.ban_seconds),
+            max_item_bytes: overrides.max_item_bytes.or(self.max_item_bytes),
+            pool_max_items: overrides.pool_max_items.or(self.pool_max_items),
+            pool_max_bytes: overrides.pool_max_bytes.or(self.pool_max_bytes),
             advertise: overrides.advertise.or(self.advertise),
         }
     }
@@ -181,6 +194,12 @@ pub mod rule {
     pub const BAN_SECONDS: &str = "a whole number of seconds from 1 to 31536000";
 
     pub const MAX_BLOCK_RANGE: RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
+    pub const MAX_ITEM_BYTES: &str = "a whole number of bytes from 1 to 1048576";
+    pub const MAX_ITEM_RANGE: RangeInclusive<u64> = 1..=1024 * 1024;
+    pub const POOL_MAX_ITEMS: &str = "a whole number of items from 1 to 10000000";
+    pub const POOL_ITEMS_RANGE: RangeInclusive<u64> = 1..=10_000_000;
+    pub const POOL_MAX_BYTES: &str = "a whole number of bytes from 1024 to 17179869184";
+    pub const POOL_BYTES_RANGE: RangeInclusive<u64> = 1024..=16 * 1024 * 1024 * 1024;
     pub const BAN_RANGE: RangeInclusive<u64> = 1..=365 * 86_400;
 
     pub const THREADS_RANGE: RangeInclusive<usize> = 1..=1024;
@@ -209,6 +228,15 @@ pub mod rule {
     }
     pub fn max_block_bytes(text: &str) -> Result<u64, String> {
         number(text, MAX_BLOCK_RANGE, MAX_BLOCK_BYTES)
+    }
+    pub fn max_item_bytes(text: &str) -> Result<u64, String> {
+        number(text, MAX_ITEM_RANGE, MAX_ITEM_BYTES)
+    }
+    pub fn pool_max_items(text: &str) -> Result<u64, String> {
+        number(text, POOL_ITEMS_RANGE, POOL_MAX_ITEMS)
+    }
+    pub fn pool_max_bytes(text: &str) -> Result<u64, String> {
+        number(text, POOL_BYTES_RANGE, POOL_MAX_BYTES)
     }
     pub fn ban_seconds(text: &str) -> Result<u64, String> {
         number(text, BAN_RANGE, BAN_SECONDS)
@@ -265,6 +293,8 @@ pub struct Config {
     pub sync_interval: Duration,
     /// How long a misbehaving peer stays banned.
     pub ban_time: Duration,
+    /// How the pool of waiting data items is bounded.
+    pub pool: PoolLimits,
     /// The URL this node gives for itself, if set.
     pub advertise: Option<PeerUrl>,
 }
@@ -355,6 +385,42 @@ impl Config {
                 });
             }
         }
+        // Unset, the item limit shrinks to what a small block holds.
+        let fitting = (max_block_bytes.saturating_sub(1024) / 12).max(1);
+        let max_item_bytes = rule::within(
+            settings
+                .max_item_bytes
+                .unwrap_or(DEFAULT_MAX_ITEM_BYTES.min(fitting)),
+            rule::MAX_ITEM_RANGE,
+            rule::MAX_ITEM_BYTES,
+        )
+        .map_err(invalid("max_item_bytes"))?;
+        // An item must fit in a block even written twice escaped, as a
+        // JSON string inside the JSON string of the block's data.
+        if max_item_bytes * 12 + 1024 > max_block_bytes {
+            return Err(ConfigError::Invalid {
+                key: "max_item_bytes",
+                reason: format!(
+                    "{max_item_bytes} bytes could make an item that no block of {max_block_bytes} \
+                     bytes holds (max_item_bytes × 12 + 1024 must be at most max_block_bytes)"
+                ),
+            });
+        }
+        let pool = PoolLimits {
+            max_items: rule::within(
+                settings.pool_max_items.unwrap_or(10_000),
+                rule::POOL_ITEMS_RANGE,
+                rule::POOL_MAX_ITEMS,
+            )
+            .map_err(invalid("pool_max_items"))? as usize,
+            max_bytes: rule::within(
+                settings.pool_max_bytes.unwrap_or(16 * 1024 * 1024),
+                rule::POOL_BYTES_RANGE,
+                rule::POOL_MAX_BYTES,
+            )
+            .map_err(invalid("pool_max_bytes"))? as usize,
+            max_item_bytes: max_item_bytes as usize,
+        };
         let ban_seconds = rule::within(
             settings.ban_seconds.unwrap_or(86_400),
             rule::BAN_RANGE,
@@ -404,8 +470,10 @@ impl Config {
                 genesis,
                 difficulty,
                 max_block_bytes,
+                max_item_bytes,
             },
             ban_time: Duration::from_secs(ban_seconds),
+            pool,
             advertise,
             chaindata: settings
                 .chaindata

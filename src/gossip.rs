@@ -40,6 +40,9 @@ use crate::sync::{Outcome, catch_up};
 
 /// Handshakes with new URLs under way at once.
 const HANDSHAKES_AT_ONCE: usize = 16;
+/// Data items waiting to be relayed to a peer; beyond, they are dropped
+/// for that peer.
+const RELAY_QUEUE: usize = 4096;
 /// How often what was learned of the peers is saved.
 const BOOK_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -61,6 +64,15 @@ struct Inner {
     handshakes: Semaphore,
     /// Every task stops with it.
     shutdown: CancellationToken,
+    /// New data items, for every peer's task to relay.
+    items: tokio::sync::broadcast::Sender<Relayed>,
+}
+
+/// A data item to relay, and the peer it came from.
+#[derive(Debug, Clone)]
+struct Relayed {
+    text: Arc<str>,
+    from: Option<PeerUrl>,
 }
 
 /// A peer's task, as the manager holds it.
@@ -122,6 +134,7 @@ impl Gossip {
                 tasks: Mutex::new(HashMap::new()),
                 handshakes: Semaphore::new(HANDSHAKES_AT_ONCE),
                 shutdown,
+                items: tokio::sync::broadcast::channel(RELAY_QUEUE).0,
             }),
         }
     }
@@ -389,6 +402,50 @@ impl Gossip {
         tokio::select! {
             _ = syncing => {}
             _ = self.announce_to(peer, &handshaken) => {}
+            _ = self.relay_items_to(peer) => {}
+        }
+    }
+
+    /// Offers a new data item to every peer (but the one it came from).
+    pub fn relay_item(&self, text: String, from: Option<PeerUrl>) {
+        // Nobody listening (no peers) is no error.
+        let _ = self.inner.items.send(Relayed {
+            text: text.into(),
+            from,
+        });
+    }
+
+    /// Posts every new data item to `peer`, one at a time, until the
+    /// channel closes. A node without the data endpoints (an original one,
+    /// or one that answers 404) is skipped without noise; items that pile
+    /// up faster than a peer takes them are dropped for it (every node that
+    /// has an item mines it, and the node it reached relays it too).
+    async fn relay_items_to(&self, peer: &PeerUrl) {
+        let mut items = self.inner.items.subscribe();
+        let mut has_endpoint = true;
+        loop {
+            let item = match items.recv().await {
+                Ok(item) => item,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(peer = %peer, missed, "relaying to {peer} fell behind; {missed} items not offered");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if !has_endpoint || item.from.as_ref() == Some(peer) {
+                continue;
+            }
+            if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
+                continue;
+            }
+            match self.inner.client.relay_item(peer, &item.text).await {
+                Ok(()) => {}
+                Err(PeerError::Status(404 | 405)) => {
+                    debug!(peer = %peer, "{peer} has no /data: items are not relayed to it");
+                    has_endpoint = false;
+                }
+                Err(error) => debug!(peer = %peer, "relaying an item to {peer} failed: {error}"),
+            }
         }
     }
 

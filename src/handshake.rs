@@ -74,6 +74,14 @@ pub fn check_status(
             network.max_block_bytes
         )));
     }
+    if let Some(max) = status.max_item_bytes
+        && max != network.max_item_bytes
+    {
+        return Err(HandshakeError::OtherNetwork(format!(
+            "its data items may be {max} bytes, ours {}",
+            network.max_item_bytes
+        )));
+    }
     match &status.node_id {
         None => Err(HandshakeError::NoNodeId),
         Some(id) if id == own_id => Err(HandshakeError::Itself),

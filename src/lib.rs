@@ -9,9 +9,11 @@
 //! # Layout
 //!
 //! - [`block`]: the block format, its hash and proof of work.
+//! - [`item`]: data items carried in blocks: ids, encoding, room taken.
 //! - [`chain`]: validating a chain, and the one rule for choosing between chains.
 //! - [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //! - [`state`]: the chain in memory and the one path by which it changes.
+//! - [`pool`]: data items waiting for a block.
 //! - [`config`]: settings from the config file and flags.
 //! - [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
 //! - [`peers`]: peer URLs, the peer list, its limits and its file.
@@ -39,9 +41,11 @@ pub mod gossip;
 pub mod handshake;
 pub mod human;
 pub mod init;
+pub mod item;
 pub mod miner;
 pub mod node;
 pub mod peers;
+pub mod pool;
 pub mod protocol;
 pub mod state;
 pub mod stats;

@@ -40,6 +40,11 @@ enum Command {
         #[arg(long, default_value_t = 5.0, value_parser = rule::bench_seconds)]
         seconds: f64,
     },
+    /// Put data into the chain through a node, or ask where it is.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
     /// Make a new network in a folder: mine its genesis block and write
     /// config/genesis.json and a config/jbc.toml that uses it.
     #[command(allow_negative_numbers = true)]
@@ -56,6 +61,26 @@ enum Command {
         /// Threads to mine the genesis block on [default: the number of cores]
         #[arg(long, value_parser = rule::threads)]
         threads: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Submit a data item (any text) for a block; prints its id.
+    Add {
+        /// The item's text
+        text: String,
+        /// The node to submit it to
+        #[arg(long, default_value = "http://127.0.0.1:5001")]
+        node: String,
+    },
+    /// Where a data item is: waiting, or confirmed in a block.
+    Get {
+        /// The item's id (as `jbc data add` printed it)
+        id: String,
+        /// The node to ask
+        #[arg(long, default_value = "http://127.0.0.1:5001")]
+        node: String,
     },
 }
 
@@ -76,6 +101,7 @@ fn main() -> ExitCode {
             data,
             threads,
         }) => init(dir, difficulty, data, threads),
+        Some(Command::Data { action }) => data(action),
         None => run_node(cli.config, cli.settings),
     };
     match result {
@@ -200,5 +226,59 @@ fn init(
         "  cd {} && {linknodes} 5002    # a folder for node 5002 of this network",
         shown(&dir)
     );
+    Ok(())
+}
+
+/// `jbc data add|get`: a small client of a node's data endpoints.
+fn data(action: DataAction) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (node, request) = match &action {
+        DataAction::Add { text, node } => (
+            node,
+            client
+                .post(format!("{}/data", node.trim_end_matches('/')))
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "data": text }).to_string()),
+        ),
+        DataAction::Get { id, node } => (
+            node,
+            client.get(format!("{}/data/{id}", node.trim_end_matches('/'))),
+        ),
+    };
+    let answer: serde_json::Value = runtime.block_on(async {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
+        match answer["error"].as_str() {
+            Some(error) => Err(format!("the node refused: {error}")),
+            None => Ok(answer),
+        }
+    })?;
+    let id = answer["id"].as_str().unwrap_or_default();
+    match answer["status"].as_str() {
+        Some("pending") => println!("{id} pending: it waits for a block"),
+        Some("confirmed") => println!(
+            "{id} confirmed in block {} ({}), {} confirmation(s)",
+            answer["block"],
+            answer["hash"].as_str().unwrap_or_default(),
+            answer["confirmations"]
+        ),
+        _ => println!("{answer}"),
+    }
     Ok(())
 }

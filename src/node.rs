@@ -30,6 +30,10 @@ use crate::store::{StoreError, runs};
 const HASHRATE_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the hash rate is logged.
 const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// How soon after a template is made new data items may replace it.
+const TEMPLATE_REFRESH: Duration = Duration::from_millis(250);
+/// How often the pool of data items is saved while it changes.
+const POOL_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the miner waits after a block could not be saved.
 const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -55,8 +59,9 @@ pub async fn run(
     log_config(&config);
     let network = config.network.clone();
     let chaindata: PathBuf = config.chaindata.clone();
+    let pool_limits = config.pool;
     let (state, set_aside) =
-        tokio::task::spawn_blocking(move || ChainState::open(network, &chaindata))
+        tokio::task::spawn_blocking(move || ChainState::open(network, &chaindata, pool_limits))
             .await
             .expect("loading does not panic")?;
     for run in runs(&set_aside) {
@@ -140,9 +145,18 @@ pub async fn run(
         info!("not mining (--mine, or mine = true in the config, turns it on)");
     }
 
-    let failure = tokio::select! {
-        _ = shutdown.cancelled() => None,
-        _ = state.failed() => state.failure(),
+    // The pool is saved every few seconds while it changes, and at the end.
+    let pool = state.pool().clone();
+    let mut save = tokio::time::interval(POOL_SAVE_INTERVAL);
+    let failure = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break None,
+            _ = state.failed() => break state.failure(),
+            _ = save.tick() => {
+                let pool = pool.clone();
+                let _ = tokio::task::spawn_blocking(move || pool.flush()).await;
+            }
+        }
     };
     info!("shutting down");
     shutdown.cancel();
@@ -153,6 +167,7 @@ pub async fn run(
     }
     server.await.expect("the server task does not panic");
     book.flush();
+    pool.flush();
     info!("stopped");
     match failure {
         Some(failure) => Err(NodeError::Stopped(failure)),
@@ -224,12 +239,28 @@ fn start_miner(
         loop {
             let tip = tips.borrow_and_update().block.clone();
             let now = chrono::Utc::now().timestamp().max(0) as u128;
-            task_miner.set_job(Template::next(&tip, data.clone(), now, difficulty));
+            // The waiting data items that fit, oldest first; else the note.
+            let template_data = state.template_data(&tip, &data);
+            let with_items = template_data != data;
+            task_miner.set_job(Template::next(&tip, template_data, now, difficulty));
+            let made = Instant::now();
+            let mut refresh_at: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     changed = tips.changed() => {
                         if changed.is_err() { return; }
                         break;
+                    }
+                    // Items that arrive while a block is mined go into a new
+                    // template, at most every TEMPLATE_REFRESH.
+                    _ = state.pool().arrived(), if refresh_at.is_none() => {
+                        refresh_at = Some(tokio::time::Instant::from_std(made + TEMPLATE_REFRESH));
+                    }
+                    _ = tokio::time::sleep_until(refresh_at.unwrap_or_else(tokio::time::Instant::now)), if refresh_at.is_some() => {
+                        if with_items || !state.pool().is_empty() {
+                            break;
+                        }
+                        refresh_at = None;
                     }
                     Some(block) = found_blocks.recv() => {
                         let saver = state.clone();

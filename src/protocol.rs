@@ -47,6 +47,12 @@ pub struct Status {
     /// The largest block the network allows, in bytes of JSON.
     #[serde(default)]
     pub max_block_bytes: Option<u64>,
+    /// The largest data item the network allows, in bytes.
+    #[serde(default)]
+    pub max_item_bytes: Option<u64>,
+    /// Data items waiting for a block.
+    #[serde(default)]
+    pub pending_items: usize,
     /// A catch-up with a peer under way: whom from, to what height, how
     /// far, how fast.
     #[serde(default)]

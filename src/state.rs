@@ -23,7 +23,9 @@ use tracing::info;
 
 use crate::block::{Block, BlockHash};
 use crate::chain::{Chain, ChainError, ChainJson, Network, better_chain, check_block, check_next};
+use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
+use crate::pool::{Pool, PoolError, PoolLimits};
 use crate::store::{SetAside, Store, StoreError};
 
 /// Orphaned blocks listed one by one in the log; more are summarised.
@@ -40,6 +42,9 @@ struct Shared {
     network: Network,
     /// The chaindata folder; the only place blocks are persisted.
     store: Store,
+    /// Data items waiting for a block; commits take them out and put them
+    /// back.
+    pool: Pool,
     /// The chain and what is derived from it.
     current: Mutex<Current>,
     /// Held for the whole of a change (check, write, publish) so that each
@@ -117,6 +122,30 @@ pub enum Added {
     NotOnTip { ahead: bool },
 }
 
+/// What [`ChainState::submit`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// It is new: it waits for a block now.
+    New,
+    /// It was waiting already, or a block carries it.
+    Known,
+}
+
+/// Where a data item is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemStatus {
+    /// Waiting for a block.
+    Pending,
+    /// Carried by block `block`, `confirmations` blocks deep (1: the tip).
+    Confirmed {
+        block: u64,
+        hash: BlockHash,
+        confirmations: u64,
+    },
+    /// Neither.
+    Unknown,
+}
+
 /// What [`ChainState::adopt_branch`] did.
 #[derive(Debug)]
 pub enum Adoption {
@@ -145,10 +174,20 @@ impl ChainState {
     pub fn open(
         network: Network,
         chaindata: &Path,
+        pool_limits: PoolLimits,
     ) -> Result<(ChainState, Vec<SetAside>), StoreError> {
         let store = Store::open(chaindata)?;
         let loaded = store.load(&network)?;
         let chain = loaded.chain;
+        // Items saved as waiting that a block carries by now wait no more.
+        let pool = Pool::open(Pool::path_beside(store.dir()), pool_limits);
+        let confirmed: Vec<ItemId> = pool
+            .pending()
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| chain.item_block(id).is_some())
+            .collect();
+        pool.remove(&confirmed);
         let (tip, _) = watch::channel(Tip {
             block: chain.tip().clone(),
             source: Source::Loaded,
@@ -157,6 +196,7 @@ impl ChainState {
             shared: Arc::new(Shared {
                 network,
                 store,
+                pool,
                 current: Mutex::new(Current {
                     chain,
                     changed_at: None,
@@ -281,6 +321,74 @@ impl ChainState {
         .expect("adoption does not panic")
     }
 
+    /// The pool of data items waiting for a block.
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// Takes a data item: waiting in the pool, unless a block of the chain
+    /// carries it already.
+    pub fn submit(&self, text: &str) -> Result<(ItemId, Submitted), PoolError> {
+        let id = ItemId::of(text);
+        if self.current().chain.item_block(&id).is_some() {
+            return Ok((id, Submitted::Known));
+        }
+        let (id, new) = self.shared.pool.add(text)?;
+        Ok((
+            id,
+            if new {
+                Submitted::New
+            } else {
+                Submitted::Known
+            },
+        ))
+    }
+
+    /// Where item `id` is.
+    pub fn item(&self, id: &ItemId) -> ItemStatus {
+        let current = self.current();
+        if let Some(index) = current.chain.item_block(id) {
+            let tip = current.chain.tip().index;
+            return ItemStatus::Confirmed {
+                block: index,
+                hash: current.chain.hash_at(index).expect("within the chain"),
+                confirmations: tip - index + 1,
+            };
+        }
+        drop(current);
+        if self.shared.pool.contains(id) {
+            ItemStatus::Pending
+        } else {
+            ItemStatus::Unknown
+        }
+    }
+
+    /// The data of the next block to mine after `prev`: the oldest waiting
+    /// items that fit in a block, or `note` when none waits.
+    pub fn template_data(&self, prev: &Block, note: &str) -> String {
+        // The room left in a block of the largest possible fields.
+        let empty = Block::new(
+            prev.index + 1,
+            u128::from(u64::MAX),
+            prev.hash.to_string(),
+            "[]".into(),
+            u64::MAX,
+        );
+        let room =
+            (self.shared.network.max_block_bytes as usize + 1).saturating_sub(empty.json_len());
+        let items = {
+            let current = self.current();
+            self.shared
+                .pool
+                .select(room, |id| current.chain.item_block(id).is_some())
+        };
+        if items.is_empty() {
+            note.to_string()
+        } else {
+            data_for(&items)
+        }
+    }
+
     /// Why the chain state stopped taking changes, if it did.
     pub fn failure(&self) -> Option<String> {
         self.shared.failure.lock().expect("failure lock").clone()
@@ -345,13 +453,33 @@ impl ChainState {
         }
         let tip = incoming.last().expect("better, so not empty").clone();
         log_commit(&base, &incoming, &outgoing, &source, since_last);
-        {
+        let carried: Vec<ItemId> = incoming
+            .iter()
+            .flat_map(|block| items_in(&block.data).unwrap_or_default())
+            .map(|text| ItemId::of(&text))
+            .collect();
+        let returned = {
             let mut current = self.current();
             current.chain.truncate(fork);
             for block in incoming {
                 current.chain.push_trusted(block);
             }
             current.changed_at = Some(Instant::now());
+            // Items of blocks that left the chain wait again, unless the
+            // new branch carries them too.
+            outgoing
+                .iter()
+                .flat_map(|block| items_in(&block.data).unwrap_or_default())
+                .filter(|text| current.chain.item_block(&ItemId::of(text)).is_none())
+                .collect::<Vec<String>>()
+        };
+        self.shared.pool.remove(&carried);
+        if !returned.is_empty() {
+            info!(
+                "{} data items of blocks that left the chain wait again",
+                returned.len()
+            );
+            self.shared.pool.put_back(returned);
         }
         self.shared.tip.send_replace(Tip { block: tip, source });
         Ok(Adoption::Switched { orphaned: outgoing })
@@ -424,8 +552,24 @@ fn log_commit(
     }
 }
 
-/// A block's data for a log line: quoted, and shortened when long.
+/// A block's data for a log line: its items, or the note quoted, shortened
+/// when long.
 pub fn shorten(data: &str) -> String {
+    if let Some(items) = items_in(data) {
+        let shown: Vec<String> = items.iter().take(3).map(|item| quoted(item)).collect();
+        let more = if items.len() > 3 { ", …" } else { "" };
+        let plural = if items.len() == 1 { "" } else { "s" };
+        return format!(
+            "{} data item{plural} ({}{more})",
+            items.len(),
+            shown.join(", ")
+        );
+    }
+    quoted(data)
+}
+
+/// Text quoted for a log line, shortened when long.
+fn quoted(data: &str) -> String {
     const SHOWN: usize = 48;
     let mut shown: String = data.chars().take(SHOWN).collect();
     if data.chars().nth(SHOWN).is_some() {

@@ -27,6 +27,7 @@ use crate::chain::{
     Chain, ChainError, Network, SEGMENT_BLOCKS, Segment, better_chain, check_block, check_genesis,
     check_next,
 };
+use crate::item::{ItemId, items_in};
 
 /// Folder for the new branch's blocks while the node switches branches.
 const PENDING: &str = "pending";
@@ -331,6 +332,7 @@ impl Store {
         // link between two.
         let mut segments_kept = Vec::new();
         let mut hashes: Vec<BlockHash> = Vec::new();
+        let mut items = Vec::new();
         let mut failure: Option<(u64, BlockFailure)> = None;
         let mut tip_json: Option<Vec<u8>> = None;
         for segment in read {
@@ -356,6 +358,7 @@ impl Store {
             }
             tip_json = Some(segment.last_json().to_vec());
             hashes.extend_from_slice(&segment.hashes);
+            items.extend_from_slice(&segment.items);
             segments_kept.push(Segment::new(
                 segment.first,
                 bytes::Bytes::from(segment.bytes),
@@ -364,7 +367,7 @@ impl Store {
         }
         let tip = Block::from_json(&tip_json.expect("block 0 was read"))
             .expect("the loader's own JSON parses");
-        let chain = Chain::from_segments(segments_kept, hashes, tip);
+        let chain = Chain::from_segments(segments_kept, hashes, items, tip);
 
         // Files from the failure on are set aside, each with its reason;
         // if one of them holds a block other than its name says, the
@@ -969,6 +972,8 @@ struct ReadSegment {
     bytes: Vec<u8>,
     ends: Vec<u32>,
     hashes: Vec<BlockHash>,
+    /// The data items the blocks carry, and where.
+    items: Vec<(ItemId, u64)>,
     /// The first block's `prev_hash`, to check the link with the segment
     /// before.
     first_prev: Option<String>,
@@ -999,6 +1004,7 @@ fn read_segment(
         bytes: Vec::with_capacity((range.end - range.start) as usize * 256),
         ends: Vec::with_capacity((range.end - range.start) as usize),
         hashes: Vec::with_capacity((range.end - range.start) as usize),
+        items: Vec::new(),
         first_prev: None,
         failure: None,
         misnamed: false,
@@ -1032,6 +1038,9 @@ fn read_segment(
         read.bytes.push(b',');
         read.ends.push(read.bytes.len() as u32);
         read.hashes.push(block.hash);
+        for text in items_in(&block.data).into_iter().flatten() {
+            read.items.push((ItemId::of(&text), index));
+        }
         prev = Some(block);
     }
     read

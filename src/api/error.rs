@@ -31,9 +31,16 @@ pub enum ApiError {
     /// Well-formed but unacceptable.
     #[error("{0}")]
     Unprocessable(String),
+    /// A request within the body limit that is still too large for what
+    /// it carries (a data item over the network's limit).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The node cannot do it now (the disk refused a write, it is stopping).
     #[error("{0}")]
     Unavailable(String),
+    /// The node is full for now (the pool of data items): try again later.
+    #[error("{0}")]
+    Busy(String),
     /// Something failed on our side; the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -67,11 +74,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidBlock(_) | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

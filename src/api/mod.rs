@@ -38,14 +38,17 @@ pub use serve::{ServerLimits, serve};
 use crate::block::{Block, BlockHash, HashParseError, json_kind};
 use crate::client::PeerError;
 use crate::gossip::{Considered, Gossip, Heard, Refusal};
+use crate::item::ItemId;
 use crate::peers::{BookError, PeerUrl, PeerView};
+use crate::pool::{PendingView, PoolError};
 use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, PEER_HEADER, Status, VERSION};
-use crate::state::{Added, ChainState, CommitError, Source};
+use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted};
 use crate::stats::Stats;
 
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
-    GET /blocks/{index}, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers";
+    GET /blocks/{index}, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
+    POST /data, GET /data, GET /data/{id}";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -80,6 +83,8 @@ pub fn app(state: AppState) -> Router {
         .route("/block/{hash}", get(block_by_hash))
         .route("/mined", post(mined))
         .route("/peers", get(list_peers).post(add_peer).delete(remove_peer))
+        .route("/data", get(list_data).post(add_data))
+        .route("/data/{id}", get(data_by_id))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::NotFound(format!(
                 "there is no {method} {}; the endpoints are {ENDPOINTS}",
@@ -161,6 +166,8 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
         node_id: Some(app.gossip.node_id().clone()),
         version: Some(VERSION.to_string()),
         max_block_bytes: Some(network.max_block_bytes),
+        max_item_bytes: Some(network.max_item_bytes),
+        pending_items: app.state.pool().len(),
         catching_up: app.stats.catching_up().map(|c| c.view()),
     })
 }
@@ -372,5 +379,101 @@ async fn remove_peer(
     match removed {
         (true, _) => Ok(Json(json!({ "removed": true })).into_response()),
         (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
+    }
+}
+
+/// The body of `POST /data`.
+#[derive(Deserialize)]
+struct DataBody {
+    data: Value,
+}
+
+/// `POST /data` with `{"data": "any text"}`: a data item for a block. A new
+/// item answers 202 and is relayed to the peers; one known already answers
+/// 200 with where it is.
+async fn add_data(
+    State(app): State<AppState>,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
+    let expected = r#"a data item is posted as {"data": "its text"}"#;
+    let DataBody { data } = serde_json::from_slice(&body).map_err(|error| {
+        if error.is_data() {
+            let found = serde_json::from_slice::<Value>(&body)
+                .map_or("something else", |value| json_kind(&value));
+            ApiError::Unprocessable(format!("{expected}, not {found}"))
+        } else {
+            ApiError::BadRequest(format!("not valid JSON: {error}"))
+        }
+    })?;
+    let Value::String(text) = data else {
+        return Err(ApiError::Unprocessable(format!(
+            "{expected}: its text is a JSON string, not {}",
+            json_kind(&data)
+        )));
+    };
+    let sender = headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| PeerUrl::parse(text).ok())
+        .map(|url| match &remote {
+            Some(Extension(ConnectInfo(address))) => url.as_seen_from(address.ip()),
+            None => url,
+        });
+    match app.state.submit(&text) {
+        Ok((id, Submitted::New)) => {
+            app.gossip.relay_item(text, sender);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": id, "status": "pending" })),
+            )
+                .into_response())
+        }
+        Ok((id, Submitted::Known)) => {
+            Ok(Json(item_json(&id, &app.state.item(&id))).into_response())
+        }
+        Err(error @ PoolError::TooLarge { .. }) => {
+            Err(ApiError::PayloadTooLarge(error.to_string()))
+        }
+        Err(error @ PoolError::Full { .. }) => Err(ApiError::Busy(error.to_string())),
+    }
+}
+
+/// An item's status as the data endpoints show it.
+fn item_json(id: &ItemId, status: &ItemStatus) -> Value {
+    match status {
+        ItemStatus::Pending => json!({ "id": id, "status": "pending" }),
+        ItemStatus::Confirmed {
+            block,
+            hash,
+            confirmations,
+        } => json!({
+            "id": id, "status": "confirmed", "block": block, "hash": hash,
+            "confirmations": confirmations
+        }),
+        ItemStatus::Unknown => json!({ "id": id, "status": "unknown" }),
+    }
+}
+
+/// `GET /data`: the items waiting for a block, oldest first.
+async fn list_data(State(app): State<AppState>) -> Json<Vec<PendingView>> {
+    Json(app.state.pool().pending())
+}
+
+/// `GET /data/{id}`: where an item is: pending, or confirmed in a block.
+async fn data_by_id(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: ItemId = id
+        .parse()
+        .map_err(|e: crate::item::ItemIdError| ApiError::BadRequest(e.to_string()))?;
+    match app.state.item(&id) {
+        ItemStatus::Unknown => Err(ApiError::NotFound(format!(
+            "no item {id} is waiting or in the chain"
+        ))),
+        status => Ok(Json(item_json(&id, &status))),
     }
 }

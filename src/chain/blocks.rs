@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ChainError, Network, check_genesis, check_next};
 use crate::block::{Block, BlockHash};
+use crate::item::{ItemId, items_in};
 
 /// Blocks per full segment.
 pub const SEGMENT_BLOCKS: usize = 4096;
@@ -112,6 +113,8 @@ pub struct Chain {
     open: Vec<Bytes>,
     open_bytes: usize,
     index: HashIndex,
+    /// The block that carries each data item (the first, if several do).
+    items: HashMap<ItemId, u64>,
     tip: Block,
 }
 
@@ -172,6 +175,7 @@ impl Chain {
             open: Vec::new(),
             open_bytes: 0,
             index: HashIndex::default(),
+            items: HashMap::new(),
             tip: genesis.clone(),
         };
         chain.push_trusted(genesis);
@@ -186,11 +190,16 @@ impl Chain {
     pub(crate) fn from_segments(
         segments: Vec<Segment>,
         hashes: impl IntoIterator<Item = BlockHash>,
+        carried: impl IntoIterator<Item = (ItemId, u64)>,
         tip: Block,
     ) -> Chain {
         let mut index = HashIndex::default();
         for (position, hash) in hashes.into_iter().enumerate() {
             index.insert(&hash, position as u64);
+        }
+        let mut items = HashMap::new();
+        for (item, block) in carried {
+            items.entry(item).or_insert(block);
         }
         let open_first = segments.last().map_or(0, |s| s.first + s.len());
         let mut chain = Chain {
@@ -199,6 +208,7 @@ impl Chain {
             open: Vec::new(),
             open_bytes: 0,
             index,
+            items,
             tip,
         };
         // Segments that are not full yet become the open one.
@@ -234,6 +244,9 @@ impl Chain {
         self.open_bytes += json.len();
         self.open.push(Bytes::from(json));
         self.index.insert(&block.hash, index);
+        for text in items_in(&block.data).into_iter().flatten() {
+            self.items.entry(ItemId::of(&text)).or_insert(index);
+        }
         self.tip = block;
         if self.open.len() >= SEGMENT_BLOCKS || self.open_bytes >= SEGMENT_BYTES {
             self.seal();
@@ -266,6 +279,12 @@ impl Chain {
             .collect();
         for block in &removed {
             self.index.remove(&block.hash, block.index);
+            for text in items_in(&block.data).into_iter().flatten() {
+                let id = ItemId::of(&text);
+                if self.items.get(&id) == Some(&block.index) {
+                    self.items.remove(&id);
+                }
+            }
         }
         if len < self.open_first {
             // Reopen the segment that holds block `len - 1`.
@@ -344,6 +363,11 @@ impl Chain {
         self.index
             .candidates(hash)
             .find(|&i| self.hash_at(i).as_ref() == Some(hash))
+    }
+
+    /// The index of the block that carries item `id`.
+    pub fn item_block(&self, id: &ItemId) -> Option<u64> {
+        self.items.get(id).copied()
     }
 
     /// The block with `hash`.
@@ -473,6 +497,24 @@ mod tests {
             serde_json::to_vec(&blocks[..SEGMENT_BLOCKS + 5]).unwrap()
         );
         assert_eq!(snapshot.len(), snapshot.to_vec().len() as u64);
+    }
+
+    #[test]
+    fn the_items_blocks_carry_are_indexed_and_forgotten_with_their_blocks() {
+        let network = test_network();
+        let mut blocks = chain_of(&network, 3, "items");
+        let data = crate::item::data_for(&["pay bob 5", "hello"]);
+        blocks.push(crate::chain::tests::mine_on(&blocks[2], &data, 2));
+        let mut chain = Chain::from_trusted(blocks.clone());
+        assert_eq!(chain.item_block(&ItemId::of("hello")), Some(3));
+        assert_eq!(chain.item_block(&ItemId::of("pay bob 5")), Some(3));
+        assert_eq!(
+            chain.item_block(&ItemId::of("items 2")),
+            None,
+            "a plain note"
+        );
+        chain.truncate(3);
+        assert_eq!(chain.item_block(&ItemId::of("hello")), None);
     }
 
     #[test]

@@ -23,10 +23,14 @@ pub struct Network {
     /// The largest block, in bytes of its compact JSON; the same limit
     /// applies to block files, synced blocks, announcements and mining.
     pub max_block_bytes: u64,
+    /// The largest data item a node takes, in bytes of UTF-8.
+    pub max_item_bytes: u64,
 }
 
 /// The default largest block: 1 MiB of JSON.
 pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1024 * 1024;
+/// The default largest data item: 4 KiB.
+pub const DEFAULT_MAX_ITEM_BYTES: u64 = 4096;
 
 impl Network {
     /// A network with the default block size limit.
@@ -35,6 +39,7 @@ impl Network {
             genesis,
             difficulty,
             max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
+            max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
         }
     }
 }

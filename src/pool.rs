@@ -1,0 +1,401 @@
+//! The pool of data items waiting for a block, Bitcoin's mempool in this
+//! node's terms.
+//!
+//! Items wait in the order they arrived; a new block template takes them
+//! oldest first, as many as fit. The pool is bounded by count and by bytes
+//! (a full pool refuses new items rather than drop waiting ones), and it
+//! is saved beside the chaindata folder (`pool.json`, written whole, like
+//! Bitcoin's `mempool.dat`) every few seconds while it changes and when the
+//! node stops, then loaded at the next start.
+//!
+//! The pool does not know the chain: the chain state ([`crate::state`])
+//! takes items out as blocks carrying them are committed and puts them back
+//! when such blocks leave the chain in a reorganisation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tracing::warn;
+
+use crate::item::{ItemId, room_taken};
+use crate::peers::unix_now;
+
+/// How the pool is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// The most items waiting.
+    pub max_items: usize,
+    /// The most bytes of item text waiting.
+    pub max_bytes: usize,
+    /// The largest item, in bytes of UTF-8 (a network setting).
+    pub max_item_bytes: usize,
+}
+
+impl Default for PoolLimits {
+    /// 10 000 items, 16 MiB, items of 4 KiB.
+    fn default() -> PoolLimits {
+        PoolLimits {
+            max_items: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_item_bytes: 4096,
+        }
+    }
+}
+
+/// Why an item was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("the item is {bytes} bytes; items are at most {max} bytes of UTF-8")]
+    TooLarge { bytes: usize, max: usize },
+    #[error(
+        "the pool is full ({items} items, {bytes} bytes waiting; at most {max_items} items and \
+         {max_bytes} bytes): try again once blocks have taken some"
+    )]
+    Full {
+        items: usize,
+        bytes: usize,
+        max_items: usize,
+        max_bytes: usize,
+    },
+}
+
+/// A waiting item as `GET /data` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    pub id: ItemId,
+    /// Bytes of UTF-8.
+    pub size: usize,
+    /// Seconds since it arrived.
+    pub age: u64,
+}
+
+/// An item as the pool file keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Saved {
+    data: String,
+    /// When it arrived (seconds since the epoch).
+    received: u64,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    text: Arc<str>,
+    received: u64,
+    /// Its place in the arrival order.
+    seq: u64,
+    /// The bytes it adds to a block's JSON.
+    room: usize,
+}
+
+#[derive(Debug, Default)]
+struct Items {
+    by_id: HashMap<ItemId, Waiting>,
+    /// Arrival order: sequence number → id.
+    order: BTreeMap<u64, ItemId>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+/// The shared pool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    items: Mutex<Items>,
+    limits: PoolLimits,
+    path: PathBuf,
+    /// Changed since the last save.
+    dirty: AtomicBool,
+    /// Taken for a whole save, so saves happen one at a time.
+    saving: Mutex<()>,
+    /// Wakes whoever builds block templates when items arrive.
+    arrived: Notify,
+}
+
+impl Pool {
+    /// The pool saved at `path`, or an empty one.
+    pub fn open(path: PathBuf, limits: PoolLimits) -> Pool {
+        let pool = Pool {
+            inner: Arc::new(Inner {
+                items: Mutex::new(Items::default()),
+                limits,
+                path,
+                dirty: AtomicBool::new(false),
+                saving: Mutex::new(()),
+                arrived: Notify::new(),
+            }),
+        };
+        for saved in read_saved(&pool.inner.path) {
+            let mut items = pool.items();
+            let _ = Pool::insert(&mut items, &limits, saved.data.into(), saved.received);
+        }
+        pool
+    }
+
+    /// The file the pool is saved in, for a chaindata folder.
+    pub fn path_beside(chaindata: &Path) -> PathBuf {
+        chaindata.with_file_name("pool.json")
+    }
+
+    /// Takes a new item. Returns its id, and whether it was new (an item
+    /// already waiting is taken once).
+    pub fn add(&self, text: &str) -> Result<(ItemId, bool), PoolError> {
+        let limits = &self.inner.limits;
+        if text.len() > limits.max_item_bytes {
+            return Err(PoolError::TooLarge {
+                bytes: text.len(),
+                max: limits.max_item_bytes,
+            });
+        }
+        let added = Pool::insert(&mut self.items(), limits, text.into(), unix_now())?;
+        if added.1 {
+            self.inner.dirty.store(true, Ordering::Relaxed);
+            self.inner.arrived.notify_waiters();
+        }
+        Ok(added)
+    }
+
+    fn insert(
+        items: &mut Items,
+        limits: &PoolLimits,
+        text: Arc<str>,
+        received: u64,
+    ) -> Result<(ItemId, bool), PoolError> {
+        let id = ItemId::of(&text);
+        if items.by_id.contains_key(&id) {
+            return Ok((id, false));
+        }
+        if items.by_id.len() >= limits.max_items || items.bytes + text.len() > limits.max_bytes {
+            return Err(PoolError::Full {
+                items: items.by_id.len(),
+                bytes: items.bytes,
+                max_items: limits.max_items,
+                max_bytes: limits.max_bytes,
+            });
+        }
+        let seq = items.next_seq;
+        items.next_seq += 1;
+        items.bytes += text.len();
+        items.order.insert(seq, id);
+        let room = room_taken(&text);
+        items.by_id.insert(
+            id,
+            Waiting {
+                text,
+                received,
+                seq,
+                room,
+            },
+        );
+        Ok((id, true))
+    }
+
+    /// Whether item `id` is waiting.
+    pub fn contains(&self, id: &ItemId) -> bool {
+        self.items().by_id.contains_key(id)
+    }
+
+    /// How many items are waiting.
+    pub fn len(&self) -> usize {
+        self.items().by_id.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The waiting items, oldest first.
+    pub fn pending(&self) -> Vec<PendingView> {
+        let items = self.items();
+        let now = unix_now();
+        items
+            .order
+            .values()
+            .map(|id| {
+                let waiting = &items.by_id[id];
+                PendingView {
+                    id: *id,
+                    size: waiting.text.len(),
+                    age: now.saturating_sub(waiting.received),
+                }
+            })
+            .collect()
+    }
+
+    /// The oldest waiting items that fit in `room` bytes of a block's JSON
+    /// (and none that `skip` says is in the chain already), oldest first.
+    pub fn select(&self, room: usize, skip: impl Fn(&ItemId) -> bool) -> Vec<Arc<str>> {
+        let items = self.items();
+        let mut chosen = Vec::new();
+        let mut used = 0;
+        for id in items.order.values() {
+            let waiting = &items.by_id[id];
+            if skip(id) {
+                continue;
+            }
+            if used + waiting.room > room {
+                break;
+            }
+            used += waiting.room;
+            chosen.push(Arc::clone(&waiting.text));
+        }
+        chosen
+    }
+
+    /// Takes out the items a committed block carries.
+    pub fn remove<'a>(&self, ids: impl IntoIterator<Item = &'a ItemId>) {
+        let mut items = self.items();
+        let mut changed = false;
+        for id in ids {
+            if let Some(waiting) = items.by_id.remove(id) {
+                items.order.remove(&waiting.seq);
+                items.bytes -= waiting.text.len();
+                changed = true;
+            }
+        }
+        if changed {
+            self.inner.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts back the items of blocks that left the chain (they wait again,
+    /// as if they had just arrived; a full pool keeps what it has).
+    pub fn put_back(&self, texts: Vec<String>) {
+        if texts.is_empty() {
+            return;
+        }
+        let limits = self.inner.limits;
+        let mut items = self.items();
+        for text in texts {
+            if let Err(error) = Pool::insert(&mut items, &limits, text.into(), unix_now()) {
+                warn!("an item of a block that left the chain could not wait again: {error}");
+            }
+        }
+        drop(items);
+        self.inner.dirty.store(true, Ordering::Relaxed);
+        self.inner.arrived.notify_waiters();
+    }
+
+    /// Resolves when items arrive.
+    pub async fn arrived(&self) {
+        self.inner.arrived.notified().await
+    }
+
+    /// Saves the pool if it changed since the last save.
+    pub fn flush(&self) {
+        if !self.inner.dirty.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let _saving = self.inner.saving.lock().expect("pool save lock");
+        let json = {
+            let items = self.items();
+            let saved: Vec<Saved> = items
+                .order
+                .values()
+                .map(|id| {
+                    let waiting = &items.by_id[id];
+                    Saved {
+                        data: waiting.text.to_string(),
+                        received: waiting.received,
+                    }
+                })
+                .collect();
+            serde_json::to_vec(&saved).expect("items serialise")
+        };
+        if let Err(error) = crate::store::replace_file(&self.inner.path, &json) {
+            self.inner.dirty.store(true, Ordering::Relaxed);
+            warn!(file = %self.inner.path.display(), "cannot save the pool: {error}");
+        }
+    }
+
+    fn items(&self) -> MutexGuard<'_, Items> {
+        self.inner.items.lock().expect("pool lock")
+    }
+}
+
+/// The saved pool, or nothing (with a warning) if it cannot be read.
+fn read_saved(path: &Path) -> Vec<Saved> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            warn!(file = %path.display(), "cannot read the saved pool: {e}");
+            return Vec::new();
+        }
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        warn!(file = %path.display(), "ignoring the saved pool: {e}");
+        Vec::new()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> PoolLimits {
+        PoolLimits {
+            max_items: 3,
+            max_bytes: 100,
+            max_item_bytes: 40,
+        }
+    }
+
+    #[test]
+    fn items_wait_in_order_bounded_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool.json"), limits());
+        let (first, new) = pool.add("first").unwrap();
+        assert!(new);
+        assert_eq!(pool.add("first").unwrap(), (first, false));
+        pool.add("second").unwrap();
+        pool.add("third").unwrap();
+        assert!(matches!(pool.add("fourth"), Err(PoolError::Full { .. })));
+        assert!(matches!(
+            pool.add(&"x".repeat(41)),
+            Err(PoolError::TooLarge { bytes: 41, max: 40 })
+        ));
+        let order: Vec<ItemId> = pool.pending().iter().map(|p| p.id).collect();
+        assert_eq!(order[0], first);
+        pool.flush();
+
+        let reopened = Pool::open(dir.path().join("pool.json"), limits());
+        let again: Vec<ItemId> = reopened.pending().iter().map(|p| p.id).collect();
+        assert_eq!(again, order);
+    }
+
+    #[test]
+    fn a_template_takes_the_oldest_that_fit_and_commits_take_them_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool.json"), limits());
+        for text in ["aaaa", "bbbb", "cccc"] {
+            pool.add(text).unwrap();
+        }
+        let room = room_taken("aaaa") * 2;
+        let chosen: Vec<String> = pool
+            .select(room, |_| false)
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(chosen, ["aaaa", "bbbb"]);
+        let skip_a = ItemId::of("aaaa");
+        let chosen: Vec<String> = pool
+            .select(room, |id| *id == skip_a)
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(chosen, ["bbbb", "cccc"]);
+        pool.remove(&[ItemId::of("aaaa"), ItemId::of("bbbb")]);
+        assert_eq!(pool.len(), 1);
+        pool.put_back(vec!["aaaa".into()]);
+        let order: Vec<ItemId> = pool.pending().iter().map(|p| p.id).collect();
+        assert_eq!(order, [ItemId::of("cccc"), ItemId::of("aaaa")]);
+    }
+}
