@@ -93,12 +93,19 @@ impl PeerError {
 
     /// Misbehaviour points for this failure: what an honest node never
     /// does. Blocks that are invalid in themselves (bad hash, too little
-    /// work, too large) are never served by an honest peer; a broken link
-    /// may be a reorganisation during the sync, and a dead peer is only
-    /// unlucky, so those cost nothing.
+    /// work, too large) or break the rules of their place (an easier target
+    /// than the rules give, a timestamp not after the median) are never
+    /// served by an honest peer; a broken link may be a reorganisation
+    /// during the sync, a block ahead of our clock may be our clock's
+    /// fault, and a dead peer is only unlucky, so those cost nothing.
     pub fn misbehaviour(&self) -> u32 {
         match self {
-            PeerError::Invalid(ChainError::Block(_)) => 100,
+            PeerError::Invalid(
+                ChainError::Block(_)
+                | ChainError::AboveTarget { .. }
+                | ChainError::TimeTooEarly { .. }
+                | ChainError::TimeNotSeconds { .. },
+            ) => 100,
             PeerError::TooLarge { .. } => 50,
             PeerError::Parse(_) => 20,
             _ => 0,

@@ -16,9 +16,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::block::Block;
-use crate::chain::{DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_ITEM_BYTES, Network};
+use crate::chain::{
+    DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_FUTURE_SECONDS, DEFAULT_MAX_ITEM_BYTES, Network,
+};
 use crate::peers::{PeerUrl, PeerUrlError};
 use crate::pool::PoolLimits;
+use crate::pow::Kind;
 
 /// Where the node looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/jbc.toml";
@@ -48,6 +51,18 @@ pub struct Settings {
     /// Leading zero hex digits a block hash needs (a network setting) [default: 7]
     #[arg(long, value_parser = rule::difficulty)]
     pub difficulty: Option<u32>,
+    /// Seconds between blocks an adaptive network aims for; with
+    /// --retarget-window, makes the network adaptive (a network setting)
+    /// [default: unset, a fixed network]
+    #[arg(long, value_parser = rule::target_block_seconds)]
+    pub target_block_seconds: Option<u64>,
+    /// Blocks between retargets of an adaptive network (a network setting)
+    #[arg(long, value_parser = rule::retarget_window)]
+    pub retarget_window: Option<u64>,
+    /// Seconds a block's timestamp may be ahead of this node's clock in an
+    /// adaptive network [default: 7200]
+    #[arg(long, value_parser = rule::max_future_seconds)]
+    pub max_future_seconds: Option<u64>,
     /// File holding the network's genesis block [default: the built-in first block]
     #[arg(long)]
     pub genesis: Option<PathBuf>,
@@ -128,6 +143,9 @@ impl Settings {
             port: overrides.port.or(self.port),
             peers: overrides.peers.or(self.peers),
             difficulty: overrides.difficulty.or(self.difficulty),
+            target_block_seconds: overrides.target_block_seconds.or(self.target_block_seconds),
+            retarget_window: overrides.retarget_window.or(self.retarget_window),
+            max_future_seconds: overrides.max_future_seconds.or(self.max_future_seconds),
             genesis: overrides.genesis.or(self.genesis),
             chaindata: overrides.chaindata.or(self.chaindata),
             data: overrides.data.or(self.data),
@@ -202,6 +220,12 @@ pub mod rule {
     pub const POOL_BYTES_RANGE: RangeInclusive<u64> = 1024..=16 * 1024 * 1024 * 1024;
     pub const BAN_RANGE: RangeInclusive<u64> = 1..=365 * 86_400;
 
+    pub const TARGET_BLOCK_SECONDS: &str = "a whole number of seconds from 1 to 86400";
+    pub const TARGET_BLOCK_RANGE: RangeInclusive<u64> = 1..=86_400;
+    pub const RETARGET_WINDOW: &str = "a whole number of blocks from 2 to 100000";
+    pub const RETARGET_RANGE: RangeInclusive<u64> = 2..=100_000;
+    pub const MAX_FUTURE_SECONDS: &str = "a whole number of seconds from 0 to 2592000";
+    pub const MAX_FUTURE_RANGE: RangeInclusive<u64> = 0..=30 * 86_400;
     pub const THREADS_RANGE: RangeInclusive<usize> = 1..=1024;
     pub const DIFFICULTY_RANGE: RangeInclusive<u32> = 0..=64;
     pub const TIMEOUT_RANGE: RangeInclusive<u64> = 1..=3_600_000;
@@ -213,6 +237,15 @@ pub mod rule {
     }
     pub fn difficulty(text: &str) -> Result<u32, String> {
         number(text, DIFFICULTY_RANGE, DIFFICULTY)
+    }
+    pub fn target_block_seconds(text: &str) -> Result<u64, String> {
+        number(text, TARGET_BLOCK_RANGE, TARGET_BLOCK_SECONDS)
+    }
+    pub fn retarget_window(text: &str) -> Result<u64, String> {
+        number(text, RETARGET_RANGE, RETARGET_WINDOW)
+    }
+    pub fn max_future_seconds(text: &str) -> Result<u64, String> {
+        number(text, MAX_FUTURE_RANGE, MAX_FUTURE_SECONDS)
     }
     pub fn threads(text: &str) -> Result<usize, String> {
         number(text, THREADS_RANGE, THREADS)
@@ -348,6 +381,54 @@ impl Config {
                 .expect("the built-in genesis block parses"),
         };
 
+        let kind = match (settings.target_block_seconds, settings.retarget_window) {
+            (None, None) => Kind::Fixed,
+            (Some(seconds), Some(window)) => Kind::Adaptive {
+                target_block_seconds: rule::within(
+                    seconds,
+                    rule::TARGET_BLOCK_RANGE,
+                    rule::TARGET_BLOCK_SECONDS,
+                )
+                .map_err(invalid("target_block_seconds"))?,
+                retarget_window: rule::within(window, rule::RETARGET_RANGE, rule::RETARGET_WINDOW)
+                    .map_err(invalid("retarget_window"))?,
+            },
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    key: "retarget_window",
+                    reason: "an adaptive network needs both target_block_seconds and \
+                             retarget_window (set neither for a fixed network)"
+                        .into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "target_block_seconds",
+                    reason: "an adaptive network needs both target_block_seconds and \
+                             retarget_window (set neither for a fixed network)"
+                        .into(),
+                });
+            }
+        };
+        if kind != Kind::Fixed && genesis.timestamp > i64::MAX as u128 {
+            return Err(ConfigError::Invalid {
+                key: "genesis",
+                reason: format!(
+                    "an adaptive network's blocks carry seconds since the epoch, and its genesis \
+                     block's timestamp {} is not that",
+                    genesis.timestamp
+                ),
+            });
+        }
+        let max_future_seconds = rule::within(
+            settings
+                .max_future_seconds
+                .unwrap_or(DEFAULT_MAX_FUTURE_SECONDS),
+            rule::MAX_FUTURE_RANGE,
+            rule::MAX_FUTURE_SECONDS,
+        )
+        .map_err(invalid("max_future_seconds"))?;
+
         // The node's own URL may be among them (one list for every node of
         // a network): it finds itself out by its node id.
         let mut peers = Vec::new();
@@ -469,6 +550,8 @@ impl Config {
             network: Network {
                 genesis,
                 difficulty,
+                kind,
+                max_future_seconds,
                 max_block_bytes,
                 max_item_bytes,
             },
@@ -541,6 +624,49 @@ mod tests {
             .iter()
             .map(|u| u.to_string())
             .collect())
+    }
+
+    #[test]
+    fn an_adaptive_network_needs_both_of_its_keys() {
+        let adaptive = Config::resolve(Settings {
+            target_block_seconds: Some(10),
+            retarget_window: Some(20),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(
+            adaptive.network.kind,
+            Kind::Adaptive {
+                target_block_seconds: 10,
+                retarget_window: 20
+            }
+        );
+        assert_eq!(adaptive.network.max_future_seconds, 7200);
+        assert_eq!(
+            Config::resolve(Settings::default()).unwrap().network.kind,
+            Kind::Fixed
+        );
+        let error = Config::resolve(Settings {
+            target_block_seconds: Some(10),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("retarget_window: an adaptive network needs both"),
+            "{error}"
+        );
+        let error = Config::resolve(Settings {
+            target_block_seconds: Some(10),
+            retarget_window: Some(1),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "retarget_window: 1 is not a whole number of blocks from 2 to 100000"
+        );
     }
 
     #[test]

@@ -375,6 +375,9 @@ impl Gossip {
         // our tip at once rather than at the next block.
         let handshaken = Notify::new();
         let syncing = async {
+            // Whether the peer's chain was longer than ours but had less
+            // work at the last sync, to say so once rather than each time.
+            let mut refused_longer = false;
             loop {
                 if let Some(ban) = self.inner.book.ban(peer) {
                     let left = Duration::from_secs(ban.until.saturating_sub(unix_now()));
@@ -382,7 +385,7 @@ impl Gossip {
                     continue;
                 }
                 let known_before = self.inner.book.identity(peer).is_some();
-                let go_on = self.sync_once(peer).await;
+                let go_on = self.sync_once(peer, &mut refused_longer).await;
                 if !known_before && self.inner.book.identity(peer).is_some() {
                     handshaken.notify_one();
                 }
@@ -451,7 +454,7 @@ impl Gossip {
 
     /// Checks who `peer` is, then catches up with it. False when it turned
     /// out to be this node itself (nothing more is said to it).
-    async fn sync_once(&self, peer: &PeerUrl) -> bool {
+    async fn sync_once(&self, peer: &PeerUrl, refused_longer: &mut bool) -> bool {
         let inner = &self.inner;
         let status = match inner.client.status(peer).await {
             Ok(status) => status,
@@ -500,6 +503,11 @@ impl Gossip {
             }
             _ => self.report_sync(peer, &outcome),
         }
+        let longer = matches!(outcome, Outcome::NotBetter { longer: true, .. });
+        if longer && !*refused_longer {
+            info!(peer = %peer, "the chain of {peer} is longer than ours but has less work: ours is kept (said once while this lasts)");
+        }
+        *refused_longer = longer;
         true
     }
 

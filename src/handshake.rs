@@ -2,7 +2,8 @@
 //! peer, in the manner of Bitcoin Core's version message.
 //!
 //! A node of this software answers `GET /status` within the timeouts, on
-//! this network (the same genesis block, difficulty and block size limit)
+//! this network (the same genesis block, difficulty, kind of targets and
+//! size limits)
 //! and with a node id that is not ours: the id, random for each run, is how
 //! a node knows itself behind any of its addresses (`0.0.0.0`,
 //! `localhost.`, `127.0.0.2`, a LAN address). A node of the original Python
@@ -16,6 +17,7 @@
 use crate::chain::Network;
 use crate::client::{PeerClient, PeerError};
 use crate::peers::{Identity, Origin, PeerUrl};
+use crate::pow::Kind;
 use crate::protocol::{NodeId, Status};
 
 /// Why a URL did not pass the handshake.
@@ -32,6 +34,11 @@ pub enum HandshakeError {
          configured or added with POST /peers"
     )]
     OriginalNotNamed,
+    #[error(
+        "it has no /status (an original node?); original nodes cannot follow an adaptive \
+         network's targets"
+    )]
+    OriginalInAdaptive,
     #[error(
         "it is a node without a node id (an older jbc?); it cannot be told apart from this one"
     )]
@@ -82,6 +89,39 @@ pub fn check_status(
             network.max_item_bytes
         )));
     }
+    let (kind, seconds, window) = match network.kind {
+        Kind::Fixed => ("fixed", None, None),
+        Kind::Adaptive {
+            target_block_seconds,
+            retarget_window,
+        } => (
+            "adaptive",
+            Some(target_block_seconds),
+            Some(retarget_window),
+        ),
+    };
+    let their_kind = status.kind.as_deref().unwrap_or("fixed");
+    if their_kind != kind
+        || status.target_block_seconds != seconds
+        || status.retarget_window != window
+    {
+        let describe =
+            |kind: &str, seconds: Option<u64>, window: Option<u64>| match (seconds, window) {
+                (Some(seconds), Some(window)) => {
+                    format!("{kind} (a block every {seconds} s, retargeted every {window} blocks)")
+                }
+                _ => kind.to_string(),
+            };
+        return Err(HandshakeError::OtherNetwork(format!(
+            "its targets are {}, ours {}",
+            describe(
+                their_kind,
+                status.target_block_seconds,
+                status.retarget_window
+            ),
+            describe(kind, seconds, window)
+        )));
+    }
     match &status.node_id {
         None => Err(HandshakeError::NoNodeId),
         Some(id) if id == own_id => Err(HandshakeError::Itself),
@@ -103,6 +143,7 @@ pub async fn handshake(
     match client.status(url).await {
         Ok(Some(status)) => check_status(&status, network, own_id),
         Ok(None) if origin == Origin::Learned => Err(HandshakeError::OriginalNotNamed),
+        Ok(None) if network.kind != Kind::Fixed => Err(HandshakeError::OriginalInAdaptive),
         Ok(None) => check_original(client, url, network).await,
         Err(error) => Err(HandshakeError::Unreachable(error)),
     }

@@ -21,8 +21,12 @@ const CONFIG_TEMPLATE: &str = include_str!("../config/jbc.toml");
 pub struct NewNetwork {
     /// The folder that gets `config/`.
     pub dir: PathBuf,
-    /// Leading zero hex digits every block of the network needs.
+    /// Leading zero hex digits every block of the network needs (the
+    /// least, in an adaptive network).
     pub difficulty: u32,
+    /// For an adaptive network: the seconds between blocks it aims for and
+    /// the blocks between retargets.
+    pub adaptive: Option<(u64, u64)>,
     /// The genesis block's data.
     pub data: String,
     /// Threads to mine the genesis block on.
@@ -83,7 +87,10 @@ pub fn init(network: &NewNetwork, progress: impl Fn(&str)) -> Result<Made, InitE
         })
     };
     write(&genesis_file, &genesis.to_json_line())?;
-    write(&config, config_text(network.difficulty).as_bytes())?;
+    write(
+        &config,
+        config_text(network.difficulty, network.adaptive).as_bytes(),
+    )?;
     Ok(Made {
         genesis,
         config,
@@ -100,21 +107,31 @@ fn mine_genesis(network: &NewNetwork) -> Block {
         prev_hash: String::new(),
         data: network.data.clone(),
         timestamp: chrono::Utc::now().timestamp().max(0) as u128,
-        difficulty: network.difficulty,
+        target: crate::pow::pow_limit(network.difficulty),
     });
     let block = block.recv().expect("the miner finds a block");
     miner.stop();
     block
 }
 
-/// The shipped config with this network's difficulty and a header saying
-/// where it came from.
-fn config_text(difficulty: u32) -> String {
+/// The shipped config with this network's difficulty (and targets) and a
+/// header saying where it came from.
+fn config_text(difficulty: u32, adaptive: Option<(u64, u64)>) -> String {
     let body: String = CONFIG_TEMPLATE
         .lines()
         .map(|line| {
             if line.starts_with("difficulty = ") {
-                format!("difficulty = {difficulty}\n")
+                let mut text = format!("difficulty = {difficulty}\n");
+                if let Some((seconds, window)) = adaptive {
+                    text.push_str(&format!(
+                        "# An adaptive network: the target is retargeted every retarget_window\n\
+                         # blocks so that a block comes every target_block_seconds on average;\n\
+                         # difficulty is the least a block needs.\n\
+                         target_block_seconds = {seconds}\n\
+                         retarget_window = {window}\n"
+                    ));
+                }
+                text
             } else {
                 format!("{line}\n")
             }
@@ -140,6 +157,7 @@ mod tests {
         let network = NewNetwork {
             dir: dir.path().to_path_buf(),
             difficulty: 3,
+            adaptive: None,
             data: "our own network".into(),
             threads: 2,
         };
@@ -155,6 +173,23 @@ mod tests {
         assert_eq!(
             settings.genesis.as_deref(),
             Some(Path::new("config/genesis.json"))
+        );
+
+        assert_eq!(settings.target_block_seconds, None);
+
+        // An adaptive network's config says so, and resolves to it.
+        let adaptive_dir = tempfile::tempdir().unwrap();
+        let adaptive = NewNetwork {
+            dir: adaptive_dir.path().to_path_buf(),
+            adaptive: Some((30, 50)),
+            difficulty: 1,
+            ..network.clone()
+        };
+        let made_adaptive = init(&adaptive, |_| {}).unwrap();
+        let settings = Settings::from_file(&made_adaptive.config).unwrap();
+        assert_eq!(
+            (settings.target_block_seconds, settings.retarget_window),
+            (Some(30), Some(50))
         );
 
         // A second init never overwrites the network.

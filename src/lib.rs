@@ -2,15 +2,17 @@
 //! *How to Build Your Own Blockchain*.
 //!
 //! A node keeps a chain of proof-of-work blocks in its own `chaindata/`
-//! folder, adopts the longest valid chain its peers serve, mines new blocks
-//! in the background and serves its chain over HTTP. Block files and peers
-//! of the original Python node interoperate with it.
+//! folder, adopts the valid chain with the most work its peers serve, mines
+//! new blocks in the background and serves its chain over HTTP. Block files
+//! and peers of the original Python node interoperate with it.
 //!
 //! # Layout
 //!
 //! - [`block`]: the block format, its hash and proof of work.
+//! - [`pow`]: targets, retargets and work: the numbers of proof of work.
 //! - [`item`]: data items carried in blocks: ids, encoding, room taken.
-//! - [`chain`]: validating a chain, and the one rule for choosing between chains.
+//! - [`chain`]: validating a chain, its targets and work, and the one rule
+//!   for choosing between chains.
 //! - [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //! - [`state`]: the chain in memory and the one path by which it changes.
 //! - [`pool`]: data items waiting for a block.
@@ -46,6 +48,7 @@ pub mod miner;
 pub mod node;
 pub mod peers;
 pub mod pool;
+pub mod pow;
 pub mod protocol;
 pub mod state;
 pub mod stats;

@@ -55,6 +55,13 @@ enum Command {
         /// Leading zero hex digits every block of the network needs
         #[arg(long, default_value_t = DEFAULT_DIFFICULTY, value_parser = rule::difficulty)]
         difficulty: u32,
+        /// Make an adaptive network aiming at a block every this many
+        /// seconds (with --retarget-window); difficulty is then the least
+        #[arg(long, value_parser = rule::target_block_seconds, requires = "retarget_window")]
+        target_block_seconds: Option<u64>,
+        /// Blocks between an adaptive network's retargets
+        #[arg(long, value_parser = rule::retarget_window, requires = "target_block_seconds")]
+        retarget_window: Option<u64>,
         /// The genesis block's data [default: "Genesis block of a jbc network, made DATE"]
         #[arg(long)]
         data: Option<String>,
@@ -98,9 +105,14 @@ fn main() -> ExitCode {
         Some(Command::Init {
             dir,
             difficulty,
+            target_block_seconds,
+            retarget_window,
             data,
             threads,
-        }) => init(dir, difficulty, data, threads),
+        }) => {
+            let adaptive = target_block_seconds.zip(retarget_window);
+            init(dir, difficulty, adaptive, data, threads)
+        }
         Some(Command::Data { action }) => data(action),
         None => run_node(cli.config, cli.settings),
     };
@@ -180,12 +192,14 @@ fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
 fn init(
     dir: PathBuf,
     difficulty: u32,
+    adaptive: Option<(u64, u64)>,
     data: Option<String>,
     threads: Option<usize>,
 ) -> Result<(), String> {
     let network = jbc::init::NewNetwork {
         dir: dir.clone(),
         difficulty,
+        adaptive,
         data: data.unwrap_or_else(|| {
             format!(
                 "Genesis block of a jbc network, made {}",
@@ -202,10 +216,17 @@ fn init(
             .display()
             .to_string()
     };
-    println!(
-        "made a new network: genesis block {}, difficulty {difficulty}",
-        made.genesis.hash
-    );
+    match adaptive {
+        None => println!(
+            "made a new network: genesis block {}, difficulty {difficulty}",
+            made.genesis.hash
+        ),
+        Some((seconds, window)) => println!(
+            "made a new adaptive network: genesis block {}, a block every {seconds} s, \
+             retargeted every {window} blocks, difficulty at least {difficulty}",
+            made.genesis.hash
+        ),
+    }
     println!("  {}", shown(&made.genesis_file));
     println!("  {} (port 5001, peers 5001-5003)", shown(&made.config));
     // The binary usually runs from the repository's target/release/.

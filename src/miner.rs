@@ -4,7 +4,7 @@
 //! not change while nonces are searched. So the full 64-byte SHA-256 chunks
 //! of the prefix are compressed once per job (the *midstate*); for each nonce
 //! only the last one or two chunks are compressed, with the nonce's digits
-//! counted up in place and the difficulty checked on the raw state words.
+//! counted up in place and the target checked on the raw state words.
 //! [`NonceHasher`] does that; [`Miner`] runs it on threads that take nonce
 //! ranges from the current [`Job`] and drop it within a few thousand hashes
 //! when a new job arrives or the node stops.
@@ -22,6 +22,7 @@ use sha2::digest::consts::U64;
 use sha2::digest::generic_array::GenericArray;
 
 use crate::block::{Block, BlockHash, header_prefix};
+use crate::pow::{self, U256};
 
 /// SHA-256's initial state.
 const SHA256_IV: [u32; 8] = [
@@ -150,6 +151,19 @@ pub fn state_meets_difficulty(state: &[u32; 8], difficulty: u32) -> bool {
     rest == 0 || state[full_words] >> (32 - 4 * rest) == 0
 }
 
+/// Whether state words, read as a big-endian digest, are at most the
+/// target's words: the first word that differs decides, which is almost
+/// always the first, so this costs what the difficulty check costs.
+#[inline]
+pub fn state_meets_target(state: &[u32; 8], target: &[u32; 8]) -> bool {
+    for (word, limit) in state.iter().zip(target) {
+        if word != limit {
+            return word < limit;
+        }
+    }
+    true
+}
+
 /// The digest bytes of state words.
 pub fn state_to_hash(state: &[u32; 8]) -> BlockHash {
     let mut bytes = [0u8; 32];
@@ -166,18 +180,26 @@ pub struct Template {
     pub prev_hash: String,
     pub data: String,
     pub timestamp: u128,
-    pub difficulty: u32,
+    /// The hash must be at most this.
+    pub target: U256,
 }
 
 impl Template {
-    /// The template for the block after `prev`.
+    /// The template for the block after `prev` in a fixed network of
+    /// `difficulty`.
     pub fn next(prev: &Block, data: String, timestamp: u128, difficulty: u32) -> Template {
+        Template::with_target(prev, data, timestamp, pow::pow_limit(difficulty))
+    }
+
+    /// The template for the block after `prev`, whose hash must be at most
+    /// `target`.
+    pub fn with_target(prev: &Block, data: String, timestamp: u128, target: U256) -> Template {
         Template {
             index: prev.index + 1,
             prev_hash: prev.hash.to_string(),
             data,
             timestamp,
-            difficulty,
+            target,
         }
     }
 
@@ -187,8 +209,8 @@ impl Template {
     pub fn solve_plainly(&self) -> Block {
         (0..)
             .map(|nonce| self.block(nonce))
-            .find(|block| block.hash.meets_difficulty(self.difficulty))
-            .expect("some nonce meets a difficulty of at most 64")
+            .find(|block| pow::hash_value(&block.hash) <= self.target)
+            .expect("some nonce meets a target tests use")
     }
 
     /// The block for `nonce`.
@@ -207,6 +229,8 @@ impl Template {
 struct Job {
     template: Template,
     prefix: Vec<u8>,
+    /// The template's target as state words.
+    target: [u32; 8],
     /// Next unclaimed nonce range.
     next_chunk: AtomicU64,
     /// Set once a block is found, so the other threads stop on it.
@@ -270,6 +294,7 @@ impl Miner {
         )
         .into_bytes();
         let job = Arc::new(Job {
+            target: pow::target_words(&template.target),
             template,
             prefix,
             next_chunk: AtomicU64::new(0),
@@ -340,7 +365,7 @@ fn mine(shared: &Shared) {
                 &job.prefix,
                 start,
                 CHUNK,
-                job.template.difficulty,
+                &job.target,
                 &shared.hashes,
                 &still_current,
             ) {
@@ -374,7 +399,7 @@ fn search(
     prefix: &[u8],
     start: u64,
     count: u64,
-    difficulty: u32,
+    target: &[u32; 8],
     hashes: &AtomicU64,
     keep_going: &dyn Fn() -> bool,
 ) -> Search {
@@ -383,7 +408,7 @@ fn search(
     while left > 0 {
         let batch = left.min(BATCH);
         for tried in 1..=batch {
-            if state_meets_difficulty(&hasher.state(), difficulty) {
+            if state_meets_target(&hasher.state(), target) {
                 hashes.fetch_add(tried, Ordering::Relaxed);
                 return Search::Found(hasher.nonce());
             }
@@ -463,7 +488,7 @@ pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> Ben
         prev_hash: "0".repeat(64),
         data: "jbc bench: a synthetic header".into(),
         timestamp: 1_700_000_000,
-        difficulty: 64,
+        target: U256::ZERO,
     });
     let start = Instant::now();
     let before = miner.hashes();
@@ -559,6 +584,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_target_check_on_words_agrees_with_the_numbers() {
+        let states = [
+            [0u32; 8],
+            [0x0000_0fff, 1, 2, 3, 4, 5, 6, 7],
+            [0x0000_0fff, 1, 2, 3, 4, 5, 6, 8],
+            [0, 0x00ff_0000, 0, 0, 0, 0, 0, 0],
+            [u32::MAX; 8],
+        ];
+        for state in states {
+            let value = pow::hash_value(&state_to_hash(&state));
+            for target in states.iter().map(|t| pow::hash_value(&state_to_hash(t))) {
+                assert_eq!(
+                    state_meets_target(&state, &pow::target_words(&target)),
+                    value <= target
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn fast_path_equals_plain_path(
@@ -589,7 +634,7 @@ mod tests {
             prev_hash: "ab".repeat(32),
             data: "Mined by a test".into(),
             timestamp: 1_700_000_000,
-            difficulty: 3,
+            target: pow::pow_limit(3),
         };
         miner.set_job(template.clone());
         let block = receiver

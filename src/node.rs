@@ -15,12 +15,14 @@ use tracing::{debug, info, warn};
 
 use crate::api::{AppState, ServerLimits};
 use crate::block::Block;
+use crate::chain::Network;
 use crate::client::PeerClient;
 use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::{count_in_words, duration_in_words, rate_in_words};
 use crate::miner::{Miner, Template, expected_hashes};
 use crate::peers::PeerBook;
+use crate::pow::{self, Kind, U256};
 use crate::protocol::NodeId;
 use crate::state::{Added, ChainState, Source};
 use crate::stats::Stats;
@@ -192,15 +194,28 @@ fn log_config(config: &Config) {
         ),
     }
     let network = &config.network;
-    info!(
-        genesis = %network.genesis.hash,
-        difficulty = network.difficulty,
-        "network: genesis block {}, difficulty {} (a block hash needs {} leading zero hex digits: {} hashes on average)",
-        network.genesis.hash,
-        network.difficulty,
-        network.difficulty,
-        count_in_words(expected_hashes(network.difficulty))
-    );
+    match network.kind {
+        Kind::Fixed => info!(
+            genesis = %network.genesis.hash,
+            difficulty = network.difficulty,
+            "network: genesis block {}, difficulty {} (a block hash needs {} leading zero hex digits: {} hashes on average)",
+            network.genesis.hash,
+            network.difficulty,
+            network.difficulty,
+            count_in_words(expected_hashes(network.difficulty))
+        ),
+        Kind::Adaptive {
+            target_block_seconds,
+            retarget_window,
+        } => info!(
+            genesis = %network.genesis.hash,
+            difficulty = network.difficulty,
+            "network: genesis block {}, adaptive: a block every {target_block_seconds} s on average, the target retargeted every {retarget_window} blocks, never easier than difficulty {} ({} hashes on average); the chain with the most work wins",
+            network.genesis.hash,
+            network.difficulty,
+            count_in_words(expected_hashes(network.difficulty))
+        ),
+    }
 }
 
 /// Starts the miner threads and a task that gives them a new job on every
@@ -228,7 +243,7 @@ fn start_miner(
     );
 
     let (state, stats) = (state.clone(), Arc::clone(stats));
-    let difficulty = state.network().difficulty;
+    let network = state.network().clone();
     let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
     tokio::spawn(async move {
         let mut tips = state.subscribe();
@@ -238,11 +253,21 @@ fn start_miner(
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
             let tip = tips.borrow_and_update().block.clone();
+            // What the rules ask of the next block (a newer tip than the
+            // one seen means the loop comes round again at once).
+            let cursor = state.tip_cursor();
+            let target = cursor.next_target(&network);
             let now = chrono::Utc::now().timestamp().max(0) as u128;
+            let timestamp = now.max(cursor.min_next_timestamp(&network).unwrap_or(0));
             // The waiting data items that fit, oldest first; else the note.
             let template_data = state.template_data(&tip, &data);
             let with_items = template_data != data;
-            task_miner.set_job(Template::next(&tip, template_data, now, difficulty));
+            task_miner.set_job(Template::with_target(
+                &tip,
+                template_data,
+                timestamp,
+                target,
+            ));
             let made = Instant::now();
             let mut refresh_at: Option<tokio::time::Instant> = None;
             loop {
@@ -289,7 +314,7 @@ fn start_miner(
                         stats.set_hashrate(rate as u64);
                         (last_hashes, last_time) = (hashes, now);
                         if last_logged.is_none_or(|at| at.elapsed() >= HASHRATE_LOG_INTERVAL) {
-                            log_hashrate(rate, difficulty, tip.index, last_logged.is_none());
+                            log_hashrate(rate, &network, &target, tip.index, last_logged.is_none());
                             last_logged = Some(now);
                         }
                     }
@@ -302,8 +327,12 @@ fn start_miner(
 }
 
 /// The miner's hash rate, and what it means for the time between blocks.
-fn log_hashrate(rate: f64, difficulty: u32, height: u64, first: bool) {
-    let per_block = expected_hashes(difficulty) / rate.max(1.0);
+fn log_hashrate(rate: f64, network: &Network, target: &U256, height: u64, first: bool) {
+    let difficulty = match network.kind {
+        Kind::Fixed => network.difficulty.to_string(),
+        Kind::Adaptive { .. } => format!("{:.2}", pow::difficulty_of(target)),
+    };
+    let per_block = pow::expected_hashes(target) / rate.max(1.0);
     let expectation = format!(
         "this node alone would find a block every {} on average at difficulty {difficulty}",
         duration_in_words(per_block)

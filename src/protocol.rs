@@ -57,6 +57,42 @@ pub struct Status {
     /// far, how fast.
     #[serde(default)]
     pub catching_up: Option<crate::stats::CatchUpView>,
+    /// How the network sets targets: `fixed` or `adaptive` (absent on
+    /// nodes older than adaptive networks, which are all fixed).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// An adaptive network's seconds between blocks.
+    #[serde(default)]
+    pub target_block_seconds: Option<u64>,
+    /// An adaptive network's blocks between retargets.
+    #[serde(default)]
+    pub retarget_window: Option<u64>,
+    /// The chain's cumulative work: the hashes it took on average, hex
+    /// (`0x…`). Peers compare chains by it.
+    #[serde(default)]
+    pub chainwork: Option<String>,
+    /// The tip's target, 64 hex digits.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// That target as a number of leading zero hex digits (fractional: the
+    /// log16 of the hashes a block takes), to compare with a fixed
+    /// network's difficulty.
+    #[serde(default)]
+    pub effective_difficulty: Option<f64>,
+    /// The height of the next retarget (adaptive networks).
+    #[serde(default)]
+    pub next_retarget: Option<u64>,
+    /// The mean time between blocks over the last retarget window (the
+    /// last 20 blocks in a fixed network), in seconds.
+    #[serde(default)]
+    pub mean_block_seconds: Option<f64>,
+}
+
+impl Status {
+    /// The chain's work, when the node said (and said it well).
+    pub fn work(&self) -> Option<crate::pow::Work> {
+        self.chainwork.as_deref().and_then(crate::pow::Work::parse)
+    }
 }
 
 /// The most bytes read of a `/status` answer, a handshake, or the answer

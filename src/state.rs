@@ -22,10 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, ChainError, ChainJson, Network, better_chain, check_block, check_next};
+use crate::chain::{
+    Chain, ChainError, ChainJson, Clock, Cursor, Network, better_chain, check_block,
+};
 use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits};
+use crate::pow::{self, Kind, U256, Work};
 use crate::store::{SetAside, Store, StoreError};
 
 /// Orphaned blocks listed one by one in the log; more are summarised.
@@ -240,6 +243,42 @@ impl ChainState {
         false
     }
 
+    /// The work of the chain.
+    pub fn work(&self) -> Work {
+        self.current().chain.work()
+    }
+
+    /// The cursor on the tip: what the next block must meet.
+    pub fn tip_cursor(&self) -> Cursor {
+        self.current().chain.tip_cursor().clone()
+    }
+
+    /// The cursor on block `index`, to check a branch that leaves the chain
+    /// after it.
+    pub fn cursor_at(&self, index: u64) -> Option<Cursor> {
+        self.current().chain.cursor_at(index)
+    }
+
+    /// The target of block `index` (within the chain).
+    pub fn target_at(&self, index: u64) -> Option<U256> {
+        let current = self.current();
+        (index < current.chain.len()).then(|| current.chain.target_at(index))
+    }
+
+    /// The mean time between the last `span` blocks (fewer near the
+    /// start), by their timestamps, in seconds.
+    pub fn mean_block_seconds(&self, span: u64) -> Option<f64> {
+        let current = self.current();
+        let tip = current.chain.tip();
+        let first = tip.index.saturating_sub(span);
+        if first == tip.index {
+            return None;
+        }
+        let start = current.chain.get(first)?.epoch_seconds()?;
+        let end = tip.epoch_seconds()?;
+        Some((end - start) as f64 / (tip.index - first) as f64)
+    }
+
     /// The block at `index`.
     pub fn block(&self, index: u64) -> Option<Block> {
         self.current().chain.get(index)
@@ -299,7 +338,7 @@ impl ChainState {
         }
         match self.commit(tip.index + 1, vec![block], source)? {
             Adoption::Switched { .. } => Ok(Added::Accepted),
-            Adoption::NotBetter => unreachable!("a block on the tip makes a longer chain"),
+            Adoption::NotBetter => unreachable!("a block on the tip adds work"),
         }
     }
 
@@ -411,12 +450,9 @@ impl ChainState {
             return Err(CommitError::Stopped(failure));
         }
         let network = &self.shared.network;
-        let (outgoing, base, since_last) = {
+        let (base, mut cursor, current_work, current_len, since_last) = {
             let current = self.current();
             let chain = &current.chain;
-            if !better_chain(chain.len(), fork + incoming.len() as u64) {
-                return Ok(Adoption::NotBetter);
-            }
             // A branch starts right after a block we hold, and never
             // replaces the genesis block.
             if fork == 0 || fork > chain.len() {
@@ -426,18 +462,48 @@ impl ChainState {
                 }
                 .into());
             }
+            if incoming.is_empty() {
+                return Ok(Adoption::NotBetter);
+            }
             let base = chain.get(fork - 1).expect("fork is within the chain");
+            let cursor = chain.cursor_at(fork - 1).expect("fork is within the chain");
             let since_last = current.changed_at.map(|at| at.elapsed());
-            let outgoing = (fork..chain.len())
-                .map(|i| chain.get(i).expect("within the chain"))
-                .collect::<Vec<_>>();
-            (outgoing, base, since_last)
+            (base, cursor, chain.work(), chain.len(), since_last)
         };
-        let mut prev = &base;
+        let clock = Clock::now();
+        let mut retargets = Vec::new();
         for block in &incoming {
-            check_next(prev, block, network)?;
-            prev = block;
+            let before = (cursor.target, cursor.window_mean_seconds(network));
+            cursor.step(block, network, clock)?;
+            if cursor.target != before.0 {
+                retargets.push(Retarget {
+                    index: block.index,
+                    old: before.0,
+                    new: cursor.target,
+                    mean_seconds: before.1,
+                });
+            }
         }
+        if !better_chain(current_work, cursor.work) {
+            if fork + incoming.len() as u64 > current_len {
+                info!(
+                    "refused the chain of {source}: {} blocks after block {}, more than our {}, but less work ({} against our {})",
+                    incoming.len(),
+                    base.index,
+                    current_len - fork,
+                    cursor.work,
+                    current_work
+                );
+            }
+            return Ok(Adoption::NotBetter);
+        }
+        // The writer lock keeps the chain as it was read above.
+        let outgoing: Vec<Block> = {
+            let current = self.current();
+            (fork..current_len)
+                .map(|i| current.chain.get(i).expect("within the chain"))
+                .collect()
+        };
         let written = if outgoing.is_empty() {
             self.shared.store.append_all(&incoming)
         } else {
@@ -453,6 +519,7 @@ impl ChainState {
         }
         let tip = incoming.last().expect("better, so not empty").clone();
         log_commit(&base, &incoming, &outgoing, &source, since_last);
+        log_retargets(&retargets, network, &source);
         let carried: Vec<ItemId> = incoming
             .iter()
             .flat_map(|block| items_in(&block.data).unwrap_or_default())
@@ -550,6 +617,53 @@ fn log_commit(
             outgoing.last().map_or(0, |b| b.index)
         );
     }
+}
+
+/// A change of target at a retarget block.
+struct Retarget {
+    index: u64,
+    old: U256,
+    new: U256,
+    /// The mean time between the blocks of the window it measured.
+    mean_seconds: Option<f64>,
+}
+
+/// Tells the operator of each change of target; a sync's batch tells of its
+/// last only.
+fn log_retargets(retargets: &[Retarget], network: &Network, source: &Source) {
+    let Kind::Adaptive {
+        target_block_seconds,
+        ..
+    } = network.kind
+    else {
+        return;
+    };
+    let shown = match source {
+        Source::Synced(_) => &retargets[retargets.len().saturating_sub(1)..],
+        _ => retargets,
+    };
+    for retarget in shown {
+        let mean = retarget
+            .mean_seconds
+            .map_or_else(|| "unknown".to_string(), |s| format!("{s:.2} s"));
+        info!(
+            index = retarget.index,
+            "retarget at block {}: target {} → {} (difficulty {:.2} → {:.2}), the mean block time was {mean} against {target_block_seconds} s",
+            retarget.index,
+            short_target(&retarget.old),
+            short_target(&retarget.new),
+            pow::difficulty_of(&retarget.old),
+            pow::difficulty_of(&retarget.new),
+        );
+    }
+}
+
+/// A target for a log line: its leading hex digits up to the first 8
+/// significant ones, then the number of digits.
+fn short_target(target: &U256) -> String {
+    let hex = pow::target_hex(target);
+    let zeros = hex.len() - hex.trim_start_matches('0').len();
+    format!("{}…", &hex[..(zeros + 8).min(hex.len())])
 }
 
 /// A block's data for a log line: its items, or the note quoted, shortened

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use crate::block::{Block, BlockHash};
 use crate::chain::{
-    Chain, ChainError, Network, SEGMENT_BLOCKS, Segment, better_chain, check_block, check_genesis,
-    check_next,
+    Chain, ChainError, Clock, Cursor, History, Network, SEGMENT_BLOCKS, Segment, better_chain,
+    check_block, check_genesis, check_linked,
 };
 use crate::item::{ItemId, items_in};
 
@@ -36,7 +36,7 @@ const PENDING: &str = "pending";
 const COMMITTED: &str = "COMMITTED";
 /// Folder for files that are not valid blocks of this chain.
 const QUARANTINE: &str = "quarantine";
-/// Folder for valid blocks that lost to a longer branch.
+/// Folder for valid blocks that lost to a branch with more work.
 const ORPHANED: &str = "orphaned";
 
 /// The name of the file that holds block `index`.
@@ -332,6 +332,7 @@ impl Store {
         // link between two.
         let mut segments_kept = Vec::new();
         let mut hashes: Vec<BlockHash> = Vec::new();
+        let mut timestamps: Vec<u128> = Vec::new();
         let mut items = Vec::new();
         let mut failure: Option<(u64, BlockFailure)> = None;
         let mut tip_json: Option<Vec<u8>> = None;
@@ -358,6 +359,7 @@ impl Store {
             }
             tip_json = Some(segment.last_json().to_vec());
             hashes.extend_from_slice(&segment.hashes);
+            timestamps.extend_from_slice(&segment.timestamps);
             items.extend_from_slice(&segment.items);
             segments_kept.push(Segment::new(
                 segment.first,
@@ -367,7 +369,19 @@ impl Store {
         }
         let tip = Block::from_json(&tip_json.expect("block 0 was read"))
             .expect("the loader's own JSON parses");
-        let chain = Chain::from_segments(segments_kept, hashes, items, tip);
+        // The rules of each block's place in the chain (an adaptive
+        // network's targets and timestamps), in order; a block that breaks
+        // them is rare enough to leave to the general path.
+        let mut history = History::genesis(network);
+        for (hash, timestamp) in hashes.iter().zip(&timestamps).skip(1) {
+            if history
+                .push_checked(*hash, *timestamp, network, Clock::Stored)
+                .is_err()
+            {
+                return Ok(None);
+            }
+        }
+        let chain = Chain::from_segments(segments_kept, hashes, items, tip, history, network);
 
         // Files from the failure on are set aside, each with its reason;
         // if one of them holds a block other than its name says, the
@@ -452,7 +466,7 @@ impl Store {
             });
         }
 
-        let chosen = longest_chain(&candidates, network);
+        let (chosen, reached) = best_chain(&candidates, network);
         let blocks: Vec<Block> = chosen
             .iter()
             .enumerate()
@@ -464,7 +478,7 @@ impl Store {
                 }
             })
             .collect();
-        let chain = Chain::from_trusted(blocks);
+        let chain = Chain::from_trusted(blocks, network);
 
         let chosen_ids: HashSet<usize> = chosen.iter().flatten().copied().collect();
         let mut set_aside = Vec::new();
@@ -502,7 +516,15 @@ impl Store {
                 }
                 continue;
             }
-            let fate = fate_of(block, &chain, network);
+            let fate = match fate_of(block, &chain, network) {
+                // Valid on a branch of its own that lost: a longer one than
+                // the chain, in an adaptive network.
+                Fate::Quarantine(_) if reached.contains(&id) => Fate::Orphan(Why::shared(
+                    format!("block {}: on a branch with less work", block.index),
+                    "on a branch with less work",
+                )),
+                fate => fate,
+            };
             set_aside.push(self.set_aside(&candidate.path, Some(block.index), fate)?);
         }
 
@@ -800,9 +822,10 @@ impl Drop for Store {
     }
 }
 
-/// For each index of the longest valid chain the candidates form, which
-/// candidate holds it (`None`: the genesis block has no file yet).
-fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usize>> {
+/// For each index of the valid chain with the most work the candidates
+/// form, which candidate holds it (`None`: the genesis block has no file
+/// yet); and every candidate that is valid on some branch.
+fn best_chain(candidates: &[Candidate], network: &Network) -> (Vec<Option<usize>>, HashSet<usize>) {
     let mut by_index: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (id, candidate) in candidates.iter().enumerate() {
         by_index.entry(candidate.block.index).or_default().push(id);
@@ -814,17 +837,22 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
     });
 
     // Walk the block tree one height at a time; each level keeps every
-    // valid block of that height and the position of its parent.
+    // valid block of that height, the position of its parent and its
+    // branch's work, and the last level the cursors to check the next.
     struct Reached {
         source: Option<usize>,
         hash: BlockHash,
         parent: usize,
+        work: crate::pow::Work,
     }
+    let genesis_cursor = Cursor::genesis(network);
     let mut levels: Vec<Vec<Reached>> = vec![vec![Reached {
         source: genesis,
         hash: network.genesis.hash,
         parent: 0,
+        work: genesis_cursor.work,
     }]];
+    let mut cursors = vec![genesis_cursor];
     for height in 1.. {
         let previous = levels.last().expect("level 0 exists");
         let parents: HashMap<String, usize> = previous
@@ -833,6 +861,7 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
             .map(|(position, reached)| (reached.hash.to_string(), position))
             .collect();
         let mut level: Vec<Reached> = Vec::new();
+        let mut next_cursors = Vec::new();
         for &id in by_index.get(&height).into_iter().flatten() {
             let block = &candidates[id].block;
             let Some(&parent) = parents.get(&block.prev_hash) else {
@@ -841,26 +870,30 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
             if level.iter().any(|r| r.hash == block.hash) {
                 continue;
             }
-            if check_block(block, network).is_ok() {
+            let mut cursor = cursors[parent].clone();
+            if cursor.step(block, network, Clock::Stored).is_ok() {
                 level.push(Reached {
                     source: Some(id),
                     hash: block.hash,
                     parent,
+                    work: cursor.work,
                 });
+                next_cursors.push(cursor);
             }
         }
         if level.is_empty() {
             break;
         }
         levels.push(level);
+        cursors = next_cursors;
     }
 
     // Every reached block is the tip of a valid branch; the chain rule picks
     // one, and on a tie the one found first (the current files).
     let (mut best_height, mut position) = (0, 0);
     for (height, level) in levels.iter().enumerate() {
-        for candidate in 0..level.len() {
-            if better_chain(best_height as u64 + 1, height as u64 + 1) {
+        for (candidate, reached) in level.iter().enumerate() {
+            if better_chain(levels[best_height][position].work, reached.work) {
                 (best_height, position) = (height, candidate);
             }
         }
@@ -871,7 +904,12 @@ fn longest_chain(candidates: &[Candidate], network: &Network) -> Vec<Option<usiz
         chosen[height] = reached.source;
         position = reached.parent;
     }
-    chosen
+    let reached = levels
+        .iter()
+        .flatten()
+        .filter_map(|reached| reached.source)
+        .collect();
+    (chosen, reached)
 }
 
 /// Why a parsed block file is not part of the loaded chain.
@@ -882,7 +920,7 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
     if let Err(error) = check_block(block, network) {
         return Fate::Quarantine(Why::only(error.to_string()));
     }
-    let Some(prev) = chain.get(block.index - 1) else {
+    if chain.len() < block.index {
         return Fate::Quarantine(Why::shared(
             format!(
                 "block {} is missing or invalid, so block {} cannot follow",
@@ -894,18 +932,24 @@ fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
                 chain.len()
             ),
         ));
-    };
-    match check_next(&prev, block, network) {
+    }
+    let cursor = chain
+        .cursor_at(block.index - 1)
+        .expect("block index - 1 is in the chain");
+    match cursor.check(block, network, Clock::Stored) {
         Err(error @ ChainError::BadPrevHash { .. }) if chain.len() > block.index => {
             Fate::Orphan(Why::shared(
-                format!("{error}: on a branch that lost to a longer one"),
-                "on a branch that lost to a longer one",
+                format!("{error}: on a branch that lost to one with more work"),
+                "on a branch that lost to one with more work",
             ))
         }
         Err(error) => Fate::Quarantine(Why::only(error.to_string())),
         Ok(()) => Fate::Orphan(Why::shared(
-            format!("a competing block {}: a longer branch won", block.index),
-            "competing blocks: a longer branch won",
+            format!(
+                "a competing block {}: a branch with more work won",
+                block.index
+            ),
+            "competing blocks: a branch with more work won",
         )),
     }
 }
@@ -972,6 +1016,7 @@ struct ReadSegment {
     bytes: Vec<u8>,
     ends: Vec<u32>,
     hashes: Vec<BlockHash>,
+    timestamps: Vec<u128>,
     /// The data items the blocks carry, and where.
     items: Vec<(ItemId, u64)>,
     /// The first block's `prev_hash`, to check the link with the segment
@@ -1004,6 +1049,7 @@ fn read_segment(
         bytes: Vec::with_capacity((range.end - range.start) as usize * 256),
         ends: Vec::with_capacity((range.end - range.start) as usize),
         hashes: Vec::with_capacity((range.end - range.start) as usize),
+        timestamps: Vec::with_capacity((range.end - range.start) as usize),
         items: Vec::new(),
         first_prev: None,
         failure: None,
@@ -1024,7 +1070,7 @@ fn read_segment(
         }
         let checked = match &prev {
             _ if index == 0 => check_genesis(&block, network),
-            Some(prev) => check_next(prev, &block, network),
+            Some(prev) => check_linked(prev.index, &prev.hash, &block, network),
             None => {
                 read.first_prev = Some(block.prev_hash.clone());
                 check_block(&block, network)
@@ -1038,6 +1084,7 @@ fn read_segment(
         read.bytes.push(b',');
         read.ends.push(read.bytes.len() as u32);
         read.hashes.push(block.hash);
+        read.timestamps.push(block.timestamp);
         for text in items_in(&block.data).into_iter().flatten() {
             read.items.push((ItemId::of(&text), index));
         }
@@ -1189,6 +1236,7 @@ fn unique_path(dir: &Path, name: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::chain::tests::{chain_of, test_network};
+    use crate::miner::Template;
 
     fn write_chain(dir: &Path, blocks: &[Block]) {
         for block in blocks {
@@ -1428,6 +1476,94 @@ mod tests {
                 .contains("is not the hash of block 4095"),
             "{}",
             loaded.set_aside[0].reason
+        );
+    }
+
+    #[test]
+    fn an_adaptive_chain_loads_back_with_its_targets_and_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = crate::chain::tests::adaptive_network(10, 5);
+        // Fast blocks: the target gets harder at every retarget.
+        let genesis = vec![network.genesis.clone()];
+        let blocks = crate::chain::tests::extend_timed(&network, genesis, &[1; 23], "fast");
+        let built = Chain::from_blocks(blocks.clone(), &network).unwrap();
+        assert!(built.target_at(20) < built.target_at(15));
+        write_chain(dir.path(), &blocks);
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert!(loaded.set_aside.is_empty());
+        assert_eq!(loaded.chain.work(), built.work());
+        assert_eq!(loaded.chain.tip_cursor(), built.tip_cursor());
+        for index in [0, 4, 5, 19, 20, 23] {
+            assert_eq!(loaded.chain.target_at(index), built.target_at(index));
+            assert_eq!(loaded.chain.cursor_at(index), built.cursor_at(index));
+        }
+    }
+
+    #[test]
+    fn a_block_that_breaks_the_time_rule_is_quarantined_with_the_rest_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = crate::chain::tests::adaptive_network(10, 5);
+        let genesis = vec![network.genesis.clone()];
+        let mut blocks = crate::chain::tests::extend_timed(&network, genesis, &[10; 6], "a");
+        // Block 7 goes back in time past the median of the blocks before.
+        let early = Template::with_target(
+            &blocks[6],
+            "early".into(),
+            blocks[2].timestamp,
+            network.pow_limit(),
+        )
+        .solve_plainly();
+        blocks.push(early);
+        let blocks = crate::chain::tests::extend_timed(&network, blocks, &[100; 2], "after");
+        write_chain(dir.path(), &blocks);
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), 7);
+        let early = loaded
+            .set_aside
+            .iter()
+            .find(|s| s.index == Some(7))
+            .expect("block 7 set aside");
+        assert!(early.reason.contains("is not after"), "{}", early.reason);
+        assert!(early.to.starts_with(dir.path().join(QUARANTINE)));
+        assert_eq!(loaded.set_aside.len(), 3);
+    }
+
+    #[test]
+    fn the_branch_with_the_most_work_wins_over_a_longer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = crate::chain::tests::adaptive_network(10, 5);
+        let genesis = vec![network.genesis.clone()];
+        // Fast blocks make the targets harder: fewer blocks, more work.
+        let heavy = crate::chain::tests::extend_timed(&network, genesis.clone(), &[1; 14], "heavy");
+        let light = crate::chain::tests::extend_timed(&network, genesis, &[100; 17], "light");
+        let (heavy_chain, light_chain) = (
+            Chain::from_blocks(heavy.clone(), &network).unwrap(),
+            Chain::from_blocks(light.clone(), &network).unwrap(),
+        );
+        assert!(light_chain.len() > heavy_chain.len());
+        assert!(heavy_chain.work() > light_chain.work());
+        // The light branch holds the canonical names; the heavy one sits
+        // under other names, so the general path weighs both.
+        write_chain(dir.path(), &light);
+        for block in &heavy[1..] {
+            fs::write(
+                dir.path().join(format!("heavy-{}.json", block.index)),
+                block.to_json_line(),
+            )
+            .unwrap();
+        }
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.blocks(), heavy);
+        let orphaned: Vec<&SetAside> = loaded
+            .set_aside
+            .iter()
+            .filter(|s| s.to.starts_with(dir.path().join(ORPHANED)))
+            .collect();
+        assert_eq!(orphaned.len(), light.len() - 1, "{:#?}", loaded.set_aside);
+        assert!(
+            orphaned[0].reason.contains("more work"),
+            "{}",
+            orphaned[0].reason
         );
     }
 

@@ -20,10 +20,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::block::Block;
-use crate::chain::{ChainError, better_chain, check_next};
+use crate::chain::{ChainError, Clock, better_chain};
 use crate::client::{PeerClient, PeerError};
 use crate::human::duration_in_words;
 use crate::peers::PeerUrl;
+use crate::pow::Kind;
 use crate::protocol::{MAX_PAGE, Status};
 use crate::state::{Adoption, ChainState, CommitError, Source};
 use crate::stats::CatchUp;
@@ -41,8 +42,13 @@ pub enum Outcome {
         /// How many of our blocks the peer's chain shares, when known.
         shared: Option<u64>,
     },
-    /// Its chain is not better than ours.
-    NotBetter { height: u64, shared: Option<u64> },
+    /// Its chain is not better than ours (`longer`: though it has more
+    /// blocks, it has less work).
+    NotBetter {
+        height: u64,
+        shared: Option<u64>,
+        longer: bool,
+    },
     /// It could not be used.
     Failed(PeerError),
 }
@@ -73,6 +79,14 @@ impl fmt::Display for Outcome {
             } => write!(
                 f,
                 "adopted its chain, height {height} ({fetched} blocks fetched)"
+            ),
+            Outcome::NotBetter {
+                height,
+                longer: true,
+                ..
+            } => write!(
+                f,
+                "height {height}, longer than ours but with less work: ours is kept"
             ),
             Outcome::NotBetter { height, .. } => {
                 write!(f, "valid, height {height}, not ahead of ours")
@@ -118,15 +132,23 @@ async fn catch_up_incrementally(
     status: &Status,
 ) -> Result<Outcome, PeerError> {
     let our_height = state.tip().index;
-    if status.height <= our_height {
+    // The chain rule on what the peer says of its chain: its work (a node
+    // older than work on /status: its height, the same in a fixed network).
+    let ahead = match status.work() {
+        Some(work) => better_chain(state.work(), work),
+        None => status.height > our_height,
+    };
+    if !ahead || status.height == 0 {
         return Ok(Outcome::NotBetter {
             height: status.height,
             shared: None,
+            longer: status.height > our_height,
         });
     }
     let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
     let start_fork = fork;
-    let mut base = state.block(fork - 1).ok_or(PeerError::Raced)?;
+    // What the fetched blocks must meet, block after block.
+    let mut cursor = state.cursor_at(fork - 1).ok_or(PeerError::Raced)?;
     let mut progress = Progress::start(client, peer, status.height, our_height);
 
     // A task fetches pages ahead (a few at most), while this one checks
@@ -151,6 +173,7 @@ async fn catch_up_incrementally(
         })
     };
     let network = state.network();
+    let clock = Clock::now();
     let mut pending: Vec<Block> = Vec::new();
     let (mut committed, mut replaced, mut fetched) = (0u64, 0usize, 0u64);
     let mut failure = None;
@@ -175,8 +198,7 @@ async fn catch_up_incrementally(
             ended |= page.is_empty();
             fetched += page.len() as u64;
             for block in page {
-                let prev = pending.last().unwrap_or(&base);
-                if let Err(error) = check_next(prev, &block, network) {
+                if let Err(error) = cursor.step(&block, network, clock) {
                     failure = Some(error);
                     ended = true;
                     break;
@@ -189,10 +211,8 @@ async fn catch_up_incrementally(
         }
         // Commit once the fetched part makes a better chain, then all that
         // arrives; until then (a fork deeper than a page), keep fetching.
-        let next = fork + pending.len() as u64;
-        if !pending.is_empty() && (committed > 0 || better_chain(state.len(), next)) {
+        if !pending.is_empty() && (committed > 0 || better_chain(state.work(), cursor.work)) {
             let branch = std::mem::take(&mut pending);
-            let last = branch.last().expect("not empty").clone();
             let count = branch.len() as u64;
             let adopted = state
                 .adopt_branch(fork, branch, Source::Synced(peer.clone()))
@@ -202,8 +222,7 @@ async fn catch_up_incrementally(
                     committed += count;
                     replaced += orphaned.len();
                     fork += count;
-                    base = last;
-                    progress.committed(base.index);
+                    progress.committed(fork - 1);
                 }
                 // Our chain grew meanwhile past this branch: the next sync
                 // looks again.
@@ -251,6 +270,7 @@ async fn catch_up_incrementally(
         (None, None) => Ok(Outcome::NotBetter {
             height: status.height,
             shared: None,
+            longer: false,
         }),
     }
 }
@@ -276,7 +296,7 @@ struct Progress<'a> {
 
 impl<'a> Progress<'a> {
     fn start(client: &'a PeerClient, peer: &PeerUrl, target: u64, height: u64) -> Progress<'a> {
-        let catch_up = (target - height > LONG_CATCH_UP).then(|| {
+        let catch_up = (target.saturating_sub(height) > LONG_CATCH_UP).then(|| {
             tracing::info!(peer = %peer, "catching up with {peer}: {} blocks to fetch, from height {height} to {target}", target - height);
             CatchUp {
                 peer: peer.to_string(),
@@ -401,28 +421,39 @@ async fn catch_up_whole_chain(
     let height = fetched - 1;
     let fork = state.common_prefix(&blocks);
     let ours = state.tip().index + 1;
-    if !better_chain(ours, fetched) {
+    let network = state.network().clone();
+    // In a fixed network every block has the same work: a chain that is
+    // not longer is not better, and not worth checking.
+    if network.kind == Kind::Fixed && fetched <= ours || fetched == fork {
         return Ok(Outcome::NotBetter {
             height,
             shared: Some(fork),
+            longer: false,
         });
     }
-    let base = state.block(fork - 1).ok_or(PeerError::Raced)?;
-    let network = state.network().clone();
-    let (incoming, failure) = tokio::task::spawn_blocking(move || {
+    let mut cursor = state.cursor_at(fork - 1).ok_or(PeerError::Raced)?;
+    let (incoming, failure, work) = tokio::task::spawn_blocking(move || {
+        let clock = Clock::now();
         let mut incoming: Vec<Block> = Vec::new();
         for block in blocks.into_iter().skip(fork as usize) {
-            if let Err(error) = check_next(incoming.last().unwrap_or(&base), &block, &network) {
-                return (incoming, Some(error));
+            if let Err(error) = cursor.step(&block, &network, clock) {
+                return (incoming, Some(error), cursor.work);
             }
             incoming.push(block);
         }
-        (incoming, None)
+        (incoming, None, cursor.work)
     })
     .await
     .expect("validation does not panic");
     if let Some(error) = failure {
         return Err(PeerError::Invalid(error));
+    }
+    if !better_chain(state.work(), work) {
+        return Ok(Outcome::NotBetter {
+            height,
+            shared: Some(fork),
+            longer: fetched > ours,
+        });
     }
     let count = incoming.len();
     match state
@@ -447,6 +478,7 @@ async fn catch_up_whole_chain(
         Adoption::NotBetter => Ok(Outcome::NotBetter {
             height,
             shared: Some(fork),
+            longer: false,
         }),
     }
 }

@@ -41,6 +41,7 @@ use crate::gossip::{Considered, Gossip, Heard, Refusal};
 use crate::item::ItemId;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
+use crate::pow::{self, Kind};
 use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, PEER_HEADER, Status, VERSION};
 use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted};
 use crate::stats::Stats;
@@ -150,12 +151,33 @@ impl http_body::Body for ChainBody {
     }
 }
 
+/// The blocks a fixed network's mean block time is taken over.
+const FIXED_MEAN_SPAN: u64 = 20;
+
 /// `GET /status`: what a peer needs to decide whether to sync from us,
 /// and to handshake with us.
 async fn status(State(app): State<AppState>) -> Json<Status> {
     let tip = app.state.tip();
     let network = app.state.network();
+    let cursor = app.state.tip_cursor();
+    let (seconds, window) = match network.kind {
+        Kind::Fixed => (None, None),
+        Kind::Adaptive {
+            target_block_seconds,
+            retarget_window,
+        } => (Some(target_block_seconds), Some(retarget_window)),
+    };
     Json(Status {
+        kind: Some(network.kind.name().to_string()),
+        target_block_seconds: seconds,
+        retarget_window: window,
+        chainwork: Some(cursor.work.to_string()),
+        target: Some(pow::target_hex(&cursor.target)),
+        effective_difficulty: Some(pow::difficulty_of(&cursor.target)),
+        next_retarget: window.map(|w| (cursor.index / w + 1) * w),
+        mean_block_seconds: app
+            .state
+            .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN)),
         height: tip.index,
         tip: tip.hash,
         difficulty: network.difficulty,

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{ChainError, Network, check_genesis, check_next};
+use super::{ChainError, Clock, Cursor, History, Network, check_genesis};
 use crate::block::{Block, BlockHash};
 use crate::item::{ItemId, items_in};
+use crate::pow::{U256, Work};
 
 /// Blocks per full segment.
 pub const SEGMENT_BLOCKS: usize = 4096;
@@ -116,6 +117,9 @@ pub struct Chain {
     /// The block that carries each data item (the first, if several do).
     items: HashMap<ItemId, u64>,
     tip: Block,
+    /// The targets and work of the blocks.
+    history: History,
+    network: Arc<Network>,
 }
 
 /// `/blockchain.json` of a chain at one moment, to stream: it shares the
@@ -150,7 +154,7 @@ impl ChainJson {
 impl Chain {
     /// The chain holding only the network's genesis block.
     pub fn genesis(network: &Network) -> Chain {
-        Chain::from_trusted(vec![network.genesis.clone()])
+        Chain::from_trusted(vec![network.genesis.clone()], network)
     }
 
     /// Validates `blocks` as a whole chain of `network`.
@@ -159,14 +163,15 @@ impl Chain {
             return Err(ChainError::Empty);
         };
         check_genesis(first, network)?;
-        for pair in blocks.windows(2) {
-            check_next(&pair[0], &pair[1], network)?;
+        let mut cursor = Cursor::genesis(network);
+        for block in &blocks[1..] {
+            cursor.step(block, network, Clock::Stored)?;
         }
-        Ok(Chain::from_trusted(blocks))
+        Ok(Chain::from_trusted(blocks, network))
     }
 
     /// Builds a chain from blocks the caller has already validated.
-    pub(crate) fn from_trusted(blocks: Vec<Block>) -> Chain {
+    pub(crate) fn from_trusted(blocks: Vec<Block>, network: &Network) -> Chain {
         let mut blocks = blocks.into_iter();
         let genesis = blocks.next().expect("a chain has its genesis block");
         let mut chain = Chain {
@@ -177,6 +182,8 @@ impl Chain {
             index: HashIndex::default(),
             items: HashMap::new(),
             tip: genesis.clone(),
+            history: History::genesis(network),
+            network: Arc::new(network.clone()),
         };
         chain.push_trusted(genesis);
         for block in blocks {
@@ -186,12 +193,15 @@ impl Chain {
     }
 
     /// Builds a chain from full segments of checked blocks (their hashes in
-    /// order, and the last block parsed), then the blocks after them.
+    /// order, the last block parsed, and their history), then the blocks
+    /// after them.
     pub(crate) fn from_segments(
         segments: Vec<Segment>,
         hashes: impl IntoIterator<Item = BlockHash>,
         carried: impl IntoIterator<Item = (ItemId, u64)>,
         tip: Block,
+        history: History,
+        network: &Network,
     ) -> Chain {
         let mut index = HashIndex::default();
         for (position, hash) in hashes.into_iter().enumerate() {
@@ -210,7 +220,10 @@ impl Chain {
             index,
             items,
             tip,
+            history,
+            network: Arc::new(network.clone()),
         };
+        debug_assert_eq!(chain.history.tip().index + 1, chain.len());
         // Segments that are not full yet become the open one.
         if let Some(last) = chain.sealed.last()
             && (last.len() as usize) < SEGMENT_BLOCKS
@@ -227,9 +240,10 @@ impl Chain {
         chain
     }
 
-    /// Appends a block after validating it against the tip.
+    /// Appends a block after validating it against the tip (as a stored
+    /// block: the clock is not consulted).
     pub fn push(&mut self, block: Block, network: &Network) -> Result<(), ChainError> {
-        check_next(&self.tip, &block, network)?;
+        self.history.tip().check(&block, network, Clock::Stored)?;
         self.push_trusted(block);
         Ok(())
     }
@@ -244,6 +258,10 @@ impl Chain {
         self.open_bytes += json.len();
         self.open.push(Bytes::from(json));
         self.index.insert(&block.hash, index);
+        if index > 0 {
+            self.history
+                .push(block.hash, block.timestamp, &self.network);
+        }
         for text in items_in(&block.data).into_iter().flatten() {
             self.items.entry(ItemId::of(&text)).or_insert(index);
         }
@@ -302,7 +320,42 @@ impl Chain {
         }
         self.open_bytes = self.open.iter().map(Bytes::len).sum();
         self.tip = self.parse(len - 1).expect("within the chain");
+        let cursor = self.cursor_at(len - 1).expect("within the chain");
+        self.history.truncate(len, cursor);
         removed
+    }
+
+    /// The work of the whole chain.
+    pub fn work(&self) -> Work {
+        self.history.tip().work
+    }
+
+    /// The cursor on the tip: what the next block must meet.
+    pub fn tip_cursor(&self) -> &Cursor {
+        self.history.tip()
+    }
+
+    /// The cursor on block `index`, to check a branch that leaves the chain
+    /// after it.
+    pub fn cursor_at(&self, index: u64) -> Option<Cursor> {
+        if index >= self.len() {
+            return None;
+        }
+        if index == self.history.tip().index {
+            return Some(self.history.tip().clone());
+        }
+        let hash = self.hash_at(index)?;
+        Some(self.history.cursor_at(
+            index,
+            hash,
+            |i| self.get(i).expect("within the chain").timestamp,
+            &self.network,
+        ))
+    }
+
+    /// The target of block `index` (within the chain).
+    pub fn target_at(&self, index: u64) -> U256 {
+        self.history.target_at(index)
     }
 
     /// Number of blocks, the genesis included.
@@ -447,7 +500,7 @@ mod tests {
     fn blocks_round_trip_through_segments_across_seals_and_truncations() {
         let network = test_network();
         let blocks = crate::chain::tests::long_chain().to_vec();
-        let mut chain = Chain::from_trusted(blocks.clone());
+        let mut chain = Chain::from_trusted(blocks.clone(), &network);
         assert_eq!(chain.len(), blocks.len() as u64);
         assert_eq!(chain.sealed.len(), 2);
         for index in [0, 1, 4095, 4096, 4097, 8191, 8192, 8291] {
@@ -486,7 +539,7 @@ mod tests {
     fn a_snapshot_is_unchanged_by_later_appends() {
         let network = test_network();
         let blocks = crate::chain::tests::long_chain()[..SEGMENT_BLOCKS + 10].to_vec();
-        let mut chain = Chain::from_trusted(blocks[..SEGMENT_BLOCKS + 5].to_vec());
+        let mut chain = Chain::from_trusted(blocks[..SEGMENT_BLOCKS + 5].to_vec(), &network);
         let snapshot = chain.json_snapshot();
         for block in &blocks[SEGMENT_BLOCKS + 5..] {
             chain.push(block.clone(), &network).unwrap();
@@ -505,7 +558,7 @@ mod tests {
         let mut blocks = chain_of(&network, 3, "items");
         let data = crate::item::data_for(&["pay bob 5", "hello"]);
         blocks.push(crate::chain::tests::mine_on(&blocks[2], &data, 2));
-        let mut chain = Chain::from_trusted(blocks.clone());
+        let mut chain = Chain::from_trusted(blocks.clone(), &network);
         assert_eq!(chain.item_block(&ItemId::of("hello")), Some(3));
         assert_eq!(chain.item_block(&ItemId::of("pay bob 5")), Some(3));
         assert_eq!(
@@ -521,7 +574,7 @@ mod tests {
     fn pages_stop_at_their_limits() {
         let network = test_network();
         let blocks = chain_of(&network, 20, "page");
-        let chain = Chain::from_trusted(blocks.clone());
+        let chain = Chain::from_trusted(blocks.clone(), &network);
         let page = |from, limit, bytes| {
             crate::block::blocks_from_json(&chain.page_json(from, limit, bytes)).unwrap()
         };

@@ -2,15 +2,20 @@
 //! block, where each block links to the one before by index and hash and
 //! carries proof of work.
 //!
-//! This module owns validation and [`better_chain`], the one rule every
-//! place that compares chains calls (start-up load, sync, announcements). It
-//! does not read files or talk to peers.
+//! This module owns validation (a block on its own here, a block in its
+//! place in a chain in [`Cursor`]) and [`better_chain`], the one rule every
+//! place that compares chains calls (start-up load, sync, reorganisations,
+//! announcements): the most work wins. It does not read files or talk to
+//! peers.
 
 mod blocks;
+mod cursor;
 
 pub use blocks::{Chain, ChainJson, SEGMENT_BLOCKS, Segment};
+pub use cursor::{Clock, Cursor, History, MEDIAN_SPAN};
 
 use crate::block::{Block, BlockError, BlockHash};
+use crate::pow::{Kind, U256, Work, pow_limit};
 
 /// The settings every node of one network must share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +23,13 @@ pub struct Network {
     /// Block 0 of every chain of this network.
     pub genesis: Block,
     /// How many leading zero hex digits a block's hash needs (the genesis
-    /// block is exempt).
+    /// block is exempt): in an adaptive network, the least it needs.
     pub difficulty: u32,
+    /// Whether targets stay at `difficulty` or adapt to the network.
+    pub kind: Kind,
+    /// How far ahead of a node's clock a block's timestamp may be (adaptive
+    /// networks), in seconds.
+    pub max_future_seconds: u64,
     /// The largest block, in bytes of its compact JSON; the same limit
     /// applies to block files, synced blocks, announcements and mining.
     pub max_block_bytes: u64,
@@ -31,6 +41,9 @@ pub struct Network {
 pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1024 * 1024;
 /// The default largest data item: 4 KiB.
 pub const DEFAULT_MAX_ITEM_BYTES: u64 = 4096;
+/// How far ahead of the clock a block may be by default: two hours, as in
+/// Bitcoin.
+pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 7200;
 
 impl Network {
     /// A network with the default block size limit.
@@ -38,17 +51,25 @@ impl Network {
         Network {
             genesis,
             difficulty,
+            kind: Kind::Fixed,
+            max_future_seconds: DEFAULT_MAX_FUTURE_SECONDS,
             max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
             max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
         }
     }
+
+    /// The easiest target a block may have: `2^(256 - 4·difficulty) - 1`.
+    pub fn pow_limit(&self) -> U256 {
+        pow_limit(self.difficulty)
+    }
 }
 
-/// The rule for choosing between chains, given their lengths (blocks, the
-/// genesis included): a candidate wins only when it is longer, so that on a
-/// tie every node keeps the chain it had first.
-pub fn better_chain(current_len: u64, candidate_len: u64) -> bool {
-    candidate_len > current_len
+/// The rule for choosing between chains, given their work: a candidate
+/// wins only when it has more, so that on a tie every node keeps the chain
+/// it had first. In a fixed network every block has the same work, so this
+/// is the longest chain.
+pub fn better_chain(current: Work, candidate: Work) -> bool {
+    candidate > current
 }
 
 /// Checks that `block` is exactly the network's genesis block.
@@ -63,20 +84,27 @@ pub fn check_genesis(block: &Block, network: &Network) -> Result<(), ChainError>
     }
 }
 
-/// Checks that `next` may follow `prev`: index, link, size, hash and
-/// proof of work.
-pub fn check_next(prev: &Block, next: &Block, network: &Network) -> Result<(), ChainError> {
-    let expected_index = prev.index + 1;
+/// Checks that `next` links to the block `prev_index` with hash
+/// `prev_hash`, and is valid on its own ([`check_block`]). The rules of its
+/// place in the chain (an adaptive network's target, its timestamp) are
+/// [`Cursor::check`]'s, which calls this first.
+pub fn check_linked(
+    prev_index: u64,
+    prev_hash: &BlockHash,
+    next: &Block,
+    network: &Network,
+) -> Result<(), ChainError> {
+    let expected_index = prev_index + 1;
     if next.index != expected_index {
         return Err(ChainError::BadIndex {
             expected: expected_index,
             got: next.index,
         });
     }
-    if next.prev_hash != prev.hash.to_string() {
+    if next.prev_hash != prev_hash.to_string() {
         return Err(ChainError::BadPrevHash {
             index: next.index,
-            expected: prev.hash,
+            expected: *prev_hash,
             got: next.prev_hash.chars().take(80).collect(),
         });
     }
@@ -84,8 +112,8 @@ pub fn check_next(prev: &Block, next: &Block, network: &Network) -> Result<(), C
 }
 
 /// Checks a non-genesis block on its own: its size, its hash and its proof
-/// of work. A block that fails here is invalid anywhere, whatever chain it
-/// is offered for.
+/// of work against the network's easiest target. A block that fails here
+/// is invalid anywhere, whatever chain it is offered for.
 pub fn check_block(block: &Block, network: &Network) -> Result<(), ChainError> {
     let bytes = block.json_len() as u64;
     if bytes > network.max_block_bytes {
@@ -130,6 +158,32 @@ pub enum ChainError {
     /// The block itself is bad.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// Its hash is above the target the chain before it gives it (an
+    /// adaptive network): it claims an easier target than the rules do.
+    #[error("block {index}: hash {hash} is above its target {target}")]
+    AboveTarget {
+        index: u64,
+        hash: BlockHash,
+        target: String,
+    },
+    /// Its timestamp is not after the median of the 11 blocks before it.
+    #[error(
+        "block {index}: timestamp {timestamp} is not after {median}, the median time of the blocks before it"
+    )]
+    TimeTooEarly {
+        index: u64,
+        timestamp: u128,
+        median: u128,
+    },
+    /// Its timestamp is not a number of seconds since the epoch.
+    #[error("block {index}: timestamp {timestamp} is not seconds since the epoch")]
+    TimeNotSeconds { index: u64, timestamp: u128 },
+    /// Its timestamp is too far ahead of this node's clock: refused for now
+    /// (the clocks may disagree), not held against the sender.
+    #[error(
+        "block {index}: timestamp is {ahead} s ahead of this node's clock, more than the {max} s allowed"
+    )]
+    TimeTooFarAhead { index: u64, ahead: i128, max: u64 },
 }
 
 impl ChainError {
@@ -139,7 +193,11 @@ impl ChainError {
             ChainError::Empty => None,
             ChainError::WrongGenesis { .. } => Some(0),
             ChainError::BadIndex { expected, .. } => Some(*expected),
-            ChainError::BadPrevHash { index, .. } => Some(*index),
+            ChainError::BadPrevHash { index, .. }
+            | ChainError::AboveTarget { index, .. }
+            | ChainError::TimeTooEarly { index, .. }
+            | ChainError::TimeNotSeconds { index, .. }
+            | ChainError::TimeTooFarAhead { index, .. } => Some(*index),
             ChainError::Block(
                 BlockError::BadHash { index, .. }
                 | BlockError::BadProofOfWork { index, .. }
@@ -193,6 +251,45 @@ pub(crate) mod tests {
                 network.difficulty,
             );
             blocks.push(next);
+        }
+        blocks
+    }
+
+    /// An adaptive network aiming at a block every `seconds`, retargeted
+    /// every `window` blocks, with the test network's easy limit.
+    pub(crate) fn adaptive_network(seconds: u64, window: u64) -> Network {
+        Network {
+            kind: Kind::Adaptive {
+                target_block_seconds: seconds,
+                retarget_window: window,
+            },
+            ..test_network()
+        }
+    }
+
+    /// `blocks` grown by one block per gap, each `gap` seconds after the one
+    /// before, meeting the targets the rules give.
+    pub(crate) fn extend_timed(
+        network: &Network,
+        mut blocks: Vec<Block>,
+        gaps: &[u128],
+        tag: &str,
+    ) -> Vec<Block> {
+        let mut cursor = Cursor::genesis(network);
+        for block in &blocks[1..] {
+            cursor.advance(block, network);
+        }
+        for gap in gaps {
+            let prev = blocks.last().unwrap();
+            let block = Template::with_target(
+                prev,
+                format!("{tag} {}", blocks.len()),
+                prev.timestamp + gap,
+                cursor.next_target(network),
+            )
+            .solve_plainly();
+            cursor.step(&block, network, Clock::Stored).unwrap();
+            blocks.push(block);
         }
         blocks
     }
@@ -327,14 +424,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_a_longer_chain_replaces_the_current_one() {
+    fn in_a_fixed_network_only_a_longer_chain_replaces_the_current_one() {
         let network = test_network();
         let ours = Chain::from_blocks(chain_of(&network, 4, "a"), &network).unwrap();
         let same_length = Chain::from_blocks(chain_of(&network, 4, "b"), &network).unwrap();
         let longer = Chain::from_blocks(chain_of(&network, 5, "b"), &network).unwrap();
-        assert!(!better_chain(ours.len(), same_length.len()));
-        assert!(better_chain(ours.len(), longer.len()));
-        assert!(!better_chain(longer.len(), ours.len()));
+        assert!(!better_chain(ours.work(), same_length.work()));
+        assert!(better_chain(ours.work(), longer.work()));
+        assert!(!better_chain(longer.work(), ours.work()));
+        assert_eq!(ours.work(), Work::times(Work::of(&network.pow_limit()), 4));
         assert_eq!(ours.common_prefix(&longer.blocks()), 1);
         assert_eq!(same_length.common_prefix(&longer.blocks()), 4);
     }
