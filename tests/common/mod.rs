@@ -575,12 +575,27 @@ impl Original {
         self.logs.lock().unwrap().clone()
     }
 
-    /// Its chain as it serves it, sorted by index.
+    /// Its chain as it serves it, sorted by index. Like the original, the
+    /// stand-in reads its block files while a `POST /mined` may be writing
+    /// one (opened, truncated, not yet written), and then fails the
+    /// request; such a read is tried again, a bounded number of times.
     pub async fn chain(&self) -> Vec<Block> {
-        let body = get(&format!("{}/blockchain.json", self.url)).await.unwrap();
-        let mut blocks = blocks_from_json(&body).unwrap();
-        blocks.sort_by_key(|b| b.index);
-        blocks
+        let url = format!("{}/blockchain.json", self.url);
+        let mut failures = Vec::new();
+        for _ in 0..20 {
+            match get(&url).await {
+                Ok(body) => match blocks_from_json(&body) {
+                    Ok(mut blocks) => {
+                        blocks.sort_by_key(|b| b.index);
+                        return blocks;
+                    }
+                    Err(error) => failures.push(error.to_string()),
+                },
+                Err(error) => failures.push(error),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the original node did not serve its chain: {failures:?}");
     }
 
     /// Stops it.

@@ -1,0 +1,396 @@
+//! Adaptive networks end to end, with real `jbc` processes: targets that
+//! follow the retarget formula (checked here with arithmetic of the test's
+//! own, not the node's), block times that settle near the target, the
+//! chain with the most work winning over a longer one, and blocks that
+//! break the rules refused with the reason.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Jbc, PATIENCE, genesis, get, peers, wait_for, write_chaindata};
+use jbc::block::Block;
+use jbc::chain::{Clock, Cursor, Network};
+use jbc::miner::Template;
+use jbc::pow::Kind;
+use ruint::aliases::{U256, U512};
+use serde_json::Value;
+
+/// The adaptive network the settling tests run: a block every second,
+/// retargeted every 20 blocks, and a least difficulty of 3 (4096 hashes a
+/// block) that is far too easy for any miner: hundreds of blocks a second.
+const SECONDS: u64 = 1;
+const WINDOW: u64 = 20;
+const EASY: u32 = 3;
+
+fn adaptive_args(difficulty: u32) -> Vec<String> {
+    [
+        "--difficulty".to_string(),
+        difficulty.to_string(),
+        "--target-block-seconds".into(),
+        SECONDS.to_string(),
+        "--retarget-window".into(),
+        WINDOW.to_string(),
+    ]
+    .into()
+}
+
+/// Every block's target by the formula, computed in 512 bits
+/// (multiply, then divide: the node divides first), independently of the
+/// node's code.
+fn formula_targets(blocks: &[Block], difficulty: u32) -> Vec<U256> {
+    let limit = U256::MAX >> (4 * difficulty as usize);
+    let expected = (WINDOW - 1) * SECONDS;
+    let mut targets = vec![limit];
+    for i in 1..blocks.len() {
+        let previous = targets[i - 1];
+        let target = if !(i as u64).is_multiple_of(WINDOW) {
+            previous
+        } else {
+            let span =
+                blocks[i - 1].timestamp as i128 - blocks[i - WINDOW as usize].timestamp as i128;
+            let span = span.clamp((expected / 4) as i128, (expected * 4) as i128) as u64;
+            let scaled = U512::saturating_from(previous) * U512::from(span) / U512::from(expected);
+            U256::saturating_from(scaled.min(U512::saturating_from(limit)))
+        };
+        targets.push(target);
+    }
+    targets
+}
+
+/// `floor(2^256 / (target + 1))`, summed: the chain's work by the formula.
+fn formula_work(targets: &[U256]) -> U256 {
+    let two_256 = U512::from(1u8) << 256;
+    let total = targets
+        .iter()
+        .map(|t| two_256 / (U512::saturating_from(*t) + U512::from(1u8)))
+        .fold(U512::ZERO, |sum, work| sum + work);
+    U256::saturating_from(total)
+}
+
+fn hash_value(block: &Block) -> U256 {
+    U256::from_be_bytes(block.hash.0)
+}
+
+async fn status(node: &Jbc) -> Value {
+    serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap()
+}
+
+/// Checks every rule on a served chain with the test's own arithmetic:
+/// each hash at most its target, each timestamp after the median of the 11
+/// before; and the node's `/status` (target, chainwork) when it describes
+/// this chain's tip.
+fn check_chain(blocks: &[Block], difficulty: u32, status: &Value) -> Vec<U256> {
+    let targets = formula_targets(blocks, difficulty);
+    for (i, block) in blocks.iter().enumerate().skip(1) {
+        assert!(
+            hash_value(block) <= targets[i],
+            "block {i}: hash {} above the formula's target {:x}",
+            block.hash,
+            targets[i]
+        );
+        let mut before: Vec<u128> = blocks[i.saturating_sub(11)..i]
+            .iter()
+            .map(|b| b.timestamp)
+            .collect();
+        before.sort_unstable();
+        assert!(
+            block.timestamp > before[before.len() / 2],
+            "block {i}: timestamp not after the median"
+        );
+    }
+    let height = status["height"].as_u64().unwrap() as usize;
+    if blocks.get(height).map(|b| b.hash.to_string()) == status["tip"].as_str().map(String::from) {
+        assert_eq!(
+            status["target"].as_str().unwrap(),
+            format!("{:064x}", targets[height]),
+            "the tip's target on /status"
+        );
+        assert_eq!(
+            status["chainwork"].as_str().unwrap(),
+            format!("{:#x}", formula_work(&targets[..=height])),
+            "chainwork on /status"
+        );
+    }
+    targets
+}
+
+/// Mines with `miners` nodes (one thread each) until the chain is `height`
+/// blocks high, checks every target against the formula, and returns the
+/// mean block time of the last 60 blocks.
+async fn settle(miners: usize, height: usize) -> f64 {
+    let dirs: Vec<_> = (0..miners).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = adaptive_args(EASY);
+    let mut nodes: Vec<Jbc> = Vec::new();
+    for dir in &dirs {
+        let mut node_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let peers = nodes.first().map(|n| n.url.clone()).unwrap_or_default();
+        node_args.extend(["--mine", "--threads", "1", "--peers", &peers]);
+        nodes.push(Jbc::start(dir.path(), &node_args));
+    }
+    // About 3 minutes on an idle machine; a busy one mines slower once
+    // the targets have adapted, so the deadline is generous.
+    let deadline = Duration::from_secs(900);
+    let started = Instant::now();
+    let chain = wait_for(&format!("a chain of {height} blocks"), deadline, || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let chain = nodes[0].chain().await;
+        (chain.len() >= height).then_some(chain)
+    })
+    .await;
+    let status = status(&nodes[0]).await;
+    let targets = check_chain(&chain, EASY, &status);
+    let n = chain.len();
+    let mean = (chain[n - 1].timestamp - chain[n - 61].timestamp) as f64 / 60.0;
+    let windows: Vec<String> = (0..n / WINDOW as usize)
+        .map(|w| {
+            let (a, b) = (w * WINDOW as usize, (w + 1) * WINDOW as usize - 1);
+            format!(
+                "{:.2}",
+                (chain[b].timestamp - chain[a].timestamp) as f64 / (WINDOW - 1) as f64
+            )
+        })
+        .collect();
+    eprintln!(
+        "{miners} miner(s): {n} blocks in {:.0} s; mean block time of the last 60: {mean:.2} s; per window: {}; final difficulty {:.2}",
+        started.elapsed().as_secs_f64(),
+        windows.join(" "),
+        jbc::pow::difficulty_of(&targets[n - 1])
+    );
+    assert!(
+        targets[n - 1] < targets[1] / U256::from(100u8),
+        "the target adapted from far too easy"
+    );
+    mean
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_miner_settles_near_the_target_block_time() {
+    let mean = settle(1, 240).await;
+    assert!(
+        (0.5..=3.0).contains(&(mean / SECONDS as f64)),
+        "mean block time {mean:.2} s against {SECONDS} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_miners_settle_near_the_target_block_time() {
+    let mean = settle(2, 240).await;
+    assert!(
+        (0.5..=3.0).contains(&(mean / SECONDS as f64)),
+        "mean block time {mean:.2} s against {SECONDS} s"
+    );
+}
+
+/// The scenario network: retargeted every 20 blocks, least difficulty 2.
+fn scenario_network() -> Network {
+    Network {
+        kind: Kind::Adaptive {
+            target_block_seconds: SECONDS,
+            retarget_window: WINDOW,
+        },
+        ..Network::new(genesis(), 2)
+    }
+}
+
+/// A chain of `len` blocks on `network`, each timestamp `gap` seconds
+/// after the one before, or the earliest the rules allow when `gap` is 0
+/// (which makes the blocks look fast, so the targets get harder).
+fn mine_timed(network: &Network, len: usize, gap: u128, tag: &str) -> Vec<Block> {
+    let mut blocks = vec![network.genesis.clone()];
+    let mut cursor = Cursor::genesis(network);
+    while blocks.len() < len {
+        let prev = blocks.last().unwrap();
+        let earliest = cursor.min_next_timestamp(network).unwrap();
+        let timestamp = if gap == 0 {
+            earliest
+        } else {
+            (prev.timestamp + gap).max(earliest)
+        };
+        let block = Template::with_target(
+            prev,
+            format!("{tag} {}", blocks.len()),
+            timestamp,
+            cursor.next_target(network),
+        )
+        .solve_plainly();
+        cursor.step(&block, network, Clock::Stored).unwrap();
+        blocks.push(block);
+    }
+    blocks
+}
+
+fn scenario_args<'a>(args: &'a [String], peers: &'a str) -> Vec<&'a str> {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--peers", peers]);
+    all
+}
+
+async fn post_peer(client: &reqwest::Client, node: &Jbc, url: &str) -> u16 {
+    client
+        .post(format!("{}/peers", node.url))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "url": url }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The series' question: a node that mined alone on an easier branch ends
+/// up longer but with less work. When it connects, the honest network keeps
+/// its chain, the lone node switches to it, and its blocks are orphaned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_longer_branch_with_less_work_loses_and_is_orphaned() {
+    let network = scenario_network();
+    // The honest network's blocks came fast: its targets got harder.
+    let honest = mine_timed(&network, 60, 0, "honest");
+    // The lone node's came slowly: its targets stayed the easiest.
+    let lone = mine_timed(&network, 100, 30, "lone");
+    let work = |blocks: &[Block]| {
+        let mut cursor = Cursor::genesis(&network);
+        for block in &blocks[1..] {
+            cursor.advance(block, &network);
+        }
+        cursor.work
+    };
+    assert!(lone.len() > honest.len() && work(&lone) < work(&honest));
+
+    let args = adaptive_args(2);
+    let (a_dir, b_dir, lone_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    write_chaindata(&a_dir.path().join("chaindata"), &honest);
+    write_chaindata(&lone_dir.path().join("chaindata"), &lone);
+    let a = Jbc::start(a_dir.path(), &scenario_args(&args, ""));
+    let b = Jbc::start(b_dir.path(), &scenario_args(&args, &a.url));
+    let alone = Jbc::start(lone_dir.path(), &scenario_args(&args, ""));
+    b.chain_of_at_least(honest.len()).await;
+    assert_eq!(alone.chain().await, lone);
+
+    // The lone node meets the honest network, both ways.
+    let client = reqwest::Client::new();
+    assert_eq!(post_peer(&client, &alone, &a.url).await, 201);
+    assert_eq!(post_peer(&client, &a, &alone.url).await, 201);
+
+    wait_for("the lone node to switch", PATIENCE, || async {
+        (alone.chain().await == honest).then_some(())
+    })
+    .await;
+    alone.wait_for_log("switched to the chain of");
+    a.wait_for_log("is longer than ours but has less work: ours is kept");
+    assert_eq!(a.chain().await, honest, "the honest node kept its chain");
+    assert_eq!(b.chain().await, honest);
+    assert_eq!(
+        status(&alone).await["chainwork"],
+        status(&a).await["chainwork"]
+    );
+    // Every lone block is kept aside as orphaned, none lost.
+    let orphaned = common::block_files(&alone.chaindata().join("orphaned"));
+    assert_eq!(orphaned.len(), lone.len() - 1);
+    for (_, bytes) in &orphaned {
+        let block = Block::from_json(bytes).unwrap();
+        assert_eq!(lone[block.index as usize], block);
+    }
+    // Nobody was banned for an honest, lighter chain.
+    for node in [&a, &alone] {
+        assert!(peers(node).await.iter().all(|p| p["state"] != "banned"));
+    }
+}
+
+async fn post_block(client: &reqwest::Client, node: &Jbc, block: &Block) -> (u16, Value) {
+    let response = client
+        .post(format!("{}/mined", node.url))
+        .body(block.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    let code = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    (code, serde_json::from_slice(&body).unwrap())
+}
+
+/// Blocks that claim an easier target than the rules give, or break a
+/// timestamp rule, are refused with the reason; one too far ahead of the
+/// clock is refused too, but its sender is not banned for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
+    let network = scenario_network();
+    // 40 fast blocks: block 40 is due a harder target than the limit.
+    let blocks = mine_timed(&network, 40, 0, "base");
+    let mut cursor = Cursor::genesis(&network);
+    for block in &blocks[1..] {
+        cursor.advance(block, &network);
+    }
+    let target = cursor.next_target(&network);
+    let limit = network.pow_limit();
+    assert!(target < limit / U256::from(2u8));
+    let tip = blocks.last().unwrap();
+    let on_time = cursor.min_next_timestamp(&network).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    write_chaindata(&dir.path().join("chaindata"), &blocks);
+    let args = adaptive_args(2);
+    let node = Jbc::start(dir.path(), &scenario_args(&args, ""));
+    let client = reqwest::Client::new();
+
+    // Meets the easiest target, not the one the rules give block 40.
+    let easy = (0..)
+        .map(|nonce| Block::new(40, on_time, tip.hash.to_string(), "easy".into(), nonce))
+        .find(|b| hash_value(b) <= limit && hash_value(b) > target)
+        .unwrap();
+    let (code, body) = post_block(&client, &node, &easy).await;
+    assert_eq!(code, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("block 40: hash") && error.contains("is above its target"),
+        "{error}"
+    );
+
+    // Not after the median of the 11 blocks before.
+    let early = Template::with_target(tip, "early".into(), on_time - 1, target).solve_plainly();
+    let (code, body) = post_block(&client, &node, &early).await;
+    assert_eq!(code, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("is not after"), "{error}");
+
+    // Three hours ahead of the clock.
+    let now = chrono::Utc::now().timestamp() as u128;
+    let ahead = Template::with_target(tip, "ahead".into(), now + 3 * 3600, target).solve_plainly();
+    let (code, body) = post_block(&client, &node, &ahead).await;
+    assert_eq!(code, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("ahead of this node's clock"), "{error}");
+
+    // The good block is taken.
+    let good = Template::with_target(tip, "good".into(), now, target).solve_plainly();
+    let (code, body) = post_block(&client, &node, &good).await;
+    assert_eq!((code, &body["status"]), (200, &Value::from("accepted")));
+
+    // A peer that serves a block from three hours ahead (it accepted it
+    // before its clock was right, say) is not believed, and not banned.
+    let peer_dir = tempfile::tempdir().unwrap();
+    let mut theirs = blocks.clone();
+    theirs.push(ahead.clone());
+    write_chaindata(&peer_dir.path().join("chaindata"), &theirs);
+    let peer = Jbc::start(peer_dir.path(), &scenario_args(&args, ""));
+    assert_eq!(
+        peer.chain().await,
+        theirs,
+        "a stored block is not refused for the clock"
+    );
+    let learner_dir = tempfile::tempdir().unwrap();
+    write_chaindata(&learner_dir.path().join("chaindata"), &blocks);
+    let learner = Jbc::start(learner_dir.path(), &scenario_args(&args, &peer.url));
+    learner.wait_for_log("ahead of this node's clock");
+    assert_eq!(learner.chain().await, blocks);
+    let listed = peers(&learner).await;
+    let entry = listed
+        .iter()
+        .find(|p| p["url"] == peer.url.as_str())
+        .unwrap();
+    assert_ne!(entry["state"], "banned", "{entry}");
+}
