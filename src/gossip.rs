@@ -516,19 +516,53 @@ impl Gossip {
     fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
         let height = outcome.height();
         match self.inner.book.record_success(peer, Contact::Sync, height) {
-            Change::FirstAnswer => info!(
-                peer = %peer,
-                "peer {peer} is up, at height {}",
-                height.unwrap_or_default()
-            ),
-            Change::Recovered { failures } => info!(
-                peer = %peer,
-                "peer {peer} is up again, at height {} (after {failures} failed contacts)",
-                height.unwrap_or_default()
-            ),
+            Change::FirstAnswer => {
+                info!(
+                    peer = %peer,
+                    "peer {peer} is up, at height {}",
+                    height.unwrap_or_default()
+                );
+                self.offer_waiting_items(peer);
+            }
+            Change::Recovered { failures } => {
+                info!(
+                    peer = %peer,
+                    "peer {peer} is up again, at height {} (after {failures} failed contacts)",
+                    height.unwrap_or_default()
+                );
+                self.offer_waiting_items(peer);
+            }
             _ => {}
         }
         debug!(peer = %peer, "sync with {peer}: {outcome}");
+    }
+
+    /// Offers a peer that has just come up every item waiting in our pool,
+    /// oldest first, as a Bitcoin node sends its mempool to a new peer:
+    /// items relayed while it was down, or before its handshake, would
+    /// otherwise never reach it. It takes the ones it has as known.
+    fn offer_waiting_items(&self, peer: &PeerUrl) {
+        if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
+            return;
+        }
+        let items = self.inner.state.pool().select(usize::MAX, |_| false);
+        if items.is_empty() {
+            return;
+        }
+        let (gossip, peer) = (self.clone(), peer.clone());
+        tokio::spawn(async move {
+            let count = items.len();
+            for text in items {
+                if gossip.inner.shutdown.is_cancelled() {
+                    return;
+                }
+                if let Err(error) = gossip.inner.client.relay_item(&peer, &text).await {
+                    debug!(peer = %peer, "offering our waiting items to {peer} stopped: {error}");
+                    return;
+                }
+            }
+            debug!(peer = %peer, "offered {count} waiting items to {peer}");
+        });
     }
 
     /// Records a failed contact and logs it if it is news.

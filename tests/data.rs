@@ -384,3 +384,49 @@ async fn jbc_data_add_and_get_talk_to_a_node() {
     );
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_waiting_when_a_peer_comes_up_is_offered_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let common = ["--difficulty", "4", "--sync-interval", "0.5"];
+    let port = port_a.to_string();
+    let a = Jbc::start(
+        &tmp.path().join("a"),
+        &[&common[..], &["--port", &port, "--peers", &url_b]].concat(),
+    );
+    // B is not up yet: there is nobody to relay the item to.
+    let client = reqwest::Client::new();
+    let (code, _) = post_item(&client, &a, "waited for a miner").await;
+    assert_eq!(code, 202);
+    let port = port_b.to_string();
+    let b = Jbc::start(
+        &tmp.path().join("b"),
+        &[
+            &common[..],
+            &[
+                "--port",
+                &port,
+                "--peers",
+                &url_a,
+                "--mine",
+                "--threads",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    let id = ItemId::of("waited for a miner");
+    wait_for("the item confirmed on both", PATIENCE, || async {
+        let on_a = item_status(&a, &id).await;
+        let on_b = item_status(&b, &id).await;
+        (on_a["status"] == "confirmed" && on_b["status"] == "confirmed").then_some(())
+    })
+    .await;
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
