@@ -128,11 +128,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         NodeId::random(),
         shutdown.clone(),
     );
-    let router = app(AppState {
-        state,
-        gossip,
-        stats,
-    });
+    let router = app(AppState::new(state, gossip, stats, false, shutdown.clone()));
     tokio::spawn(serve_api(
         listener,
         router,

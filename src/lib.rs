@@ -26,6 +26,8 @@
 //! - [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
 //! - [`api`]: the HTTP router, handlers and their one error type.
 //! - [`stats`]: counters the node reports about itself.
+//! - [`events`]: what happens on the node, as a stream (`GET /events`).
+//! - [`metrics`]: the node's figures for Prometheus (`GET /metrics`).
 //! - [`human`]: figures in words for the log.
 //! - [`init`]: `jbc init`, a new network with its own genesis block.
 //! - [`node`]: the daemon: wiring, tasks and shutdown.
@@ -39,11 +41,13 @@ pub mod block;
 pub mod chain;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod gossip;
 pub mod handshake;
 pub mod human;
 pub mod init;
 pub mod item;
+pub mod metrics;
 pub mod miner;
 pub mod node;
 pub mod peers;

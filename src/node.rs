@@ -115,13 +115,21 @@ pub async fn run(
         shutdown.clone(),
     );
 
-    let app_state = AppState {
-        state: state.clone(),
-        gossip: gossip.clone(),
-        stats: Arc::clone(&stats),
-    };
+    let app_state = AppState::new(
+        state.clone(),
+        gossip.clone(),
+        Arc::clone(&stats),
+        config.mine,
+        shutdown.clone(),
+    );
+    tokio::spawn(crate::events::watch_peers(
+        book.clone(),
+        state.events().clone(),
+        shutdown.clone(),
+    ));
     let limits = ServerLimits::from_system();
     info!("listening on http://{address}");
+    info!("the explorer page: http://{address}/ (events: /events, metrics: /metrics)");
     debug!(connections = limits.connections, "server limits");
     let server = tokio::spawn(crate::api::serve(
         listener,

@@ -86,6 +86,12 @@ pub struct Status {
     /// last 20 blocks in a fixed network), in seconds.
     #[serde(default)]
     pub mean_block_seconds: Option<f64>,
+    /// Seconds since the node started.
+    #[serde(default)]
+    pub uptime_seconds: Option<u64>,
+    /// Whether the node mines.
+    #[serde(default)]
+    pub mining: Option<bool>,
 }
 
 impl Status {

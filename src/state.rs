@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use crate::block::{Block, BlockHash};
 use crate::chain::{
     Chain, ChainError, ChainJson, Clock, Cursor, Network, better_chain, check_block,
 };
+use crate::events::{BlockRef, Event, Events};
 use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits};
@@ -61,6 +63,11 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// Cancelled with `failure`, so the daemon can stop.
     failed: CancellationToken,
+    /// Where every change of tip and of the pool is told.
+    events: Events,
+    /// Switches of branch since start, and the blocks they took out.
+    reorgs: AtomicU64,
+    orphaned: AtomicU64,
 }
 
 struct Current {
@@ -208,6 +215,9 @@ impl ChainState {
                 tip,
                 failure: Mutex::new(None),
                 failed: CancellationToken::new(),
+                events: Events::new(),
+                reorgs: AtomicU64::new(0),
+                orphaned: AtomicU64::new(0),
             }),
         };
         Ok((state, loaded.set_aside))
@@ -257,12 +267,6 @@ impl ChainState {
     /// after it.
     pub fn cursor_at(&self, index: u64) -> Option<Cursor> {
         self.current().chain.cursor_at(index)
-    }
-
-    /// The target of block `index` (within the chain).
-    pub fn target_at(&self, index: u64) -> Option<U256> {
-        let current = self.current();
-        (index < current.chain.len()).then(|| current.chain.target_at(index))
     }
 
     /// The mean time between the last `span` blocks (fewer near the
@@ -373,6 +377,9 @@ impl ChainState {
             return Ok((id, Submitted::Known));
         }
         let (id, new) = self.shared.pool.add(text)?;
+        if new {
+            self.shared.events.publish(Event::DataAccepted { id });
+        }
         Ok((
             id,
             if new {
@@ -525,6 +532,7 @@ impl ChainState {
             .flat_map(|block| items_in(&block.data).unwrap_or_default())
             .map(|text| ItemId::of(&text))
             .collect();
+        let added = incoming.len() as u64;
         let returned = {
             let mut current = self.current();
             current.chain.truncate(fork);
@@ -548,8 +556,63 @@ impl ChainState {
             );
             self.shared.pool.put_back(returned);
         }
+        self.publish_commit(&base, &tip, added, &outgoing, &carried, &source);
         self.shared.tip.send_replace(Tip { block: tip, source });
         Ok(Adoption::Switched { orphaned: outgoing })
+    }
+
+    /// Tells listeners of a commit: a reorg or a longer tip, then the items
+    /// that blocks carry now. Counts reorgs and orphans for the metrics.
+    fn publish_commit(
+        &self,
+        base: &Block,
+        tip: &Block,
+        added: u64,
+        outgoing: &[Block],
+        carried: &[ItemId],
+        source: &Source,
+    ) {
+        let events = &self.shared.events;
+        if let Some(old_tip) = outgoing.last() {
+            self.shared.reorgs.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .orphaned
+                .fetch_add(outgoing.len() as u64, Ordering::Relaxed);
+            events.publish(Event::Reorg {
+                depth: outgoing.len() as u64,
+                fork: base.index,
+                old_tip: old_tip.into(),
+                new_tip: tip.into(),
+                source: source.to_string(),
+            });
+        } else {
+            events.publish(Event::Tip {
+                tip: BlockRef::from(tip),
+                added,
+                source: source.to_string(),
+            });
+        }
+        let current = self.current();
+        for id in carried {
+            if let Some(block) = current.chain.item_block(id) {
+                events.publish(Event::DataConfirmed { id: *id, block });
+            }
+        }
+    }
+
+    /// Where the node's changes are told.
+    pub fn events(&self) -> &Events {
+        &self.shared.events
+    }
+
+    /// Switches of branch since start.
+    pub fn reorgs(&self) -> u64 {
+        self.shared.reorgs.load(Ordering::Relaxed)
+    }
+
+    /// Blocks taken out of the chain by switches of branch since start.
+    pub fn orphaned(&self) -> u64 {
+        self.shared.orphaned.load(Ordering::Relaxed)
     }
 
     fn current(&self) -> MutexGuard<'_, Current> {

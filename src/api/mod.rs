@@ -8,14 +8,20 @@
 //!
 //! - [`body`]: request bodies and times, for every route;
 //! - [`error`]: the error type;
+//! - [`explorer`]: the explorer page, `/events`, `/metrics` and what every
+//!   answer gets on its way out (CORS for reading, request counts);
 //! - [`serve`]: the connection loop, with its limits.
 
 mod body;
 mod error;
+mod explorer;
 mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
 
 use axum::Extension;
 use axum::Json;
@@ -39,6 +45,7 @@ use crate::block::{Block, BlockHash, HashParseError, json_kind};
 use crate::client::PeerError;
 use crate::gossip::{Considered, Gossip, Heard, Refusal};
 use crate::item::ItemId;
+use crate::metrics::Metrics;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
 use crate::pow::{self, Kind};
@@ -47,8 +54,8 @@ use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted
 use crate::stats::Stats;
 
 /// The endpoints, for the answer to a request for one that does not exist.
-const ENDPOINTS: &str = "GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
-    GET /blocks/{index}, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
+const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
+    GET /blocks/{index}, GET /blocks/{index}/proof, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
     POST /data, GET /data, GET /data/{id}";
 
 /// What every handler can reach.
@@ -60,9 +67,39 @@ pub struct AppState {
     pub gossip: Gossip,
     /// The node's counters, for `/status`.
     pub stats: Arc<Stats>,
+    /// The figures for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Whether the node mines.
+    pub mining: bool,
+    /// When the node started, for its uptime.
+    pub started: Instant,
+    /// Cancelled when the node stops: ends the event streams, which would
+    /// otherwise keep their connections open.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
+    /// What the handlers of a node reach; its metrics read `state`, `stats`
+    /// and the peers of `gossip`.
+    pub fn new(
+        state: ChainState,
+        gossip: Gossip,
+        stats: Arc<Stats>,
+        mining: bool,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        let metrics = Metrics::new(state.clone(), Arc::clone(&stats), gossip.book().clone());
+        AppState {
+            state,
+            gossip,
+            stats,
+            metrics: Arc::new(metrics),
+            mining,
+            started: Instant::now(),
+            shutdown,
+        }
+    }
+
     /// The largest request body read: a block of the largest size the
     /// network allows, with room for white space around its values.
     pub fn max_body_bytes(&self) -> usize {
@@ -77,21 +114,34 @@ pub fn app(state: AppState) -> Router {
         state: state.state.clone(),
     };
     Router::new()
+        .route("/", get(explorer::page))
+        .route("/explorer.js", get(explorer::script))
+        .route("/explorer.css", get(explorer::style))
+        .route("/events", get(explorer::events))
+        .route("/metrics", get(explorer::metrics))
         .route("/blockchain.json", get(blockchain_json))
         .route("/status", get(status))
         .route("/blocks", get(blocks))
         .route("/blocks/{index}", get(block_by_index))
+        .route("/blocks/{index}/proof", get(block_proof))
         .route("/block/{hash}", get(block_by_hash))
         .route("/mined", post(mined))
         .route("/peers", get(list_peers).post(add_peer).delete(remove_peer))
         .route("/data", get(list_data).post(add_data))
         .route("/data/{id}", get(data_by_id))
-        .fallback(|method: Method, uri: Uri| async move {
-            ApiError::NotFound(format!(
-                "there is no {method} {}; the endpoints are {ENDPOINTS}",
-                uri.path()
-            ))
-        })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            explorer::on_the_way_out,
+        ))
+        .fallback(
+            |State(app): State<AppState>, method: Method, uri: Uri| async move {
+                explorer::count_unrouted(&app, &method, StatusCode::NOT_FOUND);
+                ApiError::NotFound(format!(
+                    "there is no {method} {}; the endpoints are {ENDPOINTS}",
+                    uri.path()
+                ))
+            },
+        )
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
         })
@@ -191,6 +241,8 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
         max_item_bytes: Some(network.max_item_bytes),
         pending_items: app.state.pool().len(),
         catching_up: app.stats.catching_up().map(|c| c.view()),
+        uptime_seconds: Some(app.started.elapsed().as_secs()),
+        mining: Some(app.mining),
     })
 }
 
@@ -243,6 +295,31 @@ async fn block_by_index(
             app.state.tip().index
         ))
     })
+}
+
+/// `GET /blocks/{index}/proof`: what block `index`'s proof of work is
+/// measured against: its target (hex), that target as a difficulty, and the
+/// chain's cumulative work through it (`chainwork`, as on `/status`).
+async fn block_proof(
+    State(app): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(index) = index.map_err(|_| {
+        ApiError::BadRequest("the index must be a whole number, like /blocks/12/proof".into())
+    })?;
+    let cursor = app.state.cursor_at(index).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "there is no block {index} yet; the tip is block {}",
+            app.state.tip().index
+        ))
+    })?;
+    Ok(Json(json!({
+        "index": index,
+        "hash": cursor.hash,
+        "target": pow::target_hex(&cursor.target),
+        "difficulty": pow::difficulty_of(&cursor.target),
+        "chainwork": cursor.work.to_string(),
+    })))
 }
 
 /// `GET /block/{hash}`: one block by hash.

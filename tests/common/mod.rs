@@ -94,7 +94,13 @@ impl Jbc {
         let port = loop {
             let found = logs.lock().unwrap().iter().find_map(|line| {
                 let address = line.split("listening on http://").nth(1)?;
-                address.trim().rsplit(':').next()?.parse::<u16>().ok()
+                address
+                    .split_whitespace()
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse::<u16>()
+                    .ok()
             });
             if let Some(port) = found {
                 break port;
@@ -176,6 +182,27 @@ impl Jbc {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops the node with SIGTERM; its exit status and everything it
+    /// logged, to its last line.
+    #[allow(dead_code)]
+    pub fn terminate_with_logs(self) -> (ExitStatus, String) {
+        let logs = Arc::clone(&self.logs);
+        let status = self.terminate();
+        // The reader thread may still be taking the last lines.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && !logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|line| line.contains("stopped"))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let logs = logs.lock().unwrap().join("\n");
+        (status, logs)
     }
 
     /// Stops the node with SIGTERM and returns its exit status.

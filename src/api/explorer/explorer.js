@@ -1,0 +1,441 @@
+// The jbc explorer: reads the node's own JSON endpoints and listens to
+// /events, so it shows the chain as it grows, forks and agrees. No library,
+// no CDN: it runs from the node with no internet.
+"use strict";
+
+const LATEST = 20;        // rows in the latest blocks table
+const CHART_BLOCKS = 300; // blocks the charts cover
+const $ = (id) => document.getElementById(id);
+
+// ---- SHA-256, for checking block hashes in the page (crypto.subtle only
+// exists on secure origins, and a node on a LAN address is not one).
+const K = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]);
+
+function sha256Hex(text) {
+  const bytes = new TextEncoder().encode(text);
+  const length = Math.ceil((bytes.length + 9) / 64) * 64;
+  const padded = new Uint8Array(length);
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  const view = new DataView(padded.buffer);
+  view.setUint32(length - 8, Math.floor(bytes.length / 0x20000000));
+  view.setUint32(length - 4, (bytes.length * 8) >>> 0);
+  const h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  const w = new Uint32Array(64);
+  const rotr = (x, n) => (x >>> n) | (x << (32 - n));
+  for (let offset = 0; offset < length; offset += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + 4 * i);
+    for (let i = 16; i < 64; i++) {
+      const s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
+      const s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    let [a, b, c, d, e, f, g, hh] = h;
+    for (let i = 0; i < 64; i++) {
+      const t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+      const t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      hh = g; g = f; f = e; e = (d + t1) >>> 0; d = c; c = b; b = a; a = (t1 + t2) >>> 0;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  }
+  return Array.from(h, (x) => x.toString(16).padStart(8, "0")).join("");
+}
+
+// Blocks' numbers as the node wrote them: timestamps of the original's later
+// version have 20 digits, more than a JavaScript number holds exactly, and
+// the hash covers their digits. So the raw text of each number is kept.
+function parseBlocks(text) {
+  const blocks = JSON.parse(text);
+  const list = Array.isArray(blocks) ? blocks : [blocks];
+  // A block is a flat object of strings and numbers, so after each `{`
+  // its tokens alternate: key, value, key, value.
+  const token = /\{|"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+  let block = -1, key = null, match;
+  while ((match = token.exec(text)) !== null) {
+    const t = match[0];
+    if (t === "{") {
+      block += 1;
+      key = null;
+    } else if (key === null) {
+      key = t;
+    } else {
+      if (list[block] && ['"index"', '"timestamp"', '"nonce"'].includes(key)) {
+        const name = key.slice(1, -1);
+        // Numbers come quoted or bare, as the node that mined them wrote them.
+        const raw = t[0] === '"' ? JSON.parse(t) : t;
+        list[block]["raw_" + name] = raw;
+        list[block][name] = Number(raw);
+      }
+      key = null;
+    }
+  }
+  return list;
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  const body = await response.text();
+  if (!response.ok) throw new Error(messageOf(body, response.status));
+  const isBlocks = /^\/blocks(\?|\/\d+$)|^\/block\//.test(path);
+  return isBlocks ? parseBlocks(body) : JSON.parse(body);
+}
+
+function messageOf(body, status) {
+  try { return JSON.parse(body).error || `HTTP ${status}`; } catch (_) { return `HTTP ${status}`; }
+}
+
+// ---- small helpers for the DOM
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "class") node.className = value; else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+const link = (href, text, cls) => el("a", cls ? { href, class: cls } : { href }, text);
+const short = (hash) => (hash.length > 16 ? `${hash.slice(0, 10)}…${hash.slice(-6)}` : hash);
+function fields(dl, rows) {
+  dl.replaceChildren();
+  for (const [name, value, cls] of rows) {
+    dl.append(el("dt", {}, name), el("dd", cls ? { class: cls, "data-field": name } : { "data-field": name }, value));
+  }
+}
+function ago(seconds) {
+  if (seconds < 0) return "in the future";
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 129600) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} days ago`;
+}
+function duration(seconds) {
+  const h = Math.floor(seconds / 3600), m = Math.floor(seconds / 60) % 60, s = seconds % 60;
+  return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
+}
+function rate(hashes) {
+  const units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s"];
+  let i = 0;
+  while (hashes >= 1000 && i < units.length - 1) { hashes /= 1000; i++; }
+  return `${hashes.toFixed(i ? 2 : 0)} ${units[i]}`;
+}
+// Epoch seconds of a block, or null for the original's yyyymmddHHMMSS… style.
+const seconds = (block) => (block.timestamp < 1e12 ? block.timestamp : null);
+// The block's data as items when it carries items, or as its note.
+function itemsOf(data) {
+  try {
+    const value = JSON.parse(data);
+    if (Array.isArray(value) && value.every((x) => typeof x === "string")) return value;
+  } catch (_) { /* a note */ }
+  return null;
+}
+function dataSummary(data) {
+  const items = itemsOf(data);
+  const text = items ? `${items.length} item${items.length === 1 ? "" : "s"}: ${items.join(" · ")}` : data;
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+}
+
+// ---- what the page knows
+const view = { status: null, blocks: [], chartBlocks: [] };
+
+function notice(text, cls) {
+  const box = $("notice");
+  box.textContent = text;
+  box.className = cls || "";
+  box.hidden = !text;
+}
+
+async function refreshStatus() {
+  const s = await getJson("/status");
+  view.status = s;
+  const sync = s.catching_up
+    ? `catching up from ${s.catching_up.peer}: ${s.catching_up.height} of ${s.catching_up.target} (${s.catching_up.blocks_per_second} blocks/s)`
+    : "in step with its peers";
+  const rows = [
+    ["height", s.height],
+    ["tip", link(`#/block/${s.tip}`, s.tip, "hash")],
+    ["network", s.kind === "adaptive"
+      ? `adaptive: a block every ${s.target_block_seconds} s, retarget every ${s.retarget_window} blocks`
+      : `fixed: ${s.difficulty} leading zero hex digits`],
+    ["difficulty", s.effective_difficulty != null ? s.effective_difficulty.toFixed(2) : s.difficulty],
+  ];
+  if (s.kind === "adaptive") {
+    rows.push(["target", s.target, "mono"], ["chainwork", s.chainwork, "mono"],
+      ["next retarget", `at block ${s.next_retarget}`]);
+  }
+  rows.push(
+    ["mean block time", s.mean_block_seconds != null ? `${s.mean_block_seconds.toFixed(2)} s` : "not known yet"],
+    ["hash rate", s.mining ? rate(s.hashrate) : "not mining"],
+    ["sync", sync],
+    ["peers", s.peers],
+    ["pending data", s.pending_items],
+    ["node id", s.node_id || "", "mono"],
+    ["version", s.version || ""],
+    ["uptime", s.uptime_seconds != null ? duration(s.uptime_seconds) : ""]);
+  fields($("node-fields"), rows);
+  return s;
+}
+
+async function refreshBlocks() {
+  const s = view.status || (await refreshStatus());
+  const from = Math.max(0, s.height - CHART_BLOCKS + 1);
+  const blocks = await getJson(`/blocks?from=${from}&limit=${CHART_BLOCKS}`);
+  const before = new Set(view.blocks.map((b) => b.hash));
+  view.chartBlocks = blocks;
+  view.blocks = blocks.slice(-LATEST).reverse();
+  const body = $("blocks").tBodies[0];
+  body.replaceChildren(...view.blocks.map((block, i) => {
+    const previous = view.blocks[i + 1];
+    const interval = previous && previous.index > 0 && seconds(block) != null && seconds(previous) != null
+      ? `${seconds(block) - seconds(previous)} s` : "";
+    const age = seconds(block) != null ? ago(Date.now() / 1000 - seconds(block)) : "";
+    const row = el("tr", { "data-index": block.index },
+      el("td", { class: "index" }, link(`#/block/${block.index}`, block.index)),
+      el("td", { class: "hash" }, link(`#/block/${block.hash}`, short(block.hash))),
+      el("td", {}, age), el("td", {}, interval), el("td", {}, dataSummary(block.data)));
+    if (before.size && !before.has(block.hash)) row.classList.add("new-block");
+    return row;
+  }));
+  drawCharts();
+}
+
+function drawCharts() {
+  // The genesis block's time is when the network was made, long before
+  // block 1: that gap says nothing of mining, so it is left out.
+  const blocks = view.chartBlocks.filter((b) => seconds(b) != null && b.index > 0);
+  const intervals = [];
+  for (let i = 1; i < blocks.length; i++) intervals.push(Math.max(0, seconds(blocks[i]) - seconds(blocks[i - 1])));
+  $("chart-span").textContent = intervals.length ? `(last ${intervals.length} blocks)` : "";
+  // Hashes a block takes on average, at the tip's target: 16^difficulty.
+  const s = view.status;
+  const perBlock = s ? Math.pow(16, s.effective_difficulty != null ? s.effective_difficulty : s.difficulty) : 0;
+  const window = 10;
+  const hashrates = intervals.map((_, i) => {
+    const span = intervals.slice(Math.max(0, i - window + 1), i + 1);
+    const total = span.reduce((a, b) => a + b, 0);
+    return total > 0 ? (perBlock * span.length) / total : null;
+  });
+  const target = s && s.target_block_seconds ? s.target_block_seconds : null;
+  chart($("interval-chart"), intervals, "seconds between blocks", (v) => `${v} s`, "bars", target);
+  chart($("hashrate-chart"), hashrates, `estimated network hash rate (mean of ${window} blocks)`, rate, "line", null);
+}
+
+function chart(canvas, values, title, format, style, reference) {
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  const pad = { left: 64, right: 8, top: 18, bottom: 14 };
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#6b7385";
+  ctx.fillText(title, pad.left, 12);
+  const finite = values.filter((v) => v != null);
+  if (!finite.length) { ctx.fillText("no blocks yet", pad.left, height / 2); return; }
+  const max = Math.max(...finite, reference || 0) || 1;
+  const x = (i) => pad.left + ((width - pad.left - pad.right) * (i + 0.5)) / values.length;
+  const y = (v) => height - pad.bottom - ((height - pad.top - pad.bottom) * v) / max;
+  ctx.fillText(format(max), 2, pad.top + 4);
+  ctx.fillText(format(0), 2, height - pad.bottom);
+  ctx.strokeStyle = "#e3e6ec";
+  ctx.beginPath(); ctx.moveTo(pad.left, y(0)); ctx.lineTo(width - pad.right, y(0)); ctx.stroke();
+  if (style === "bars") {
+    const barWidth = Math.max(1, (width - pad.left - pad.right) / values.length - 1);
+    ctx.fillStyle = "#2f6fed";
+    values.forEach((v, i) => ctx.fillRect(x(i) - barWidth / 2, y(v), barWidth, y(0) - y(v)));
+  } else {
+    ctx.strokeStyle = "#1f9d55";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let started = false;
+    values.forEach((v, i) => {
+      if (v == null) return;
+      if (started) ctx.lineTo(x(i), y(v)); else { ctx.moveTo(x(i), y(v)); started = true; }
+    });
+    ctx.stroke();
+  }
+  if (reference) {
+    ctx.strokeStyle = "#c77c02";
+    ctx.setLineDash([4, 3]);
+    ctx.beginPath(); ctx.moveTo(pad.left, y(reference)); ctx.lineTo(width - pad.right, y(reference)); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#c77c02";
+    ctx.fillText(`target ${format(reference)}`, width - pad.right - 80, y(reference) - 3);
+  }
+}
+
+async function refreshPeers() {
+  const peers = await getJson("/peers");
+  const now = Date.now() / 1000;
+  $("peers").tBodies[0].replaceChildren(...peers.map((p) => el("tr", {},
+    el("td", { class: "hash" }, p.url),
+    el("td", { class: `state-${p.state.split(" ")[0]}` }, p.state + (p.ban_reason ? ` (${p.ban_reason})` : "")),
+    el("td", {}, p.height != null ? p.height : ""),
+    el("td", {}, p.last_success ? ago(now - p.last_success) : "never"))));
+  if (!peers.length) $("peers").tBodies[0].append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no peers")));
+}
+
+async function refreshPending() {
+  const pending = await getJson("/data");
+  $("pending").tBodies[0].replaceChildren(...pending.map((item) => el("tr", { "data-id": item.id },
+    el("td", { class: "hash" }, link(`#/data/${item.id}`, short(item.id))),
+    el("td", {}, item.size), el("td", {}, `${item.age} s`))));
+  if (!pending.length) $("pending").tBodies[0].append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "none")));
+}
+
+// The item submitted through the form, followed until a block carries it.
+let submitted = null;
+function showSubmitted(item) {
+  const result = $("data-result");
+  // Every status it was shown in, in order (pending, then confirmed).
+  const seen = result.dataset.seen ? result.dataset.seen.split(",") : [];
+  if (seen[seen.length - 1] !== item.status) seen.push(item.status);
+  result.dataset.seen = seen.join(",");
+  result.dataset.status = item.status;
+  result.replaceChildren(link(`#/data/${submitted}`, short(submitted)), ` ${item.status}`);
+  if (item.status === "confirmed") {
+    result.append(" in block ", link(`#/block/${item.block}`, item.block),
+      ` (${item.confirmations} confirmation${item.confirmations === 1 ? "" : "s"})`);
+  }
+}
+
+async function followSubmitted() {
+  if (submitted) showSubmitted(await getJson(`/data/${submitted}`));
+}
+
+$("data-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = $("data-input").value;
+  if (!text) return;
+  const response = await fetch("/data", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ data: text }),
+  });
+  const body = await response.text();
+  if (!response.ok) { $("data-result").textContent = messageOf(body, response.status); return; }
+  const answer = JSON.parse(body);
+  submitted = answer.id;
+  $("data-result").dataset.seen = "";
+  showSubmitted(answer);
+  $("data-input").value = "";
+  await Promise.all([followSubmitted(), refreshPending()]);
+});
+
+// ---- pages: #/ (home), #/block/INDEX or HASH, #/data/ID
+async function showBlock(key) {
+  const path = /^\d+$/.test(key) ? `/blocks/${key}` : `/block/${key}`;
+  const [block] = await getJson(path);
+  const s = view.status || (await refreshStatus());
+  const header = `${block.raw_index}${block.prev_hash}${block.data}${block.raw_timestamp}${block.raw_nonce}`;
+  const computed = sha256Hex(header);
+  const checks = computed === block.hash;
+  const proof = await getJson(`/blocks/${block.index}/proof`).catch(() => null);
+  const meets = proof ? BigInt(`0x${block.hash}`) <= BigInt(`0x${proof.target}`) : null;
+  $("block-title").textContent = `Block ${block.index}`;
+  const rows = [
+    ["index", block.raw_index],
+    ["hash", block.hash, "mono"],
+    ["hash checks", checks ? "yes: SHA-256 of the fields gives this hash" : `no: the fields hash to ${computed}`, checks ? "ok" : "bad"],
+    ["previous hash", block.index > 0 ? link(`#/block/${block.prev_hash}`, block.prev_hash, "hash") : "(none: the genesis block)"],
+    ["timestamp", seconds(block) != null ? `${block.raw_timestamp} (${new Date(seconds(block) * 1000).toISOString()})` : block.raw_timestamp],
+    ["nonce", block.raw_nonce],
+  ];
+  if (proof) {
+    rows.push(["target", proof.target, "mono"],
+      ["proof of work", block.index === 0 ? "the genesis block is exempt" : meets ? "meets the target" : "above the target",
+        block.index === 0 || meets ? "ok" : "bad"],
+      ["chainwork", proof.chainwork, "mono"]);
+  }
+  rows.push(["confirmations", s.height - block.index + 1]);
+  fields($("block-fields"), rows);
+  $("block-prev").hidden = block.index === 0;
+  $("block-prev").href = `#/block/${block.index - 1}`;
+  $("block-next").hidden = block.index >= s.height;
+  $("block-next").href = `#/block/${block.index + 1}`;
+  const items = itemsOf(block.data);
+  $("block-data").replaceChildren(items
+    ? el("ol", { class: "items" }, ...items.map((text) => el("li", {}, text, " ",
+      link(`#/data/${sha256Hex(text)}`, "(id)", "muted"))))
+    : el("p", { id: "block-note" }, block.data));
+}
+
+async function showItem(id) {
+  const item = await getJson(`/data/${id}`);
+  const rows = [["id", id, "mono"], ["status", item.status]];
+  if (item.status === "confirmed") {
+    rows.push(["block", link(`#/block/${item.block}`, item.block)], ["confirmations", item.confirmations]);
+  }
+  fields($("item-fields"), rows);
+}
+
+async function route() {
+  const [, page, key] = location.hash.split("/");
+  $("home").hidden = !!page;
+  $("block-page").hidden = page !== "block";
+  $("item-page").hidden = page !== "data";
+  try {
+    if (page === "block") await showBlock(decodeURIComponent(key));
+    else if (page === "data") await showItem(decodeURIComponent(key));
+    else await refreshAll();
+    if (!$("notice").classList.contains("reorg")) notice("");
+  } catch (error) {
+    console.error(error);
+    notice(`${error.message}`);
+  }
+}
+
+$("search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const q = $("search-input").value.trim().toLowerCase();
+  if (/^\d+$/.test(q)) { location.hash = `#/block/${q}`; return; }
+  if (!/^[0-9a-f]{64}$/.test(q)) { notice("search takes a block index, a block hash or a data id (64 hex digits)"); return; }
+  // 64 hex digits: a block hash, or else a data id.
+  const isBlock = await fetch(`/block/${q}`).then((r) => r.ok).catch(() => false);
+  location.hash = isBlock ? `#/block/${q}` : `#/data/${q}`;
+});
+
+async function refreshAll() {
+  await refreshStatus();
+  await Promise.all([refreshBlocks(), refreshPeers(), refreshPending(), followSubmitted()]);
+}
+
+// ---- live: /events drives the updates; a slow poll covers what events do
+// not tell (hash rate, ages) and a stream that dropped.
+let pending = null;
+function soon(work) {
+  // Many events in a burst (a catch-up) make one refresh.
+  if (pending) return;
+  pending = setTimeout(async () => { pending = null; try { await work(); } catch (error) { console.error(error); } }, 150);
+}
+
+// A reorg stays on screen for a minute.
+let reorgShown = null;
+
+function listen() {
+  const source = new EventSource("/events");
+  source.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
+  source.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "live off"; };
+  const onHome = () => !location.hash || location.hash === "#/";
+  source.addEventListener("tip", () => soon(onHome() ? refreshAll : refreshStatus));
+  source.addEventListener("reorg", (message) => {
+    const e = JSON.parse(message.data);
+    clearTimeout(reorgShown);
+    reorgShown = setTimeout(() => notice(""), 60000);
+    notice(`${new Date().toLocaleTimeString()} reorg: ${e.depth} block${e.depth === 1 ? "" : "s"} after block ${e.fork} left the chain; tip ${short(e.old_tip.hash)} (block ${e.old_tip.index}) → ${short(e.new_tip.hash)} (block ${e.new_tip.index}), from ${e.source}`, "reorg");
+    soon(onHome() ? refreshAll : refreshStatus);
+  });
+  source.addEventListener("peer", () => { if (onHome()) soon(refreshAll); });
+  source.addEventListener("data_accepted", () => { if (onHome()) soon(refreshAll); });
+  source.addEventListener("data_confirmed", () => { if (onHome()) soon(refreshAll); });
+  source.addEventListener("lagged", () => soon(refreshAll));
+}
+
+window.addEventListener("hashchange", route);
+setInterval(() => { if (!location.hash || location.hash === "#/") soon(refreshAll); }, 5000);
+listen();
+route();

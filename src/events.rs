@@ -1,0 +1,191 @@
+//! What happens on the node, as a stream of events: a new tip, a reorg, a
+//! peer changing state, a data item taken or confirmed. `GET /events` sends
+//! them to browsers as Server-Sent Events; the explorer page lives on them.
+//!
+//! The hub is a broadcast channel: publishing never waits for a listener,
+//! and a listener that falls behind is told how many events it missed
+//! rather than holding up the node. Publishers are the chain state (tips,
+//! reorgs, data) and [`watch_peers`] (peer states). It does not count
+//! anything for metrics; [`crate::state`] and [`crate::stats`] do.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::block::{Block, BlockHash};
+use crate::item::ItemId;
+use crate::peers::PeerBook;
+
+/// Events kept for a listener that is slow to read; beyond, it misses some.
+const CAPACITY: usize = 1024;
+/// How often peer states are compared with the last look: bans also end by
+/// the clock alone, so no change point could tell of every change.
+const PEER_POLL: Duration = Duration::from_millis(500);
+
+/// A block as events name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockRef {
+    pub index: u64,
+    pub hash: BlockHash,
+}
+
+impl From<&Block> for BlockRef {
+    fn from(block: &Block) -> BlockRef {
+        BlockRef {
+            index: block.index,
+            hash: block.hash,
+        }
+    }
+}
+
+/// One thing that happened. Serialised with its kind in `type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The chain grew on its tip by `added` blocks (mined, announced or
+    /// synced; `source` says which, in words).
+    Tip {
+        tip: BlockRef,
+        added: u64,
+        source: String,
+    },
+    /// The chain switched branches: `depth` blocks after block `fork` left
+    /// it, for a branch ending at `new_tip`.
+    Reorg {
+        depth: u64,
+        fork: u64,
+        old_tip: BlockRef,
+        new_tip: BlockRef,
+        source: String,
+    },
+    /// A peer's state changed (`new`, `up`, `backing off`, `banned`,
+    /// `itself`, or `removed`).
+    Peer {
+        url: String,
+        state: String,
+        previous: Option<String>,
+    },
+    /// A data item is new in the pool.
+    DataAccepted { id: ItemId },
+    /// A block of the chain carries a data item now.
+    DataConfirmed { id: ItemId, block: u64 },
+}
+
+impl Event {
+    /// The SSE event name: the same as `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Tip { .. } => "tip",
+            Event::Reorg { .. } => "reorg",
+            Event::Peer { .. } => "peer",
+            Event::DataAccepted { .. } => "data_accepted",
+            Event::DataConfirmed { .. } => "data_confirmed",
+        }
+    }
+}
+
+/// The hub events are published to.
+#[derive(Debug, Clone)]
+pub struct Events {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Events {
+        Events {
+            sender: broadcast::channel(CAPACITY).0,
+        }
+    }
+
+    /// Tells every listener; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+/// Publishes every change of a peer's state, until `shutdown`.
+pub async fn watch_peers(book: PeerBook, events: Events, shutdown: CancellationToken) {
+    let mut known = peer_states(&book);
+    let mut poll = tokio::time::interval(PEER_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = poll.tick() => {}
+        }
+        let now = peer_states(&book);
+        for (url, state) in &now {
+            let previous = known.get(url);
+            if previous != Some(state) {
+                events.publish(Event::Peer {
+                    url: url.clone(),
+                    state: state.clone(),
+                    previous: previous.cloned(),
+                });
+            }
+        }
+        for (url, previous) in &known {
+            if !now.contains_key(url) {
+                events.publish(Event::Peer {
+                    url: url.clone(),
+                    state: "removed".into(),
+                    previous: Some(previous.clone()),
+                });
+            }
+        }
+        known = now;
+    }
+}
+
+fn peer_states(book: &PeerBook) -> HashMap<String, String> {
+    book.views()
+        .into_iter()
+        .map(|view| (view.url.to_string(), view.state.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_their_kind_in_type() {
+        let event = Event::DataConfirmed {
+            id: ItemId::of("hello"),
+            block: 7,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], event.name());
+        assert_eq!(json["block"], 7);
+    }
+
+    #[tokio::test]
+    async fn a_listener_hears_what_is_published_after_it_subscribed() {
+        let events = Events::new();
+        events.publish(Event::DataAccepted {
+            id: ItemId::of("before"),
+        });
+        let mut listener = events.subscribe();
+        events.publish(Event::DataAccepted {
+            id: ItemId::of("after"),
+        });
+        assert_eq!(
+            listener.recv().await.unwrap(),
+            Event::DataAccepted {
+                id: ItemId::of("after")
+            }
+        );
+    }
+}
