@@ -1,0 +1,262 @@
+//! The explorer page in a real browser: headless Chromium, driven over the
+//! DevTools protocol (`headless_chrome`), against two mining nodes. The
+//! block list grows without a reload, a block page shows that block's
+//! fields and checks its hash, and data typed into the form shows as
+//! pending, then confirmed. Screenshots are saved as it goes.
+//!
+//! Where no Chromium can be found (`.ci/run` installs Debian's `chromium`),
+//! the test says why and counts as ignored (skipped), never as passed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Jbc, PATIENCE};
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+const NAME: &str = "the_explorer_shows_blocks_live_block_pages_and_data_in_a_real_browser";
+
+fn main() {
+    let arguments = Arguments::from_args();
+    let chromium = find_chromium();
+    if chromium.is_none() {
+        eprintln!(
+            "explorer: skipped, no Chromium found (looked at $CHROME and for chromium, \
+             chromium-browser, google-chrome on PATH; `.ci/run` installs Debian's chromium)"
+        );
+    }
+    let trial = Trial::test(NAME, move || {
+        let chromium = chromium.clone().expect("not run when ignored");
+        explorer_in_a_browser(&chromium).map_err(Failed::from)
+    })
+    .with_ignored_flag(find_chromium().is_none());
+    libtest_mimic::run(&arguments, vec![trial]).exit();
+}
+
+fn find_chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROME") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Evaluates `expression` in the page; its JSON value (null for none).
+fn js(tab: &Tab, expression: &str) -> Result<Value, String> {
+    let result = tab
+        .evaluate(expression, false)
+        .map_err(|e| format!("evaluating {expression}: {e}"))?;
+    Ok(result.value.unwrap_or(Value::Null))
+}
+
+/// Polls `probe` in the page until it gives a value, for at most PATIENCE.
+fn wait_in_page<T>(
+    tab: &Tab,
+    what: &str,
+    mut probe: impl FnMut(&Tab) -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe(tab)? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn screenshot(tab: &Tab, dir: &Path, name: &str) -> Result<(), String> {
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).map_err(|e| e.to_string())?;
+    eprintln!("explorer: screenshot {}", path.display());
+    Ok(())
+}
+
+/// The top row's block index in the latest blocks table.
+fn top_index(tab: &Tab) -> Result<Option<u64>, String> {
+    let value = js(
+        tab,
+        "(() => { const row = document.querySelector('#blocks tbody tr'); \
+         return row ? Number(row.dataset.index) : null; })()",
+    )?;
+    Ok(value.as_u64())
+}
+
+fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Difficulty 6: blocks come about once a second here, so a person (and
+    // the test) can watch each arrive.
+    let mining = ["--difficulty", "6", "--mine", "--threads", "1"];
+    let a = Jbc::start(dir_a.path(), &[&mining[..], &["--peers", ""]].concat());
+    let b = Jbc::start(dir_b.path(), &[&mining[..], &["--peers", &a.url]].concat());
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("explorer");
+    std::fs::create_dir_all(&shots).map_err(|e| e.to_string())?;
+
+    let browser = Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chromium.to_path_buf()))
+            .headless(true)
+            .sandbox(false)
+            .window_size(Some((1300, 1500)))
+            .idle_browser_timeout(PATIENCE * 3)
+            .build()
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("starting {}: {e}", chromium.display()))?;
+    let tab = browser.new_tab().map_err(|e| e.to_string())?;
+    tab.navigate_to(&format!("{}/", a.url))
+        .and_then(|tab| tab.wait_until_navigated())
+        .map_err(|e| e.to_string())?;
+
+    // The block list fills and then grows, with no reload (a reload would
+    // drop the marker set here).
+    let first = wait_in_page(&tab, "the block list", top_index)?;
+    js(&tab, "window.jbcTestMarker = 42")?;
+    let grown = wait_in_page(&tab, "a new block in the list", |tab| {
+        Ok(top_index(tab)?.filter(|&top| top > first))
+    })?;
+    if js(&tab, "window.jbcTestMarker")? != 42 {
+        return Err("the page reloaded to show new blocks".into());
+    }
+    eprintln!("explorer: the list went from block {first} to block {grown} by itself");
+    let live = js(&tab, "document.getElementById('live').textContent")?;
+    if live != "live" {
+        return Err(format!("the page is not on the event stream: {live}"));
+    }
+    // B's blocks are in A's page too: the two nodes agree.
+    runtime.block_on(async {
+        common::wait_for("a block of each node in A's chain", PATIENCE, || async {
+            let chain = a.chain().await;
+            let by = |url: &str| {
+                let port = url.rsplit(':').next().unwrap().to_string();
+                chain.iter().any(|block| block.data.ends_with(&port))
+            };
+            (by(&a.url) && by(&b.url)).then_some(())
+        })
+        .await
+    });
+    screenshot(&tab, &shots, "home")?;
+
+    // A block page, reached by its address (#/block/N): every field, as the node
+    // serves the block, and the hash checked in the page.
+    let index = grown.saturating_sub(2).max(1);
+    js(&tab, &format!("location.hash = '#/block/{index}'"))?;
+    wait_in_page(&tab, "the block page", |tab| {
+        Ok(
+            (js(tab, "document.getElementById('block-title').textContent")?
+                == format!("Block {index}"))
+            .then_some(()),
+        )
+    })?;
+    let field = |name: &str| -> Result<String, String> {
+        let value = js(
+            &tab,
+            &format!(
+                "(() => {{ const dd = document.querySelector('#block-fields dd[data-field=\"{name}\"]'); \
+                 return dd ? dd.textContent : null; }})()"
+            ),
+        )?;
+        value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("the block page has no {name}"))
+    };
+    let served: Value = runtime.block_on(async {
+        let body = common::get(&format!("{}/blocks/{index}", a.url)).await?;
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    })?;
+    let text = |value: &Value| match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for name in ["index", "hash", "nonce"] {
+        if field(name)? != text(&served[name]) {
+            return Err(format!(
+                "the page shows {name} {:?}, the node serves {}",
+                field(name)?,
+                served[name]
+            ));
+        }
+    }
+    if !field("timestamp")?.starts_with(&text(&served["timestamp"])) {
+        return Err(format!(
+            "timestamp {:?} against {}",
+            field("timestamp")?,
+            served["timestamp"]
+        ));
+    }
+    if field("previous hash")? != text(&served["prev_hash"]) {
+        return Err("the previous hash differs".into());
+    }
+    if !field("hash checks")?.starts_with("yes") {
+        return Err(format!(
+            "the page says the hash does not check: {}",
+            field("hash checks")?
+        ));
+    }
+    if field("proof of work")? != "meets the target" {
+        return Err(format!("proof of work: {}", field("proof of work")?));
+    }
+    let note = js(&tab, "document.getElementById('block-note').textContent")?;
+    if note != served["data"] {
+        return Err(format!(
+            "the data shown is {note}, the block's is {}",
+            served["data"]
+        ));
+    }
+    screenshot(&tab, &shots, "block")?;
+
+    // Back on the list, data typed into the form and submitted shows as
+    // pending, then as confirmed once a block carries it.
+    js(&tab, "location.hash = '#/'")?;
+    wait_in_page(&tab, "the list page", |tab| {
+        Ok((js(tab, "document.getElementById('home').hidden")? == false).then_some(()))
+    })?;
+    let input = tab.find_element("#data-input").map_err(|e| e.to_string())?;
+    input.click().map_err(|e| e.to_string())?;
+    tab.type_str("typed in the explorer")
+        .map_err(|e| e.to_string())?;
+    tab.find_element("#data-form button")
+        .and_then(|button| button.click().map(|_| ()))
+        .map_err(|e| e.to_string())?;
+    let seen = wait_in_page(&tab, "the item to be confirmed", |tab| {
+        let seen = js(
+            tab,
+            "document.getElementById('data-result').dataset.seen || ''",
+        )?;
+        Ok(seen
+            .as_str()
+            .filter(|s| s.ends_with("confirmed"))
+            .map(str::to_string))
+    })?;
+    if seen != "pending,confirmed" {
+        return Err(format!(
+            "the item was shown as {seen}, not pending then confirmed"
+        ));
+    }
+    let shown = js(&tab, "document.getElementById('data-result').textContent")?;
+    eprintln!("explorer: the form's item: {shown}");
+    screenshot(&tab, &shots, "data")?;
+
+    drop(tab);
+    drop(browser);
+    for node in [a, b] {
+        if !node.terminate().success() {
+            return Err("a node did not stop cleanly".into());
+        }
+    }
+    Ok(())
+}
