@@ -284,3 +284,124 @@ fn bench_says_what_it_does_and_ends_with_block_times_and_the_hash_rate() {
         );
     }
 }
+
+/// Two ports in a row that are free now.
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two free ports in a row");
+}
+
+#[tokio::test]
+async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_pair();
+    let mut devnet = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
+        .args(["2", "--mine", "--difficulty", "4"])
+        .env("DEVNET_DIR", dir.path())
+        .env("DEVNET_PORT", base.to_string())
+        .env("JBC_BIN", JBC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let readers: Vec<_> = [
+        Box::new(devnet.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(devnet.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    })
+    .collect();
+    let urls: Vec<String> = (0..2)
+        .map(|n| format!("http://127.0.0.1:{}", base + n))
+        .collect();
+
+    // Both nodes mine on one chain: each sees blocks of the other.
+    wait_for(
+        "both devnet nodes to hold blocks of both",
+        PATIENCE,
+        || async {
+            let mut chains = Vec::new();
+            for url in &urls {
+                let body = get(&format!("{url}/blockchain.json")).await.ok()?;
+                chains.push(jbc::block::blocks_from_json(&body).ok()?);
+            }
+            let mined_by = |chain: &[jbc::block::Block], port: u16| {
+                chain.iter().any(|b| b.data.ends_with(&port.to_string()))
+            };
+            chains
+                .iter()
+                .all(|chain| mined_by(chain, base) && mined_by(chain, base + 1))
+                .then_some(())
+        },
+    )
+    .await;
+    let printed = lines.lock().unwrap().join("\n");
+    let mut pids = Vec::new();
+    for url in &urls {
+        let port = url.rsplit(':').next().unwrap();
+        assert!(
+            printed.contains(&format!("explorer {url}/")),
+            "the explorer URL of {url} is printed:\n{printed}"
+        );
+        assert!(
+            printed.contains(&format!("[jbc{port}] ")) && printed.contains("listening on"),
+            "each log line names its node:\n{printed}"
+        );
+        let pid: i32 = printed
+            .split(&format!("jbc{port} (pid "))
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("the pid of jbc{port} is printed:\n{printed}"));
+        pids.push(pid);
+    }
+
+    // Ctrl-C: every node stops cleanly, and nothing is left running.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(devnet.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while devnet.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "devnet ignored Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let printed = lines.lock().unwrap().join("\n");
+    for (pid, url) in pids.iter().zip(&urls) {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "node {url} (pid {pid}) is still running after Ctrl-C"
+        );
+        let port = url.rsplit(':').next().unwrap();
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with(&format!("[jbc{port}] ")) && l.ends_with("stopped")),
+            "node {url} shut down cleanly:\n{printed}"
+        );
+    }
+    assert!(printed.contains("devnet: stopped"), "{printed}");
+}
