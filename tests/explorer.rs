@@ -97,9 +97,10 @@ fn top_index(tab: &Tab) -> Result<Option<u64>, String> {
 fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // Difficulty 6: blocks come about once a second here, so a person (and
-    // the test) can watch each arrive.
-    let mining = ["--difficulty", "6", "--mine", "--threads", "1"];
+    // Difficulty 5: a block takes a miner about 0.05 s on an idle core
+    // here and seconds beside busy loops (the miner yields to them), so the
+    // list grows either way within the waits below.
+    let mining = ["--difficulty", "5", "--mine", "--threads", "1"];
     let a = Jbc::start(dir_a.path(), &[&mining[..], &["--peers", ""]].concat());
     let b = Jbc::start(dir_b.path(), &[&mining[..], &["--peers", &a.url]].concat());
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("explorer");
