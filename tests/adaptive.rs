@@ -157,8 +157,11 @@ async fn settle(miners: usize, height: usize) -> f64 {
         windows.join(" "),
         jbc::pow::difficulty_of(&targets[n - 1])
     );
+    // The first windows came several times too fast (at pow_limit, even
+    // beside busy loops), so the target must have come down by at least one
+    // full clamped step. How far depends on the machine's hash rate.
     assert!(
-        targets[n - 1] < targets[1] / U256::from(100u8),
+        targets[n - 1] < targets[1] / U256::from(4u8),
         "the target adapted from far too easy"
     );
     mean
