@@ -286,15 +286,11 @@ async fn block_by_index(
     State(app): State<AppState>,
     index: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Block>, ApiError> {
-    let Path(index) = index.map_err(|_| {
-        ApiError::BadRequest("the index must be a whole number, like /blocks/12".into())
-    })?;
-    app.state.block(index).map(Json).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "there is no block {index} yet; the tip is block {}",
-            app.state.tip().index
-        ))
-    })
+    let index = block_index(index, "/blocks/12")?;
+    app.state
+        .block(index)
+        .map(Json)
+        .ok_or_else(|| no_block(&app, index))
 }
 
 /// `GET /blocks/{index}/proof`: what block `index`'s proof of work is
@@ -304,15 +300,11 @@ async fn block_proof(
     State(app): State<AppState>,
     index: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Path(index) = index.map_err(|_| {
-        ApiError::BadRequest("the index must be a whole number, like /blocks/12/proof".into())
-    })?;
-    let cursor = app.state.cursor_at(index).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "there is no block {index} yet; the tip is block {}",
-            app.state.tip().index
-        ))
-    })?;
+    let index = block_index(index, "/blocks/12/proof")?;
+    let cursor = app
+        .state
+        .cursor_at(index)
+        .ok_or_else(|| no_block(&app, index))?;
     Ok(Json(json!({
         "index": index,
         "hash": cursor.hash,
@@ -320,6 +312,20 @@ async fn block_proof(
         "difficulty": pow::difficulty_of(&cursor.target),
         "chainwork": cursor.work.to_string(),
     })))
+}
+
+/// A block index from the path, or what it should look like (`example`).
+fn block_index(index: Result<Path<u64>, PathRejection>, example: &str) -> Result<u64, ApiError> {
+    index.map(|Path(index)| index).map_err(|_| {
+        ApiError::BadRequest(format!("the index must be a whole number, like {example}"))
+    })
+}
+
+fn no_block(app: &AppState, index: u64) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is no block {index} yet; the tip is block {}",
+        app.state.tip().index
+    ))
 }
 
 /// `GET /block/{hash}`: one block by hash.
