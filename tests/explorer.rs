@@ -60,9 +60,19 @@ fn js(tab: &Tab, expression: &str) -> Result<Value, String> {
 fn wait_in_page<T>(
     tab: &Tab,
     what: &str,
+    probe: impl FnMut(&Tab) -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    wait_in_page_for(tab, what, PATIENCE, probe)
+}
+
+/// Polls `probe` in the page until it gives a value, for at most `patience`.
+fn wait_in_page_for<T>(
+    tab: &Tab,
+    what: &str,
+    patience: Duration,
     mut probe: impl FnMut(&Tab) -> Result<Option<T>, String>,
 ) -> Result<T, String> {
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = probe(tab)? {
             return Ok(value);
@@ -233,7 +243,9 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     tab.find_element("#data-form button")
         .and_then(|button| button.click().map(|_| ()))
         .map_err(|e| e.to_string())?;
-    let seen = wait_in_page(&tab, "the item to be confirmed", |tab| {
+    // Confirmation waits for a block of a niced miner, which beside busy
+    // loops and a compiler gets a sliver of a core: minutes, at worst.
+    let seen = wait_in_page_for(&tab, "the item to be confirmed", PATIENCE * 3, |tab| {
         let seen = js(
             tab,
             "document.getElementById('data-result').dataset.seen || ''",
