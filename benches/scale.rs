@@ -543,21 +543,14 @@ async fn throughput(client: &reqwest::Client, url: &str, rounds: usize) -> Throu
 /// folder sync). Blocks per second.
 fn disk_limit(dir: &Path, blocks: &[Block]) -> f64 {
     std::fs::create_dir_all(dir).unwrap();
-    let folder = std::fs::File::open(dir).unwrap();
     let started = Instant::now();
     for batch in blocks.chunks(500) {
-        let mut staged = Vec::new();
-        for block in batch {
-            let name = block_file_name(block.index);
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, block.to_json_line()).unwrap();
-            staged.push((tmp, dir.join(name)));
-        }
-        nix::unistd::syncfs(&folder).unwrap();
-        for (tmp, target) in staged {
-            std::fs::rename(tmp, target).unwrap();
-        }
-        folder.sync_all().unwrap();
+        let files: Vec<(String, Vec<u8>)> = batch
+            .iter()
+            .map(|block| (block_file_name(block.index), block.to_json_line()))
+            .collect();
+        jbc::fsio::write_all_atomic(dir, files.iter().map(|(n, b)| (n.clone(), b.as_slice())))
+            .unwrap();
     }
     blocks.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -5,25 +5,18 @@
 //! The hub is a broadcast channel: publishing never waits for a listener,
 //! and a listener that falls behind is told how many events it missed
 //! rather than holding up the node. Publishers are the chain state (tips,
-//! reorgs, data) and [`watch_peers`] (peer states). It does not count
+//! reorgs, data) and the peer watcher ([`crate::peers::watch_peers`], peer
+//! states). It does not count
 //! anything for metrics; [`crate::state`] and [`crate::stats`] do.
-
-use std::collections::HashMap;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
 use crate::block::{Block, BlockHash};
 use crate::item::ItemId;
-use crate::peers::PeerBook;
 
 /// Events kept for a listener that is slow to read; beyond, it misses some.
 const CAPACITY: usize = 1024;
-/// How often peer states are compared with the last look: bans also end by
-/// the clock alone, so no change point could tell of every change.
-const PEER_POLL: Duration = Duration::from_millis(500);
 
 /// A block as events name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,46 +107,6 @@ impl Events {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }
-}
-
-/// Publishes every change of a peer's state, until `shutdown`.
-pub async fn watch_peers(book: PeerBook, events: Events, shutdown: CancellationToken) {
-    let mut known = peer_states(&book);
-    let mut poll = tokio::time::interval(PEER_POLL);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = poll.tick() => {}
-        }
-        let now = peer_states(&book);
-        for (url, state) in &now {
-            let previous = known.get(url);
-            if previous != Some(state) {
-                events.publish(Event::Peer {
-                    url: url.clone(),
-                    state: state.clone(),
-                    previous: previous.cloned(),
-                });
-            }
-        }
-        for (url, previous) in &known {
-            if !now.contains_key(url) {
-                events.publish(Event::Peer {
-                    url: url.clone(),
-                    state: "removed".into(),
-                    previous: Some(previous.clone()),
-                });
-            }
-        }
-        known = now;
-    }
-}
-
-fn peer_states(book: &PeerBook) -> HashMap<String, String> {
-    book.views()
-        .into_iter()
-        .map(|view| (view.url.to_string(), view.state.to_string()))
-        .collect()
 }
 
 #[cfg(test)]

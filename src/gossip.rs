@@ -30,10 +30,9 @@ use tracing::{debug, info, warn};
 
 use crate::block::Block;
 use crate::client::{PeerClient, PeerError};
+use crate::clock::unix_now;
 use crate::handshake::{HandshakeError, check_status, handshake};
-use crate::peers::{
-    Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl, unix_now,
-};
+use crate::peers::{Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl};
 use crate::protocol::NodeId;
 use crate::state::ChainState;
 use crate::sync::{Outcome, catch_up};

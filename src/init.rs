@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::block::Block;
+use crate::fsio::replace_file;
 use crate::miner::{Miner, Template};
-use crate::store::replace_file;
 
 /// The shipped config, the template of every new network's config.
 const CONFIG_TEMPLATE: &str = include_str!("../config/jbc.toml");
@@ -81,9 +81,9 @@ pub fn init(network: &NewNetwork, progress: impl Fn(&str)) -> Result<Made, InitE
     ));
     let genesis = mine_genesis(network);
     let write = |path: &Path, bytes: &[u8]| {
-        replace_file(path, bytes).map_err(|source| InitError::Write {
+        replace_file(path, bytes).map_err(|error| InitError::Write {
             path: path.to_path_buf(),
-            source,
+            source: error.source,
         })
     };
     write(&genesis_file, &genesis.to_json_line())?;
@@ -106,7 +106,7 @@ fn mine_genesis(network: &NewNetwork) -> Block {
         index: 0,
         prev_hash: String::new(),
         data: network.data.clone(),
-        timestamp: chrono::Utc::now().timestamp().max(0) as u128,
+        timestamp: crate::clock::timestamp_now(),
         target: crate::pow::pow_limit(network.difficulty),
     });
     let block = block.recv().expect("the miner finds a block");

@@ -122,7 +122,7 @@ pub async fn run(
         config.mine,
         shutdown.clone(),
     );
-    tokio::spawn(crate::events::watch_peers(
+    tokio::spawn(crate::peers::watch_peers(
         book.clone(),
         state.events().clone(),
         shutdown.clone(),
@@ -265,7 +265,7 @@ fn start_miner(
             // one seen means the loop comes round again at once).
             let cursor = state.tip_cursor();
             let target = cursor.next_target(&network);
-            let now = chrono::Utc::now().timestamp().max(0) as u128;
+            let now = crate::clock::timestamp_now();
             let timestamp = now.max(cursor.min_next_timestamp(&network).unwrap_or(0));
             // The waiting data items that fit, oldest first; else the note.
             let template_data = state.template_data(&tip, &data);

@@ -14,15 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::warn;
 
+use crate::clock::unix_now;
+use crate::fsio::SaveOnChange;
 use crate::item::{ItemId, room_taken};
-use crate::peers::unix_now;
 
 /// How the pool is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,11 +109,8 @@ pub struct Pool {
 struct Inner {
     items: Mutex<Items>,
     limits: PoolLimits,
-    path: PathBuf,
-    /// Changed since the last save.
-    dirty: AtomicBool,
-    /// Taken for a whole save, so saves happen one at a time.
-    saving: Mutex<()>,
+    /// `pool.json`, saved by [`Pool::flush`] when the items changed.
+    file: SaveOnChange,
     /// Wakes whoever builds block templates when items arrive.
     arrived: Notify,
 }
@@ -125,13 +122,11 @@ impl Pool {
             inner: Arc::new(Inner {
                 items: Mutex::new(Items::default()),
                 limits,
-                path,
-                dirty: AtomicBool::new(false),
-                saving: Mutex::new(()),
+                file: SaveOnChange::new(path),
                 arrived: Notify::new(),
             }),
         };
-        for saved in read_saved(&pool.inner.path) {
+        for saved in read_saved(pool.inner.file.path()) {
             let mut items = pool.items();
             let _ = Pool::insert(&mut items, &limits, saved.data.into(), saved.received);
         }
@@ -155,7 +150,7 @@ impl Pool {
         }
         let added = Pool::insert(&mut self.items(), limits, text.into(), unix_now())?;
         if added.1 {
-            self.inner.dirty.store(true, Ordering::Relaxed);
+            self.inner.file.mark_changed();
             self.inner.arrived.notify_waiters();
         }
         Ok(added)
@@ -261,7 +256,7 @@ impl Pool {
             }
         }
         if changed {
-            self.inner.dirty.store(true, Ordering::Relaxed);
+            self.inner.file.mark_changed();
         }
     }
 
@@ -279,7 +274,7 @@ impl Pool {
             }
         }
         drop(items);
-        self.inner.dirty.store(true, Ordering::Relaxed);
+        self.inner.file.mark_changed();
         self.inner.arrived.notify_waiters();
     }
 
@@ -290,11 +285,7 @@ impl Pool {
 
     /// Saves the pool if it changed since the last save.
     pub fn flush(&self) {
-        if !self.inner.dirty.swap(false, Ordering::Relaxed) {
-            return;
-        }
-        let _saving = self.inner.saving.lock().expect("pool save lock");
-        let json = {
+        let render = || {
             let items = self.items();
             let saved: Vec<Saved> = items
                 .order
@@ -309,9 +300,8 @@ impl Pool {
                 .collect();
             serde_json::to_vec(&saved).expect("items serialise")
         };
-        if let Err(error) = crate::store::replace_file(&self.inner.path, &json) {
-            self.inner.dirty.store(true, Ordering::Relaxed);
-            warn!(file = %self.inner.path.display(), "cannot save the pool: {error}");
+        if let Err(error) = self.inner.file.flush(render) {
+            warn!(file = %self.inner.file.path().display(), "cannot save the pool: {error}");
         }
     }
 

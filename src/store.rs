@@ -27,6 +27,10 @@ use crate::chain::{
     Chain, ChainError, Clock, Cursor, History, Network, SEGMENT_BLOCKS, Segment, better_chain,
     check_block, check_genesis, check_linked,
 };
+use crate::fsio::{
+    FileError, file_error, remove_empty_dir, remove_if_leftover, sync_dir, sync_filesystem,
+    unique_path, write_all_atomic, write_atomic,
+};
 use crate::item::{ItemId, items_in};
 
 /// Folder for the new branch's blocks while the node switches branches.
@@ -145,12 +149,8 @@ pub fn runs(set_aside: &[SetAside]) -> Vec<SetAsideRun> {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file system operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// Another process is using the folder.
     #[error(
         "{} is locked by {}: another node is using this chaindata (stop it, or use another --chaindata)",
@@ -180,12 +180,8 @@ pub enum StoreError {
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
-    }
+    let wrap = file_error(action, path);
+    move |source| StoreError::Io(wrap(source))
 }
 
 /// A block file found at load.
@@ -605,43 +601,18 @@ impl Store {
                     &block.to_json_line(),
                 )?;
             }
-            return sync_dir(&self.dir);
+            return Ok(sync_dir(&self.dir)?);
         }
-        let staged = blocks
+        let files: Vec<(String, Vec<u8>)> = blocks
             .iter()
-            .map(|block| {
-                let name = block_file_name(block.index);
-                let tmp = self.dir.join(format!(".{name}.tmp"));
-                fs::write(&tmp, block.to_json_line()).map_err(io_error("write", &tmp))?;
-                Ok((tmp, self.dir.join(name)))
-            })
-            .collect::<Result<Vec<_>, StoreError>>();
-        let staged = match staged.and_then(|staged| self.sync_all().map(|()| staged)) {
-            Ok(staged) => staged,
-            Err(error) => {
-                for block in blocks {
-                    let _ = fs::remove_file(
-                        self.dir
-                            .join(format!(".{}.tmp", block_file_name(block.index))),
-                    );
-                }
-                return Err(error);
-            }
-        };
-        for (tmp, target) in staged {
-            fs::rename(&tmp, &target).map_err(io_error("rename into place", &target))?;
-        }
-        sync_dir(&self.dir)
-    }
-
-    /// Makes every write to the folder's file system durable.
-    fn sync_all(&self) -> Result<(), StoreError> {
-        let dir = fs::File::open(&self.dir).map_err(io_error("open", &self.dir))?;
-        nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
-            action: "sync",
-            path: self.dir.clone(),
-            source: io::Error::from(errno),
-        })
+            .map(|block| (block_file_name(block.index), block.to_json_line()))
+            .collect();
+        Ok(write_all_atomic(
+            &self.dir,
+            files
+                .iter()
+                .map(|(name, bytes)| (name.clone(), bytes.as_slice())),
+        )?)
     }
 
     /// Switches branches: the files of `outgoing` (the current blocks from
@@ -680,7 +651,7 @@ impl Store {
             let path = pending_dir.join(block_file_name(block.index));
             fs::write(&path, block.to_json_line()).map_err(io_error("write", &path))?;
         }
-        self.sync_all()?;
+        sync_filesystem(&self.dir)?;
         sync_dir(&pending_dir)?;
         failpoint("commit")?;
         write_atomic(
@@ -688,7 +659,7 @@ impl Store {
             COMMITTED,
             b"a switch of branches is committed\n",
         )?;
-        sync_dir(&pending_dir)
+        Ok(sync_dir(&pending_dir)?)
     }
 
     /// Drops what a switch that did not reach its commit point staged.
@@ -990,10 +961,10 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         if !path.is_file() {
             continue;
         }
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = fs::remove_file(&path);
-        } else if path.extension() == Some(OsStr::new("json")) {
+        if remove_if_leftover(&path) {
+            continue;
+        }
+        if path.extension() == Some(OsStr::new("json")) {
             files.push(path);
         }
     }
@@ -1109,8 +1080,7 @@ fn canonical_indices(dir: &Path) -> Result<Option<Vec<u64>>, StoreError> {
         let Some(name) = name.to_str() else {
             return Ok(None);
         };
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
+        if remove_if_leftover(&entry.path()) {
             continue;
         }
         let Some(stem) = name.strip_suffix(".json") else {
@@ -1126,49 +1096,6 @@ fn canonical_indices(dir: &Path) -> Result<Option<Vec<u64>>, StoreError> {
     }
     indices.sort_unstable();
     Ok(Some(indices))
-}
-
-/// Writes `bytes` to `dir/name` so that the file is either absent, as it
-/// was, or complete: temporary file, fsync, rename.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error("write", &tmp)(e));
-    }
-    let target = dir.join(name);
-    fs::rename(&tmp, &target).map_err(io_error("rename into place", &target))
-}
-
-/// Replaces the small file at `path` with `bytes` so that a reader, or a
-/// crash, finds the old file or the new one and never a mix: a temporary
-/// file under a name no other writer uses, fsync, rename, folder fsync. For
-/// files written whole (the peer book, a new network's config).
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}-{unique}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    fs::File::open(dir)?.sync_all()
 }
 
 /// A place where a test can make a file operation fail (the `n`th one
@@ -1194,11 +1121,11 @@ fn failpoint(step: &str) -> Result<(), StoreError> {
         Some((0, sticky)) => {
             at.set(sticky.then_some((0, true)));
             FAILED.with(|failed| failed.set(true));
-            Err(StoreError::Io {
+            Err(StoreError::Io(FileError {
                 action: "inject a failure at",
                 path: PathBuf::from(step),
                 source: io::Error::other("injected"),
-            })
+            }))
         }
         Some((n, sticky)) => {
             at.set(Some((n - 1, sticky)));
@@ -1206,30 +1133,6 @@ fn failpoint(step: &str) -> Result<(), StoreError> {
         }
         None => Ok(()),
     })
-}
-
-/// Makes renames in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync", dir))
-}
-
-fn remove_empty_dir(dir: &Path) {
-    // Fails harmlessly when absent or not empty.
-    let _ = fs::remove_dir(dir);
-}
-
-/// `dir/name`, or `dir/name.N` for the first N that is free.
-fn unique_path(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    (1..)
-        .map(|n| dir.join(format!("{name}.{n}")))
-        .find(|p| !p.exists())
-        .expect("some suffix is free")
 }
 
 #[cfg(test)]

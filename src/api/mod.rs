@@ -462,7 +462,7 @@ async fn add_peer(
             Json(json!({ "added": false, "reason": "already a peer" })),
         )
             .into_response()),
-        Err(Refusal::Book(error @ BookError::Save { .. })) => {
+        Err(Refusal::Book(error @ BookError::Save(_))) => {
             Err(ApiError::Unavailable(error.to_string()))
         }
         Err(refusal) => Err(ApiError::Unprocessable(refusal.to_string())),

@@ -78,7 +78,7 @@ pub enum Clock {
 impl Clock {
     /// The system clock.
     pub fn now() -> Clock {
-        Clock::Now(chrono::Utc::now().timestamp())
+        Clock::Now(i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX))
     }
 }
 

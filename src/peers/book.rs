@@ -14,12 +14,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::PeerUrl;
+use crate::clock::unix_now;
+use crate::fsio::{FileError, SaveOnChange};
 
 /// Most peers a node keeps.
 pub const MAX_PEERS: usize = 64;
@@ -175,11 +177,8 @@ pub enum BookError {
         "the book is full ({MAX_PEERS} peers) and none of them is a learned peer that could make way"
     )]
     Full,
-    #[error("cannot save the peer list to {}: {source}", path.display())]
-    Save {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot save the peer list to {}: {}", .0.path.display(), .0.source)]
+    Save(#[from] FileError),
 }
 
 /// What [`PeerBook::admit`] did.
@@ -208,10 +207,9 @@ pub struct PeerBook {
 
 struct Inner {
     book: Mutex<Book>,
-    /// Taken for a whole save (snapshot and write), so saves happen one at
-    /// a time and the last one writes the latest state.
-    saving: Mutex<()>,
-    path: PathBuf,
+    /// `peers.json`: saved at once when who is in the book or banned
+    /// changes, and by [`PeerBook::flush`] when only last-seen figures did.
+    file: SaveOnChange,
     /// How long a ban lasts.
     ban_time: Duration,
     /// The pause between syncs with a healthy peer, and the first pause
@@ -224,9 +222,6 @@ struct Book {
     bans: BTreeMap<PeerUrl, Ban>,
     /// Strangers whose handshake was attempted, and when.
     attempts: HashMap<PeerUrl, Instant>,
-    /// Something changed that is not saved yet (only last-seen figures;
-    /// changes to who is in the book or banned are saved at once).
-    dirty: bool,
 }
 
 impl PeerBook {
@@ -263,10 +258,8 @@ impl PeerBook {
                     records,
                     bans,
                     attempts: HashMap::new(),
-                    dirty: false,
                 }),
-                saving: Mutex::new(()),
-                path,
+                file: SaveOnChange::new(path),
                 ban_time,
                 sync_interval,
             }),
@@ -501,7 +494,7 @@ impl PeerBook {
     /// Notes a usable answer from `url`.
     pub fn record_success(&self, url: &PeerUrl, contact: Contact, height: Option<u64>) -> Change {
         let mut book = self.book();
-        book.dirty = true;
+        self.inner.file.mark_changed();
         let Some(record) = book.record_mut(url) else {
             return Change::StillUp;
         };
@@ -533,7 +526,7 @@ impl PeerBook {
     pub fn record_failure(&self, url: &PeerUrl, contact: Contact, kind: &'static str) -> Change {
         let sync_interval = self.inner.sync_interval;
         let mut book = self.book();
-        book.dirty = true;
+        self.inner.file.mark_changed();
         let Some(record) = book.record_mut(url) else {
             return Change::StillFailing { failures: 1 };
         };
@@ -598,7 +591,7 @@ impl PeerBook {
             let record = book.record_mut(url)?;
             record.score = record.score.saturating_add(points);
             if record.score < BAN_THRESHOLD {
-                book.dirty = true;
+                self.inner.file.mark_changed();
                 return None;
             }
             record.score = 0;
@@ -638,8 +631,8 @@ impl PeerBook {
 
     /// Saves the book if last-seen figures changed since the last save.
     pub fn flush(&self) {
-        if self.book().dirty {
-            self.save_logged();
+        if let Err(error) = self.inner.file.flush(|| self.render()) {
+            warn!("{}", BookError::from(error));
         }
     }
 
@@ -649,24 +642,21 @@ impl PeerBook {
         }
     }
 
-    /// Writes the book: one save at a time, each of the state when it ran.
+    /// Writes the book as it is now.
     fn save(&self) -> Result<(), BookError> {
-        let _saving = self.inner.saving.lock().expect("peer book save lock");
-        let json = {
-            let mut book = self.book();
-            book.dirty = false;
-            let saved = SavedRef {
-                peers: &book.records,
-                banned: &book.bans,
-            };
-            let mut json = serde_json::to_vec_pretty(&saved).expect("the book serialises");
-            json.push(b'\n');
-            json
+        Ok(self.inner.file.save(|| self.render())?)
+    }
+
+    /// The file's bytes for the book as it is now.
+    fn render(&self) -> Vec<u8> {
+        let book = self.book();
+        let saved = SavedRef {
+            peers: &book.records,
+            banned: &book.bans,
         };
-        crate::store::replace_file(&self.inner.path, &json).map_err(|source| BookError::Save {
-            path: self.inner.path.clone(),
-            source,
-        })
+        let mut json = serde_json::to_vec_pretty(&saved).expect("the book serialises");
+        json.push(b'\n');
+        json
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -739,13 +729,6 @@ pub fn retry_delay(sync_interval: Duration, failures: u32) -> Duration {
     let cap = MAX_RETRY.min(sync_interval * 64).max(sync_interval);
     let doubled = sync_interval.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
     doubled.min(cap)
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The saved book, or an empty one (with a warning) if it cannot be read.

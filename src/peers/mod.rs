@@ -8,9 +8,11 @@
 
 mod book;
 mod url;
+mod watch;
 
 pub use book::{
     Admitted, BAN_THRESHOLD, Ban, BookError, Change, Contact, Identity, MAX_PEERS, Origin,
-    PeerBook, PeerView, retry_delay, unix_now,
+    PeerBook, PeerView, retry_delay,
 };
 pub use url::{PeerUrl, PeerUrlError};
+pub use watch::watch_peers;
