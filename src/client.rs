@@ -141,9 +141,8 @@ impl PeerClient {
             .no_proxy()
             .build()
             .expect("the HTTP client builds without TLS or system configuration");
-        // A block's JSON may come with white space around it; a page holds
-        // blocks up to PAGE_BYTES, plus the one that crosses it.
-        let block_bytes = network.max_block_bytes * 2 + 4096;
+        // A page holds blocks up to PAGE_BYTES, plus the one that crosses it.
+        let block_bytes = network.max_block_text_bytes();
         PeerClient {
             http,
             max_response_bytes: settings.max_response_bytes,

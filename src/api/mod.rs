@@ -103,7 +103,7 @@ impl AppState {
     /// The largest request body read: a block of the largest size the
     /// network allows, with room for white space around its values.
     pub fn max_body_bytes(&self) -> usize {
-        (self.state.network().max_block_bytes * 2 + 64 * 1024) as usize
+        self.state.network().max_block_text_bytes() as usize
     }
 }
 

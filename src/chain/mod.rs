@@ -58,6 +58,14 @@ impl Network {
         }
     }
 
+    /// The most bytes a block may take as text from elsewhere (a block
+    /// file, a request body, a peer's answer): its compact JSON is limited
+    /// to `max_block_bytes`, and another program's JSON (the original
+    /// writes spaces after `:` and `,`) may be up to about twice that.
+    pub fn max_block_text_bytes(&self) -> u64 {
+        self.max_block_bytes.saturating_mul(2) + 64 * 1024
+    }
+
     /// The easiest target a block may have: `2^(256 - 4·difficulty) - 1`.
     pub fn pow_limit(&self) -> U256 {
         pow_limit(self.difficulty)

@@ -1,0 +1,362 @@
+//! The chaindata folder: one JSON file per block, named by its zero-padded
+//! index (`000000.json`, `000001.json`, … `1000000.json`).
+//!
+//! This module owns every byte the node writes there, and three promises:
+//!
+//! - a block is on disk (written to a temporary name, synced, renamed into
+//!   place, folder synced) before [`Store::append`] returns, so the node can
+//!   serve or announce it;
+//! - no block file is ever deleted: files that do not belong to the loaded
+//!   chain are moved into `quarantine/` (not a valid block) or `orphaned/`
+//!   (a valid block on a losing branch), each with a note saying why;
+//! - a crash at any instant leaves files that load into a valid chain: a
+//!   switch to another branch first stages the new blocks in `pending/`,
+//!   which [`Store::load`] reads as well.
+//!
+//! Reading the folder back is in `load`, setting files aside in `aside`.
+//! It does not decide which chain is best among peers; see [`crate::chain`].
+
+mod aside;
+mod load;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::block::{Block, BlockHash};
+use crate::chain::{Chain, Network};
+use crate::fsio::{
+    FileError, file_error, remove_empty_dir, sync_dir, sync_filesystem, write_all_atomic,
+    write_atomic,
+};
+
+pub use aside::{SetAside, SetAsideRun, runs};
+
+/// Folder for the new branch's blocks while the node switches branches.
+const PENDING: &str = "pending";
+/// The file in `pending/` that commits a switch: with it, the staged
+/// blocks are part of the chain; without it, they are leftovers.
+const COMMITTED: &str = "COMMITTED";
+/// Folder for files that are not valid blocks of this chain.
+const QUARANTINE: &str = "quarantine";
+/// Folder for valid blocks that lost to a branch with more work.
+const ORPHANED: &str = "orphaned";
+
+/// The name of the file that holds block `index`.
+pub fn block_file_name(index: u64) -> String {
+    format!("{index:06}.json")
+}
+
+/// The lock file that keeps two nodes off one folder. It holds the owner's
+/// pid; the lock itself is an OS file lock, released even on SIGKILL.
+const LOCK_FILE: &str = "jbc.lock";
+
+/// A node's chaindata folder, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    /// Held open: closing it releases the lock.
+    lock: fs::File,
+}
+
+/// What [`Store::load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The longest valid chain the files hold.
+    pub chain: Chain,
+    /// Files that were not part of it, and where they went.
+    pub set_aside: Vec<SetAside>,
+}
+
+/// What went wrong with the chaindata folder.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error(transparent)]
+    Io(#[from] FileError),
+    /// Another process is using the folder.
+    #[error(
+        "{} is locked by {}: another node is using this chaindata (stop it, or use another --chaindata)",
+        path.display(),
+        pid.map_or("another process".to_string(), |pid| format!("process {pid}"))
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
+    /// A switch of branches failed after its commit point, twice: the
+    /// files are part-way between two chains, and only a restart (whose
+    /// load finishes the switch) makes memory and disk agree again.
+    #[error(
+        "a switch of branches was interrupted after its commit point ({source}); \
+         the node must restart, and its next start finishes the switch"
+    )]
+    SwitchInterrupted { source: Box<StoreError> },
+    /// The folder belongs to another network.
+    #[error(
+        "{} holds block 0 {got}, but this network's genesis block is {expected}: \
+         this chaindata belongs to another network (use another --chaindata or --genesis)",
+        path.display()
+    )]
+    GenesisMismatch {
+        path: PathBuf,
+        expected: BlockHash,
+        got: BlockHash,
+    },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let wrap = file_error(action, path);
+    move |source| StoreError::Io(wrap(source))
+}
+impl Store {
+    /// Opens (creating if needed) the chaindata folder at `dir` and locks it
+    /// against other nodes.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        // Absolute, so every path the node reports says where it really is.
+        let dir = dir.into();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        let lock = lock(&dir)?;
+        Ok(Store { dir, lock })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the longest valid chain the folder holds, then tidies the
+    /// folder so it holds exactly that chain under canonical names. A fresh
+    /// folder gets the genesis block. Refuses, touching nothing, when the
+    /// folder's block 0 is another network's.
+    ///
+    /// A folder as the node leaves it (every file named for the block it
+    /// holds, nothing staged) is read on every core, a segment of files per
+    /// task; anything else (files under other names, a switch to finish)
+    /// takes the general path, which sorts every candidate out.
+    pub fn load(&self, network: &Network) -> Result<Loaded, StoreError> {
+        match self.load_canonical(network)? {
+            Some(loaded) => Ok(loaded),
+            None => self.load_general(network),
+        }
+    }
+
+    /// Writes one new block to its file; it is durable when this returns.
+    pub fn append(&self, block: &Block) -> Result<(), StoreError> {
+        self.append_all(std::slice::from_ref(block))
+    }
+
+    /// Writes new blocks after the last one, each to its file; they are
+    /// durable when this returns.
+    ///
+    /// A batch is written to temporary files, made durable together (one
+    /// `syncfs` instead of a flush per block), renamed into place, and the
+    /// folder synced once: a page of a catch-up costs about what one block
+    /// does. A crash part-way leaves some of the new files in place, each
+    /// complete, which load as the chain's next blocks.
+    pub fn append_all(&self, blocks: &[Block]) -> Result<(), StoreError> {
+        if blocks.len() <= 2 {
+            for block in blocks {
+                write_atomic(
+                    &self.dir,
+                    &block_file_name(block.index),
+                    &block.to_json_line(),
+                )?;
+            }
+            return Ok(sync_dir(&self.dir)?);
+        }
+        let files: Vec<(String, Vec<u8>)> = blocks
+            .iter()
+            .map(|block| (block_file_name(block.index), block.to_json_line()))
+            .collect();
+        Ok(write_all_atomic(
+            &self.dir,
+            files
+                .iter()
+                .map(|(name, bytes)| (name.clone(), bytes.as_slice())),
+        )?)
+    }
+
+    /// Switches branches: the files of `outgoing` (the current blocks from
+    /// the fork on) make way for `incoming` (the new ones). Blocks before the
+    /// fork are not touched; outgoing blocks are kept in `orphaned/`.
+    ///
+    /// The new blocks are staged in `pending/` and made durable, then a
+    /// marker file there commits the switch. A failure before the marker
+    /// leaves the old chain (the staged copies are dropped, and a crash's
+    /// leftovers are set aside at the next load, never adopted); after it,
+    /// the switch is finished, tried twice, and if that fails the error is
+    /// [`StoreError::SwitchInterrupted`]: the next load finishes it.
+    pub fn switch(&self, outgoing: &[Block], incoming: &[Block]) -> Result<(), StoreError> {
+        if let Err(error) = self.stage(incoming) {
+            self.discard_pending(incoming);
+            return Err(error);
+        }
+        self.finish_switch(outgoing, incoming).or_else(|first| {
+            tracing::warn!("finishing a switch of branches failed ({first}); trying again");
+            self.finish_switch(outgoing, incoming)
+                .map_err(|_| StoreError::SwitchInterrupted {
+                    source: Box::new(first),
+                })
+        })
+    }
+
+    /// Writes the incoming blocks to `pending/`, durably, then the marker
+    /// that commits the switch.
+    fn stage(&self, incoming: &[Block]) -> Result<(), StoreError> {
+        let pending_dir = self.dir.join(PENDING);
+        fs::create_dir_all(&pending_dir).map_err(io_error("create", &pending_dir))?;
+        // Staged files count only once the marker is written, so they need
+        // no temporary names: one sync makes them all durable.
+        for block in incoming {
+            failpoint("stage a block")?;
+            let path = pending_dir.join(block_file_name(block.index));
+            fs::write(&path, block.to_json_line()).map_err(io_error("write", &path))?;
+        }
+        sync_filesystem(&self.dir)?;
+        sync_dir(&pending_dir)?;
+        failpoint("commit")?;
+        write_atomic(
+            &pending_dir,
+            COMMITTED,
+            b"a switch of branches is committed\n",
+        )?;
+        Ok(sync_dir(&pending_dir)?)
+    }
+
+    /// Drops what a switch that did not reach its commit point staged.
+    fn discard_pending(&self, incoming: &[Block]) {
+        let pending_dir = self.dir.join(PENDING);
+        for block in incoming {
+            let _ = fs::remove_file(pending_dir.join(block_file_name(block.index)));
+        }
+        let _ = fs::remove_file(pending_dir.join(COMMITTED));
+        remove_empty_dir(&pending_dir);
+    }
+
+    /// The steps after the commit point; safe to run again after a failure
+    /// part-way.
+    fn finish_switch(&self, outgoing: &[Block], incoming: &[Block]) -> Result<(), StoreError> {
+        let pending_dir = self.dir.join(PENDING);
+        let orphan_dir = self.dir.join(ORPHANED);
+        if !outgoing.is_empty() {
+            fs::create_dir_all(&orphan_dir).map_err(io_error("create", &orphan_dir))?;
+        }
+        for block in outgoing {
+            let from = self.dir.join(block_file_name(block.index));
+            let to = orphan_dir.join(format!("{:06}-{}.json", block.index, block.hash));
+            if to.exists() {
+                continue; // moved by an earlier attempt
+            }
+            failpoint("orphan a block")?;
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("move", &from)(e)),
+            }
+        }
+        for block in incoming {
+            let name = block_file_name(block.index);
+            let from = pending_dir.join(&name);
+            failpoint("move a block into place")?;
+            match fs::rename(&from, self.dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // moved before
+                Err(e) => return Err(io_error("move", &from)(e)),
+            }
+        }
+        sync_dir(&self.dir)?;
+        if !outgoing.is_empty() {
+            sync_dir(&orphan_dir)?;
+        }
+        failpoint("uncommit")?;
+        let marker = pending_dir.join(COMMITTED);
+        fs::remove_file(&marker).map_err(io_error("remove", &marker))?;
+        remove_empty_dir(&pending_dir);
+        Ok(())
+    }
+}
+
+/// Takes the folder's lock, or says which process holds it.
+fn lock(dir: &Path) -> Result<fs::File, StoreError> {
+    use std::io::{Read, Seek};
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error("open the lock file", &path))?;
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    let previous: Option<u32> = previous.trim().parse().ok();
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(StoreError::Locked {
+                path,
+                pid: previous,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path)(e)),
+    }
+    if let Some(pid) = previous {
+        tracing::warn!(
+            pid,
+            lock = %path.display(),
+            "taking over the lock of process {pid}, which did not stop cleanly (no longer holds it)"
+        );
+    }
+    let own = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(own.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write the lock file", &path))?;
+    Ok(file)
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // An empty lock file tells the next owner this one stopped cleanly.
+        let _ = self.lock.set_len(0);
+    }
+}
+
+/// A place where a test can make a file operation fail (the `n`th one
+/// on this thread, counting from 0); nothing in a normal build.
+#[cfg(not(test))]
+#[inline(always)]
+fn failpoint(_step: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The operation to fail (counting down to 0) and whether every one
+    /// after it fails too.
+    static FAIL_AT: std::cell::Cell<Option<(usize, bool)>> = const { std::cell::Cell::new(None) };
+    /// Whether an injected failure happened.
+    static FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn failpoint(step: &str) -> Result<(), StoreError> {
+    FAIL_AT.with(|at| match at.get() {
+        Some((0, sticky)) => {
+            at.set(sticky.then_some((0, true)));
+            FAILED.with(|failed| failed.set(true));
+            Err(StoreError::Io(FileError {
+                action: "inject a failure at",
+                path: PathBuf::from(step),
+                source: io::Error::other("injected"),
+            }))
+        }
+        Some((n, sticky)) => {
+            at.set(Some((n - 1, sticky)));
+            Ok(())
+        }
+        None => Ok(()),
+    })
+}
