@@ -174,6 +174,20 @@ impl Block {
         raw.into_block()
     }
 
+    /// The size of the largest block at `index` that carries `data`: its
+    /// JSON with the widest timestamp and nonce there are, so whatever a
+    /// miner puts in them, a block with that data is no larger.
+    pub fn widest_json_len(index: u64, data: &str) -> usize {
+        Block::new(
+            index,
+            u128::from(u64::MAX),
+            "0".repeat(64),
+            data.to_string(),
+            u64::MAX,
+        )
+        .json_len()
+    }
+
     /// The length of the block's compact JSON (without the newline): its
     /// size, as the network's block size limit counts it.
     pub fn json_len(&self) -> usize {

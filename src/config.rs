@@ -449,14 +449,7 @@ impl Config {
         .map_err(invalid("max_block_bytes"))?;
         if let Some(data) = &settings.data {
             // The largest block this node could mine with it.
-            let block = Block::new(
-                u64::MAX,
-                u128::from(u64::MAX),
-                "0".repeat(64),
-                data.clone(),
-                u64::MAX,
-            );
-            let bytes = block.json_len() as u64;
+            let bytes = Block::widest_json_len(u64::MAX, data) as u64;
             if bytes > max_block_bytes {
                 return Err(ConfigError::Invalid {
                     key: "data",

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::block::Block;
+use crate::chain::Template;
 use crate::fsio::replace_file;
-use crate::miner::{Miner, Template};
+use crate::miner::Miner;
 
 /// The shipped config, the template of every new network's config.
 const CONFIG_TEMPLATE: &str = include_str!("../config/jbc.toml");

@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use jbc::config::{Config, DEFAULT_DIFFICULTY, Settings, rule};
 use jbc::human::{duration_in_words, rate_in_words};
-use jbc::miner::expected_hashes;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -181,7 +180,8 @@ fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
         rate_in_words(report.hashrate)
     );
     for difficulty in 4..=8 {
-        let seconds = expected_hashes(difficulty) / report.hashrate.max(1.0);
+        let seconds =
+            jbc::pow::expected_hashes(&jbc::pow::pow_limit(difficulty)) / report.hashrate.max(1.0);
         eprintln!("  difficulty {difficulty}: {}", duration_in_words(seconds));
     }
     eprintln!("(with n nodes mining at this rate, blocks come n times as often)");

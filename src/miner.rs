@@ -22,6 +22,7 @@ use sha2::digest::consts::U64;
 use sha2::digest::generic_array::GenericArray;
 
 use crate::block::{Block, BlockHash, header_prefix};
+use crate::chain::Template;
 use crate::pow::{self, U256};
 
 /// SHA-256's initial state.
@@ -133,12 +134,6 @@ impl NonceHasher {
     }
 }
 
-/// How many hashes it takes on average to find one with `difficulty` leading
-/// zero hex digits: each digit is zero one time in 16.
-pub fn expected_hashes(difficulty: u32) -> f64 {
-    16f64.powi(difficulty as i32)
-}
-
 /// Whether state words, read as a big-endian digest, begin with `difficulty`
 /// zero hex digits.
 #[inline]
@@ -171,58 +166,6 @@ pub fn state_to_hash(state: &[u32; 8]) -> BlockHash {
         out.copy_from_slice(&word.to_be_bytes());
     }
     BlockHash(bytes)
-}
-
-/// What to mine: the next block on a tip, all but its nonce.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    pub index: u64,
-    pub prev_hash: String,
-    pub data: String,
-    pub timestamp: u128,
-    /// The hash must be at most this.
-    pub target: U256,
-}
-
-impl Template {
-    /// The template for the block after `prev` in a fixed network of
-    /// `difficulty`.
-    pub fn next(prev: &Block, data: String, timestamp: u128, difficulty: u32) -> Template {
-        Template::with_target(prev, data, timestamp, pow::pow_limit(difficulty))
-    }
-
-    /// The template for the block after `prev`, whose hash must be at most
-    /// `target`.
-    pub fn with_target(prev: &Block, data: String, timestamp: u128, target: U256) -> Template {
-        Template {
-            index: prev.index + 1,
-            prev_hash: prev.hash.to_string(),
-            data,
-            timestamp,
-            target,
-        }
-    }
-
-    /// Solves the template the plain way, one full hash per nonce from 0: the
-    /// reference the fast path is checked against, and quick enough at low
-    /// difficulty to build test chains.
-    pub fn solve_plainly(&self) -> Block {
-        (0..)
-            .map(|nonce| self.block(nonce))
-            .find(|block| pow::hash_value(&block.hash) <= self.target)
-            .expect("some nonce meets a target tests use")
-    }
-
-    /// The block for `nonce`.
-    pub fn block(&self, nonce: u64) -> Block {
-        Block::new(
-            self.index,
-            self.timestamp,
-            self.prev_hash.clone(),
-            self.data.clone(),
-            nonce,
-        )
-    }
 }
 
 /// A template being mined, shared by the threads.

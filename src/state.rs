@@ -24,7 +24,7 @@ use tracing::info;
 
 use crate::block::{Block, BlockHash};
 use crate::chain::{
-    Chain, ChainError, ChainJson, Clock, Cursor, Network, better_chain, check_block,
+    Chain, ChainError, ChainJson, Clock, Cursor, Network, Template, better_chain, check_block,
 };
 use crate::events::{BlockRef, Event, Events};
 use crate::item::{ItemId, data_for, items_in};
@@ -409,30 +409,25 @@ impl ChainState {
         }
     }
 
-    /// The data of the next block to mine after `prev`: the oldest waiting
-    /// items that fit in a block, or `note` when none waits.
-    pub fn template_data(&self, prev: &Block, note: &str) -> String {
-        // The room left in a block of the largest possible fields.
-        let empty = Block::new(
-            prev.index + 1,
-            u128::from(u64::MAX),
-            prev.hash.to_string(),
-            "[]".into(),
-            u64::MAX,
-        );
-        let room =
-            (self.shared.network.max_block_bytes as usize + 1).saturating_sub(empty.json_len());
-        let items = {
-            let current = self.current();
-            self.shared
-                .pool
-                .select(room, |id| current.chain.item_block(id).is_some())
-        };
-        if items.is_empty() {
+    /// The next block to mine on the tip, all but its nonce (see
+    /// [`Template::on`] for its target and timestamp): it carries the
+    /// oldest waiting items that fit in a block, or `note` when none waits.
+    pub fn next_template(&self, note: &str, now: u128) -> Template {
+        let network = &self.shared.network;
+        let current = self.current();
+        let cursor = current.chain.tip_cursor();
+        let room = (network.max_block_bytes as usize + 1)
+            .saturating_sub(Block::widest_json_len(cursor.index + 1, "[]"));
+        let items = self
+            .shared
+            .pool
+            .select(room, |id| current.chain.item_block(id).is_some());
+        let data = if items.is_empty() {
             note.to_string()
         } else {
             data_for(&items)
-        }
+        };
+        Template::on(cursor, data, now, network)
     }
 
     /// Why the chain state stopped taking changes, if it did.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{Jbc, PATIENCE, genesis, get, peers, wait_for, write_chaindata};
 use jbc::block::Block;
+use jbc::chain::Template;
 use jbc::chain::{Clock, Cursor, Network};
-use jbc::miner::Template;
 use jbc::pow::Kind;
 use ruint::aliases::{U256, U512};
 use serde_json::Value;

@@ -192,7 +192,7 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
     // Our node's chain carries the item in block 1; a peer's longer chain
     // does not.
     let genesis = genesis();
-    let carrier = jbc::miner::Template::next(&genesis, data_for(&["returned"]), 1_700_000_000, 4)
+    let carrier = jbc::chain::Template::next(&genesis, data_for(&["returned"]), 1_700_000_000, 4)
         .solve_plainly();
     let dir = tmp.path().join("node");
     write_chaindata(&dir.join("chaindata"), &[genesis.clone(), carrier.clone()]);

@@ -5,9 +5,9 @@
 //! it with a larger budget to search longer.
 
 use jbc::block::{Block, blocks_from_json};
+use jbc::chain::Template;
 use jbc::chain::{Chain, Network};
 use jbc::config::DEFAULT_GENESIS_JSON;
-use jbc::miner::Template;
 use jbc::store::{Store, block_file_name};
 use proptest::prelude::*;
 use serde_json::Value;

@@ -834,7 +834,7 @@ async fn a_switch_that_fills_the_disk_leaves_the_old_chain_in_memory_and_on_disk
     let mut theirs = ours[..2].to_vec();
     while theirs.len() < 14 {
         let data = format!("{} {}", "x".repeat(16 * 1024), theirs.len());
-        let next = jbc::miner::Template::next(theirs.last().unwrap(), data, 1_700_000_000, 3)
+        let next = jbc::chain::Template::next(theirs.last().unwrap(), data, 1_700_000_000, 3)
             .solve_plainly();
         theirs.push(next);
     }

@@ -499,7 +499,7 @@ async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from
     let tmp = tempfile::tempdir().unwrap();
     let mut blocks = vec![genesis()];
     let data = "y".repeat(4096);
-    blocks.push(jbc::miner::Template::next(&genesis(), data, 1_700_000_000, 3).solve_plainly());
+    blocks.push(jbc::chain::Template::next(&genesis(), data, 1_700_000_000, 3).solve_plainly());
     let peer = Recorder::serving(blocks.clone(), 3).await;
     let node = Jbc::start(
         &tmp.path().join("node"),

@@ -385,8 +385,8 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::Template;
     use crate::chain::tests::test_network;
-    use crate::miner::Template;
 
     fn adaptive(seconds: u64, window: u64) -> Network {
         crate::chain::tests::adaptive_network(seconds, window)

@@ -10,9 +10,11 @@
 
 mod blocks;
 mod cursor;
+mod template;
 
 pub use blocks::{Chain, ChainJson, SEGMENT_BLOCKS, Segment};
 pub use cursor::{Clock, Cursor, History, MEDIAN_SPAN};
+pub use template::Template;
 
 use crate::block::{Block, BlockError, BlockHash};
 use crate::pow::{Kind, U256, Work, pow_limit};
@@ -218,7 +220,6 @@ impl ChainError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::miner::Template;
 
     /// A network with an easy difficulty so tests mine in microseconds.
     pub(crate) fn test_network() -> Network {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::chain::SEGMENT_BLOCKS;
+use crate::chain::Template;
 use crate::chain::tests::{chain_of, test_network};
-use crate::miner::Template;
 
 fn write_chain(dir: &Path, blocks: &[Block]) {
     for block in blocks {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jbc::block::{Block, blocks_from_json};
+use jbc::chain::Template;
 use jbc::config::DEFAULT_GENESIS_JSON;
-use jbc::miner::Template;
 use jbc::store::block_file_name;
 
 /// The binary under test.

@@ -3,41 +3,33 @@
 //! them all on shutdown.
 //!
 //! It owns no chain logic of its own: the chain lives in
-//! [`crate::state`], the conversation with peers in [`crate::gossip`].
+//! [`crate::state`], the conversation with peers in [`crate::gossip`], the
+//! loop that keeps the miner on the tip in `mining`.
+
+mod mining;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::api::{AppState, ServerLimits};
-use crate::block::Block;
-use crate::chain::Network;
 use crate::client::PeerClient;
 use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
-use crate::human::{count_in_words, duration_in_words, rate_in_words};
-use crate::miner::{Miner, Template, expected_hashes};
+use crate::human::count_in_words;
 use crate::peers::PeerBook;
-use crate::pow::{self, Kind, U256};
+use crate::pow::{self, Kind};
 use crate::protocol::NodeId;
-use crate::state::{Added, ChainState, Source};
+use crate::state::ChainState;
 use crate::stats::Stats;
 use crate::store::{StoreError, runs};
 
-/// How often the miner's hash rate is measured (for `/status`).
-const HASHRATE_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the hash rate is logged.
-const HASHRATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// How soon after a template is made new data items may replace it.
-const TEMPLATE_REFRESH: Duration = Duration::from_millis(250);
 /// How often the pool of data items is saved while it changes.
 const POOL_SAVE_INTERVAL: Duration = Duration::from_secs(2);
-/// How long the miner waits after a block could not be saved.
-const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Why the node stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +142,7 @@ pub async fn run(
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
     let miner = (config.mine && !shutdown.is_cancelled())
-        .then(|| start_miner(&state, &stats, config.threads, data, &shutdown));
+        .then(|| mining::start(&state, &stats, config.threads, data, &shutdown));
     if !config.mine {
         info!("not mining (--mine, or mine = true in the config, turns it on)");
     }
@@ -210,7 +202,7 @@ fn log_config(config: &Config) {
             network.genesis.hash,
             network.difficulty,
             network.difficulty,
-            count_in_words(expected_hashes(network.difficulty))
+            count_in_words(pow::expected_hashes(&network.pow_limit()))
         ),
         Kind::Adaptive {
             target_block_seconds,
@@ -221,142 +213,7 @@ fn log_config(config: &Config) {
             "network: genesis block {}, adaptive: a block every {target_block_seconds} s on average, the target retargeted every {retarget_window} blocks, never easier than difficulty {} ({} hashes on average); the chain with the most work wins",
             network.genesis.hash,
             network.difficulty,
-            count_in_words(expected_hashes(network.difficulty))
+            count_in_words(pow::expected_hashes(&network.pow_limit()))
         ),
-    }
-}
-
-/// Starts the miner threads and a task that gives them a new job on every
-/// new tip, saves what they find, and measures the hash rate.
-///
-/// A found block goes through a channel to this task, which saves it on
-/// the blocking pool: the nice-19 miner threads never hold the lock that
-/// the server and the sync need while a file is synced to disk.
-fn start_miner(
-    state: &ChainState,
-    stats: &Arc<Stats>,
-    threads: usize,
-    data: String,
-    shutdown: &CancellationToken,
-) -> Arc<Miner> {
-    let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
-    let miner = Arc::new(Miner::start(threads, move |block| {
-        // The job is done either way; the task sets the next one.
-        let _ = found.send(block);
-        true
-    }));
-    info!(
-        threads,
-        "mining on {threads} thread(s); blocks carry {data:?}"
-    );
-
-    let (state, stats) = (state.clone(), Arc::clone(stats));
-    let network = state.network().clone();
-    let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
-    tokio::spawn(async move {
-        let mut tips = state.subscribe();
-        let mut sample = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
-        sample.tick().await;
-        let mut last_logged: Option<Instant> = None;
-        let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
-        loop {
-            let tip = tips.borrow_and_update().block.clone();
-            // What the rules ask of the next block (a newer tip than the
-            // one seen means the loop comes round again at once).
-            let cursor = state.tip_cursor();
-            let target = cursor.next_target(&network);
-            let now = crate::clock::timestamp_now();
-            let timestamp = now.max(cursor.min_next_timestamp(&network).unwrap_or(0));
-            // The waiting data items that fit, oldest first; else the note.
-            let template_data = state.template_data(&tip, &data);
-            let with_items = template_data != data;
-            task_miner.set_job(Template::with_target(
-                &tip,
-                template_data,
-                timestamp,
-                target,
-            ));
-            let made = Instant::now();
-            let mut refresh_at: Option<tokio::time::Instant> = None;
-            loop {
-                tokio::select! {
-                    changed = tips.changed() => {
-                        if changed.is_err() { return; }
-                        break;
-                    }
-                    // Items that arrive while a block is mined go into a new
-                    // template, at most every TEMPLATE_REFRESH.
-                    _ = state.pool().arrived(), if refresh_at.is_none() => {
-                        refresh_at = Some(tokio::time::Instant::from_std(made + TEMPLATE_REFRESH));
-                    }
-                    _ = tokio::time::sleep_until(refresh_at.unwrap_or_else(tokio::time::Instant::now)), if refresh_at.is_some() => {
-                        if with_items || !state.pool().is_empty() {
-                            break;
-                        }
-                        refresh_at = None;
-                    }
-                    Some(block) = found_blocks.recv() => {
-                        let saver = state.clone();
-                        let added = tokio::task::spawn_blocking(move || saver.add_block(block, Source::Mined))
-                            .await
-                            .expect("saving does not panic");
-                        match added {
-                            // The new tip starts the next job.
-                            Ok(Added::Accepted) => {}
-                            Ok(other) => {
-                                debug!(?other, "mined block dropped: the tip moved on");
-                                break;
-                            }
-                            Err(error) => {
-                                // Most likely the disk (full, read-only): the
-                                // block is not served since it is not saved.
-                                warn!(%error, "mined block not saved; mining again in {MINE_RETRY_DELAY:?}");
-                                tokio::time::sleep(MINE_RETRY_DELAY).await;
-                                break;
-                            }
-                        }
-                    }
-                    _ = sample.tick() => {
-                        let (hashes, now) = (task_miner.hashes(), Instant::now());
-                        let rate = (hashes - last_hashes) as f64 / (now - last_time).as_secs_f64();
-                        stats.set_hashrate(rate as u64);
-                        (last_hashes, last_time) = (hashes, now);
-                        if last_logged.is_none_or(|at| at.elapsed() >= HASHRATE_LOG_INTERVAL) {
-                            log_hashrate(rate, &network, &target, tip.index, last_logged.is_none());
-                            last_logged = Some(now);
-                        }
-                    }
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-        }
-    });
-    miner
-}
-
-/// The miner's hash rate, and what it means for the time between blocks.
-fn log_hashrate(rate: f64, network: &Network, target: &U256, height: u64, first: bool) {
-    let difficulty = match network.kind {
-        Kind::Fixed => network.difficulty.to_string(),
-        Kind::Adaptive { .. } => format!("{:.2}", pow::difficulty_of(target)),
-    };
-    let per_block = pow::expected_hashes(target) / rate.max(1.0);
-    let expectation = format!(
-        "this node alone would find a block every {} on average at difficulty {difficulty}",
-        duration_in_words(per_block)
-    );
-    if first {
-        info!(
-            hashrate = rate as u64,
-            "mining at {}: {expectation} (every node mining shortens it)",
-            rate_in_words(rate)
-        );
-    } else {
-        info!(
-            hashrate = rate as u64,
-            height,
-            "mining at {}, height {height}; {expectation}",
-            rate_in_words(rate)
-        );
     }
 }
