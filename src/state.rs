@@ -632,22 +632,19 @@ fn log_commit(
     match (incoming, source) {
         // A sync tells of its whole catch-up once, not of each batch.
         (_, Source::Synced(_)) => {}
-        ([block], Source::Mined) if outgoing.is_empty() => info!(
-            index = block.index,
-            hash = %block.hash,
-            "mined block {}: {}, {}",
-            block.index,
-            shorten(&block.data),
-            interval(base, block, since_last)
-        ),
-        ([block], _) if outgoing.is_empty() => info!(
-            index = block.index,
-            hash = %block.hash,
-            "accepted block {} from {source}: {}, {}",
-            block.index,
-            shorten(&block.data),
-            interval(base, block, since_last)
-        ),
+        ([block], _) if outgoing.is_empty() => {
+            let what = match source {
+                Source::Mined => format!("mined block {}", block.index),
+                _ => format!("accepted block {} from {source}", block.index),
+            };
+            info!(
+                index = block.index,
+                hash = %block.hash,
+                "{what}: {}, {}",
+                shorten(&block.data),
+                interval(base, block, since_last)
+            )
+        }
         _ => info!(
             height = tip.index,
             tip = %tip.hash,

@@ -15,21 +15,20 @@
 mod body;
 mod error;
 mod explorer;
+mod sender;
 mod serve;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +40,7 @@ pub use body::REQUEST_TIMEOUT;
 pub use error::ApiError;
 pub use serve::{ServerLimits, serve};
 
+use self::sender::Sender;
 use crate::block::{Block, BlockHash, HashParseError, json_kind};
 use crate::client::PeerError;
 use crate::gossip::{Considered, Gossip, Heard, Refusal};
@@ -49,7 +49,7 @@ use crate::metrics::Metrics;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
 use crate::pow::{self, Kind};
-use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, PEER_HEADER, Status, VERSION};
+use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, Status, VERSION};
 use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted};
 use crate::stats::Stats;
 
@@ -349,20 +349,13 @@ async fn block_by_hash(
 /// ours, and only through a handshake.
 async fn mined(
     State(app): State<AppState>,
-    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    Sender {
+        remote,
+        peer: sender,
+    }: Sender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
-    let remote = remote.map(|Extension(ConnectInfo(address))| address.ip());
-    let sender = headers
-        .get(PEER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|text| PeerUrl::parse(text).ok())
-        .map(|url| match remote {
-            Some(remote) => url.as_seen_from(remote),
-            None => url,
-        });
     let blame = |error: PeerError| {
         if let (Some(sender), Some(remote)) = (&sender, remote) {
             app.gossip.announced_invalid(sender, remote, &error);
@@ -498,8 +491,7 @@ struct DataBody {
 /// 200 with where it is.
 async fn add_data(
     State(app): State<AppState>,
-    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    Sender { peer: sender, .. }: Sender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
@@ -519,14 +511,6 @@ async fn add_data(
             json_kind(&data)
         )));
     };
-    let sender = headers
-        .get(PEER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|text| PeerUrl::parse(text).ok())
-        .map(|url| match &remote {
-            Some(Extension(ConnectInfo(address))) => url.as_seen_from(address.ip()),
-            None => url,
-        });
     match app.state.submit(&text) {
         Ok((id, Submitted::New)) => {
             app.gossip.relay_item(text, sender);
