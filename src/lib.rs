@@ -8,33 +8,33 @@
 //!
 //! # Layout
 //!
-//! - [`block`]: the block format, its hash and proof of work.
-//! - [`pow`]: targets, retargets and work: the numbers of proof of work.
-//! - [`item`]: data items carried in blocks: ids, encoding, room taken.
-//! - [`chain`]: validating a chain, its targets and work, and the one rule
-//!   for choosing between chains.
-//! - [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
-//! - [`state`]: the chain in memory and the one path by which it changes.
-//! - [`pool`]: data items waiting for a block.
-//! - [`config`]: settings from the config file and flags.
-//! - [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
-//! - [`peers`]: peer URLs, the peer list, its limits and its file.
-//! - [`client`]: the HTTP client side: asking peers, announcing to them.
-//! - [`sync`]: catching up with one peer.
-//! - [`handshake`]: what a URL must answer to become a peer.
-//! - [`gossip`]: who gets in, and each peer's task: syncing, announcing.
-//! - [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
-//! - [`api`]: the HTTP router, handlers and their one error type.
-//! - [`stats`]: counters the node reports about itself.
-//! - [`events`]: what happens on the node, as a stream (`GET /events`).
-//! - [`metrics`]: the node's figures for Prometheus (`GET /metrics`).
-//! - [`human`]: figures in words for the log.
-//! - [`init`]: `jbc init`, a new network with its own genesis block.
-//! - [`node`]: the daemon: wiring, tasks and shutdown.
+//! The modules in layers, from the bottom up; each imports only modules of
+//! the layers below it (no cycles; `farm-studio look` draws the same floors).
 //!
-//! Dependencies point down this list's layers: `node` wires everything;
-//! `api` and `gossip` use `state`, `sync` and `client`; `state` uses
-//! `store` and `chain`; nothing below imports anything above it.
+//! 1. [`block`]: the block format, its hash and proof of work.
+//!    [`item`]: data items carried in blocks: ids, encoding, room taken.
+//!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
+//!    [`stats`]: counters the node reports. [`human`]: figures in words.
+//! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
+//!    [`pool`]: data items waiting for a block.
+//!    [`events`]: what happens on the node, as a stream (`GET /events`).
+//! 3. [`chain`]: validating a chain, its targets and work, the one rule for
+//!    choosing between chains, and the template of the next block.
+//!    [`peers`]: peer URLs, the peer book, its limits and its file.
+//!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
+//! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
+//!    [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
+//!    [`config`]: settings from the config file and flags.
+//! 5. [`state`]: the chain in memory and the one path by which it changes.
+//!    [`client`]: the HTTP client side: asking peers, announcing to them.
+//!    [`init`]: `jbc init`, a new network with its own genesis block.
+//! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
+//!    answer to become a peer. [`metrics`]: figures for Prometheus.
+//! 7. [`gossip`]: who gets in, and each peer's task: syncing, announcing.
+//! 8. [`api`]: the HTTP router, handlers and their one error type.
+//! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
+//!
+//! `main.rs` sits on top: it parses the command line and calls these.
 
 pub mod api;
 pub mod block;

@@ -10,6 +10,7 @@
 //! - [`error`]: the error type;
 //! - [`explorer`]: the explorer page, `/events`, `/metrics` and what every
 //!   answer gets on its way out (CORS for reading, request counts);
+//! - `sender`: who sent a relaying request (address, peer header);
 //! - [`serve`]: the connection loop, with its limits.
 
 mod body;
