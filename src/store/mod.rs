@@ -4,7 +4,7 @@
 //! This module owns every byte the node writes there, and three promises:
 //!
 //! - a block is on disk (written to a temporary name, synced, renamed into
-//!   place, folder synced) before [`Store::append`] returns, so the node can
+//!   place, folder synced) before [`Store::append_all`] returns, so the node can
 //!   serve or announce it;
 //! - no block file is ever deleted: files that do not belong to the loaded
 //!   chain are moved into `quarantine/` (not a valid block) or `orphaned/`
@@ -139,11 +139,6 @@ impl Store {
             Some(loaded) => Ok(loaded),
             None => self.load_general(network),
         }
-    }
-
-    /// Writes one new block to its file; it is durable when this returns.
-    pub fn append(&self, block: &Block) -> Result<(), StoreError> {
-        self.append_all(std::slice::from_ref(block))
     }
 
     /// Writes new blocks after the last one, each to its file; they are

@@ -51,7 +51,7 @@ fn appended_blocks_load_back() {
     let store = Store::open(dir.path()).unwrap();
     let mut chain = store.load(&network).unwrap().chain;
     for block in chain_of(&network, 4, "a").into_iter().skip(1) {
-        store.append(&block).unwrap();
+        store.append_all(std::slice::from_ref(&block)).unwrap();
         chain.push(block, &network).unwrap();
     }
     let loaded = store.load(&network).unwrap();
