@@ -1,5 +1,5 @@
 //! Figures in words, for people reading the log and command output:
-//! hash rates, large counts and durations.
+//! hash rates, large counts, durations, and a switch of chains.
 
 /// "25.1 MH/s".
 pub fn rate_in_words(rate: f64) -> String {
@@ -35,6 +35,23 @@ pub fn duration_in_words(seconds: f64) -> String {
     }
 }
 
+/// "switched to the chain of http://…: 3 new blocks after block 7, 2 of
+/// ours replaced; the tip is block 10": the one sentence for a switch,
+/// whether a sync or an announcement brought it.
+pub fn switch_in_words(
+    source: impl std::fmt::Display,
+    new_blocks: u64,
+    after: u64,
+    replaced: u64,
+    tip: u64,
+) -> String {
+    let plural = if new_blocks == 1 { "" } else { "s" };
+    format!(
+        "switched to the chain of {source}: {new_blocks} new block{plural} after block {after}, \
+         {replaced} of ours replaced; the tip is block {tip}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +65,18 @@ mod tests {
         assert_eq!(duration_in_words(190.0), "3.2 min");
         assert_eq!(duration_in_words(0.0421), "42 ms");
         assert_eq!(duration_in_words(7.0 * 86_400.0), "7.0 days");
+    }
+
+    #[test]
+    fn a_switch_reads_as_one_sentence() {
+        assert_eq!(
+            switch_in_words("http://127.0.0.1:5002", 1, 7, 0, 8),
+            "switched to the chain of http://127.0.0.1:5002: 1 new block after block 7, \
+             0 of ours replaced; the tip is block 8"
+        );
+        assert!(
+            switch_in_words("a peer", 3, 7, 2, 10)
+                .contains("3 new blocks after block 7, 2 of ours")
+        );
     }
 }

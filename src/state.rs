@@ -27,6 +27,7 @@ use crate::chain::{
     Chain, ChainError, ChainJson, Clock, Cursor, Network, Template, better_chain, check_block,
 };
 use crate::events::{BlockRef, Event, Events};
+use crate::human::switch_in_words;
 use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits};
@@ -648,12 +649,14 @@ fn log_commit(
         _ => info!(
             height = tip.index,
             tip = %tip.hash,
-            "switched to the chain of {source}: {} new block{} after block {}, {} of ours replaced; the tip is block {}",
-            incoming.len(),
-            if incoming.len() == 1 { "" } else { "s" },
-            base.index,
-            outgoing.len(),
-            tip.index
+            "{}",
+            switch_in_words(
+                source,
+                incoming.len() as u64,
+                base.index,
+                outgoing.len() as u64,
+                tip.index
+            )
         ),
     }
     for block in outgoing.iter().take(ORPHANS_LISTED) {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::block::Block;
 use crate::chain::{ChainError, Clock, better_chain};
 use crate::client::{PeerClient, PeerError};
-use crate::human::duration_in_words;
+use crate::human::{duration_in_words, switch_in_words};
 use crate::peers::PeerUrl;
 use crate::pow::Kind;
 use crate::protocol::{MAX_PAGE, Status};
@@ -247,9 +247,8 @@ async fn catch_up_incrementally(
         tracing::info!(
             peer = %peer,
             height = tip,
-            "switched to the chain of {peer}: {committed} new block{} after block {}, {replaced} of ours replaced; the tip is block {tip}{took}",
-            if committed == 1 { "" } else { "s" },
-            start_fork - 1,
+            "{}{took}",
+            switch_in_words(peer, committed, start_fork - 1, replaced as u64, tip)
         );
         if let Some(error) = failure
             .as_ref()
@@ -464,10 +463,8 @@ async fn catch_up_whole_chain(
             tracing::info!(
                 peer = %peer,
                 height,
-                "switched to the chain of {peer}: {count} new block{} after block {}, {} of ours replaced; the tip is block {height}",
-                if count == 1 { "" } else { "s" },
-                fork - 1,
-                orphaned.len()
+                "{}",
+                switch_in_words(peer, count as u64, fork - 1, orphaned.len() as u64, height)
             );
             Ok(Outcome::Adopted {
                 height,
