@@ -12,6 +12,7 @@
 //! business.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -20,7 +21,7 @@ use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
 use crate::chain::{ChainError, Network};
 use crate::config::PeerSettings;
 use crate::peers::PeerUrl;
-use crate::protocol::{PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status};
+use crate::protocol::{PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status, route};
 use crate::stats::Stats;
 
 /// `/blocks` pages read at once, from all peers together.
@@ -125,6 +126,20 @@ impl PeerError {
     }
 }
 
+/// The HTTP client every request to a node goes through (peers, and the
+/// `jbc` command's own requests): bounded times, no redirects (a peer's
+/// answer is its own, not another address's), no proxy from the
+/// environment (nodes are reached directly).
+pub fn http_client(connect_timeout: Duration, request_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("the HTTP client builds without TLS or system configuration")
+}
+
 impl PeerClient {
     /// A client following `settings` for `network`; `own_url` is sent with
     /// announcements.
@@ -134,13 +149,7 @@ impl PeerClient {
         own_url: Option<String>,
         stats: Arc<Stats>,
     ) -> PeerClient {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .expect("the HTTP client builds without TLS or system configuration");
+        let http = http_client(settings.connect_timeout, settings.request_timeout);
         // A page holds blocks up to PAGE_BYTES, plus the one that crosses it.
         let block_bytes = network.max_block_text_bytes();
         PeerClient {
@@ -168,7 +177,7 @@ impl PeerClient {
             + peers as u64 * (SMALL_ANSWER_BYTES + self.block_bytes)
     }
 
-    /// `GET {peer}/{path}`, read up to `limit` bytes.
+    /// `GET {peer}{path}`, read up to `limit` bytes.
     async fn get(&self, peer: &PeerUrl, path: &str, limit: u64) -> Result<Vec<u8>, PeerError> {
         let response = self
             .http
@@ -203,7 +212,7 @@ impl PeerClient {
     /// A peer's `/status`; `Ok(None)` when it has no such endpoint (the
     /// original node).
     pub async fn status(&self, peer: &PeerUrl) -> Result<Option<Status>, PeerError> {
-        match self.get(peer, "status", SMALL_ANSWER_BYTES).await {
+        match self.get(peer, route::STATUS, SMALL_ANSWER_BYTES).await {
             Ok(body) => parse_json::<Status>(&body).map(Some),
             Err(PeerError::Status(404)) => Ok(None),
             Err(error) => Err(error),
@@ -213,7 +222,11 @@ impl PeerClient {
     /// The peer's block at `index`.
     pub async fn block(&self, peer: &PeerUrl, index: u64) -> Result<Block, PeerError> {
         let body = self
-            .get(peer, &format!("blocks/{index}"), self.block_bytes)
+            .get(
+                peer,
+                &format!("{}/{index}", route::BLOCKS),
+                self.block_bytes,
+            )
             .await?;
         let block = Block::from_json(&body).map_err(PeerError::Parse)?;
         if block.index != index {
@@ -238,7 +251,7 @@ impl PeerClient {
         limit: u64,
     ) -> Result<Vec<Block>, PeerError> {
         let _permit = self.pages.acquire().await.expect("never closed");
-        let path = format!("blocks?from={from}&limit={limit}");
+        let path = format!("{}?from={from}&limit={limit}", route::BLOCKS);
         let blocks = self
             .get_parsed(peer, &path, self.page_bytes, blocks_from_json)
             .await?;
@@ -253,7 +266,7 @@ impl PeerClient {
         let mut blocks = self
             .get_parsed(
                 peer,
-                "blockchain.json",
+                route::BLOCKCHAIN,
                 self.max_response_bytes,
                 blocks_from_json,
             )
@@ -268,7 +281,7 @@ impl PeerClient {
     pub async fn announce(&self, peer: &PeerUrl, block: &Block) -> Result<String, PeerError> {
         let mut request = self
             .http
-            .post(peer.endpoint("mined"))
+            .post(peer.endpoint(route::MINED))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(block.to_json_line());
         if let Some(own) = &self.own_url {
@@ -294,7 +307,7 @@ impl PeerClient {
     pub async fn relay_item(&self, peer: &PeerUrl, text: &str) -> Result<(), PeerError> {
         let mut request = self
             .http
-            .post(peer.endpoint("data"))
+            .post(peer.endpoint(route::DATA))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::json!({ "data": text }).to_string());
         if let Some(own) = &self.own_url {

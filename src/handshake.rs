@@ -89,18 +89,9 @@ pub fn check_status(
             network.max_item_bytes
         )));
     }
-    let (kind, seconds, window) = match network.kind {
-        Kind::Fixed => ("fixed", None, None),
-        Kind::Adaptive {
-            target_block_seconds,
-            retarget_window,
-        } => (
-            "adaptive",
-            Some(target_block_seconds),
-            Some(retarget_window),
-        ),
-    };
-    let their_kind = status.kind.as_deref().unwrap_or("fixed");
+    let kind = network.kind.name();
+    let (seconds, window) = network.kind.timing();
+    let their_kind = status.kind.as_deref().unwrap_or(Kind::Fixed.name());
     if their_kind != kind
         || status.target_block_seconds != seconds
         || status.retarget_window != window

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use jbc::config::{Config, DEFAULT_DIFFICULTY, Settings, rule};
 use jbc::human::{duration_in_words, rate_in_words};
+use jbc::protocol::route;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -256,21 +257,22 @@ fn data(action: DataAction) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = jbc::client::http_client(Duration::from_secs(10), Duration::from_secs(10));
     let (node, request) = match &action {
         DataAction::Add { text, node } => (
             node,
             client
-                .post(format!("{}/data", node.trim_end_matches('/')))
+                .post(format!("{}{}", node.trim_end_matches('/'), route::DATA))
                 .header("content-type", "application/json")
                 .body(serde_json::json!({ "data": text }).to_string()),
         ),
         DataAction::Get { id, node } => (
             node,
-            client.get(format!("{}/data/{id}", node.trim_end_matches('/'))),
+            client.get(format!(
+                "{}{}/{id}",
+                node.trim_end_matches('/'),
+                route::DATA
+            )),
         ),
     };
     let answer: serde_json::Value = runtime.block_on(async {

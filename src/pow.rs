@@ -42,6 +42,18 @@ impl Kind {
             Kind::Adaptive { .. } => "adaptive",
         }
     }
+
+    /// The target block time and retarget window, as `/status` carries
+    /// them (none for a fixed network).
+    pub fn timing(&self) -> (Option<u64>, Option<u64>) {
+        match *self {
+            Kind::Fixed => (None, None),
+            Kind::Adaptive {
+                target_block_seconds,
+                retarget_window,
+            } => (Some(target_block_seconds), Some(retarget_window)),
+        }
+    }
 }
 
 /// The easiest target: `2^(256 - 4·difficulty) - 1`.

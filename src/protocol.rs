@@ -10,6 +10,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::BlockHash;
 
+/// The routes both sides name: the server mounts them ([`crate::api`]),
+/// the peer client and the `jbc` command ask them.
+pub mod route {
+    /// The whole chain as a JSON array (the original's endpoint).
+    pub const BLOCKCHAIN: &str = "/blockchain.json";
+    /// A block announced by a peer (the original's endpoint).
+    pub const MINED: &str = "/mined";
+    /// What a peer needs to sync from and handshake with a node.
+    pub const STATUS: &str = "/status";
+    /// Pages of blocks (`?from=&limit=`), and one block at `/blocks/{index}`.
+    pub const BLOCKS: &str = "/blocks";
+    /// Data items: posted to it, and one at `/data/{id}`.
+    pub const DATA: &str = "/data";
+    /// The peer book.
+    pub const PEERS: &str = "/peers";
+}
+
 /// Header naming the announcing node's base URL, so the receiver can sync
 /// from it and learn it as a peer.
 pub const PEER_HEADER: &str = "x-jbc-peer";

@@ -49,8 +49,8 @@ use crate::item::ItemId;
 use crate::metrics::Metrics;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
-use crate::pow::{self, Kind};
-use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, Status, VERSION};
+use crate::pow;
+use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, Status, VERSION, route};
 use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted};
 use crate::stats::Stats;
 
@@ -120,16 +120,22 @@ pub fn app(state: AppState) -> Router {
         .route("/explorer.css", get(explorer::style))
         .route("/events", get(explorer::events))
         .route("/metrics", get(explorer::metrics))
-        .route("/blockchain.json", get(blockchain_json))
-        .route("/status", get(status))
-        .route("/blocks", get(blocks))
-        .route("/blocks/{index}", get(block_by_index))
-        .route("/blocks/{index}/proof", get(block_proof))
+        .route(route::BLOCKCHAIN, get(blockchain_json))
+        .route(route::STATUS, get(status))
+        .route(route::BLOCKS, get(blocks))
+        .route(&format!("{}/{{index}}", route::BLOCKS), get(block_by_index))
+        .route(
+            &format!("{}/{{index}}/proof", route::BLOCKS),
+            get(block_proof),
+        )
         .route("/block/{hash}", get(block_by_hash))
-        .route("/mined", post(mined))
-        .route("/peers", get(list_peers).post(add_peer).delete(remove_peer))
-        .route("/data", get(list_data).post(add_data))
-        .route("/data/{id}", get(data_by_id))
+        .route(route::MINED, post(mined))
+        .route(
+            route::PEERS,
+            get(list_peers).post(add_peer).delete(remove_peer),
+        )
+        .route(route::DATA, get(list_data).post(add_data))
+        .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             explorer::on_the_way_out,
@@ -211,13 +217,7 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
     let tip = app.state.tip();
     let network = app.state.network();
     let cursor = app.state.tip_cursor();
-    let (seconds, window) = match network.kind {
-        Kind::Fixed => (None, None),
-        Kind::Adaptive {
-            target_block_seconds,
-            retarget_window,
-        } => (Some(target_block_seconds), Some(retarget_window)),
-    };
+    let (seconds, window) = network.kind.timing();
     Json(Status {
         kind: Some(network.kind.name().to_string()),
         target_block_seconds: seconds,

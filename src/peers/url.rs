@@ -57,8 +57,9 @@ impl PeerUrl {
         Ok(PeerUrl(url))
     }
 
-    /// The URL of one of the peer's endpoints: `path` is relative, like
-    /// `"status"` or `"blocks?from=3"`.
+    /// The URL of one of the peer's endpoints: `path` is one of
+    /// [`crate::protocol::route`], maybe with more after it, like
+    /// `"/blocks?from=3"` (a peer URL is a base URL, so its path is `/`).
     pub fn endpoint(&self, path: &str) -> Url {
         self.0
             .join(path)
