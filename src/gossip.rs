@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::block::Block;
@@ -63,6 +64,8 @@ struct Inner {
     handshakes: Semaphore,
     /// Every task stops with it.
     shutdown: CancellationToken,
+    /// Every task started, so that shutdown can wait for them.
+    running: TaskTracker,
     /// New data items, for every peer's task to relay.
     items: tokio::sync::broadcast::Sender<Relayed>,
 }
@@ -133,6 +136,7 @@ impl Gossip {
                 tasks: Mutex::new(HashMap::new()),
                 handshakes: Semaphore::new(HANDSHAKES_AT_ONCE),
                 shutdown,
+                running: TaskTracker::new(),
                 items: tokio::sync::broadcast::channel(RELAY_QUEUE).0,
             }),
         }
@@ -146,6 +150,24 @@ impl Gossip {
     /// Our id for this run.
     pub fn node_id(&self) -> &NodeId {
         &self.inner.node_id
+    }
+
+    /// Resolves once every task gossip started has ended: call it after
+    /// shutdown, so the node stops with nothing of it still running.
+    pub async fn stopped(&self) {
+        self.inner.running.close();
+        self.inner.running.wait().await;
+    }
+
+    /// Runs `task` as one of gossip's tasks, dropped at shutdown.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.running.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = task => {}
+            }
+        });
     }
 
     /// The peer client.
@@ -165,7 +187,7 @@ impl Gossip {
         }
         let book = self.inner.book.clone();
         let shutdown = self.inner.shutdown.clone();
-        tokio::spawn(async move {
+        self.inner.running.spawn(async move {
             let mut flush = tokio::time::interval(BOOK_FLUSH_INTERVAL);
             flush.tick().await;
             loop {
@@ -289,7 +311,7 @@ impl Gossip {
         }
         if let Some(url) = sender.filter(|_| !known) {
             let gossip = self.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 match gossip.consider(url.clone(), Origin::Learned).await {
                     Ok(_) | Err(Refusal::TriedRecently) => {}
                     Err(refusal) => debug!(peer = %url, "an announcing node: {refusal}"),
@@ -350,7 +372,7 @@ impl Gossip {
             },
         );
         let gossip = self.clone();
-        tokio::spawn(async move {
+        self.inner.running.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = gossip.run_peer(&url, &wake, first) => {}
@@ -549,7 +571,7 @@ impl Gossip {
             return;
         }
         let (gossip, peer) = (self.clone(), peer.clone());
-        tokio::spawn(async move {
+        self.spawn(async move {
             let count = items.len();
             for text in items {
                 if gossip.inner.shutdown.is_cancelled() {

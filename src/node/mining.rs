@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::block::Block;
@@ -41,6 +42,7 @@ pub(super) fn start(
     threads: usize,
     data: String,
     shutdown: &CancellationToken,
+    tasks: &TaskTracker,
 ) -> Arc<Miner> {
     let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
     let miner = Arc::new(Miner::start(threads, move |block| {
@@ -56,7 +58,7 @@ pub(super) fn start(
     let (state, stats) = (state.clone(), Arc::clone(stats));
     let network = state.network().clone();
     let (task_miner, shutdown) = (Arc::clone(&miner), shutdown.clone());
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut tips = state.subscribe();
         let mut sample = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
         sample.tick().await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::api::{AppState, ServerLimits};
@@ -114,7 +115,9 @@ pub async fn run(
         config.mine,
         shutdown.clone(),
     );
-    tokio::spawn(crate::peers::watch_peers(
+    // The node's own tasks, waited for at shutdown.
+    let tasks = TaskTracker::new();
+    tasks.spawn(crate::peers::watch_peers(
         book.clone(),
         state.events().clone(),
         shutdown.clone(),
@@ -142,7 +145,7 @@ pub async fn run(
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
     let miner = (config.mine && !shutdown.is_cancelled())
-        .then(|| mining::start(&state, &stats, config.threads, data, &shutdown));
+        .then(|| mining::start(&state, &stats, config.threads, data, &shutdown, &tasks));
     if !config.mine {
         info!("not mining (--mine, or mine = true in the config, turns it on)");
     }
@@ -168,6 +171,9 @@ pub async fn run(
             .expect("stopping the miner does not panic");
     }
     server.await.expect("the server task does not panic");
+    gossip.stopped().await;
+    tasks.close();
+    tasks.wait().await;
     book.flush();
     pool.flush();
     info!("stopped");
