@@ -241,8 +241,10 @@ impl Chain {
     }
 
     /// Appends a block after validating it against the tip (as a stored
-    /// block: the clock is not consulted).
-    pub fn push(&mut self, block: Block, network: &Network) -> Result<(), ChainError> {
+    /// block: the clock is not consulted). Only tests build chains this
+    /// way; the node's chains change through [`crate::state`]'s commits.
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, block: Block, network: &Network) -> Result<(), ChainError> {
         self.history.tip().check(&block, network, Clock::Stored)?;
         self.push_trusted(block);
         Ok(())
