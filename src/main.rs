@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use jbc::config::{Config, DEFAULT_DIFFICULTY, Settings, rule};
 use jbc::human::{duration_in_words, rate_in_words};
-use jbc::protocol::route;
+use jbc::protocol::{ItemAnswer, ItemStatus, route};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -275,7 +275,7 @@ fn data(action: DataAction) -> Result<(), String> {
             )),
         ),
     };
-    let answer: serde_json::Value = runtime.block_on(async {
+    let answer: ItemAnswer = runtime.block_on(async {
         let response = request
             .send()
             .await
@@ -285,23 +285,23 @@ fn data(action: DataAction) -> Result<(), String> {
             .bytes()
             .await
             .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
-        let answer: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
-        match answer["error"].as_str() {
-            Some(error) => Err(format!("the node refused: {error}")),
-            None => Ok(answer),
+        let not_json = || format!("the node at {node} answered HTTP {status}, not JSON");
+        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| not_json())?;
+        if let Some(error) = answer["error"].as_str() {
+            return Err(format!("the node refused: {error}"));
         }
+        serde_json::from_value(answer.clone())
+            .map_err(|_| format!("the node at {node} answered HTTP {status}: {answer}"))
     })?;
-    let id = answer["id"].as_str().unwrap_or_default();
-    match answer["status"].as_str() {
-        Some("pending") => println!("{id} pending: it waits for a block"),
-        Some("confirmed") => println!(
-            "{id} confirmed in block {} ({}), {} confirmation(s)",
-            answer["block"],
-            answer["hash"].as_str().unwrap_or_default(),
-            answer["confirmations"]
-        ),
-        _ => println!("{answer}"),
+    let id = answer.id;
+    match answer.status {
+        ItemStatus::Pending => println!("{id} pending: it waits for a block"),
+        ItemStatus::Confirmed {
+            block,
+            hash,
+            confirmations,
+        } => println!("{id} confirmed in block {block} ({hash}), {confirmations} confirmation(s)"),
+        ItemStatus::Unknown => println!("{id} unknown: not waiting and not in the chain"),
     }
     Ok(())
 }

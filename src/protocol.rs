@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::block::BlockHash;
+use crate::item::ItemId;
 
 /// The routes both sides name: the server mounts them ([`crate::api`]),
 /// the peer client and the `jbc` command ask them.
@@ -152,3 +153,67 @@ impl std::fmt::Display for NodeId {
 
 /// This software's version, sent on `/status`.
 pub const VERSION: &str = concat!("jbc/", env!("CARGO_PKG_VERSION"));
+
+/// Where a data item is, as `POST /data` and `GET /data/{id}` answer it:
+/// `{"id": …, "status": "pending" | "confirmed" | "unknown"}`, with the
+/// block, its hash and the confirmations when confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ItemAnswer {
+    pub id: ItemId,
+    #[serde(flatten)]
+    pub status: ItemStatus,
+}
+
+/// Where a data item is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// Waiting for a block.
+    Pending,
+    /// Carried by block `block`, `confirmations` blocks deep (1: the tip).
+    Confirmed {
+        block: u64,
+        hash: BlockHash,
+        confirmations: u64,
+    },
+    /// Neither.
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_answer_has_the_shape_clients_read_and_round_trips() {
+        let id = ItemId::of("hello");
+        let hash = BlockHash([7; 32]);
+        let confirmed = ItemAnswer {
+            id,
+            status: ItemStatus::Confirmed {
+                block: 3,
+                hash,
+                confirmations: 2,
+            },
+        };
+        let json = serde_json::to_value(&confirmed).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": id.to_string(), "status": "confirmed", "block": 3,
+                "hash": hash.to_string(), "confirmations": 2
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<ItemAnswer>(json).unwrap(),
+            confirmed
+        );
+        let pending = serde_json::json!({ "id": id.to_string(), "status": "pending" });
+        assert_eq!(
+            serde_json::from_value::<ItemAnswer>(pending)
+                .unwrap()
+                .status,
+            ItemStatus::Pending
+        );
+    }
+}

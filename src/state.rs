@@ -32,6 +32,7 @@ use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits};
 use crate::pow::{self, Kind, U256, Work};
+use crate::protocol::ItemStatus;
 use crate::store::{SetAside, Store, StoreError};
 
 /// Orphaned blocks listed one by one in the log; more are summarised.
@@ -140,21 +141,6 @@ pub enum Submitted {
     New,
     /// It was waiting already, or a block carries it.
     Known,
-}
-
-/// Where a data item is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemStatus {
-    /// Waiting for a block.
-    Pending,
-    /// Carried by block `block`, `confirmations` blocks deep (1: the tip).
-    Confirmed {
-        block: u64,
-        hash: BlockHash,
-        confirmations: u64,
-    },
-    /// Neither.
-    Unknown,
 }
 
 /// What [`ChainState::adopt_branch`] did.

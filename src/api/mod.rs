@@ -50,8 +50,10 @@ use crate::metrics::Metrics;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
 use crate::pow;
-use crate::protocol::{DEFAULT_PAGE, MAX_PAGE, PAGE_BYTES, Status, VERSION, route};
-use crate::state::{Added, ChainState, CommitError, ItemStatus, Source, Submitted};
+use crate::protocol::{
+    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, PAGE_BYTES, Status, VERSION, route,
+};
+use crate::state::{Added, ChainState, CommitError, Source, Submitted};
 use crate::stats::Stats;
 
 /// The endpoints, for the answer to a request for one that does not exist.
@@ -517,33 +519,21 @@ async fn add_data(
             app.gossip.relay_item(text, sender);
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "id": id, "status": "pending" })),
+                Json(ItemAnswer {
+                    id,
+                    status: ItemStatus::Pending,
+                }),
             )
                 .into_response())
         }
         Ok((id, Submitted::Known)) => {
-            Ok(Json(item_json(&id, &app.state.item(&id))).into_response())
+            let status = app.state.item(&id);
+            Ok(Json(ItemAnswer { id, status }).into_response())
         }
         Err(error @ PoolError::TooLarge { .. }) => {
             Err(ApiError::PayloadTooLarge(error.to_string()))
         }
         Err(error @ PoolError::Full { .. }) => Err(ApiError::Busy(error.to_string())),
-    }
-}
-
-/// An item's status as the data endpoints show it.
-fn item_json(id: &ItemId, status: &ItemStatus) -> Value {
-    match status {
-        ItemStatus::Pending => json!({ "id": id, "status": "pending" }),
-        ItemStatus::Confirmed {
-            block,
-            hash,
-            confirmations,
-        } => json!({
-            "id": id, "status": "confirmed", "block": block, "hash": hash,
-            "confirmations": confirmations
-        }),
-        ItemStatus::Unknown => json!({ "id": id, "status": "unknown" }),
     }
 }
 
@@ -556,7 +546,7 @@ async fn list_data(State(app): State<AppState>) -> Json<Vec<PendingView>> {
 async fn data_by_id(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ItemAnswer>, ApiError> {
     let id: ItemId = id
         .parse()
         .map_err(|e: crate::item::ItemIdError| ApiError::BadRequest(e.to_string()))?;
@@ -564,6 +554,6 @@ async fn data_by_id(
         ItemStatus::Unknown => Err(ApiError::NotFound(format!(
             "no item {id} is waiting or in the chain"
         ))),
-        status => Ok(Json(item_json(&id, &status))),
+        status => Ok(Json(ItemAnswer { id, status })),
     }
 }
