@@ -21,7 +21,7 @@ use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
 use crate::chain::{ChainError, Network};
 use crate::config::PeerSettings;
 use crate::peers::PeerUrl;
-use crate::protocol::{PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status, route};
+use crate::protocol::{DataRequest, PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status, route};
 use crate::stats::Stats;
 
 /// `/blocks` pages read at once, from all peers together.
@@ -302,6 +302,14 @@ impl PeerClient {
     }
 }
 
+/// The body of `POST /data` for `text`.
+pub fn data_request(text: &str) -> String {
+    let request = DataRequest {
+        data: text.to_string(),
+    };
+    serde_json::to_string(&request).expect("a string serialises")
+}
+
 impl PeerClient {
     /// `POST {peer}/data` with a data item, for the peer to relay and mine.
     pub async fn relay_item(&self, peer: &PeerUrl, text: &str) -> Result<(), PeerError> {
@@ -309,7 +317,7 @@ impl PeerClient {
             .http
             .post(peer.endpoint(route::DATA))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({ "data": text }).to_string());
+            .body(data_request(text));
         if let Some(own) = &self.own_url {
             request = request.header(PEER_HEADER, own);
         }

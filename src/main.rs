@@ -264,7 +264,7 @@ fn data(action: DataAction) -> Result<(), String> {
             client
                 .post(format!("{}{}", node.trim_end_matches('/'), route::DATA))
                 .header("content-type", "application/json")
-                .body(serde_json::json!({ "data": text }).to_string()),
+                .body(jbc::client::data_request(text)),
         ),
         DataAction::Get { id, node } => (
             node,

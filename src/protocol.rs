@@ -180,6 +180,28 @@ pub enum ItemStatus {
     Unknown,
 }
 
+/// What `POST /mined` answers for a block it took apart from errors
+/// (those are `{"error": …}`, with `"status": "rejected"` for an invalid
+/// block).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum MinedAnswer {
+    /// It extends our tip; saved and relayed.
+    Accepted,
+    /// We have it already.
+    Known,
+    /// It is ahead of our chain; we sync from the sender.
+    Syncing,
+    /// It does not make a better chain.
+    Ignored { reason: String },
+}
+
+/// The body of `POST /data`: one data item's text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataRequest {
+    pub data: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +237,25 @@ mod tests {
                 .status,
             ItemStatus::Pending
         );
+    }
+
+    #[test]
+    fn mined_and_data_bodies_have_the_wire_shape() {
+        assert_eq!(
+            serde_json::to_value(MinedAnswer::Accepted).unwrap(),
+            serde_json::json!({ "status": "accepted" })
+        );
+        assert_eq!(
+            serde_json::to_value(MinedAnswer::Ignored {
+                reason: "why".into()
+            })
+            .unwrap(),
+            serde_json::json!({ "status": "ignored", "reason": "why" })
+        );
+        let body = serde_json::to_value(DataRequest {
+            data: "text".into(),
+        })
+        .unwrap();
+        assert_eq!(body, serde_json::json!({ "data": "text" }));
     }
 }

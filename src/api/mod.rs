@@ -51,7 +51,7 @@ use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
 use crate::pow;
 use crate::protocol::{
-    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, PAGE_BYTES, Status, VERSION, route,
+    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer, PAGE_BYTES, Status, VERSION, route,
 };
 use crate::state::{Added, ChainState, CommitError, Source, Submitted};
 use crate::stats::Stats;
@@ -391,26 +391,22 @@ async fn mined(
             )));
         }
     };
-    let (status, body, heard) = match added {
-        Added::Accepted => (
-            StatusCode::OK,
-            json!({ "status": "accepted" }),
-            Heard::Accepted,
-        ),
-        Added::Known => (StatusCode::OK, json!({ "status": "known" }), Heard::Nothing),
-        Added::NotOnTip { ahead: true } => (
-            StatusCode::ACCEPTED,
-            json!({ "status": "syncing" }),
-            Heard::Ahead,
-        ),
+    let (status, answer, heard) = match added {
+        Added::Accepted => (StatusCode::OK, MinedAnswer::Accepted, Heard::Accepted),
+        Added::Known => (StatusCode::OK, MinedAnswer::Known, Heard::Nothing),
+        Added::NotOnTip { ahead: true } => {
+            (StatusCode::ACCEPTED, MinedAnswer::Syncing, Heard::Ahead)
+        }
         Added::NotOnTip { ahead: false } => (
             StatusCode::OK,
-            json!({ "status": "ignored", "reason": "it does not make a chain longer than ours" }),
+            MinedAnswer::Ignored {
+                reason: "it does not make a chain longer than ours".into(),
+            },
             Heard::Nothing,
         ),
     };
     app.gossip.heard(heard, sender);
-    Ok((status, Json(body)).into_response())
+    Ok((status, Json(answer)).into_response())
 }
 
 /// `GET /peers`: every peer with what the node knows of it (and the bans).
