@@ -108,7 +108,7 @@ fn mine_genesis(network: &NewNetwork) -> Block {
         prev_hash: String::new(),
         data: network.data.clone(),
         timestamp: crate::clock::timestamp_now(),
-        target: crate::pow::pow_limit(network.difficulty),
+        target: crate::pow::Target::limit(network.difficulty),
     });
     let block = block.recv().expect("the miner finds a block");
     miner.stop();

@@ -182,7 +182,7 @@ fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
     );
     for difficulty in 4..=8 {
         let seconds =
-            jbc::pow::expected_hashes(&jbc::pow::pow_limit(difficulty)) / report.hashrate.max(1.0);
+            jbc::pow::Target::limit(difficulty).expected_hashes() / report.hashrate.max(1.0);
         eprintln!("  difficulty {difficulty}: {}", duration_in_words(seconds));
     }
     eprintln!("(with n nodes mining at this rate, blocks come n times as often)");

@@ -23,7 +23,7 @@ use sha2::digest::generic_array::GenericArray;
 
 use crate::block::{Block, BlockHash, header_prefix};
 use crate::chain::Template;
-use crate::pow::{self, U256};
+use crate::pow::{Target, U256};
 
 /// SHA-256's initial state.
 const SHA256_IV: [u32; 8] = [
@@ -237,7 +237,7 @@ impl Miner {
         )
         .into_bytes();
         let job = Arc::new(Job {
-            target: pow::target_words(&template.target),
+            target: template.target.words(),
             template,
             prefix,
             next_chunk: AtomicU64::new(0),
@@ -431,7 +431,7 @@ pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> Ben
         prev_hash: "0".repeat(64),
         data: "jbc bench: a synthetic header".into(),
         timestamp: 1_700_000_000,
-        target: U256::ZERO,
+        target: Target(U256::ZERO),
     });
     let start = Instant::now();
     let before = miner.hashes();
@@ -537,11 +537,14 @@ mod tests {
             [u32::MAX; 8],
         ];
         for state in states {
-            let value = pow::hash_value(&state_to_hash(&state));
-            for target in states.iter().map(|t| pow::hash_value(&state_to_hash(t))) {
+            let hash = state_to_hash(&state);
+            for target in states
+                .iter()
+                .map(|t| Target(U256::from_be_bytes(state_to_hash(t).0)))
+            {
                 assert_eq!(
-                    state_meets_target(&state, &pow::target_words(&target)),
-                    value <= target
+                    state_meets_target(&state, &target.words()),
+                    target.is_met_by(&hash)
                 );
             }
         }
@@ -577,7 +580,7 @@ mod tests {
             prev_hash: "ab".repeat(32),
             data: "Mined by a test".into(),
             timestamp: 1_700_000_000,
-            target: pow::pow_limit(3),
+            target: Target::limit(3),
         };
         miner.set_job(template.clone());
         let block = receiver

@@ -31,7 +31,7 @@ use crate::human::switch_in_words;
 use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits};
-use crate::pow::{self, Kind, U256, Work};
+use crate::pow::{Kind, Target, Work};
 use crate::protocol::ItemStatus;
 use crate::store::{SetAside, Store, StoreError};
 
@@ -666,8 +666,8 @@ fn log_commit(
 /// A change of target at a retarget block.
 struct Retarget {
     index: u64,
-    old: U256,
-    new: U256,
+    old: Target,
+    new: Target,
     /// The mean time between the blocks of the window it measured.
     mean_seconds: Option<f64>,
 }
@@ -696,16 +696,16 @@ fn log_retargets(retargets: &[Retarget], network: &Network, source: &Source) {
             retarget.index,
             short_target(&retarget.old),
             short_target(&retarget.new),
-            pow::difficulty_of(&retarget.old),
-            pow::difficulty_of(&retarget.new),
+            retarget.old.difficulty(),
+            retarget.new.difficulty(),
         );
     }
 }
 
 /// A target for a log line: its leading hex digits up to the first 8
 /// significant ones, then the number of digits.
-fn short_target(target: &U256) -> String {
-    let hex = pow::target_hex(target);
+fn short_target(target: &Target) -> String {
+    let hex = target.to_string();
     let zeros = hex.len() - hex.trim_start_matches('0').len();
     format!("{}…", &hex[..(zeros + 8).min(hex.len())])
 }

@@ -155,7 +155,7 @@ async fn settle(miners: usize, height: usize) -> f64 {
         "{miners} miner(s): {n} blocks in {:.0} s; mean block time of the last 60: {mean:.2} s; per window: {}; final difficulty {:.2}",
         started.elapsed().as_secs_f64(),
         windows.join(" "),
-        jbc::pow::difficulty_of(&targets[n - 1])
+        jbc::pow::Target(targets[n - 1]).difficulty()
     );
     // The first windows came several times too fast (at pow_limit, even
     // beside busy loops), so the target must have come down by at least one
@@ -330,7 +330,7 @@ async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
     }
     let target = cursor.next_target(&network);
     let limit = network.pow_limit();
-    assert!(target < limit / U256::from(2u8));
+    assert!(target.0 < limit.0 / U256::from(2u8));
     let tip = blocks.last().unwrap();
     let on_time = cursor.min_next_timestamp(&network).unwrap();
 
@@ -343,7 +343,7 @@ async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
     // Meets the easiest target, not the one the rules give block 40.
     let easy = (0..)
         .map(|nonce| Block::new(40, on_time, tip.hash.to_string(), "easy".into(), nonce))
-        .find(|b| hash_value(b) <= limit && hash_value(b) > target)
+        .find(|b| limit.is_met_by(&b.hash) && !target.is_met_by(&b.hash))
         .unwrap();
     let (code, body) = post_block(&client, &node, &easy).await;
     assert_eq!(code, 422, "{body}");

@@ -49,7 +49,7 @@ use crate::item::ItemId;
 use crate::metrics::Metrics;
 use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
-use crate::pow;
+
 use crate::protocol::{
     DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer, PAGE_BYTES, Status, VERSION, route,
 };
@@ -225,8 +225,8 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
         target_block_seconds: seconds,
         retarget_window: window,
         chainwork: Some(cursor.work.to_string()),
-        target: Some(pow::target_hex(&cursor.target)),
-        effective_difficulty: Some(pow::difficulty_of(&cursor.target)),
+        target: Some(cursor.target.to_string()),
+        effective_difficulty: Some(cursor.target.difficulty()),
         next_retarget: window.map(|w| (cursor.index / w + 1) * w),
         mean_block_seconds: app
             .state
@@ -311,8 +311,8 @@ async fn block_proof(
     Ok(Json(json!({
         "index": index,
         "hash": cursor.hash,
-        "target": pow::target_hex(&cursor.target),
-        "difficulty": pow::difficulty_of(&cursor.target),
+        "target": cursor.target.to_string(),
+        "difficulty": cursor.target.difficulty(),
         "chainwork": cursor.work.to_string(),
     })))
 }

@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use super::{ChainError, Clock, Cursor, History, Network, check_genesis};
 use crate::block::{Block, BlockHash};
 use crate::item::{ItemId, items_in};
-use crate::pow::{U256, Work};
+use crate::pow::{Target, Work};
 
 /// Blocks per full segment.
 pub const SEGMENT_BLOCKS: usize = 4096;
@@ -356,7 +356,7 @@ impl Chain {
     }
 
     /// The target of block `index` (within the chain).
-    pub fn target_at(&self, index: u64) -> U256 {
+    pub fn target_at(&self, index: u64) -> Target {
         self.history.target_at(index)
     }
 

@@ -12,7 +12,7 @@
 
 use super::{ChainError, Network, check_linked};
 use crate::block::{Block, BlockHash};
-use crate::pow::{self, Kind, U256, Work};
+use crate::pow::{self, Kind, Target, Work};
 
 /// How many blocks' timestamps the median of past times is taken over.
 pub const MEDIAN_SPAN: usize = 11;
@@ -51,7 +51,7 @@ pub struct Cursor {
     /// The block's timestamp.
     pub timestamp: u128,
     /// The block's target (the genesis block's is the network's limit).
-    pub target: U256,
+    pub target: Target,
     /// The work of the chain up to and including this block.
     pub work: Work,
     /// The work of one block at `target`.
@@ -103,7 +103,7 @@ impl Cursor {
     }
 
     /// The target the next block must meet.
-    pub fn next_target(&self, network: &Network) -> U256 {
+    pub fn next_target(&self, network: &Network) -> Target {
         match network.kind {
             Kind::Fixed => self.target,
             Kind::Adaptive {
@@ -114,8 +114,7 @@ impl Cursor {
                     return self.target;
                 }
                 let span = signed(self.timestamp) - signed(self.window_start);
-                pow::retarget(
-                    self.target,
+                self.target.retarget(
                     span,
                     target_block_seconds,
                     retarget_window,
@@ -172,11 +171,11 @@ impl Cursor {
             return Ok(());
         }
         let target = self.next_target(network);
-        if pow::hash_value(hash) > target {
+        if !target.is_met_by(hash) {
             return Err(ChainError::AboveTarget {
                 index,
                 hash: *hash,
-                target: pow::target_hex(&target),
+                target: target.to_string(),
             });
         }
         let median = self.recent.median().unwrap_or(0);
@@ -253,7 +252,7 @@ fn signed(timestamp: u128) -> i128 {
 /// One retarget window of a chain: the target all its blocks share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Window {
-    target: U256,
+    target: Target,
     /// The work of the chain before the window's first block.
     work_before: Work,
     /// The timestamp of the window's first block.
@@ -326,7 +325,7 @@ impl History {
     }
 
     /// The target of block `index` (within the chain).
-    pub fn target_at(&self, index: u64) -> U256 {
+    pub fn target_at(&self, index: u64) -> Target {
         self.windows[(index / self.window) as usize].target
     }
 
@@ -387,6 +386,7 @@ mod tests {
     use super::*;
     use crate::chain::Template;
     use crate::chain::tests::test_network;
+    use crate::pow::U256;
 
     fn adaptive(seconds: u64, window: u64) -> Network {
         crate::chain::tests::adaptive_network(seconds, window)
@@ -421,9 +421,9 @@ mod tests {
         let limit = network.pow_limit();
         assert_eq!(history.target_at(3), limit);
         // span = ts[3] - ts[0] = 15 against (4 - 1)·10 = 30.
-        let half = pow::retarget(limit, 15, 10, 4, limit);
+        let half = limit.retarget(15, 10, 4, limit);
         assert_eq!(history.target_at(4), half);
-        assert_eq!(history.target_at(8), pow::retarget(half, 15, 10, 4, limit));
+        assert_eq!(history.target_at(8), half.retarget(15, 10, 4, limit));
         for index in 0..blocks.len() as u64 {
             let placed = history.cursor_at(
                 index,
@@ -478,10 +478,7 @@ mod tests {
                     nonce,
                 )
             })
-            .find(|b| {
-                let value = pow::hash_value(&b.hash);
-                value <= network.pow_limit() && value > target
-            })
+            .find(|b| network.pow_limit().is_met_by(&b.hash) && !target.is_met_by(&b.hash))
             .unwrap();
         let error = cursor.check(&easy, &network, Clock::Stored).unwrap_err();
         assert!(

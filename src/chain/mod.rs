@@ -17,7 +17,7 @@ pub use cursor::{Clock, Cursor, History, MEDIAN_SPAN};
 pub use template::Template;
 
 use crate::block::{Block, BlockError, BlockHash};
-use crate::pow::{Kind, U256, Work, pow_limit};
+use crate::pow::{Kind, Target, Work};
 
 /// The settings every node of one network must share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +69,8 @@ impl Network {
     }
 
     /// The easiest target a block may have: `2^(256 - 4·difficulty) - 1`.
-    pub fn pow_limit(&self) -> U256 {
-        pow_limit(self.difficulty)
+    pub fn pow_limit(&self) -> Target {
+        Target::limit(self.difficulty)
     }
 }
 

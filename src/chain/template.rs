@@ -8,7 +8,7 @@
 
 use super::{Cursor, Network};
 use crate::block::Block;
-use crate::pow::{self, U256};
+use crate::pow::Target;
 
 /// What to mine: the next block on a tip, all but its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Template {
     pub data: String,
     pub timestamp: u128,
     /// The hash must be at most this.
-    pub target: U256,
+    pub target: Target,
 }
 
 impl Template {
@@ -38,12 +38,12 @@ impl Template {
     /// The template for the block after `prev` in a fixed network of
     /// `difficulty`.
     pub fn next(prev: &Block, data: String, timestamp: u128, difficulty: u32) -> Template {
-        Template::with_target(prev, data, timestamp, pow::pow_limit(difficulty))
+        Template::with_target(prev, data, timestamp, Target::limit(difficulty))
     }
 
     /// The template for the block after `prev`, whose hash must be at most
     /// `target`, at exactly `timestamp` (tests use it to break the rules).
-    pub fn with_target(prev: &Block, data: String, timestamp: u128, target: U256) -> Template {
+    pub fn with_target(prev: &Block, data: String, timestamp: u128, target: Target) -> Template {
         Template {
             index: prev.index + 1,
             prev_hash: prev.hash.to_string(),
@@ -59,7 +59,7 @@ impl Template {
     pub fn solve_plainly(&self) -> Block {
         (0..)
             .map(|nonce| self.block(nonce))
-            .find(|block| pow::hash_value(&block.hash) <= self.target)
+            .find(|block| self.target.is_met_by(&block.hash))
             .expect("some nonce meets a target tests use")
     }
 

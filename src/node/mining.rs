@@ -17,7 +17,7 @@ use crate::block::Block;
 use crate::chain::Network;
 use crate::human::{duration_in_words, rate_in_words};
 use crate::miner::Miner;
-use crate::pow::{self, Kind, U256};
+use crate::pow::{Kind, Target};
 use crate::state::{Added, ChainState, Source};
 use crate::stats::Stats;
 
@@ -131,12 +131,12 @@ pub(super) fn start(
 }
 
 /// The miner's hash rate, and what it means for the time between blocks.
-fn log_hashrate(rate: f64, network: &Network, target: &U256, height: u64, first: bool) {
+fn log_hashrate(rate: f64, network: &Network, target: &Target, height: u64, first: bool) {
     let difficulty = match network.kind {
         Kind::Fixed => network.difficulty.to_string(),
-        Kind::Adaptive { .. } => format!("{:.2}", pow::difficulty_of(target)),
+        Kind::Adaptive { .. } => format!("{:.2}", target.difficulty()),
     };
-    let per_block = pow::expected_hashes(target) / rate.max(1.0);
+    let per_block = target.expected_hashes() / rate.max(1.0);
     let expectation = format!(
         "this node alone would find a block every {} on average at difficulty {difficulty}",
         duration_in_words(per_block)

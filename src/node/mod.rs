@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::count_in_words;
 use crate::peers::PeerBook;
-use crate::pow::{self, Kind};
+use crate::pow::Kind;
 use crate::protocol::NodeId;
 use crate::state::ChainState;
 use crate::stats::Stats;
@@ -208,7 +208,7 @@ fn log_config(config: &Config) {
             network.genesis.hash,
             network.difficulty,
             network.difficulty,
-            count_in_words(pow::expected_hashes(&network.pow_limit()))
+            count_in_words(network.pow_limit().expected_hashes())
         ),
         Kind::Adaptive {
             target_block_seconds,
@@ -219,7 +219,7 @@ fn log_config(config: &Config) {
             "network: genesis block {}, adaptive: a block every {target_block_seconds} s on average, the target retargeted every {retarget_window} blocks, never easier than difficulty {} ({} hashes on average); the chain with the most work wins",
             network.genesis.hash,
             network.difficulty,
-            count_in_words(pow::expected_hashes(&network.pow_limit()))
+            count_in_words(network.pow_limit().expected_hashes())
         ),
     }
 }
