@@ -196,6 +196,21 @@ pub enum MinedAnswer {
     Ignored { reason: String },
 }
 
+/// What `POST /peers` answers when it did not refuse the URL: added (201),
+/// or known already (200, with the reason it was not added).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerAdded {
+    pub added: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What `DELETE /peers` answers when the peer was in the book.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerRemoved {
+    pub removed: bool,
+}
+
 /// The body of `POST /data`: one data item's text.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DataRequest {
@@ -240,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn mined_and_data_bodies_have_the_wire_shape() {
+    fn mined_data_and_peer_bodies_have_the_wire_shape() {
         assert_eq!(
             serde_json::to_value(MinedAnswer::Accepted).unwrap(),
             serde_json::json!({ "status": "accepted" })
@@ -257,5 +272,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(body, serde_json::json!({ "data": "text" }));
+        let added = PeerAdded {
+            added: true,
+            reason: None,
+        };
+        assert_eq!(
+            serde_json::to_value(added).unwrap(),
+            serde_json::json!({ "added": true })
+        );
     }
 }

@@ -51,7 +51,8 @@ use crate::peers::{BookError, PeerUrl, PeerView};
 use crate::pool::{PendingView, PoolError};
 
 use crate::protocol::{
-    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer, PAGE_BYTES, Status, VERSION, route,
+    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer, PAGE_BYTES, PeerAdded,
+    PeerRemoved, Status, VERSION, route,
 };
 use crate::state::{Added, ChainState, CommitError, Source, Submitted};
 use crate::stats::Stats;
@@ -447,13 +448,19 @@ async fn add_peer(
     let url = peer_url(body, app.max_body_bytes())?;
     match app.gossip.consider(url, crate::peers::Origin::Added).await {
         Ok(Considered::Added) => {
-            Ok((StatusCode::CREATED, Json(json!({ "added": true }))).into_response())
+            let answer = PeerAdded {
+                added: true,
+                reason: None,
+            };
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
         }
-        Ok(Considered::Known) => Ok((
-            StatusCode::OK,
-            Json(json!({ "added": false, "reason": "already a peer" })),
-        )
-            .into_response()),
+        Ok(Considered::Known) => {
+            let answer = PeerAdded {
+                added: false,
+                reason: Some("already a peer".into()),
+            };
+            Ok(Json(answer).into_response())
+        }
         Err(Refusal::Book(error @ BookError::Save(_))) => {
             Err(ApiError::Unavailable(error.to_string()))
         }
@@ -474,7 +481,7 @@ async fn remove_peer(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     match removed {
-        (true, _) => Ok(Json(json!({ "removed": true })).into_response()),
+        (true, _) => Ok(Json(PeerRemoved { removed: true }).into_response()),
         (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
     }
 }
