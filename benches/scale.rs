@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jbc::block::{Block, header_prefix};
+use jbc::block::{Block, PrevHash, header_prefix};
 use jbc::config::DEFAULT_GENESIS_JSON;
 use jbc::miner::{NonceHasher, state_meets_difficulty, state_to_hash};
 use jbc::store::block_file_name;
@@ -67,7 +67,7 @@ fn mine(n: usize) -> Vec<Block> {
     while blocks.len() < n {
         let prev = blocks.last().unwrap();
         let index = prev.index + 1;
-        let prev_hash = prev.hash.to_string();
+        let prev_hash = PrevHash::from(prev.hash);
         let prefix = header_prefix(index, &prev_hash, DATA, 1_700_000_000);
         let mut hasher = NonceHasher::new(prefix.as_bytes(), 0);
         while !state_meets_difficulty(&hasher.state(), 1) {
@@ -451,7 +451,7 @@ fn extend(chain: &[Block], extra: usize) -> Vec<Block> {
     while blocks.len() <= extra {
         let prev = blocks.last().unwrap();
         let index = prev.index + 1;
-        let prefix = header_prefix(index, &prev.hash.to_string(), DATA, 1_700_000_001);
+        let prefix = header_prefix(index, &prev.hash.into(), DATA, 1_700_000_001);
         let mut hasher = NonceHasher::new(prefix.as_bytes(), 0);
         while !state_meets_difficulty(&hasher.state(), 1) {
             hasher.advance();

@@ -94,6 +94,105 @@ impl Serialize for BlockHash {
     }
 }
 
+/// A block's `prev_hash` field: the link to its parent, kept exactly as
+/// written because it is hashed as text.
+///
+/// A well-formed link is the parent's hash in 64 lowercase hex digits and is
+/// held as a [`BlockHash`], so following a link compares 32 bytes. Anything
+/// else (the genesis block's `""`, or whatever a file or a peer wrote) is
+/// kept as its text: it still hashes and serialises as it came, and links to
+/// no block.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PrevHash(Link);
+
+/// The two shapes of a `prev_hash`; private so that a text that is a
+/// well-formed hash is always held as a hash and equality stays simple.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Link {
+    Block(BlockHash),
+    Text(Box<str>),
+}
+
+impl PrevHash {
+    /// The genesis block's `prev_hash`: empty.
+    pub fn none() -> PrevHash {
+        PrevHash(Link::Text("".into()))
+    }
+
+    /// The parent's hash, if the field is a well-formed hash.
+    pub fn block_hash(&self) -> Option<&BlockHash> {
+        match &self.0 {
+            Link::Block(hash) => Some(hash),
+            Link::Text(_) => None,
+        }
+    }
+
+    /// Whether this links to the block with `hash`.
+    pub fn links_to(&self, hash: &BlockHash) -> bool {
+        self.block_hash() == Some(hash)
+    }
+
+    /// The field's text cut to 80 characters, for messages about a bad link.
+    pub fn shown(&self) -> String {
+        match &self.0 {
+            Link::Block(hash) => hash.to_string(),
+            Link::Text(text) => text.chars().take(80).collect(),
+        }
+    }
+}
+
+impl From<BlockHash> for PrevHash {
+    fn from(hash: BlockHash) -> PrevHash {
+        PrevHash(Link::Block(hash))
+    }
+}
+
+impl From<&str> for PrevHash {
+    fn from(text: &str) -> PrevHash {
+        match text.parse() {
+            Ok(hash) => PrevHash(Link::Block(hash)),
+            Err(_) => PrevHash(Link::Text(text.into())),
+        }
+    }
+}
+
+impl From<String> for PrevHash {
+    fn from(text: String) -> PrevHash {
+        PrevHash::from(text.as_str())
+    }
+}
+
+impl fmt::Display for PrevHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Link::Block(hash) => fmt::Display::fmt(hash, f),
+            Link::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for PrevHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Link::Block(hash) => fmt::Display::fmt(hash, f),
+            Link::Text(text) => fmt::Debug::fmt(text, f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PrevHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(PrevHash::from(text.as_str()))
+    }
+}
+
+impl Serialize for PrevHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// One block, as stored in a chaindata file and sent between nodes.
 ///
 /// `hash` is the hash the block claims; [`Block::check_hash`] says whether it
@@ -106,8 +205,8 @@ pub struct Block {
     /// version wrote a 20-digit `yyyymmddHHMMSSffffff` number, which does not
     /// fit a `u64`, so both styles are kept as they were written.
     pub timestamp: u128,
-    /// Hex hash of the previous block; empty for the genesis block.
-    pub prev_hash: String,
+    /// The previous block's hash; empty for the genesis block.
+    pub prev_hash: PrevHash,
     /// Free text carried by the block.
     pub data: String,
     /// The proof-of-work counter the miner varied.
@@ -118,7 +217,14 @@ pub struct Block {
 
 impl Block {
     /// Builds a block and computes its hash.
-    pub fn new(index: u64, timestamp: u128, prev_hash: String, data: String, nonce: u64) -> Block {
+    pub fn new(
+        index: u64,
+        timestamp: u128,
+        prev_hash: impl Into<PrevHash>,
+        data: String,
+        nonce: u64,
+    ) -> Block {
+        let prev_hash = prev_hash.into();
         let hash = header_hash(&header_prefix(index, &prev_hash, &data, timestamp), nonce);
         Block {
             index,
@@ -181,7 +287,7 @@ impl Block {
         Block::new(
             index,
             u128::from(u64::MAX),
-            "0".repeat(64),
+            BlockHash([0; 32]),
             data.to_string(),
             u64::MAX,
         )
@@ -233,7 +339,7 @@ pub fn blocks_from_json(json: &[u8]) -> Result<Vec<Block>, ParseError> {
 
 /// The part of a block's hashed string that does not change while a nonce is
 /// searched: `decimal(index) + prev_hash + data + decimal(timestamp)`.
-pub fn header_prefix(index: u64, prev_hash: &str, data: &str, timestamp: u128) -> String {
+pub fn header_prefix(index: u64, prev_hash: &PrevHash, data: &str, timestamp: u128) -> String {
     format!("{index}{prev_hash}{data}{timestamp}")
 }
 
@@ -287,7 +393,7 @@ impl Serialize for Block {
 struct RawBlock {
     index: Box<RawValue>,
     timestamp: Box<RawValue>,
-    prev_hash: String,
+    prev_hash: PrevHash,
     data: String,
     nonce: Box<RawValue>,
     hash: String,
@@ -564,7 +670,7 @@ mod tests {
     fn twenty_digit_timestamps_load_exactly_as_numbers_and_strings() {
         let stamp: u128 = 20171025093021123456;
         assert!(stamp > u128::from(u64::MAX));
-        let block = Block::new(1, stamp, "ab".into(), "x".into(), 3);
+        let block = Block::new(1, stamp, "ab", "x".into(), 3);
         let as_number = format!(
             r#"{{"index":1,"prev_hash":"ab","data":"x","timestamp":{stamp},"nonce":3,"hash":"{}"}}"#,
             block.hash
@@ -711,5 +817,29 @@ mod tests {
             Err(ParseError::InArray { position: 1, .. }) => {}
             other => panic!("expected element 1 to be named, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_prev_hash_keeps_its_text_and_links_only_when_well_formed() {
+        let parent = BlockHash([0xab; 32]);
+        let lower = parent.to_string();
+        let upper = lower.to_uppercase();
+        for (text, links) in [
+            (lower.as_str(), true),
+            (upper.as_str(), false),
+            ("", false),
+            ("xyz", false),
+        ] {
+            let json = format!(
+                r#"{{"index":"1","prev_hash":"{text}","data":"d","timestamp":"1","nonce":"1","hash":"{lower}"}}"#
+            );
+            let block = Block::from_json(json.as_bytes()).unwrap();
+            assert_eq!(block.prev_hash.links_to(&parent), links, "{text:?}");
+            assert_eq!(block.prev_hash.to_string(), text);
+            assert_eq!(block.compute_hash(), header_hash(&format!("1{text}d1"), 1));
+            assert_eq!(Block::from_json(&block.to_json_line()).unwrap(), block);
+        }
+        assert_eq!(PrevHash::from(lower.as_str()), PrevHash::from(parent));
+        assert_eq!(PrevHash::none().to_string(), "");
     }
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use crate::block::Block;
+use crate::block::{Block, PrevHash};
 use crate::chain::Template;
 use crate::fsio::replace_file;
 use crate::miner::Miner;
@@ -105,7 +105,7 @@ fn mine_genesis(network: &NewNetwork) -> Block {
     let miner = Miner::start(network.threads, move |block| found.send(block).is_ok());
     miner.set_job(Template {
         index: 0,
-        prev_hash: String::new(),
+        prev_hash: PrevHash::none(),
         data: network.data.clone(),
         timestamp: crate::clock::timestamp_now(),
         target: crate::pow::Target::limit(network.difficulty),

@@ -428,7 +428,7 @@ pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> Ben
     let miner = Miner::start(threads, |_| true);
     miner.set_job(Template {
         index: 1,
-        prev_hash: "0".repeat(64),
+        prev_hash: BlockHash([0; 32]).into(),
         data: "jbc bench: a synthetic header".into(),
         timestamp: 1_700_000_000,
         target: Target(U256::ZERO),
@@ -559,7 +559,7 @@ mod tests {
             nonce in prop_oneof![any::<u64>(), 0u64..1000, Just(9u64), Just(99), Just(999_999), Just(u64::MAX - 3)],
             steps in 0usize..30,
         ) {
-            let prefix = header_prefix(index, "ab", &data, timestamp);
+            let prefix = header_prefix(index, &"ab".into(), &data, timestamp);
             let mut hasher = NonceHasher::new(prefix.as_bytes(), nonce);
             for step in 0..steps {
                 let expected = nonce.checked_add(step as u64);
@@ -577,7 +577,7 @@ mod tests {
         let miner = Miner::start(2, move |block| sender.send(block).is_ok());
         let template = Template {
             index: 5,
-            prev_hash: "ab".repeat(32),
+            prev_hash: BlockHash([0xab; 32]).into(),
             data: "Mined by a test".into(),
             timestamp: 1_700_000_000,
             target: Target::limit(3),

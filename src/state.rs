@@ -314,7 +314,7 @@ impl ChainState {
             }
             current.chain.tip().clone()
         };
-        if block.prev_hash != tip.hash.to_string() {
+        if !block.prev_hash.links_to(&tip.hash) {
             if block.index == 0 {
                 return Err(ChainError::WrongGenesis {
                     expected: self.shared.network.genesis.hash,

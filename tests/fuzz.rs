@@ -144,7 +144,7 @@ proptest! {
                     // A chain that still validates is a real chain: every
                     // block's hash recomputes and links.
                     for pair in chain.blocks().windows(2) {
-                        prop_assert_eq!(pair[1].prev_hash.clone(), pair[0].hash.to_string());
+                        prop_assert!(pair[1].prev_hash.links_to(&pair[0].hash));
                         prop_assert_eq!(pair[1].compute_hash(), pair[1].hash);
                     }
                 }

@@ -111,11 +111,11 @@ pub fn check_linked(
             got: next.index,
         });
     }
-    if next.prev_hash != prev_hash.to_string() {
+    if !next.prev_hash.links_to(prev_hash) {
         return Err(ChainError::BadPrevHash {
             index: next.index,
             expected: *prev_hash,
-            got: next.prev_hash.chars().take(80).collect(),
+            got: next.prev_hash.shown(),
         });
     }
     check_block(next, network)

@@ -7,14 +7,14 @@
 //! [`crate::miner`]'s.
 
 use super::{Cursor, Network};
-use crate::block::Block;
+use crate::block::{Block, PrevHash};
 use crate::pow::Target;
 
 /// What to mine: the next block on a tip, all but its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     pub index: u64,
-    pub prev_hash: String,
+    pub prev_hash: PrevHash,
     pub data: String,
     pub timestamp: u128,
     /// The hash must be at most this.
@@ -28,7 +28,7 @@ impl Template {
     pub fn on(cursor: &Cursor, data: String, now: u128, network: &Network) -> Template {
         Template {
             index: cursor.index + 1,
-            prev_hash: cursor.hash.to_string(),
+            prev_hash: cursor.hash.into(),
             data,
             timestamp: now.max(cursor.min_next_timestamp(network).unwrap_or(0)),
             target: cursor.next_target(network),
@@ -46,7 +46,7 @@ impl Template {
     pub fn with_target(prev: &Block, data: String, timestamp: u128, target: Target) -> Template {
         Template {
             index: prev.index + 1,
-            prev_hash: prev.hash.to_string(),
+            prev_hash: prev.hash.into(),
             data,
             timestamp,
             target,

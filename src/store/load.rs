@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::aside::{Fate, Why, fate_of};
 use super::{COMMITTED, Loaded, PENDING, Store, StoreError, block_file_name, io_error};
-use crate::block::{Block, BlockHash};
+use crate::block::{Block, BlockHash, PrevHash};
 use crate::chain::{
     Chain, ChainError, Clock, Cursor, History, Network, SEGMENT_BLOCKS, Segment, better_chain,
     check_block, check_genesis, check_linked,
@@ -109,14 +109,14 @@ impl Store {
                 break;
             }
             if let (Some(prev), Some(first_prev)) = (hashes.last(), &segment.first_prev)
-                && *first_prev != prev.to_string()
+                && !first_prev.links_to(prev)
             {
                 failure = Some((
                     segment.first,
                     BlockFailure::Invalid(ChainError::BadPrevHash {
                         index: segment.first,
                         expected: *prev,
-                        got: first_prev.chars().take(80).collect(),
+                        got: first_prev.shown(),
                     }),
                 ));
                 break;
@@ -387,16 +387,16 @@ fn best_chain(candidates: &[Candidate], network: &Network) -> (Vec<Option<usize>
     let mut cursors = vec![genesis_cursor];
     for height in 1.. {
         let previous = levels.last().expect("level 0 exists");
-        let parents: HashMap<String, usize> = previous
+        let parents: HashMap<BlockHash, usize> = previous
             .iter()
             .enumerate()
-            .map(|(position, reached)| (reached.hash.to_string(), position))
+            .map(|(position, reached)| (reached.hash, position))
             .collect();
         let mut level: Vec<Reached> = Vec::new();
         let mut next_cursors = Vec::new();
         for &id in by_index.get(&height).into_iter().flatten() {
             let block = &candidates[id].block;
-            let Some(&parent) = parents.get(&block.prev_hash) else {
+            let Some(&parent) = block.prev_hash.block_hash().and_then(|h| parents.get(h)) else {
                 continue;
             };
             if level.iter().any(|r| r.hash == block.hash) {
@@ -504,7 +504,7 @@ struct ReadSegment {
     items: Vec<(ItemId, u64)>,
     /// The first block's `prev_hash`, to check the link with the segment
     /// before.
-    first_prev: Option<String>,
+    first_prev: Option<PrevHash>,
     /// The first block that could not be used, and why.
     failure: Option<(u64, BlockFailure)>,
     /// A file held a block other than the one its name says.
