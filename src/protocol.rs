@@ -196,6 +196,27 @@ pub enum MinedAnswer {
     Ignored { reason: String },
 }
 
+/// What `GET /blocks/{index}/proof` answers: what a block's proof of work
+/// is measured against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockProof {
+    pub index: u64,
+    pub hash: BlockHash,
+    /// The block's target, 64 hex digits.
+    pub target: String,
+    /// That target as leading zero hex digits (as `effective_difficulty`
+    /// on `/status`).
+    pub difficulty: f64,
+    /// The chain's cumulative work through this block, hex (`0x…`).
+    pub chainwork: String,
+}
+
+/// The body of `POST /peers` and `DELETE /peers`: `{"url": "http://…"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerRequest {
+    pub url: String,
+}
+
 /// What `POST /peers` answers when it did not refuse the URL: added (201),
 /// or known already (200, with the reason it was not added).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

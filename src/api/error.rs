@@ -2,13 +2,15 @@
 //! each failure to a status and a JSON body with an `error` field.
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tracing::{error, warn};
 
 use crate::block::ParseError;
+use crate::gossip::Refusal;
+use crate::peers::BookError;
+use crate::pool::PoolError;
 
 /// Every way a request can fail. Client errors (4xx) say in words what was
 /// wrong and what is expected; they are not logged as the node's errors.
@@ -46,28 +48,60 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl ApiError {
-    /// Malformed JSON is the client's syntax error (400); JSON that is not a
-    /// block is an invalid block (422).
-    pub fn from_parse(error: ParseError) -> ApiError {
+/// Malformed JSON is the client's syntax error (400); JSON that is not a
+/// block is an invalid block (422).
+impl From<ParseError> for ApiError {
+    fn from(error: ParseError) -> ApiError {
         match &error {
             ParseError::Syntax(_) => ApiError::BadRequest(error.to_string()),
             _ => ApiError::InvalidBlock(error.to_string()),
         }
     }
+}
 
-    /// A body that could not be read: too large (413) or broken (400).
-    pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(limit)
-        } else {
-            ApiError::BadRequest(format!(
-                "the request body could not be read: {}",
-                rejection.body_text()
-            ))
+/// An item too large for the network (413), or a full pool (503).
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> ApiError {
+        match error {
+            PoolError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            PoolError::Full { .. } => ApiError::Busy(error.to_string()),
         }
     }
+}
 
+/// The peer book could not be saved: the node cannot do it now (503); a
+/// ban or a full book is an answer about the peer (422).
+impl From<BookError> for ApiError {
+    fn from(error: BookError) -> ApiError {
+        match error {
+            BookError::Save(_) => ApiError::Unavailable(error.to_string()),
+            BookError::Banned { .. } | BookError::Full => {
+                ApiError::Unprocessable(error.to_string())
+            }
+        }
+    }
+}
+
+/// A peer not added: unreachable, another network, itself, banned, the
+/// book full (422), or the book could not be saved (503).
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::Book(error @ BookError::Save(_)) => error.into(),
+            // The others keep the refusal's "not added: …".
+            refusal => ApiError::Unprocessable(refusal.to_string()),
+        }
+    }
+}
+
+/// Blocking work that panicked or was cancelled.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> ApiError {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -10,13 +10,13 @@
 //! - [`error`]: the error type;
 //! - [`explorer`]: the explorer page, `/events`, `/metrics` and what every
 //!   answer gets on its way out (CORS for reading, request counts);
-//! - `sender`: who sent a relaying request (address, peer header);
+//! - `extract`: what handlers take from a request (its sender, its body);
 //! - [`serve`]: the connection loop, with its limits.
 
 mod body;
 mod error;
 mod explorer;
-mod sender;
+mod extract;
 mod serve;
 
 use std::sync::Arc;
@@ -27,32 +27,30 @@ use tokio_util::sync::CancellationToken;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tracing::debug;
 
 pub use body::REQUEST_TIMEOUT;
 pub use error::ApiError;
 pub use serve::{ServerLimits, serve};
 
-use self::sender::Sender;
-use crate::block::{Block, BlockHash, HashParseError, json_kind};
+use self::extract::{JsonBody, RawBody, Sender};
+use crate::block::{Block, BlockHash, HashParseError};
 use crate::client::PeerError;
-use crate::gossip::{Considered, Gossip, Heard, Refusal};
+use crate::gossip::{Considered, Gossip, Heard};
 use crate::item::ItemId;
 use crate::metrics::Metrics;
-use crate::peers::{BookError, PeerUrl, PeerView};
-use crate::pool::{PendingView, PoolError};
+use crate::peers::{PeerUrl, PeerView};
+use crate::pool::PendingView;
 
 use crate::protocol::{
-    DEFAULT_PAGE, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer, PAGE_BYTES, PeerAdded,
-    PeerRemoved, Status, VERSION, route,
+    BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer,
+    PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
 };
 use crate::state::{Added, ChainState, CommitError, Source, Submitted};
 use crate::stats::Stats;
@@ -303,19 +301,19 @@ async fn block_by_index(
 async fn block_proof(
     State(app): State<AppState>,
     index: Result<Path<u64>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BlockProof>, ApiError> {
     let index = block_index(index, "/blocks/12/proof")?;
     let cursor = app
         .state
         .cursor_at(index)
         .ok_or_else(|| no_block(&app, index))?;
-    Ok(Json(json!({
-        "index": index,
-        "hash": cursor.hash,
-        "target": cursor.target.to_string(),
-        "difficulty": cursor.target.difficulty(),
-        "chainwork": cursor.work.to_string(),
-    })))
+    Ok(Json(BlockProof {
+        index,
+        hash: cursor.hash,
+        target: cursor.target.to_string(),
+        difficulty: cursor.target.difficulty(),
+        chainwork: cursor.work.to_string(),
+    }))
 }
 
 /// A block index from the path, or what it should look like (`example`).
@@ -357,9 +355,8 @@ async fn mined(
         remote,
         peer: sender,
     }: Sender,
-    body: Result<Bytes, BytesRejection>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
     let blame = |error: PeerError| {
         if let (Some(sender), Some(remote)) = (&sender, remote) {
             app.gossip.announced_invalid(sender, remote, &error);
@@ -369,15 +366,13 @@ async fn mined(
         Ok(block) => block,
         Err(error) => {
             blame(PeerError::Parse(error.clone()));
-            return Err(ApiError::from_parse(error));
+            return Err(error.into());
         }
     };
 
     let state = app.state.clone();
     let source = Source::Announced(sender.clone());
-    let added = tokio::task::spawn_blocking(move || state.add_block(block, source))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let added = tokio::task::spawn_blocking(move || state.add_block(block, source)).await?;
     let added = match added {
         Ok(added) => added,
         Err(CommitError::Invalid(error)) => {
@@ -415,26 +410,8 @@ async fn list_peers(State(app): State<AppState>) -> Json<Vec<PeerView>> {
     Json(app.gossip.book().views())
 }
 
-/// The body of `POST /peers` and `DELETE /peers`.
-#[derive(Deserialize)]
-struct PeerBody {
-    url: String,
-}
-
-/// Reads `{"url": "http://…"}`.
-fn peer_url(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<PeerUrl, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, limit))?;
-    let PeerBody { url } = serde_json::from_slice(&body).map_err(|error| {
-        if error.is_data() {
-            let found = serde_json::from_slice::<Value>(&body)
-                .map_or("something else", |value| json_kind(&value));
-            ApiError::Unprocessable(format!(
-                r#"a peer is given as a JSON object like {{"url": "http://127.0.0.1:5002"}}, not {found}"#
-            ))
-        } else {
-            ApiError::BadRequest(format!("not valid JSON: {error}"))
-        }
-    })?;
+/// The peer a `{"url": "http://…"}` names.
+fn peer_url(PeerRequest { url }: PeerRequest) -> Result<PeerUrl, ApiError> {
     PeerUrl::parse(&url).map_err(|error| ApiError::Unprocessable(error.to_string()))
 }
 
@@ -443,28 +420,28 @@ fn peer_url(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<PeerUrl
 /// (422: unreachable, another network, itself, banned, book full).
 async fn add_peer(
     State(app): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<PeerRequest>,
 ) -> Result<Response, ApiError> {
-    let url = peer_url(body, app.max_body_bytes())?;
-    match app.gossip.consider(url, crate::peers::Origin::Added).await {
-        Ok(Considered::Added) => {
+    let url = peer_url(request)?;
+    match app
+        .gossip
+        .consider(url, crate::peers::Origin::Added)
+        .await?
+    {
+        Considered::Added => {
             let answer = PeerAdded {
                 added: true,
                 reason: None,
             };
             Ok((StatusCode::CREATED, Json(answer)).into_response())
         }
-        Ok(Considered::Known) => {
+        Considered::Known => {
             let answer = PeerAdded {
                 added: false,
                 reason: Some("already a peer".into()),
             };
             Ok(Json(answer).into_response())
         }
-        Err(Refusal::Book(error @ BookError::Save(_))) => {
-            Err(ApiError::Unavailable(error.to_string()))
-        }
-        Err(refusal) => Err(ApiError::Unprocessable(refusal.to_string())),
     }
 }
 
@@ -472,24 +449,16 @@ async fn add_peer(
 /// out of the book (a configured one comes back at the next start).
 async fn remove_peer(
     State(app): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let url = peer_url(body, app.max_body_bytes())?;
+    JsonBody(request): JsonBody<PeerRequest>,
+) -> Result<Json<PeerRemoved>, ApiError> {
+    let url = peer_url(request)?;
     let gossip = app.gossip.clone();
-    let removed = tokio::task::spawn_blocking(move || gossip.remove(&url).map(|r| (r, url)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    let removed =
+        tokio::task::spawn_blocking(move || gossip.remove(&url).map(|r| (r, url))).await??;
     match removed {
-        (true, _) => Ok(Json(PeerRemoved { removed: true }).into_response()),
+        (true, _) => Ok(Json(PeerRemoved { removed: true })),
         (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
     }
-}
-
-/// The body of `POST /data`.
-#[derive(Deserialize)]
-struct DataBody {
-    data: Value,
 }
 
 /// `POST /data` with `{"data": "any text"}`: a data item for a block. A new
@@ -498,27 +467,10 @@ struct DataBody {
 async fn add_data(
     State(app): State<AppState>,
     Sender { peer: sender, .. }: Sender,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(DataRequest { data: text }): JsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.max_body_bytes()))?;
-    let expected = r#"a data item is posted as {"data": "its text"}"#;
-    let DataBody { data } = serde_json::from_slice(&body).map_err(|error| {
-        if error.is_data() {
-            let found = serde_json::from_slice::<Value>(&body)
-                .map_or("something else", |value| json_kind(&value));
-            ApiError::Unprocessable(format!("{expected}, not {found}"))
-        } else {
-            ApiError::BadRequest(format!("not valid JSON: {error}"))
-        }
-    })?;
-    let Value::String(text) = data else {
-        return Err(ApiError::Unprocessable(format!(
-            "{expected}: its text is a JSON string, not {}",
-            json_kind(&data)
-        )));
-    };
-    match app.state.submit(&text) {
-        Ok((id, Submitted::New)) => {
+    match app.state.submit(&text)? {
+        (id, Submitted::New) => {
             app.gossip.relay_item(text, sender);
             Ok((
                 StatusCode::ACCEPTED,
@@ -529,14 +481,10 @@ async fn add_data(
             )
                 .into_response())
         }
-        Ok((id, Submitted::Known)) => {
+        (id, Submitted::Known) => {
             let status = app.state.item(&id);
             Ok(Json(ItemAnswer { id, status }).into_response())
         }
-        Err(error @ PoolError::TooLarge { .. }) => {
-            Err(ApiError::PayloadTooLarge(error.to_string()))
-        }
-        Err(error @ PoolError::Full { .. }) => Err(ApiError::Busy(error.to_string())),
     }
 }
 
