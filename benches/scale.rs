@@ -27,10 +27,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jbc::DEFAULT_GENESIS_JSON;
 use jbc::block::{Block, PrevHash, header_prefix};
-use jbc::config::DEFAULT_GENESIS_JSON;
-use jbc::miner::{NonceHasher, state_meets_difficulty, state_to_hash};
-use jbc::store::block_file_name;
+use jbc::block_file_name;
+use jbc::{NonceHasher, state_meets_difficulty, state_to_hash};
 
 const JBC: &str = env!("CARGO_BIN_EXE_jbc");
 const DATA: &str = "Mined by node on port 5001";
@@ -549,8 +549,7 @@ fn disk_limit(dir: &Path, blocks: &[Block]) -> f64 {
             .iter()
             .map(|block| (block_file_name(block.index), block.to_json_line()))
             .collect();
-        jbc::fsio::write_all_atomic(dir, files.iter().map(|(n, b)| (n.clone(), b.as_slice())))
-            .unwrap();
+        jbc::write_all_atomic(dir, files.iter().map(|(n, b)| (n.clone(), b.as_slice()))).unwrap();
     }
     blocks.len() as f64 / started.elapsed().as_secs_f64()
 }

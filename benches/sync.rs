@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use jbc::api::{AppState, ServerLimits, app, serve as serve_api};
+use jbc::Gossip;
+use jbc::PeerClient;
+use jbc::Stats;
 use jbc::block::Block;
+use jbc::block_file_name;
 use jbc::chain::Network;
 use jbc::chain::Template;
-use jbc::client::PeerClient;
-use jbc::config::{DEFAULT_GENESIS_JSON, PeerSettings};
-use jbc::gossip::Gossip;
-use jbc::peers::{PeerBook, PeerUrl};
 use jbc::protocol::NodeId;
-use jbc::state::{ChainState, Source};
-use jbc::stats::Stats;
-use jbc::store::block_file_name;
-use jbc::sync::{Outcome, catch_up as sync_with};
+use jbc::{AppState, ServerLimits, app, serve as serve_api};
+use jbc::{ChainState, Source};
+use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
+use jbc::{Outcome, catch_up as sync_with};
+use jbc::{PeerBook, PeerUrl};
 use tokio_util::sync::CancellationToken;
 
 const MISSING: usize = 10;

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use jbc::config::{Config, DEFAULT_DIFFICULTY, Settings, rule};
-use jbc::human::{duration_in_words, rate_in_words};
 use jbc::protocol::{ItemAnswer, ItemStatus, route};
+use jbc::{Config, DEFAULT_DIFFICULTY, Settings, rule};
+use jbc::{duration_in_words, rate_in_words};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -135,7 +135,7 @@ fn run_node(config_file: Option<PathBuf>, flags: Settings) -> Result<(), String>
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        jbc::node::run(config, listener, shutdown)
+        jbc::run(config, listener, shutdown)
             .await
             .map_err(|e| e.to_string())
     })
@@ -162,7 +162,7 @@ fn cores() -> usize {
 /// times, goes to stderr for the person watching.
 fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
     let threads = threads.unwrap_or_else(cores);
-    let report = jbc::miner::bench(threads, Duration::from_secs_f64(seconds), |stage| {
+    let report = jbc::bench(threads, Duration::from_secs_f64(seconds), |stage| {
         eprintln!("jbc bench: {stage}")
     });
     println!("threads: {}", report.threads);
@@ -197,7 +197,7 @@ fn init(
     data: Option<String>,
     threads: Option<usize>,
 ) -> Result<(), String> {
-    let network = jbc::init::NewNetwork {
+    let network = jbc::NewNetwork {
         dir: dir.clone(),
         difficulty,
         adaptive,
@@ -209,8 +209,8 @@ fn init(
         }),
         threads: threads.unwrap_or_else(cores),
     };
-    let made = jbc::init::init(&network, |stage| eprintln!("jbc init: {stage}…"))
-        .map_err(|e| e.to_string())?;
+    let made =
+        jbc::init(&network, |stage| eprintln!("jbc init: {stage}…")).map_err(|e| e.to_string())?;
     let shown = |path: &std::path::Path| {
         std::path::absolute(path)
             .unwrap_or_else(|_| path.to_path_buf())
@@ -257,14 +257,14 @@ fn data(action: DataAction) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client = jbc::client::http_client(Duration::from_secs(10), Duration::from_secs(10));
+    let client = jbc::http_client(Duration::from_secs(10), Duration::from_secs(10));
     let (node, request) = match &action {
         DataAction::Add { text, node } => (
             node,
             client
                 .post(format!("{}{}", node.trim_end_matches('/'), route::DATA))
                 .header("content-type", "application/json")
-                .body(jbc::client::data_request(text)),
+                .body(jbc::data_request(text)),
         ),
         DataAction::Get { id, node } => (
             node,

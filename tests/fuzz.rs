@@ -4,11 +4,11 @@
 //! default 20 000; a fiftieth of it for the file-system one) so CI stays fast; run
 //! it with a larger budget to search longer.
 
+use jbc::DEFAULT_GENESIS_JSON;
 use jbc::block::{Block, blocks_from_json};
 use jbc::chain::Template;
 use jbc::chain::{Chain, Network};
-use jbc::config::DEFAULT_GENESIS_JSON;
-use jbc::store::{Store, block_file_name};
+use jbc::{Store, block_file_name};
 use proptest::prelude::*;
 use serde_json::Value;
 

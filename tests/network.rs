@@ -226,7 +226,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
     assert!(island.terminate().success());
     // Read the island's chain from its files (the store is closed again at
     // the end of the statement, releasing the folder's lock).
-    let island_tip = jbc::store::Store::open(tmp.path().join("c/chaindata"))
+    let island_tip = jbc::Store::open(tmp.path().join("c/chaindata"))
         .unwrap()
         .load(&Network::new(genesis(), 5))
         .unwrap()

@@ -35,7 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::debug;
 
-pub use body::REQUEST_TIMEOUT;
 pub use error::ApiError;
 pub use serve::{ServerLimits, serve};
 

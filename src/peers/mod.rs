@@ -10,9 +10,6 @@ mod book;
 mod url;
 mod watch;
 
-pub use book::{
-    Admitted, BAN_THRESHOLD, Ban, BookError, Change, Contact, Identity, MAX_PEERS, Origin,
-    PeerBook, PeerView, retry_delay,
-};
+pub use book::{Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerView};
 pub use url::{PeerUrl, PeerUrlError};
 pub use watch::watch_peers;

@@ -32,7 +32,7 @@ use crate::fsio::{
     write_atomic,
 };
 
-pub use aside::{SetAside, SetAsideRun, runs};
+pub use aside::{SetAside, runs};
 
 /// Folder for the new branch's blocks while the node switches branches.
 const PENDING: &str = "pending";

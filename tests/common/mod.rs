@@ -11,10 +11,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jbc::DEFAULT_GENESIS_JSON;
 use jbc::block::{Block, blocks_from_json};
+use jbc::block_file_name;
 use jbc::chain::Template;
-use jbc::config::DEFAULT_GENESIS_JSON;
-use jbc::store::block_file_name;
 
 /// The binary under test.
 pub const JBC: &str = env!("CARGO_BIN_EXE_jbc");
