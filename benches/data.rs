@@ -94,6 +94,7 @@ fn main() {
             let sent = Instant::now();
             let response = client
                 .post(format!("{}/data", nodes[n % 3].url))
+                .header("content-type", "application/json")
                 .body(format!(r#"{{"data": "bench item {n}"}}"#))
                 .send()
                 .await

@@ -121,9 +121,16 @@ struct Node {
     child: Child,
     url: String,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Where it runs: its operator cookie is there.
+    dir: std::path::PathBuf,
 }
 
 impl Node {
+    /// The operator key the node wrote at start.
+    fn operator_key(&self) -> String {
+        jbc::read_cookie(&self.dir.join(jbc::COOKIE_FILE)).expect("the node wrote its cookie")
+    }
+
     fn start(dir: &Path, args: &[&str]) -> (Node, Duration) {
         let started = Instant::now();
         let mut child = Command::new(JBC)
@@ -160,6 +167,7 @@ impl Node {
             child,
             url: format!("http://127.0.0.1:{port}"),
             logs,
+            dir: dir.to_path_buf(),
         };
         (node, took)
     }
@@ -300,6 +308,8 @@ async fn measure(n: usize, chain: &[Block], folder: &Path, root: &Path) {
             let started = Instant::now();
             let added = client
                 .post(format!("{}/peers", node.url))
+                .bearer_auth(node.operator_key())
+                .header("content-type", "application/json")
                 .body(format!(r#"{{"url": "{}"}}"#, peer.url))
                 .send()
                 .await
@@ -313,6 +323,7 @@ async fn measure(n: usize, chain: &[Block], folder: &Path, root: &Path) {
             let started = Instant::now();
             let answer = client
                 .post(format!("{}/mined", node.url))
+                .header("content-type", "application/json")
                 .header("x-jbc-peer", &peer.url)
                 .body(extra[3999].to_json_line())
                 .send()
@@ -473,6 +484,7 @@ async fn post_all(client: &reqwest::Client, url: &str, blocks: &[Block]) -> f64 
     for block in blocks {
         let response = client
             .post(format!("{url}/mined"))
+            .header("content-type", "application/json")
             .body(block.to_json_line())
             .send()
             .await

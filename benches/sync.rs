@@ -19,7 +19,7 @@ use jbc::block_file_name;
 use jbc::chain::Network;
 use jbc::chain::Template;
 use jbc::protocol::NodeId;
-use jbc::{AppState, ServerLimits, app, serve as serve_api};
+use jbc::{Access, AppState, OperatorKey, ServerLimits, app, serve as serve_api};
 use jbc::{ChainState, Source};
 use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
 use jbc::{Outcome, catch_up as sync_with};
@@ -128,7 +128,18 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         NodeId::random(),
         shutdown.clone(),
     );
-    let router = app(AppState::new(state, gossip, stats, false, shutdown.clone()));
+    let access = Access {
+        key: OperatorKey::create(OperatorKey::cookie_beside(chaindata), None).unwrap(),
+        hosts: Vec::new().into(),
+    };
+    let router = app(AppState::new(
+        state,
+        gossip,
+        stats,
+        false,
+        access,
+        shutdown.clone(),
+    ));
     tokio::spawn(serve_api(
         listener,
         router,

@@ -121,6 +121,16 @@ pub struct Settings {
     /// [default: http://HOST:PORT, with the connection's address for 0.0.0.0]
     #[arg(long)]
     pub advertise: Option<String>,
+    /// Host names, besides IP addresses, `localhost` and the host of
+    /// --advertise, that requests may name in their Host header
+    /// (comma-separated); any other is refused, against DNS rebinding
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// A fixed operator key, for operators on other machines (config file
+    /// only, so it never shows in a process list) [default: a random key
+    /// written to operator.cookie at each start]
+    #[arg(skip)]
+    pub operator_key: Option<String>,
 }
 
 impl Settings {
@@ -166,6 +176,8 @@ impl Settings {
             pool_max_items: overrides.pool_max_items.or(self.pool_max_items),
             pool_max_bytes: overrides.pool_max_bytes.or(self.pool_max_bytes),
             advertise: overrides.advertise.or(self.advertise),
+            allowed_hosts: overrides.allowed_hosts.or(self.allowed_hosts),
+            operator_key: overrides.operator_key.or(self.operator_key),
         }
     }
 }
@@ -198,6 +210,32 @@ pub mod rule {
             Ok(value)
         } else {
             Err(format!("{value} is not {expected}"))
+        }
+    }
+
+    /// A host name for `allowed_hosts`: letters, digits, `-` and `.`.
+    pub fn host_name(name: &str) -> Result<(), String> {
+        if name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?} is not a host name (letters, digits, - and .)",
+                name.chars().take(80).collect::<String>()
+            ))
+        }
+    }
+
+    /// An operator key: at least 16 printable ASCII characters, no spaces
+    /// (it travels in an `Authorization` header).
+    pub fn operator_key(key: &str) -> Result<(), String> {
+        if key.len() >= 16 && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(())
+        } else {
+            Err("an operator key is 16 to 256 printable ASCII characters without spaces".into())
         }
     }
 
@@ -330,6 +368,11 @@ pub struct Config {
     pub pool: PoolLimits,
     /// The URL this node gives for itself, if set.
     pub advertise: Option<PeerUrl>,
+    /// Host names requests may name besides IP addresses, `localhost` and
+    /// the host of `advertise`, lowercase.
+    pub allowed_hosts: Vec<String>,
+    /// The fixed operator key, if the config sets one.
+    pub operator_key: Option<String>,
 }
 
 impl Config {
@@ -506,6 +549,22 @@ impl Config {
             .as_deref()
             .map(PeerUrl::parse)
             .transpose()?;
+        let allowed_hosts = settings
+            .allowed_hosts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .map(|name| match rule::host_name(&name) {
+                Ok(()) => Ok(name),
+                Err(reason) => Err(invalid("allowed_hosts")(reason)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let operator_key = settings
+            .operator_key
+            .map(|key| rule::operator_key(&key).map(|()| key))
+            .transpose()
+            .map_err(invalid("operator_key"))?;
 
         let threads = match settings.threads {
             Some(n) => {
@@ -551,6 +610,8 @@ impl Config {
             ban_time: Duration::from_secs(ban_seconds),
             pool,
             advertise,
+            allowed_hosts,
+            operator_key,
             chaindata: settings
                 .chaindata
                 .unwrap_or_else(|| PathBuf::from("chaindata")),

@@ -63,8 +63,19 @@ pub fn remove_if_leftover(path: &Path) -> bool {
 /// Writes `bytes` to `path`, optionally synced; the file is removed again
 /// if anything fails, so a failed write leaves nothing behind.
 fn write_temp(path: &Path, bytes: &[u8], sync: bool) -> Result<(), FileError> {
+    write_temp_with_mode(path, bytes, sync, 0o666)
+}
+
+/// [`write_temp`] for a new file of permissions `mode` (before the umask).
+fn write_temp_with_mode(path: &Path, bytes: &[u8], sync: bool, mode: u32) -> Result<(), FileError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let written = (|| {
-        let mut file = fs::File::create(path)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)?;
         file.write_all(bytes)?;
         if sync {
             file.sync_all()?;
@@ -123,6 +134,16 @@ pub fn write_all_atomic<'a>(
 /// unique to this write, so two writers of one file never share it. For
 /// files written whole (the pool, the peer book, a new network's config).
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    replace_file_with_mode(path, bytes, 0o666)
+}
+
+/// [`replace_file`] for a secret: the file is readable by its owner only
+/// (mode 0600) from the moment it exists.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    replace_file_with_mode(path, bytes, 0o600)
+}
+
+fn replace_file_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -134,7 +155,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         "{name}.{}-{unique}",
         std::process::id()
     )));
-    write_temp(&tmp, bytes, true)?;
+    write_temp_with_mode(&tmp, bytes, true, mode)?;
     if let Err(source) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(file_error("rename into place", path)(source));

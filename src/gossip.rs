@@ -226,7 +226,7 @@ impl Gossip {
     /// time.
     pub async fn consider(&self, url: PeerUrl, origin: Origin) -> Result<Considered, Refusal> {
         let book = &self.inner.book;
-        if let Some(ban) = book.ban(&url) {
+        if let Some(ban) = book.ban(&url).filter(|_| origin != Origin::Added) {
             return Err(BookError::Banned {
                 until: ban.until,
                 reason: ban.reason,
@@ -277,6 +277,15 @@ impl Gossip {
                 Ok(Considered::Added)
             }
         }
+    }
+
+    /// Lifts the ban on `url` (the operator's word); false if it had none.
+    pub fn unban(&self, url: &PeerUrl) -> Result<bool, BookError> {
+        let lifted = self.inner.book.unban(url)?;
+        if lifted {
+            info!(peer = %url, "lifted the ban on {url}");
+        }
+        Ok(lifted)
     }
 
     /// Takes `url` out of the book and stops talking to it.

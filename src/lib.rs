@@ -66,6 +66,7 @@ mod init;
 mod metrics;
 mod miner;
 mod node;
+mod operator;
 mod peers;
 mod pool;
 mod state;
@@ -87,11 +88,12 @@ pub use store::{Store, block_file_name};
 
 // The parts a node is wired from, for the benchmarks that wire one by hand
 // and the tests that check a part alone. Not a stable interface.
-pub use api::{AppState, ServerLimits, app, serve};
+pub use api::{Access, AppState, ServerLimits, app, serve};
 pub use client::PeerClient;
 pub use fsio::write_all_atomic;
 pub use gossip::Gossip;
 pub use miner::{NonceHasher, state_meets_difficulty, state_to_hash};
+pub use operator::{COOKIE_FILE, OperatorKey, read_cookie};
 pub use peers::{PeerBook, PeerUrl};
 pub use state::{ChainState, Source};
 pub use stats::Stats;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use jbc::protocol::{ItemAnswer, ItemStatus, route};
+use jbc::protocol::{ItemAnswer, ItemStatus, PeerRequest, route};
 use jbc::{Config, DEFAULT_DIFFICULTY, Settings, rule};
 use jbc::{duration_in_words, rate_in_words};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,19 @@ enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// The node's peers: list them, or (as its operator, with the key from
+    /// its operator.cookie) add, remove or unban one.
+    Peers {
+        #[command(subcommand)]
+        action: Option<PeersAction>,
+        /// The node to ask
+        #[arg(long, global = true, default_value = "http://127.0.0.1:5001")]
+        node: String,
+        /// The node's operator key file (written at each start beside its
+        /// chaindata folder) [default: operator.cookie]
+        #[arg(long, global = true)]
+        cookie: Option<PathBuf>,
+    },
     /// Make a new network in a folder: mine its genesis block and write
     /// config/genesis.json and a config/jbc.toml that uses it.
     #[command(allow_negative_numbers = true)]
@@ -69,6 +82,18 @@ enum Command {
         #[arg(long, value_parser = rule::threads)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Subcommand)]
+enum PeersAction {
+    /// Every peer with what the node knows of it (the default).
+    List,
+    /// Handshake with a node and make it a peer (lifts a ban on it).
+    Add { url: String },
+    /// Take a peer out of the book.
+    Remove { url: String },
+    /// Lift the ban on a URL.
+    Unban { url: String },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +139,11 @@ fn main() -> ExitCode {
             init(dir, difficulty, adaptive, data, threads)
         }
         Some(Command::Data { action }) => data(action),
+        Some(Command::Peers {
+            action,
+            node,
+            cookie,
+        }) => peers(action.unwrap_or(PeersAction::List), &node, cookie),
         None => run_node(cli.config, cli.settings),
     };
     match result {
@@ -302,6 +332,86 @@ fn data(action: DataAction) -> Result<(), String> {
             confirmations,
         } => println!("{id} confirmed in block {block} ({hash}), {confirmations} confirmation(s)"),
         ItemStatus::Unknown => println!("{id} unknown: not waiting and not in the chain"),
+    }
+    Ok(())
+}
+
+/// `jbc peers [add|remove|unban URL]`: the peer book of a node, changed as
+/// its operator (the key read from its cookie file).
+fn peers(action: PeersAction, node: &str, cookie: Option<PathBuf>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let client = jbc::http_client(Duration::from_secs(10), Duration::from_secs(15));
+    let base = node.trim_end_matches('/');
+    let (method, path, url) = match &action {
+        PeersAction::List => (reqwest::Method::GET, route::PEERS, None),
+        PeersAction::Add { url } => (reqwest::Method::POST, route::PEERS, Some(url)),
+        PeersAction::Remove { url } => (reqwest::Method::DELETE, route::PEERS, Some(url)),
+        PeersAction::Unban { url } => (reqwest::Method::DELETE, route::BANS, Some(url)),
+    };
+    let mut request = client.request(method, format!("{base}{path}"));
+    if let Some(url) = url {
+        let cookie = cookie.unwrap_or_else(|| PathBuf::from(jbc::COOKIE_FILE));
+        let key = jbc::read_cookie(&cookie).map_err(|e| {
+            format!(
+                "cannot read the operator key from {}: {e} (give the node's cookie with --cookie; \
+                 it is written beside the node's chaindata folder at each start)",
+                cookie.display()
+            )
+        })?;
+        let body = PeerRequest { url: url.clone() };
+        request = request
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_string(&body).expect("a string serialises"));
+    }
+    let answer: serde_json::Value = runtime.block_on(async {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
+        match answer["error"].as_str() {
+            Some(error) => Err(format!("the node refused: {error}")),
+            None => Ok(answer),
+        }
+    })?;
+    match action {
+        PeersAction::List => {
+            let peers = answer.as_array().map_or(&[][..], Vec::as_slice);
+            if peers.is_empty() {
+                println!("no peers");
+            }
+            for peer in peers {
+                let field = |name: &str| match &peer[name] {
+                    serde_json::Value::String(text) => text.clone(),
+                    serde_json::Value::Null => "-".into(),
+                    other => other.to_string(),
+                };
+                println!(
+                    "{}  {}  {}  height {}",
+                    field("url"),
+                    field("origin"),
+                    field("state"),
+                    field("height")
+                );
+            }
+        }
+        PeersAction::Add { url } if answer["added"] == true => println!("added {url}"),
+        PeersAction::Add { url } => println!(
+            "{url}: {}",
+            answer["reason"].as_str().unwrap_or("not added")
+        ),
+        PeersAction::Remove { url } => println!("removed {url}"),
+        PeersAction::Unban { url } => println!("lifted the ban on {url}"),
     }
     Ok(())
 }

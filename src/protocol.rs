@@ -26,6 +26,8 @@ pub mod route {
     pub const DATA: &str = "/data";
     /// The peer book.
     pub const PEERS: &str = "/peers";
+    /// `DELETE` with `{"url": …}` lifts a ban (operator only).
+    pub const BANS: &str = "/peers/bans";
 }
 
 /// Header naming the announcing node's base URL, so the receiver can sync
@@ -230,6 +232,12 @@ pub struct PeerAdded {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PeerRemoved {
     pub removed: bool,
+}
+
+/// What `DELETE /peers/bans` answers when the URL was banned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BanLifted {
+    pub lifted: bool,
 }
 
 /// The body of `POST /data`: one data item's text.

@@ -232,6 +232,7 @@ fn scenario_args<'a>(args: &'a [String], peers: &'a str) -> Vec<&'a str> {
 async fn post_peer(client: &reqwest::Client, node: &Jbc, url: &str) -> u16 {
     client
         .post(format!("{}/peers", node.url))
+        .bearer_auth(node.operator_key())
         .header("content-type", "application/json")
         .body(serde_json::json!({ "url": url }).to_string())
         .send()
@@ -307,6 +308,7 @@ async fn a_longer_branch_with_less_work_loses_and_is_orphaned() {
 async fn post_block(client: &reqwest::Client, node: &Jbc, block: &Block) -> (u16, Value) {
     let response = client
         .post(format!("{}/mined", node.url))
+        .header("content-type", "application/json")
         .body(block.to_json_line())
         .send()
         .await

@@ -17,6 +17,7 @@ use serde_json::Value;
 async fn post_item(client: &reqwest::Client, node: &Jbc, text: &str) -> (u16, Value) {
     let response = client
         .post(format!("{}/data", node.url))
+        .header("content-type", "application/json")
         .body(serde_json::json!({ "data": text }).to_string())
         .send()
         .await
@@ -134,6 +135,7 @@ async fn items_posted_at_once_to_three_miners_are_each_in_the_chain_exactly_once
             tokio::spawn(async move {
                 let response = client
                     .post(format!("{url}/data"))
+                    .header("content-type", "application/json")
                     .body(serde_json::json!({ "data": format!("item {n}") }).to_string())
                     .send()
                     .await
@@ -207,6 +209,8 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
     // The peer's chain wins: block 1 leaves, and its item waits again.
     let added = client
         .post(format!("{}/peers", node.url))
+        .bearer_auth(node.operator_key())
+        .header("content-type", "application/json")
         .body(format!(r#"{{"url": "{}"}}"#, peer.url))
         .send()
         .await
@@ -289,6 +293,7 @@ async fn bad_items_get_clear_answers_and_a_flood_loses_nothing_that_waits() {
     ] {
         let response = client
             .post(format!("{}/data", node.url))
+            .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await

@@ -229,6 +229,8 @@ async fn every_client_error_says_in_words_what_was_wrong_and_what_is_expected() 
     for (method, path, body, status, words) in cases {
         let response = client
             .request(method.parse().unwrap(), format!("{}{path}", node.url))
+            .bearer_auth(node.operator_key())
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await

@@ -340,6 +340,7 @@ async fn bad_requests_get_json_errors_and_a_flood_of_them_does_not_stop_the_serv
     for (method, path, body, expected) in &cases {
         let response = client
             .request(method.clone(), format!("{}{path}", node.url))
+            .bearer_auth(node.operator_key())
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
@@ -371,10 +372,14 @@ async fn bad_requests_get_json_errors_and_a_flood_of_them_does_not_stop_the_serv
                 tasks.push(tokio::spawn(async move {
                     for i in 0..60 {
                         let request = match (worker + i) % 3 {
-                            0 => client.post(format!("{url}/mined")).body("{garbage"),
+                            0 => client
+                                .post(format!("{url}/mined"))
+                                .header("content-type", "application/json")
+                                .body("{garbage"),
                             1 => client.get(format!("{url}/no/such/route")),
                             _ => client
                                 .post(format!("{url}/mined"))
+                                .header("content-type", "application/json")
                                 .body(vec![b'['; 200_000]),
                         };
                         let _ = request.send().await;
@@ -415,6 +420,7 @@ async fn an_answer_given_before_the_body_is_read_leaves_the_connection_usable_or
         // Read and dropped after the 413: the connection stays open.
         let response = client
             .post(format!("{}/mined", node.url))
+            .header("content-type", "application/json")
             .body(over_limit.clone())
             .send()
             .await
@@ -424,6 +430,7 @@ async fn an_answer_given_before_the_body_is_read_leaves_the_connection_usable_or
         // A body nobody reads, on a route that does not exist.
         let response = client
             .post(format!("{}/nope", node.url))
+            .header("content-type", "application/json")
             .body(vec![b'y'; 300_000])
             .send()
             .await
@@ -445,7 +452,7 @@ async fn an_answer_given_before_the_body_is_read_leaves_the_connection_usable_or
         .await
         .unwrap();
     socket
-        .write_all(b"POST /mined HTTP/1.1\r\nHost: test\r\nContent-Length: 104857600\r\n\r\n[[[[")
+        .write_all(b"POST /mined HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n[[[[")
         .await
         .unwrap();
     let mut answer = Vec::new();
@@ -729,6 +736,8 @@ async fn an_honest_peer_is_not_kept_waiting_by_a_slow_one() {
     let client = reqwest::Client::new();
     let added = client
         .post(format!("{}/peers", honest.url))
+        .bearer_auth(honest.operator_key())
+        .header("content-type", "application/json")
         .body(format!(r#"{{"url": "{}"}}"#, node.url))
         .send()
         .await
@@ -739,6 +748,7 @@ async fn an_honest_peer_is_not_kept_waiting_by_a_slow_one() {
     for block in &longer[chain.len()..] {
         let answer = client
             .post(format!("{}/mined", honest.url))
+            .header("content-type", "application/json")
             .body(block.to_json_line())
             .send()
             .await

@@ -272,7 +272,10 @@ async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
     let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", &recorder.url]);
     let client = reqwest::Client::new();
     let announce = |body: Vec<u8>| {
-        let request = client.post(format!("{}/mined", node.url)).body(body);
+        let request = client
+            .post(format!("{}/mined", node.url))
+            .header("content-type", "application/json")
+            .body(body);
         async move {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
@@ -334,6 +337,7 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
     let block = mine_chain(2, 3, "learned").pop().unwrap();
     let response = client
         .post(format!("{}/mined", node.url))
+        .header("content-type", "application/json")
         .header("x-jbc-peer", &announcer.url)
         .body(block.to_json_line())
         .send()
@@ -344,6 +348,8 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
     let post_peer = |url: String| {
         let request = client
             .post(format!("{}/peers", node.url))
+            .bearer_auth(node.operator_key())
+            .header("content-type", "application/json")
             .body(format!(r#"{{"url": "{url}"}}"#));
         async move {
             let response = request.send().await.unwrap();

@@ -80,9 +80,11 @@ impl EventStream {
     }
 }
 
-async fn post_json(url: &str, body: Value) -> (u16, Value) {
+/// POSTs `body` to `path` of `node`, as its operator.
+async fn post_json(node: &Jbc, path: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .post(url)
+        .post(format!("{}{path}", node.url))
+        .bearer_auth(node.operator_key())
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
@@ -122,7 +124,8 @@ async fn events_tell_of_new_tips_data_and_peers() {
     assert_eq!(block["hash"], tip["tip"]["hash"]);
 
     let (status, answer) = post_json(
-        &format!("{}/data", node.url),
+        &node,
+        "/data",
         serde_json::json!({"data": "seen on the stream"}),
     )
     .await;
@@ -140,16 +143,13 @@ async fn events_tell_of_new_tips_data_and_peers() {
     // is removed.
     let peer_dir = tempfile::tempdir().unwrap();
     let peer = Jbc::start(peer_dir.path(), &["--difficulty", "5", "--peers", ""]);
-    let (status, _) = post_json(
-        &format!("{}/peers", node.url),
-        serde_json::json!({"url": peer.url}),
-    )
-    .await;
+    let (status, _) = post_json(&node, "/peers", serde_json::json!({"url": peer.url})).await;
     assert_eq!(status, 201);
     let added = events.until("peer", |e| e["url"] == peer.url).await;
     assert!(added["previous"].is_null(), "{added}");
     let response = reqwest::Client::new()
         .delete(format!("{}/peers", node.url))
+        .bearer_auth(node.operator_key())
         .header("content-type", "application/json")
         .body(serde_json::json!({"url": peer.url}).to_string())
         .send()
@@ -181,11 +181,7 @@ async fn a_reorg_is_one_event_with_its_depth_and_both_tips() {
     let peer = Jbc::serving(peer_dir.path(), &theirs, 3);
     let mut events = EventStream::open(&node).await;
 
-    let (status, _) = post_json(
-        &format!("{}/peers", node.url),
-        serde_json::json!({"url": peer.url}),
-    )
-    .await;
+    let (status, _) = post_json(&node, "/peers", serde_json::json!({"url": peer.url})).await;
     assert_eq!(status, 201);
     let reorg = events.until("reorg", |_| true).await;
     assert_eq!(reorg["depth"], 3, "{reorg}");
@@ -258,11 +254,7 @@ async fn metrics_parse_and_match_what_the_node_says_elsewhere() {
         get(&format!("{}/blocks/2", node.url)).await.unwrap();
     }
     get(&format!("{}/nope", node.url)).await.unwrap();
-    post_json(
-        &format!("{}/data", node.url),
-        serde_json::json!({"data": "waits"}),
-    )
-    .await;
+    post_json(&node, "/data", serde_json::json!({"data": "waits"})).await;
 
     let metrics = scrape(&node).await;
     assert_eq!(value(&metrics, "jbc_height", &[]), 4.0);

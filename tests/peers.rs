@@ -14,6 +14,8 @@ use serde_json::Value;
 async fn post_peer(node: &Jbc, url: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/peers", node.url))
+        .bearer_auth(node.operator_key())
+        .header("content-type", "application/json")
         .body(serde_json::json!({ "url": url }).to_string())
         .send()
         .await
@@ -29,6 +31,8 @@ async fn post_peer(node: &Jbc, url: &str) -> (u16, Value) {
 async fn delete_peer(node: &Jbc, url: &str) -> u16 {
     reqwest::Client::new()
         .delete(format!("{}/peers", node.url))
+        .bearer_auth(node.operator_key())
+        .header("content-type", "application/json")
         .body(serde_json::json!({ "url": url }).to_string())
         .send()
         .await
@@ -177,6 +181,7 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
     let announce = |block: &jbc::block::Block, sender: &str| {
         client
             .post(format!("{}/mined", node.url))
+            .header("content-type", "application/json")
             .header("x-jbc-peer", sender)
             .body(block.to_json_line())
             .send()
@@ -218,6 +223,7 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
         .unwrap();
     let answer = client
         .post(format!("{}/mined", honest.url))
+        .header("content-type", "application/json")
         .body(next.to_json_line())
         .send()
         .await
@@ -478,6 +484,7 @@ async fn a_peer_announcing_an_invalid_block_from_its_own_address_is_banned() {
     // From 127.0.0.1, the peer's own address: the announcement is its.
     let answer = reqwest::Client::new()
         .post(format!("{}/mined", node.url))
+        .header("content-type", "application/json")
         .header("x-jbc-peer", &peer.url)
         .body(lazy.to_json_line())
         .send()
@@ -517,6 +524,7 @@ async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from
     // Announced, the same.
     let answer = reqwest::Client::new()
         .post(format!("{}/mined", node.url))
+        .header("content-type", "application/json")
         .body(blocks[1].to_json_line())
         .send()
         .await

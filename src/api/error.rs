@@ -19,6 +19,9 @@ pub enum ApiError {
     /// Not valid JSON, or a malformed parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// An operator action without the operator key (or with a wrong one).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -27,6 +30,12 @@ pub enum ApiError {
     Timeout(u64),
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// A body that is not sent as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A Host header naming the node by a name it does not know.
+    #[error("{0}")]
+    MisdirectedHost(String),
     /// Well-formed JSON that is not a valid block.
     #[error("{0}")]
     InvalidBlock(String),
@@ -105,7 +114,10 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) | ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -128,6 +140,13 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => warn!(%detail, "request refused"),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"jbc operator\""),
+            );
+        }
+        response
     }
 }

@@ -8,7 +8,10 @@
 //! The page renders nothing the node renders elsewhere: it reads `/status`,
 //! `/blocks`, `/peers` and `/data` like any other client.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -19,7 +22,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::AppState;
+use super::extract::Sender;
+use super::{ApiError, AppState};
 use crate::metrics::{CONTENT_TYPE, RequestLabels};
 
 const PAGE: &str = include_str!("explorer/index.html");
@@ -53,16 +57,76 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], app.metrics.render())
 }
 
+/// Most `/events` streams open at once from one client address, and in
+/// all: a stream costs a connection and a task for as long as it is open,
+/// so without a bound one client could hold every connection the server
+/// has.
+pub const STREAMS_PER_ADDRESS: usize = 64;
+pub const STREAMS_IN_ALL: usize = 1024;
+
+/// The open `/events` streams, by client address.
+#[derive(Debug, Default)]
+pub struct StreamSlots {
+    open: Mutex<HashMap<Option<IpAddr>, usize>>,
+}
+
+/// One open stream's place; given back when the stream ends.
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    address: Option<IpAddr>,
+}
+
+impl StreamSlots {
+    /// A place for a stream from `address`, or why there is none.
+    fn take(self: &Arc<Self>, address: Option<IpAddr>) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().expect("never poisoned");
+        let in_all: usize = open.values().sum();
+        let mine = open.get(&address).copied().unwrap_or(0);
+        if mine >= STREAMS_PER_ADDRESS {
+            return Err(ApiError::Busy(format!(
+                "this address has {mine} event streams open, the most one address may have; \
+                 close one first"
+            )));
+        }
+        if in_all >= STREAMS_IN_ALL {
+            return Err(ApiError::Busy(format!(
+                "the node has {in_all} event streams open, the most it serves; try again later"
+            )));
+        }
+        *open.entry(address).or_default() += 1;
+        Ok(StreamSlot {
+            slots: Arc::clone(self),
+            address,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("never poisoned");
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
 /// `GET /events`: the node's events as Server-Sent Events, each named by
 /// its kind with its JSON as data, from now until the node stops. A reader
 /// too slow to keep up gets a `lagged` event saying how many it missed.
+/// At most [`STREAMS_PER_ADDRESS`] streams per client address and
+/// [`STREAMS_IN_ALL`] in all (503 beyond).
 pub async fn events(
     State(app): State<AppState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    Sender { remote, .. }: Sender,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let slot = app.streams.take(remote)?;
     let receiver = app.state.events().subscribe();
     let stream = futures_util::stream::unfold(
-        (receiver, app.shutdown.clone()),
-        |(mut receiver, shutdown)| async move {
+        (receiver, app.shutdown.clone(), slot),
+        |(mut receiver, shutdown, slot)| async move {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 received = receiver.recv() => received,
@@ -77,10 +141,10 @@ pub async fn events(
                     .data(format!(r#"{{"type":"lagged","missed":{missed}}}"#)),
                 Err(RecvError::Closed) => return None,
             };
-            Some((Ok(event), (receiver, shutdown)))
+            Some((Ok(event), (receiver, shutdown, slot)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 /// Runs after routing, around every routed request: reads may be made from

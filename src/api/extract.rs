@@ -4,7 +4,10 @@
 //! - [`Sender`]: who sent a request that relays something (`POST /mined`,
 //!   `POST /data`): the connection's address, and the node the
 //!   `X-Jbc-Peer` header names;
-//! - [`RawBody`]: the body's bytes, within the node's body limit;
+//! - [`RawBody`]: the body's bytes, within the node's body limit, sent as
+//!   `Content-Type: application/json` (415 otherwise: a page of another
+//!   site cannot send that type without a preflight, which is never
+//!   granted, so it cannot post to the node);
 //! - [`JsonBody`]: the body parsed as one of the protocol's requests, with
 //!   an answer in words when it is not one.
 //!
@@ -16,8 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -65,12 +68,34 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, app: &AppState) -> Result<RawBody, ApiError> {
+        let content_type = request.headers().get(header::CONTENT_TYPE);
+        if !content_type.is_some_and(is_json) {
+            let got = content_type.map_or("no Content-Type".to_string(), |value| {
+                String::from_utf8_lossy(value.as_bytes())
+                    .chars()
+                    .take(80)
+                    .collect()
+            });
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send the body as JSON with `Content-Type: application/json` (this request has {got})"
+            )));
+        }
         let limit = app.max_body_bytes();
         Bytes::from_request(request, app)
             .await
             .map(RawBody)
             .map_err(|rejection| body_unreadable(rejection, limit))
     }
+}
+
+/// Whether a Content-Type is JSON: `application/json`, with any parameters
+/// (`; charset=utf-8`), in any case.
+fn is_json(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A body that could not be read: too large (413) or broken (400).

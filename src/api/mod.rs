@@ -11,12 +11,14 @@
 //! - [`explorer`]: the explorer page, `/events`, `/metrics` and what every
 //!   answer gets on its way out (CORS for reading, request counts);
 //! - `extract`: what handlers take from a request (its sender, its body);
+//! - `guard`: the operator key, the Host check, the framing policy;
 //! - [`serve`]: the connection loop, with its limits.
 
 mod body;
 mod error;
 mod explorer;
 mod extract;
+mod guard;
 mod serve;
 
 use std::sync::Arc;
@@ -36,9 +38,11 @@ use axum::routing::{get, post};
 use tracing::debug;
 
 pub use error::ApiError;
+pub use guard::Access;
 pub use serve::{ServerLimits, serve};
 
 use self::extract::{JsonBody, RawBody, Sender};
+use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
 use crate::client::PeerError;
 use crate::gossip::{Considered, Gossip, Heard};
@@ -48,8 +52,8 @@ use crate::peers::{PeerUrl, PeerView};
 use crate::pool::PendingView;
 
 use crate::protocol::{
-    BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE, MinedAnswer,
-    PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
+    BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
+    MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
 };
 use crate::state::{Added, ChainState, CommitError, Source, Submitted};
 use crate::stats::Stats;
@@ -57,7 +61,7 @@ use crate::stats::Stats;
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
     GET /blocks/{index}, GET /blocks/{index}/proof, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
-    POST /data, GET /data, GET /data/{id}";
+    DELETE /peers/bans, POST /data, GET /data, GET /data/{id}";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -72,6 +76,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the node mines.
     pub mining: bool,
+    /// The operator key and the names the node answers to.
+    pub access: Access,
+    /// The open `/events` streams, bounded per client and in all.
+    pub streams: Arc<explorer::StreamSlots>,
     /// When the node started, for its uptime.
     pub started: Instant,
     /// Cancelled when the node stops: ends the event streams, which would
@@ -87,6 +95,7 @@ impl AppState {
         gossip: Gossip,
         stats: Arc<Stats>,
         mining: bool,
+        access: Access,
         shutdown: CancellationToken,
     ) -> AppState {
         let metrics = Metrics::new(state.clone(), Arc::clone(&stats), gossip.book().clone());
@@ -96,6 +105,8 @@ impl AppState {
             stats,
             metrics: Arc::new(metrics),
             mining,
+            access,
+            streams: Arc::default(),
             started: Instant::now(),
             shutdown,
         }
@@ -134,6 +145,7 @@ pub fn app(state: AppState) -> Router {
             route::PEERS,
             get(list_peers).post(add_peer).delete(remove_peer),
         )
+        .route(route::BANS, axum::routing::delete(lift_ban))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
         .route_layer(middleware::from_fn_with_state(
@@ -153,6 +165,11 @@ pub fn app(state: AppState) -> Router {
             ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(guard::frame_and_script_policy))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host,
+        ))
         .layer(middleware::from_fn_with_state(
             limits,
             body::finish_request_body,
@@ -419,6 +436,7 @@ fn peer_url(PeerRequest { url }: PeerRequest) -> Result<PeerUrl, ApiError> {
 /// (422: unreachable, another network, itself, banned, book full).
 async fn add_peer(
     State(app): State<AppState>,
+    _: Operator,
     JsonBody(request): JsonBody<PeerRequest>,
 ) -> Result<Response, ApiError> {
     let url = peer_url(request)?;
@@ -448,6 +466,7 @@ async fn add_peer(
 /// out of the book (a configured one comes back at the next start).
 async fn remove_peer(
     State(app): State<AppState>,
+    _: Operator,
     JsonBody(request): JsonBody<PeerRequest>,
 ) -> Result<Json<PeerRemoved>, ApiError> {
     let url = peer_url(request)?;
@@ -457,6 +476,23 @@ async fn remove_peer(
     match removed {
         (true, _) => Ok(Json(PeerRemoved { removed: true })),
         (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
+    }
+}
+
+/// `DELETE /peers/bans` with `{"url": "http://127.0.0.1:5004"}`: lifts
+/// the ban on a URL (operator only).
+async fn lift_ban(
+    State(app): State<AppState>,
+    _: Operator,
+    JsonBody(request): JsonBody<PeerRequest>,
+) -> Result<Json<BanLifted>, ApiError> {
+    let url = peer_url(request)?;
+    let gossip = app.gossip.clone();
+    let lifted =
+        tokio::task::spawn_blocking(move || gossip.unban(&url).map(|l| (l, url))).await??;
+    match lifted {
+        (true, _) => Ok(Json(BanLifted { lifted: true })),
+        (false, url) => Err(ApiError::NotFound(format!("{url} is not banned"))),
     }
 }
 

@@ -17,12 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::api::{AppState, ServerLimits};
+use crate::api::{Access, AppState, ServerLimits};
 use crate::client::PeerClient;
 use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::count_in_words;
-use crate::peers::PeerBook;
+use crate::operator::OperatorKey;
+use crate::peers::{PeerBook, PeerUrl};
 use crate::pow::Kind;
 use crate::protocol::NodeId;
 use crate::state::ChainState;
@@ -41,6 +42,8 @@ pub enum NodeError {
     Server(#[from] std::io::Error),
     #[error("stopped after a storage failure: {0}")]
     Stopped(String),
+    #[error("cannot write the operator key: {0}")]
+    Cookie(crate::fsio::FileError),
 }
 
 /// Runs a node on an already-bound listener until `shutdown` is cancelled:
@@ -108,11 +111,28 @@ pub async fn run(
         shutdown.clone(),
     );
 
+    let key = OperatorKey::create(
+        OperatorKey::cookie_beside(&config.chaindata),
+        config.operator_key.clone(),
+    )
+    .map_err(NodeError::Cookie)?;
+    info!(
+        cookie = %key.cookie().display(),
+        "operator key in {} (peer changes need it: jbc peers reads it)",
+        key.cookie().display()
+    );
+    let mut hosts = config.allowed_hosts.clone();
+    hosts.extend(config.advertise.as_ref().and_then(PeerUrl::host_name));
+    let access = Access {
+        key,
+        hosts: hosts.into(),
+    };
     let app_state = AppState::new(
         state.clone(),
         gossip.clone(),
         Arc::clone(&stats),
         config.mine,
+        access,
         shutdown.clone(),
     );
     // The node's own tasks, waited for at shutdown.

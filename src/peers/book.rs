@@ -411,7 +411,10 @@ impl PeerBook {
     ) -> Result<Admitted, BookError> {
         let admitted = {
             let mut book = self.book();
-            if let Some(ban) = book.bans.get(url).filter(|ban| ban.until > unix_now()) {
+            // The operator's word lifts a ban; only a learned peer is refused.
+            if origin == Origin::Added {
+                book.bans.remove(url);
+            } else if let Some(ban) = book.bans.get(url).filter(|ban| ban.until > unix_now()) {
                 return Err(BookError::Banned {
                     until: ban.until,
                     reason: ban.reason.clone(),
@@ -459,6 +462,15 @@ impl PeerBook {
         if changed {
             self.save_logged();
         }
+    }
+
+    /// Lifts the ban on `url`; false if it was not banned.
+    pub fn unban(&self, url: &PeerUrl) -> Result<bool, BookError> {
+        let lifted = self.book().bans.remove(url).is_some();
+        if lifted {
+            self.save()?;
+        }
+        Ok(lifted)
     }
 
     /// Takes a peer out of the book; false if it was not there.
@@ -817,6 +829,22 @@ mod tests {
         assert_eq!(reopened.origin(&added), Some(Origin::Added));
         assert_eq!(reopened.identity(&added), Some(jbc("a")));
         assert!(reopened.ban(&bad).is_some(), "the ban is kept");
+
+        assert!(reopened.unban(&bad).unwrap());
+        assert!(!reopened.unban(&bad).unwrap(), "lifted once");
+        assert!(reopened.ban(&bad).is_none());
+        reopened.admit(&bad, Origin::Learned, jbc("b")).unwrap();
+        reopened.misbehaved(&bad, 200, "again");
+        assert!(reopened.ban(&bad).is_some());
+        assert!(
+            reopened.admit(&bad, Origin::Added, jbc("b")).is_ok(),
+            "the operator adding a banned peer lifts its ban"
+        );
+        assert!(reopened.ban(&bad).is_none());
+        assert!(
+            book(dir.path(), &[]).ban(&bad).is_none(),
+            "and the lift is saved"
+        );
     }
 
     #[test]

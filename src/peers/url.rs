@@ -75,6 +75,14 @@ impl PeerUrl {
         }
     }
 
+    /// The host, when it is a name (lowercase, as URLs keep it).
+    pub fn host_name(&self) -> Option<String> {
+        match self.0.host()? {
+            url::Host::Domain(name) => Some(name.to_string()),
+            url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
+        }
+    }
+
     /// The URL a node that listens on all addresses (`0.0.0.0`) gave for
     /// itself, as seen from here: its host replaced by the address its
     /// connection came from. Other URLs are returned as they are.

@@ -144,6 +144,12 @@ impl Jbc {
         self.dir.join("chaindata")
     }
 
+    /// The node's operator key, from the cookie it wrote at start (beside
+    /// its default chaindata folder).
+    pub fn operator_key(&self) -> String {
+        jbc::read_cookie(&self.dir.join(jbc::COOKIE_FILE)).expect("the node wrote its cookie")
+    }
+
     /// Everything the node has logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

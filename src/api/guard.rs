@@ -1,0 +1,152 @@
+//! Who may use the node and how, for a node others can reach:
+//!
+//! - [`Operator`]: the proof that a request carries the operator key
+//!   (`Authorization: Bearer KEY`), taken by every route that changes whom
+//!   the node trusts; without it, 401 saying where the key is;
+//! - [`check_host`]: a request must name the node by an IP address,
+//!   `localhost`, the host it advertises or a configured name, so a page
+//!   whose name was rebound to the node's address (DNS rebinding) is
+//!   refused (421);
+//! - [`frame_and_script_policy`]: no page of another site may frame the
+//!   node's, and the explorer runs only the node's own script.
+//!
+//! A request body's Content-Type is checked where bodies are read
+//! ([`super::extract::RawBody`]): a page of another site cannot send
+//! `application/json` without a preflight, and no preflight is granted.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::operator::OperatorKey;
+
+/// What the guards check against.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// The operator key.
+    pub key: OperatorKey,
+    /// Host names (lowercase) a request may name besides IP addresses and
+    /// `localhost`: the advertised host and the configured ones.
+    pub hosts: Arc<[String]>,
+}
+
+/// A request that carries the operator key.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Operator, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(key) if app.access.key.accepts(key) => Ok(Operator),
+            Some(_) => Err(ApiError::Unauthorized(format!(
+                "the operator key is wrong; this node's key is in {} (it changes at each start)",
+                app.access.key.cookie().display()
+            ))),
+            None => Err(ApiError::Unauthorized(format!(
+                "this changes whom the node trusts, so it needs the operator key: send \
+                 `Authorization: Bearer KEY` with the key from {} (or use `jbc peers`, which reads it)",
+                app.access.key.cookie().display()
+            ))),
+        }
+    }
+}
+
+/// Refuses a request whose Host header names the node by a name it does
+/// not know (421). A request without a Host header (HTTP/1.0 clients,
+/// some peers) is let through: browsers always send one.
+pub async fn check_host(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let named = request
+        .headers()
+        .get(header::HOST)
+        .map(|value| value.to_str().map(host_of));
+    match named {
+        None => next.run(request).await,
+        Some(Ok(host)) if is_allowed(&host, &app.access.hosts) => next.run(request).await,
+        Some(host) => {
+            let shown: String = host.unwrap_or_default().chars().take(80).collect();
+            ApiError::MisdirectedHost(format!(
+                "this node does not answer to the name {shown:?}: name it by its IP address, \
+                 localhost, or a name in its allowed_hosts setting"
+            ))
+            .into_response()
+        }
+    }
+}
+
+/// The host part of a Host header, lowercase: `[::1]:5001` → `::1`,
+/// `Node.Example:80` → `node.example`.
+fn host_of(value: &str) -> String {
+    let value = value.trim();
+    let host = if let Some(rest) = value.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        value.rsplit_once(':').map_or(value, |(host, _port)| host)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn is_allowed(host: &str, names: &[String]) -> bool {
+    host.parse::<IpAddr>().is_ok()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || names.iter().any(|name| name == host)
+}
+
+/// Adds to every answer: no framing by other sites, and (for the
+/// explorer's HTML) a policy that runs only the node's own script and
+/// style and talks only to the node.
+pub async fn frame_and_script_policy(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_known_by_address_localhost_or_name() {
+        let names: Vec<String> = vec!["node.example".into()];
+        for (header, allowed) in [
+            ("127.0.0.1:5001", true),
+            ("[::1]:5001", true),
+            ("10.1.2.3", true),
+            ("localhost:5001", true),
+            ("LOCALHOST", true),
+            ("app.localhost:80", true),
+            ("node.example:5001", true),
+            ("Node.Example.", true),
+            ("evil.example:5001", false),
+            ("node.example.evil.example", false),
+            ("", false),
+        ] {
+            assert_eq!(is_allowed(&host_of(header), &names), allowed, "{header}");
+        }
+    }
+}
