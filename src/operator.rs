@@ -49,6 +49,9 @@ impl OperatorKey {
             hex::encode(bytes)
         });
         replace_private_file(&cookie, format!("{key}\n").as_bytes())?;
+        // Absolute, so the log and the 401 answer say where it is wherever
+        // the operator stands.
+        let cookie = std::path::absolute(&cookie).unwrap_or(cookie);
         Ok(OperatorKey { key, cookie })
     }
 

@@ -2,7 +2,9 @@
 //! DevTools protocol (`headless_chrome`), against two mining nodes. The
 //! block list grows without a reload, a block page shows that block's
 //! fields and checks its hash, and data typed into the form shows as
-//! pending, then confirmed. Screenshots are saved as it goes.
+//! pending, then confirmed. Screenshots are saved as it goes. A page of
+//! another site, in the same browser, then tries to post to the node and
+//! changes nothing.
 //!
 //! Where no Chromium can be found (`.ci/run` installs Debian's `chromium`),
 //! the test says why and counts as ignored (skipped), never as passed.
@@ -264,11 +266,72 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     eprintln!("explorer: the form's item: {shown}");
     screenshot(&tab, &shots, "data")?;
 
+    other_sites_cannot_change_the_node(&tab, &runtime, &a)?;
+
     drop(tab);
     drop(browser);
     for node in [a, b] {
         if !node.terminate().success() {
             return Err("a node did not stop cleanly".into());
+        }
+    }
+    Ok(())
+}
+
+/// A page of another site (served here on another port) posts to the node
+/// the ways a page can: `no-cors` with a "simple" type, and JSON (which
+/// needs a preflight). Neither item reaches the node.
+fn other_sites_cannot_change_the_node(
+    tab: &Tab,
+    runtime: &tokio::runtime::Runtime,
+    node: &Jbc,
+) -> Result<(), String> {
+    let attempts = [
+        ("no-cors", "text/plain", "posted by another site as text"),
+        ("cors", "application/json", "posted by another site as JSON"),
+    ];
+    let script: String = attempts
+        .iter()
+        .map(|(mode, content_type, text)| {
+            format!(
+                "fetch('{url}/data', {{method: 'POST', mode: '{mode}', \
+                 headers: {{'Content-Type': '{content_type}'}}, \
+                 body: JSON.stringify({{data: '{text}'}})}}).then(() => 'sent', () => 'refused')",
+                url = node.url
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let page = format!(
+        "<!doctype html><title>other site</title><script>\
+         Promise.all([{script}]).then((r) => {{ document.title = 'done ' + r.join(' '); }});\
+         </script>"
+    );
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    let site = runtime.block_on(common::fake_peer(Box::leak(
+        answer.into_bytes().into_boxed_slice(),
+    )));
+    tab.navigate_to(&format!("{site}/"))
+        .map_err(|e| e.to_string())?;
+    let title = wait_in_page(tab, "the other site's posts to settle", |tab| {
+        let title = js(tab, "document.title")?;
+        Ok(title
+            .as_str()
+            .filter(|t| t.starts_with("done"))
+            .map(str::to_string))
+    })?;
+    eprintln!("explorer: the other site's page says {title:?}");
+    for (_, _, text) in attempts {
+        let id = jbc::item::ItemId::of(text);
+        let answer = runtime.block_on(common::get(&format!("{}/data/{id}", node.url)))?;
+        let answer: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+        if answer["status"].is_string() {
+            return Err(format!(
+                "the node took {text:?} from another site's page: {answer}"
+            ));
         }
     }
     Ok(())

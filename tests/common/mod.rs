@@ -372,10 +372,26 @@ pub async fn silent_peer() -> String {
 /// Runs `jbc ARGS` in `dir` to completion (bounded) and returns its status
 /// and log.
 pub fn run_to_end(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    run_to_end_saying(dir, args, Stdio::null())
+}
+
+/// [`run_to_end`], with what it printed to stdout before its log.
+#[allow(dead_code)]
+pub fn run_to_end_printing(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let out = tempfile::tempfile().unwrap();
+    let (status, log) = run_to_end_saying(dir, args, out.try_clone().unwrap().into());
+    let mut printed = String::new();
+    let mut out = out;
+    std::io::Seek::rewind(&mut out).unwrap();
+    std::io::Read::read_to_string(&mut out, &mut printed).unwrap();
+    (status, printed + &log)
+}
+
+fn run_to_end_saying(dir: &Path, args: &[&str], stdout: Stdio) -> (ExitStatus, String) {
     let mut child = Command::new(JBC)
         .args(args)
         .current_dir(dir)
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
