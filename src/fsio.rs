@@ -198,6 +198,142 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
         .expect("some suffix is free")
 }
 
+/// An append-only file of lines, each durable before [`Journal::append`]
+/// returns, at the cost of about one `fdatasync` per batch: appenders that
+/// arrive while a sync runs wait for the next one, which covers them all
+/// (group commit). It holds what happened since the last whole save of
+/// the state it logs; [`Journal::compact`] empties it when such a save
+/// covers everything in it.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: fs::File,
+    progress: Mutex<JournalProgress>,
+    synced: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct JournalProgress {
+    /// The file's length: where a failed write is cut back to, so a line
+    /// half-written on a full disk never joins the next one.
+    len: u64,
+    /// Lines written, and lines known durable.
+    written: u64,
+    durable: u64,
+    /// Whether an appender is syncing for everyone.
+    syncing: bool,
+    /// Why the last sync failed, for those it was to cover.
+    failed: Option<(u64, String)>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, appending.
+    pub fn open(path: PathBuf) -> Result<Journal, FileError> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(file_error("open", &path))?;
+        let len = file.metadata().map_err(file_error("read", &path))?.len();
+        Ok(Journal {
+            path,
+            file,
+            progress: Mutex::new(JournalProgress {
+                len,
+                ..JournalProgress::default()
+            }),
+            synced: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Appends `line` (a newline is added) and returns once it is on disk.
+    /// Blocking.
+    pub fn append(&self, line: &[u8]) -> Result<(), FileError> {
+        let mut progress = self.progress.lock().expect("journal lock");
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+        if let Err(error) = (&self.file).write_all(&bytes) {
+            let _ = self.file.set_len(progress.len);
+            return Err(file_error("append to", &self.path)(error));
+        }
+        progress.len += bytes.len() as u64;
+        progress.written += 1;
+        let mine = progress.written;
+        loop {
+            if progress.durable >= mine {
+                return Ok(());
+            }
+            if let Some((upto, reason)) = &progress.failed
+                && *upto >= mine
+            {
+                return Err(FileError {
+                    action: "sync",
+                    path: self.path.clone(),
+                    source: io::Error::other(reason.clone()),
+                });
+            }
+            if progress.syncing {
+                progress = self.synced.wait(progress).expect("journal lock");
+                continue;
+            }
+            progress.syncing = true;
+            let covers = progress.written;
+            drop(progress);
+            let result = self.file.sync_data();
+            progress = self.progress.lock().expect("journal lock");
+            progress.syncing = false;
+            match result {
+                Ok(()) => progress.durable = covers,
+                Err(error) => progress.failed = Some((covers, error.to_string())),
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Empties the journal once `save` has saved, whole and durably,
+    /// everything it holds; no line is appended meanwhile, so none is
+    /// lost between the save and the truncation. A failed save leaves the
+    /// journal as it was.
+    pub fn compact(&self, save: impl FnOnce() -> Result<(), FileError>) -> Result<(), FileError> {
+        let mut progress = self.progress.lock().expect("journal lock");
+        save()?;
+        if progress.len == 0 {
+            return Ok(());
+        }
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(file_error("empty", &self.path))?;
+        progress.len = 0;
+        Ok(())
+    }
+
+    /// The lines of the journal at `path` (none if it does not exist); a
+    /// line cut short by a crash is left out.
+    pub fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, FileError> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(file_error("read", path)(error)),
+        };
+        Ok(complete_lines(&bytes)
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect())
+    }
+}
+
+/// The bytes up to and including the last newline: a line a crash cut
+/// short is not one.
+fn complete_lines(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => &[],
+    }
+}
+
 /// A file that mirrors state kept in memory: marked when the state
 /// changes, written whole by [`SaveOnChange::flush`] when it was, one save
 /// at a time, each of the state as it was when that save began.

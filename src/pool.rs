@@ -6,7 +6,10 @@
 //! (a full pool refuses new items rather than drop waiting ones), and it
 //! is saved beside the chaindata folder (`pool.json`, written whole, like
 //! Bitcoin's `mempool.dat`) every few seconds while it changes and when the
-//! node stops, then loaded at the next start.
+//! node stops, then loaded at the next start. A new item is also appended
+//! to `pool.journal` and on disk before [`Pool::add`] returns, so an item
+//! the node said it took survives a crash; each save of `pool.json` empties
+//! the journal.
 //!
 //! The pool does not know the chain: the chain state ([`crate::state`])
 //! takes items out as blocks carrying them are committed and puts them back
@@ -21,7 +24,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::clock::unix_now;
-use crate::fsio::SaveOnChange;
+use crate::fsio::{Journal, SaveOnChange};
 use crate::item::{ItemId, room_taken};
 
 /// How the pool is bounded.
@@ -61,6 +64,8 @@ pub enum PoolError {
         max_items: usize,
         max_bytes: usize,
     },
+    #[error("the item cannot be saved, so it is not taken: {reason}")]
+    Unsaved { reason: String },
 }
 
 /// A waiting item as `GET /data` shows it.
@@ -111,6 +116,9 @@ struct Inner {
     limits: PoolLimits,
     /// `pool.json`, saved by [`Pool::flush`] when the items changed.
     file: SaveOnChange,
+    /// `pool.journal`: each new item, durable before it is answered for;
+    /// or why it could not be opened.
+    journal: Result<Journal, String>,
     /// Wakes whoever builds block templates when items arrive.
     arrived: Notify,
 }
@@ -118,18 +126,42 @@ struct Inner {
 impl Pool {
     /// The pool saved at `path`, or an empty one.
     pub fn open(path: PathBuf, limits: PoolLimits) -> Pool {
+        let journal_path = path.with_extension("journal");
+        let mut saved = read_saved(&path);
+        match Journal::read_lines(&journal_path) {
+            Ok(lines) => saved.extend(lines.iter().filter_map(|line| {
+                serde_json::from_slice::<Saved>(line)
+                    .inspect_err(|e| {
+                        warn!(file = %journal_path.display(), "skipping a journal line that is not an item: {e}")
+                    })
+                    .ok()
+            })),
+            Err(error) => warn!(file = %journal_path.display(), "cannot read the pool's journal: {error}"),
+        }
+        let journal = Journal::open(journal_path).map_err(|error| error.to_string());
+        if let Err(error) = &journal {
+            warn!(
+                "new data items will be refused until the node can write its pool journal: {error}"
+            );
+        }
         let pool = Pool {
             inner: Arc::new(Inner {
                 items: Mutex::new(Items::default()),
                 limits,
                 file: SaveOnChange::new(path),
+                journal,
                 arrived: Notify::new(),
             }),
         };
-        for saved in read_saved(pool.inner.file.path()) {
-            let mut items = pool.items();
+        let mut items = pool.items();
+        for saved in saved {
             let _ = Pool::insert(&mut items, &limits, saved.data.into(), saved.received);
         }
+        if items.next_seq > 0 {
+            // What the journal held goes into the next pool.json.
+            pool.inner.file.mark_changed();
+        }
+        drop(items);
         pool
     }
 
@@ -139,7 +171,9 @@ impl Pool {
     }
 
     /// Takes a new item. Returns its id, and whether it was new (an item
-    /// already waiting is taken once).
+    /// already waiting is taken once). A new item is on disk when this
+    /// returns; one that cannot be saved is not taken. Blocking (a sync,
+    /// shared with the items that arrive meanwhile).
     pub fn add(&self, text: &str) -> Result<(ItemId, bool), PoolError> {
         let limits = &self.inner.limits;
         if text.len() > limits.max_item_bytes {
@@ -148,9 +182,23 @@ impl Pool {
                 max: limits.max_item_bytes,
             });
         }
-        let added = Pool::insert(&mut self.items(), limits, text.into(), unix_now())?;
+        let received = unix_now();
+        let added = Pool::insert(&mut self.items(), limits, text.into(), received)?;
         if added.1 {
             self.inner.file.mark_changed();
+            let line = serde_json::to_vec(&Saved {
+                data: text.to_string(),
+                received,
+            })
+            .expect("an item serialises");
+            let saved = match &self.inner.journal {
+                Ok(journal) => journal.append(&line).map_err(|e| e.to_string()),
+                Err(error) => Err(error.clone()),
+            };
+            if let Err(reason) = saved {
+                self.remove([&added.0]);
+                return Err(PoolError::Unsaved { reason });
+            }
             self.inner.arrived.notify_waiters();
         }
         Ok(added)
@@ -300,7 +348,11 @@ impl Pool {
                 .collect();
             serde_json::to_vec(&saved).expect("items serialise")
         };
-        if let Err(error) = self.inner.file.flush(render) {
+        let saved = match &self.inner.journal {
+            Ok(journal) => journal.compact(|| self.inner.file.flush(render)),
+            Err(_) => self.inner.file.flush(render),
+        };
+        if let Err(error) = saved {
             warn!(file = %self.inner.file.path().display(), "cannot save the pool: {error}");
         }
     }
@@ -359,6 +411,53 @@ mod tests {
         let reopened = Pool::open(dir.path().join("pool.json"), limits());
         let again: Vec<ItemId> = reopened.pending().iter().map(|p| p.id).collect();
         assert_eq!(again, order);
+    }
+
+    #[test]
+    fn an_item_taken_survives_a_crash_before_any_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.json");
+        let pool = Pool::open(path.clone(), limits());
+        let (first, _) = pool.add("first").unwrap();
+        let (second, _) = pool.add("second").unwrap();
+        // No flush: as after kill -9, only the journal has them.
+        assert!(!path.exists());
+        let journal = dir.path().join("pool.journal");
+        // A crash in the middle of a third line leaves it cut short.
+        let mut bytes = std::fs::read(&journal).unwrap();
+        bytes.extend_from_slice(br#"{"data":"thi"#);
+        std::fs::write(&journal, bytes).unwrap();
+        drop(pool);
+
+        let reopened = Pool::open(path.clone(), limits());
+        let ids: Vec<ItemId> = reopened.pending().iter().map(|p| p.id).collect();
+        assert_eq!(ids, [first, second]);
+        // A save covers them and empties the journal; they stay.
+        reopened.flush();
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        let (third, _) = reopened.add("third").unwrap();
+        drop(reopened);
+        let again: Vec<ItemId> = Pool::open(path, limits())
+            .pending()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(again, [first, second, third]);
+    }
+
+    #[test]
+    fn an_item_that_cannot_be_saved_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        // The journal's name taken by a folder: it cannot be opened.
+        std::fs::create_dir(dir.path().join("pool.journal")).unwrap();
+        let pool = Pool::open(dir.path().join("pool.json"), limits());
+        match pool.add("unsaved") {
+            Err(PoolError::Unsaved { reason }) => {
+                assert!(reason.contains("pool.journal"), "{reason}")
+            }
+            other => panic!("expected Unsaved, got {other:?}"),
+        }
+        assert!(pool.is_empty());
     }
 
     #[test]

@@ -435,3 +435,84 @@ async fn an_item_waiting_when_a_peer_comes_up_is_offered_to_it() {
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_item_answered_202_survives_kill_9_at_any_moment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let args = [
+        "--port",
+        port.as_str(),
+        "--difficulty",
+        "3",
+        "--peers",
+        "",
+        "--mine",
+        "--threads",
+        "1",
+    ];
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut taken: Vec<String> = Vec::new();
+    for round in 0..3 {
+        let node = Jbc::start(tmp.path(), &args);
+        let url = node.url.clone();
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Four clients post items as fast as the node takes them, until
+        // the node is gone; each keeps what was answered 202.
+        let posters: Vec<_> = (0..4)
+            .map(|client_n| {
+                let (client, url) = (client.clone(), url.clone());
+                let answered = std::sync::Arc::clone(&answered);
+                tokio::spawn(async move {
+                    let mut accepted = Vec::new();
+                    for n in 0..5000 {
+                        let text = format!("round {round} client {client_n} item {n}");
+                        let response = client
+                            .post(format!("{url}/data"))
+                            .header("content-type", "application/json")
+                            .body(serde_json::json!({ "data": text }).to_string())
+                            .send()
+                            .await;
+                        match response {
+                            Ok(response) if response.status().as_u16() == 202 => {
+                                accepted.push(text);
+                                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        // Killed while the posts go on, once some are answered, at a count
+        // that varies by round.
+        wait_for("items answered 202", PATIENCE, || async {
+            let count = answered.load(std::sync::atomic::Ordering::Relaxed);
+            (count >= 50 + 37 * round).then_some(())
+        })
+        .await;
+        node.kill_hard();
+        for poster in posters {
+            taken.extend(poster.await.unwrap());
+        }
+    }
+    assert!(taken.len() >= 150, "only {} items were taken", taken.len());
+    let node = Jbc::start(tmp.path(), &args[..7]);
+    for text in &taken {
+        let status = item_status(&node, &ItemId::of(text)).await;
+        assert!(
+            status["status"] == "pending" || status["status"] == "confirmed",
+            "{text:?} was answered 202 and is gone: {status}"
+        );
+    }
+    eprintln!(
+        "{} items answered 202 over 3 kill -9 rounds: all kept",
+        taken.len()
+    );
+    assert!(node.terminate().success());
+}

@@ -74,6 +74,7 @@ impl From<PoolError> for ApiError {
         match error {
             PoolError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
             PoolError::Full { .. } => ApiError::Busy(error.to_string()),
+            PoolError::Unsaved { .. } => ApiError::Unavailable(error.to_string()),
         }
     }
 }

@@ -504,7 +504,8 @@ async fn add_data(
     Sender { peer: sender, .. }: Sender,
     JsonBody(DataRequest { data: text }): JsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
-    match app.state.submit(&text)? {
+    let (state, submitted) = (app.state.clone(), text.clone());
+    match tokio::task::spawn_blocking(move || state.submit(&submitted)).await?? {
         (id, Submitted::New) => {
             app.gossip.relay_item(text, sender);
             Ok((
