@@ -20,7 +20,6 @@
 //! height, a ban once; the routine rest is at debug level.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,7 +67,14 @@ struct Inner {
     running: TaskTracker,
     /// New data items, for every peer's task to relay.
     items: tokio::sync::broadcast::Sender<Relayed>,
+    /// When blocks of unknown parent last woke the peers: at most once
+    /// per [`UNLINKED_WAKE_INTERVAL`], however often one is replayed.
+    unlinked_wake: Mutex<Option<std::time::Instant>>,
 }
+
+/// The least time between two catch-ups woken by announced blocks whose
+/// parent we do not have.
+const UNLINKED_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A data item to relay, and the peer it came from.
 #[derive(Debug, Clone)]
@@ -92,8 +98,12 @@ pub enum Heard {
     /// The block was new and extended our tip.
     Accepted,
     /// The block is valid and ahead of our tip: its sender has blocks we
-    /// lack.
-    Ahead,
+    /// lack. `linked`: its parent is a block of our chain, so the sender
+    /// showed it shares our chain; a block with an unknown parent could be
+    /// one replayed by anyone, so from a sender not in the book it is never
+    /// a reason to consider the sender, and it wakes the peers at most once
+    /// per [`UNLINKED_WAKE_INTERVAL`].
+    Ahead { linked: bool },
     /// Anything else (known, not better, invalid): the sender is not
     /// considered.
     Nothing,
@@ -138,6 +148,7 @@ impl Gossip {
                 shutdown,
                 running: TaskTracker::new(),
                 items: tokio::sync::broadcast::channel(RELAY_QUEUE).0,
+                unlinked_wake: Mutex::new(None),
             }),
         }
     }
@@ -307,6 +318,19 @@ impl Gossip {
     pub fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
         let book = &self.inner.book;
         let known = sender.as_ref().is_some_and(|url| book.urls().contains(url));
+        if heard == (Heard::Ahead { linked: false }) && !known {
+            // Anyone can replay a far-ahead block naming anyone: one
+            // catch-up from the peers we have, now and then, and nobody
+            // new is considered. (A peer in the book named as the sender
+            // is synced with at once, below: its task's wake-ups coalesce
+            // while it syncs.)
+            let mut last = self.inner.unlinked_wake.lock().expect("wake lock");
+            if last.is_none_or(|at| at.elapsed() >= UNLINKED_WAKE_INTERVAL) {
+                *last = Some(std::time::Instant::now());
+                self.request_sync(None);
+            }
+            return;
+        }
         if let Some(url) = sender.as_ref().filter(|_| known)
             && (book.identity(url).is_none() || book.is_failing(url))
         {
@@ -314,8 +338,8 @@ impl Gossip {
         }
         match heard {
             Heard::Nothing => return,
-            Heard::Ahead if known => self.request_sync(sender.as_ref()),
-            Heard::Ahead => self.request_sync(None),
+            Heard::Ahead { .. } if known => self.request_sync(sender.as_ref()),
+            Heard::Ahead { .. } => self.request_sync(None),
             Heard::Accepted => {}
         }
         if let Some(url) = sender.filter(|_| !known) {
@@ -326,16 +350,6 @@ impl Gossip {
                     Err(refusal) => debug!(peer = %url, "an announcing node: {refusal}"),
                 }
             });
-        }
-    }
-
-    /// An announcement from `sender` (connecting from `remote`) carried an
-    /// invalid block: it costs the sender, if the sender is a peer and
-    /// really sent it (its URL's host is the connection's address; the
-    /// header alone could name anyone).
-    pub fn announced_invalid(&self, sender: &PeerUrl, remote: IpAddr, error: &PeerError) {
-        if sender.ip() == Some(remote) && self.inner.book.urls().contains(sender) {
-            self.penalise(sender, error);
         }
     }
 
@@ -401,22 +415,28 @@ impl Gossip {
         wake: &Notify,
         mut first: Option<oneshot::Sender<()>>,
     ) {
-        // Tells the announcer a handshake just passed, so the peer hears of
-        // our tip at once rather than at the next block.
+        // Tells the announcer the peer answered for the first time in this
+        // task (a handshake just passed, or a peer added, or known from the
+        // book after a restart), so it hears of our tip at once rather than
+        // at the next block.
         let handshaken = Notify::new();
         let syncing = async {
             // Whether the peer's chain was longer than ours but had less
             // work at the last sync, to say so once rather than each time.
             let mut refused_longer = false;
+            let mut heard_from = false;
             loop {
                 if let Some(ban) = self.inner.book.ban(peer) {
                     let left = Duration::from_secs(ban.until.saturating_sub(unix_now()));
                     tokio::time::sleep(left.max(Duration::from_secs(1))).await;
                     continue;
                 }
-                let known_before = self.inner.book.identity(peer).is_some();
                 let go_on = self.sync_once(peer, &mut refused_longer).await;
-                if !known_before && self.inner.book.identity(peer).is_some() {
+                if !heard_from
+                    && self.inner.book.identity(peer).is_some()
+                    && !self.inner.book.is_failing(peer)
+                {
+                    heard_from = true;
                     handshaken.notify_one();
                 }
                 if let Some(done) = first.take() {

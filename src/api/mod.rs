@@ -44,7 +44,6 @@ pub use serve::{ServerLimits, serve};
 use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
-use crate::client::PeerError;
 use crate::gossip::{Considered, Gossip, Heard};
 use crate::item::ItemId;
 use crate::metrics::Metrics;
@@ -363,28 +362,21 @@ async fn block_by_hash(
 /// `POST /mined`: a peer announces a block (the original's endpoint and
 /// body). Extends our tip → saved and relayed; ahead of us → we sync;
 /// known or not better → said so; invalid → 422. The sender named in the
-/// peer header is considered only for a block taken as new or ahead of
-/// ours, and only through a handshake.
+/// peer header is considered only for a block taken as new, or ahead of
+/// ours and linked to a block we have, and only through a handshake. The
+/// header is a claim anyone can make, so an invalid block costs the peer it
+/// names nothing: peers are scored only for what the node fetched from
+/// them itself.
 async fn mined(
     State(app): State<AppState>,
-    Sender {
-        remote,
-        peer: sender,
-    }: Sender,
+    Sender { peer: sender, .. }: Sender,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let blame = |error: PeerError| {
-        if let (Some(sender), Some(remote)) = (&sender, remote) {
-            app.gossip.announced_invalid(sender, remote, &error);
-        }
-    };
-    let block = match Block::from_json(&body) {
-        Ok(block) => block,
-        Err(error) => {
-            blame(PeerError::Parse(error.clone()));
-            return Err(error.into());
-        }
-    };
+    let block = Block::from_json(&body)?;
+    let linked = block
+        .prev_hash
+        .block_hash()
+        .is_some_and(|parent| app.state.block_by_hash(parent).is_some());
 
     let state = app.state.clone();
     let source = Source::Announced(sender.clone());
@@ -393,9 +385,7 @@ async fn mined(
         Ok(added) => added,
         Err(CommitError::Invalid(error)) => {
             debug!(from = ?sender, %error, "rejected an announced block");
-            let message = error.to_string();
-            blame(PeerError::Invalid(error));
-            return Err(ApiError::InvalidBlock(message));
+            return Err(ApiError::InvalidBlock(error.to_string()));
         }
         Err(error @ (CommitError::Store(_) | CommitError::Stopped(_))) => {
             return Err(ApiError::Unavailable(format!(
@@ -406,9 +396,11 @@ async fn mined(
     let (status, answer, heard) = match added {
         Added::Accepted => (StatusCode::OK, MinedAnswer::Accepted, Heard::Accepted),
         Added::Known => (StatusCode::OK, MinedAnswer::Known, Heard::Nothing),
-        Added::NotOnTip { ahead: true } => {
-            (StatusCode::ACCEPTED, MinedAnswer::Syncing, Heard::Ahead)
-        }
+        Added::NotOnTip { ahead: true } => (
+            StatusCode::ACCEPTED,
+            MinedAnswer::Syncing,
+            Heard::Ahead { linked },
+        ),
         Added::NotOnTip { ahead: false } => (
             StatusCode::OK,
             MinedAnswer::Ignored {
