@@ -198,6 +198,27 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
         .expect("some suffix is free")
 }
 
+/// Moves a damaged file out of the way, never deleting it: `path` becomes
+/// `path.damaged` (or `.damaged.N`, the first free), with a
+/// `….reason` note beside it saying why. Returns where it went, as an
+/// absolute path for the log.
+pub fn set_aside_damaged(path: &Path, reason: &str) -> Result<PathBuf, FileError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let aside = unique_path(dir, &format!("{name}.damaged"));
+    fs::rename(path, &aside).map_err(file_error("move aside", path))?;
+    let note = aside.with_file_name(format!(
+        "{}.reason",
+        aside.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = replace_file(&note, format!("{reason}\n").as_bytes());
+    let _ = sync_dir(dir);
+    Ok(std::path::absolute(&aside).unwrap_or(aside))
+}
+
 /// An append-only file of lines, each durable before [`Journal::append`]
 /// returns, at the cost of about one `fdatasync` per batch: appenders that
 /// arrive while a sync runs wait for the next one, which covers them all

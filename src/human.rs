@@ -52,6 +52,16 @@ pub fn switch_in_words(
     )
 }
 
+/// The first of `problems`, saying how many more there are; none if there
+/// are none.
+pub fn first_of(problems: &[String]) -> Option<String> {
+    let first = problems.first()?;
+    Some(match problems.len() {
+        1 => first.clone(),
+        n => format!("{first} (and {} more)", n - 1),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

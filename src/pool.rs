@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::clock::unix_now;
-use crate::fsio::{Journal, SaveOnChange};
+use crate::fsio::{Journal, SaveOnChange, set_aside_damaged};
 use crate::item::{ItemId, room_taken};
 
 /// How the pool is bounded.
@@ -362,20 +362,50 @@ impl Pool {
     }
 }
 
-/// The saved pool, or nothing (with a warning) if it cannot be read.
+/// The saved pool: every item in it that can be read. A file with
+/// anything else in it is moved aside with a note, never overwritten by the
+/// next save, and the log says where.
 fn read_saved(path: &Path) -> Vec<Saved> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let (saved, damage) = match std::fs::read(path) {
+        Ok(bytes) => parse_saved(&bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            warn!(file = %path.display(), "cannot read the saved pool: {e}");
-            return Vec::new();
-        }
+        Err(e) => (Vec::new(), Some(format!("cannot read it: {e}"))),
     };
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        warn!(file = %path.display(), "ignoring the saved pool: {e}");
-        Vec::new()
-    })
+    if let Some(reason) = damage {
+        let kept = saved.len();
+        match set_aside_damaged(path, &reason) {
+            Ok(aside) => warn!(
+                file = %shown.display(),
+                "saved pool {}: {reason}; {kept} items kept; the file as it was is in {}",
+                shown.display(),
+                aside.display()
+            ),
+            Err(error) => warn!(
+                file = %shown.display(),
+                "saved pool {}: {reason}; {kept} items kept; it could not be moved aside ({error})",
+                shown.display()
+            ),
+        }
+    }
+    saved
+}
+
+/// What of a saved pool can be read, and what was wrong with the rest.
+fn parse_saved(bytes: &[u8]) -> (Vec<Saved>, Option<String>) {
+    let elements = match serde_json::from_slice::<Vec<serde_json::Value>>(bytes) {
+        Ok(elements) => elements,
+        Err(e) => return (Vec::new(), Some(format!("not a JSON list of items: {e}"))),
+    };
+    let mut saved = Vec::new();
+    let mut problems = Vec::new();
+    for (position, element) in elements.into_iter().enumerate() {
+        match serde_json::from_value::<Saved>(element) {
+            Ok(item) => saved.push(item),
+            Err(e) => problems.push(format!("item {position}: {e}")),
+        }
+    }
+    (saved, crate::human::first_of(&problems))
 }
 
 #[cfg(test)]
@@ -443,6 +473,32 @@ mod tests {
             .map(|p| p.id)
             .collect();
         assert_eq!(again, [first, second, third]);
+    }
+
+    #[test]
+    fn a_pool_file_with_a_bad_item_keeps_the_good_ones_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.json");
+        let file = r#"[{"data":"good","received":1},{"data":5,"received":1},{"data":"also good","received":2}]"#;
+        std::fs::write(&path, file).unwrap();
+        let pool = Pool::open(path.clone(), limits());
+        assert_eq!(pool.len(), 2);
+        assert!(pool.contains(&ItemId::of("also good")));
+        let aside = dir.path().join("pool.json.damaged");
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), file);
+        let note = std::fs::read_to_string(dir.path().join("pool.json.damaged.reason")).unwrap();
+        assert!(note.contains("item 1"), "{note}");
+        pool.flush();
+        assert_eq!(
+            Pool::open(path, limits()).len(),
+            2,
+            "the good items are saved again"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&aside).unwrap(),
+            file,
+            "the old file stays"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use super::PeerUrl;
 use crate::clock::unix_now;
-use crate::fsio::{FileError, SaveOnChange};
+use crate::fsio::{FileError, SaveOnChange, set_aside_damaged};
 
 /// Most peers a node keeps.
 pub const MAX_PEERS: usize = 64;
@@ -743,34 +743,88 @@ pub fn retry_delay(sync_interval: Duration, failures: u32) -> Duration {
     doubled.min(cap)
 }
 
-/// The saved book, or an empty one (with a warning) if it cannot be read.
-/// A list of URLs (the file of earlier versions) is read as learned peers.
+/// The saved book: every record and ban in it that can be read. A file
+/// with anything else in it (or none that parses) is moved aside with a
+/// note, never overwritten by the next save, and the log says where. A
+/// list of URLs (the file of earlier versions) is read as learned peers.
 fn read_saved(path: &Path) -> Saved {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let (saved, damage) = match std::fs::read(path) {
+        Ok(bytes) => parse_saved(&bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::default(),
-        Err(e) => {
-            warn!(file = %path.display(), "cannot read the saved peer list: {e}");
-            return Saved::default();
-        }
+        Err(e) => (Saved::default(), Some(format!("cannot read it: {e}"))),
     };
-    if let Ok(saved) = serde_json::from_slice::<Saved>(&bytes) {
-        return saved;
-    }
-    match serde_json::from_slice::<Vec<String>>(&bytes) {
-        Ok(urls) => Saved {
-            peers: urls
-                .iter()
-                .filter_map(|text| PeerUrl::parse(text).ok())
-                .map(|url| Record::new(url, Origin::Learned))
-                .collect(),
-            banned: BTreeMap::new(),
-        },
-        Err(e) => {
-            warn!(file = %path.display(), "ignoring the saved peer list: {e}");
-            Saved::default()
+    if let Some(reason) = damage {
+        let kept = format!(
+            "{} peers and {} bans kept",
+            saved.peers.len(),
+            saved.banned.len()
+        );
+        match set_aside_damaged(path, &reason) {
+            Ok(aside) => warn!(
+                file = %shown.display(),
+                "peer book {}: {reason}; {kept}; the file as it was is in {}",
+                shown.display(),
+                aside.display()
+            ),
+            Err(error) => warn!(
+                file = %shown.display(),
+                "peer book {}: {reason}; {kept}; it could not be moved aside ({error})",
+                shown.display()
+            ),
         }
     }
+    saved
+}
+
+/// What of a saved book can be read, and what was wrong with the rest.
+fn parse_saved(bytes: &[u8]) -> (Saved, Option<String>) {
+    use serde_json::Value;
+    let mut saved = Saved::default();
+    let mut problems: Vec<String> = Vec::new();
+    match serde_json::from_slice::<Value>(bytes) {
+        Err(e) => problems.push(format!("not JSON: {e}")),
+        Ok(Value::Array(urls)) => {
+            for (position, text) in urls.iter().enumerate() {
+                match text.as_str().map(PeerUrl::parse) {
+                    Some(Ok(url)) => saved.peers.push(Record::new(url, Origin::Learned)),
+                    Some(Err(e)) => problems.push(format!("URL {position}: {e}")),
+                    None => problems.push(format!("URL {position} is not a string")),
+                }
+            }
+        }
+        Ok(Value::Object(mut fields)) => {
+            match fields.remove("peers") {
+                Some(Value::Array(records)) => {
+                    for (position, record) in records.into_iter().enumerate() {
+                        match serde_json::from_value::<Record>(record) {
+                            Ok(record) => saved.peers.push(record),
+                            Err(e) => problems.push(format!("peer {position}: {e}")),
+                        }
+                    }
+                }
+                Some(_) => problems.push("`peers` is not a list".into()),
+                None => {}
+            }
+            match fields.remove("banned") {
+                Some(Value::Object(bans)) => {
+                    for (url, ban) in bans {
+                        match (PeerUrl::parse(&url), serde_json::from_value::<Ban>(ban)) {
+                            (Ok(url), Ok(ban)) => {
+                                saved.banned.insert(url, ban);
+                            }
+                            (Err(e), _) => problems.push(format!("ban of {url:?}: {e}")),
+                            (_, Err(e)) => problems.push(format!("ban of {url:?}: {e}")),
+                        }
+                    }
+                }
+                Some(_) => problems.push("`banned` is not an object".into()),
+                None => {}
+            }
+        }
+        Ok(_) => problems.push("a peer book is a JSON object with `peers` and `banned`".into()),
+    }
+    (saved, crate::human::first_of(&problems))
 }
 
 #[cfg(test)]
@@ -795,6 +849,44 @@ mod tests {
             Duration::from_secs(86_400),
             Duration::from_secs(5),
         )
+    }
+
+    #[test]
+    fn a_book_with_a_bad_record_keeps_the_good_ones_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peers.json");
+        let file = r#"{"peers": [
+            {"url": "http://127.0.0.1:5004", "origin": "added"},
+            {"url": "not a url", "origin": "added"},
+            {"url": "http://127.0.0.1:5005", "origin": "learned", "failures": -1}
+        ], "banned": {"http://127.0.0.1:5006": {"until": 99999999999, "reason": "junk"}}}"#;
+        std::fs::write(&path, file).unwrap();
+        let peers = book(dir.path(), &[]);
+        assert_eq!(peers.urls(), [url("http://127.0.0.1:5004")]);
+        assert_eq!(
+            peers.origin(&url("http://127.0.0.1:5004")),
+            Some(Origin::Added)
+        );
+        assert!(peers.ban(&url("http://127.0.0.1:5006")).is_some());
+        let aside = dir.path().join("peers.json.damaged");
+        assert_eq!(
+            std::fs::read_to_string(&aside).unwrap(),
+            file,
+            "kept as it was"
+        );
+        let note = std::fs::read_to_string(dir.path().join("peers.json.damaged.reason")).unwrap();
+        assert!(
+            note.contains("peer 1") && note.contains("(and 1 more)"),
+            "{note}"
+        );
+        // A second damaged file does not replace the first one set aside.
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(book(dir.path(), &[]).urls().is_empty());
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), file);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("peers.json.damaged.1")).unwrap(),
+            "{not json"
+        );
     }
 
     #[test]

@@ -162,6 +162,43 @@ pub(super) fn fate_of(block: &Block, chain: &Chain, network: &Network) -> Fate {
 }
 
 impl Store {
+    /// Moves out of the way every entry of the folder named like a block
+    /// file that is not a file (a directory, a socket, …): the block of
+    /// that name could never be written, and the node would retry for
+    /// ever. Set aside like any other, with the reason.
+    pub(super) fn set_aside_non_files(&self) -> Result<Vec<SetAside>, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("list", &self.dir)(e)),
+        };
+        let mut set_aside = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error("list", &self.dir))?;
+            let named_like_a_block = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".json"));
+            let kind = entry.file_type().map_err(io_error("list", &self.dir))?;
+            if named_like_a_block && !kind.is_file() && !kind.is_symlink() {
+                let what = if kind.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                let reason = format!(
+                    "{what} named like a block file: no block could be written under its name"
+                );
+                set_aside.push(self.set_aside(
+                    &entry.path(),
+                    None,
+                    Fate::Quarantine(Why::only(reason)),
+                )?);
+            }
+        }
+        Ok(set_aside)
+    }
+
     /// Moves a file that is not part of the chain out of the way and writes
     /// the reason beside it.
     pub(super) fn set_aside(

@@ -135,10 +135,13 @@ impl Store {
     /// task; anything else (files under other names, a switch to finish)
     /// takes the general path, which sorts every candidate out.
     pub fn load(&self, network: &Network) -> Result<Loaded, StoreError> {
-        match self.load_canonical(network)? {
-            Some(loaded) => Ok(loaded),
-            None => self.load_general(network),
-        }
+        let in_the_way = self.set_aside_non_files()?;
+        let mut loaded = match self.load_canonical(network)? {
+            Some(loaded) => loaded,
+            None => self.load_general(network)?,
+        };
+        loaded.set_aside.splice(0..0, in_the_way);
+        Ok(loaded)
     }
 
     /// Writes new blocks after the last one, each to its file; they are

@@ -61,6 +61,35 @@ fn appended_blocks_load_back() {
 }
 
 #[test]
+fn a_directory_named_like_a_block_file_is_moved_out_of_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = test_network();
+    let blocks = chain_of(&network, 3, "a");
+    write_chain(dir.path(), &blocks);
+    fs::create_dir(dir.path().join(block_file_name(3))).unwrap();
+    fs::write(dir.path().join(block_file_name(3)).join("inside"), b"kept").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let loaded = store.load(&network).unwrap();
+    assert_eq!(loaded.chain.len(), 3);
+    assert_eq!(loaded.set_aside.len(), 1);
+    assert!(
+        loaded.set_aside[0]
+            .reason
+            .contains("a directory named like a block file")
+    );
+    let moved = &loaded.set_aside[0].to;
+    assert_eq!(
+        fs::read(moved.join("inside")).unwrap(),
+        b"kept",
+        "nothing deleted"
+    );
+    // Block 3 can now be written.
+    let next = chain_of(&network, 4, "a").pop().unwrap();
+    store.append_all(std::slice::from_ref(&next)).unwrap();
+    assert_eq!(store.load(&network).unwrap().chain.len(), 4);
+}
+
+#[test]
 fn a_chain_block_under_another_name_moves_to_its_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let network = test_network();
