@@ -72,6 +72,11 @@ pub enum PeerError {
     Refused(String),
     #[error("changed its chain while we read it; trying again")]
     Raced,
+    /// It said it had a better chain, then served none.
+    #[error(
+        "claimed a better chain at height {claimed}, but what it served (up to height {served}) is not better than ours"
+    )]
+    Unfounded { claimed: u64, served: u64 },
 }
 
 impl PeerError {
@@ -89,6 +94,7 @@ impl PeerError {
             PeerError::Save(_) => "not saved",
             PeerError::Refused(_) => "refused",
             PeerError::Raced => "raced",
+            PeerError::Unfounded { .. } => "unfounded claim",
         }
     }
 
@@ -108,7 +114,7 @@ impl PeerError {
                 | ChainError::TimeNotSeconds { .. },
             ) => 100,
             PeerError::TooLarge { .. } => 50,
-            PeerError::Parse(_) => 20,
+            PeerError::Parse(_) | PeerError::Unfounded { .. } => 20,
             _ => 0,
         }
     }

@@ -132,7 +132,7 @@ impl Collector for NodeCollector {
         )?;
         for (state, count) in by_state {
             let labels = [("state", state.to_string())];
-            ConstGauge::new(count as i64).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
         }
         // How far behind the highest peer that is up we are: a node that
         // keeps up stays near 0.
@@ -152,8 +152,14 @@ impl Collector for NodeCollector {
     }
 }
 
+/// A count as the gauge's i64, saturating: a peer may claim any height,
+/// and a wrapped cast would report a negative lag.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
-    let metric = ConstGauge::new(value as i64);
+    let metric = ConstGauge::new(saturating_i64(value));
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 

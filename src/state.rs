@@ -267,7 +267,10 @@ impl ChainState {
         }
         let start = current.chain.get(first)?.epoch_seconds()?;
         let end = tip.epoch_seconds()?;
-        Some((end - start) as f64 / (tip.index - first) as f64)
+        // In i128: timestamps from files and peers can be anything an i64
+        // holds, and their difference need not fit one.
+        let seconds = i128::from(end) - i128::from(start);
+        Some(seconds as f64 / (tip.index - first) as f64)
     }
 
     /// The block at `index`.
@@ -749,7 +752,7 @@ fn interval(prev: &Block, block: &Block, since_last: Option<Duration>) -> String
     match (prev.epoch_seconds(), block.epoch_seconds()) {
         (Some(before), Some(after)) if after >= before => format!(
             "{} s after block {} by their timestamps",
-            after - before,
+            i128::from(after) - i128::from(before),
             prev.index
         ),
         _ => format!("after block {}", prev.index),

@@ -178,6 +178,8 @@ async fn catch_up_incrementally(
     let (mut committed, mut replaced, mut fetched) = (0u64, 0usize, 0u64);
     let mut failure = None;
     let mut broken = None;
+    // Our own chain grew past the branch meanwhile: no fault of the peer's.
+    let mut outgrown = false;
     'fetching: while let Some(first) = arrived.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_PAGES_PER_COMMIT
@@ -226,7 +228,10 @@ async fn catch_up_incrementally(
                 }
                 // Our chain grew meanwhile past this branch: the next sync
                 // looks again.
-                Ok(Adoption::NotBetter) => break 'fetching,
+                Ok(Adoption::NotBetter) => {
+                    outgrown = true;
+                    break 'fetching;
+                }
                 Err(error) => {
                     fetcher.abort();
                     progress.finish();
@@ -266,10 +271,16 @@ async fn catch_up_incrementally(
     match (failure, broken) {
         (Some(error), _) => Err(PeerError::Invalid(error)),
         (None, Some(error)) => Err(error),
-        (None, None) => Ok(Outcome::NotBetter {
+        (None, None) if outgrown => Ok(Outcome::NotBetter {
             height: status.height,
             shared: None,
             longer: false,
+        }),
+        // It said its chain was better (that is why we asked), then served
+        // blocks that are not: a claim not borne out costs it.
+        (None, None) => Err(PeerError::Unfounded {
+            claimed: status.height,
+            served: height,
         }),
     }
 }

@@ -871,3 +871,28 @@ async fn a_switch_that_fills_the_disk_leaves_the_old_chain_in_memory_and_on_disk
     assert!(restarted.terminate().success());
     assert!(peer.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_at_the_ends_of_their_range_give_true_figures_and_no_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A fixed network takes any timestamp: the largest i64, then 0, then
+    // a 20-digit one of the original's later style, then the largest i64.
+    let mut blocks = vec![genesis()];
+    for stamp in [i64::MAX as u128, 0, 20171025093021123456, i64::MAX as u128] {
+        let next = jbc::chain::Template::next(blocks.last().unwrap(), "edge".into(), stamp, 3)
+            .solve_plainly();
+        blocks.push(next);
+    }
+    let mut node = Jbc::serving(tmp.path(), &blocks, 3);
+    for _ in 0..3 {
+        let status: Value =
+            serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
+        let mean = status["mean_block_seconds"].as_f64().unwrap();
+        let expected = (i64::MAX as f64 - 1508895381.0) / 4.0;
+        assert!((mean - expected).abs() / expected < 1e-9, "{status}");
+        get(&format!("{}/metrics", node.url)).await.unwrap();
+        get(&format!("{}/blocks?from=0", node.url)).await.unwrap();
+    }
+    assert!(node.is_running(), "the node did not survive the figures");
+    assert!(node.terminate().success());
+}

@@ -662,3 +662,41 @@ async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
         assert!(process.terminate().success());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_claims_are_not_borne_out_is_scored_until_banned() {
+    let tmp = tempfile::tempdir().unwrap();
+    // It claims the highest height there is, and serves only the genesis.
+    let liar = Recorder::claiming(vec![genesis()], 3, u64::MAX).await;
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            &liar.url,
+            "--sync-interval",
+            "0.1",
+        ],
+    );
+    let view = wait_for("the liar banned", PATIENCE, || async {
+        let view = peer_view(&node, &liar.url).await?;
+        (view["state"] == "banned").then_some(view)
+    })
+    .await;
+    assert!(
+        view["ban_reason"]
+            .as_str()
+            .unwrap()
+            .contains("claimed a better chain"),
+        "{view}"
+    );
+    let metrics = String::from_utf8(get(&format!("{}/metrics", node.url)).await.unwrap()).unwrap();
+    let lag = metrics
+        .lines()
+        .find(|line| line.starts_with("jbc_sync_lag "))
+        .unwrap();
+    assert_eq!(lag, "jbc_sync_lag 0", "{metrics}");
+    assert_eq!(node.chain().await, vec![genesis()]);
+    assert!(node.terminate().success());
+}

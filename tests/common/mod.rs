@@ -448,7 +448,17 @@ impl Recorder {
         Recorder::listen(Some((blocks, difficulty))).await
     }
 
+    /// A jbc node serving `blocks` whose `/status` claims `height`.
+    #[allow(dead_code)]
+    pub async fn claiming(blocks: Vec<Block>, difficulty: u32, height: u64) -> Recorder {
+        Recorder::listen_claiming(Some((blocks, difficulty)), Some(height)).await
+    }
+
     async fn listen(chain: Option<(Vec<Block>, u32)>) -> Recorder {
+        Recorder::listen_claiming(chain, None).await
+    }
+
+    async fn listen_claiming(chain: Option<(Vec<Block>, u32)>, claimed: Option<u64>) -> Recorder {
         use axum::http::{HeaderMap, Method, StatusCode, Uri};
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let sink = Arc::clone(&requests);
@@ -475,7 +485,7 @@ impl Recorder {
                     let tip = blocks.last().unwrap();
                     match path.as_str() {
                         "/status" => ok(serde_json::json!({
-                            "height": tip.index, "tip": tip.hash, "difficulty": difficulty,
+                            "height": claimed.unwrap_or(tip.index), "tip": tip.hash, "difficulty": difficulty,
                             "genesis": genesis().hash, "peers": 0, "hashrate": 0,
                             "blocks_fetched": 0, "node_id": "recorder", "version": "test"
                         })
