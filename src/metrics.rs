@@ -132,7 +132,7 @@ impl Collector for NodeCollector {
         )?;
         for (state, count) in by_state {
             let labels = [("state", state.to_string())];
-            ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(saturating_i64(count)).encode(family.encode_family(&labels)?)?;
         }
         // How far behind the highest peer that is up we are: a node that
         // keeps up stays near 0.
