@@ -353,13 +353,30 @@ async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<
     Ok(body)
 }
 
-/// Parses a small JSON answer of this node's protocol.
+/// Parses a small JSON answer of this node's protocol. The error says
+/// what kind of JSON came and which field was missing, never the values the
+/// URL served: it reaches whoever posted the URL, who must not learn what
+/// an address they could not read themselves serves.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
     serde_json::from_slice(body).map_err(|error| {
         PeerError::Parse(if error.is_data() {
-            ParseError::Shape(format!("not the answer this protocol gives: {error}"))
+            let found = serde_json::from_slice::<serde_json::Value>(body)
+                .map_or("something else", |value| crate::block::json_kind(&value));
+            let message = error.to_string();
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(|field| format!(" without `{field}`"))
+                .unwrap_or_default();
+            ParseError::Shape(format!(
+                "not the answer this protocol gives (it served {found}{missing})"
+            ))
         } else {
-            ParseError::Syntax(error.to_string())
+            ParseError::Syntax(format!(
+                "not JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
         })
     })
 }

@@ -345,3 +345,34 @@ async fn one_client_cannot_hold_every_event_stream() {
     drop((open, theirs));
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_peer_url_never_echoes_what_it_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let secrets: [&'static [u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\"internal-secret-token-1234\"",
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"height\": \"internal-secret-token-1234\"}",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 34\r\nConnection: close\r\n\r\n<p>internal-secret-token-1234</p>\n",
+    ];
+    for served in secrets {
+        let url = fake_peer(served).await;
+        let (status, answer) = ask(
+            &node,
+            reqwest::Method::POST,
+            "/peers",
+            serde_json::json!({ "url": url }),
+            Some(&node.operator_key()),
+        )
+        .await;
+        assert_eq!(status, 422, "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with("not added"), "{error}");
+        assert!(
+            !error.contains("internal-secret"),
+            "the answer echoes the URL's answer: {error}"
+        );
+    }
+    assert!(peer_urls(&node).await.is_empty());
+    assert!(node.terminate().success());
+}
