@@ -116,6 +116,8 @@ pub enum Considered {
     Added,
     /// It was a peer already.
     Known,
+    /// The node is a peer already under another URL.
+    Alias { of: PeerUrl },
 }
 
 /// Why a URL did not become a peer.
@@ -274,6 +276,7 @@ impl Gossip {
         };
         match admitted {
             Admitted::Known => Ok(Considered::Known),
+            Admitted::Alias { of } => Ok(Considered::Alias { of }),
             Admitted::New { evicted } => {
                 if let Some(evicted) = evicted {
                     self.stop_peer(&evicted);

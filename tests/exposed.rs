@@ -376,3 +376,42 @@ async fn a_refused_peer_url_never_echoes_what_it_served() {
     assert!(peer_urls(&node).await.is_empty());
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_takes_one_place_in_the_book_whatever_its_names() {
+    let (dir, peer_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let peer = Jbc::serving(peer_dir.path(), &[genesis()], 3);
+    let key = node.operator_key();
+    let add = |url: String| {
+        let node = &node;
+        let key = key.clone();
+        async move {
+            ask(
+                node,
+                reqwest::Method::POST,
+                "/peers",
+                serde_json::json!({ "url": url }),
+                Some(&key),
+            )
+            .await
+        }
+    };
+    let (status, answer) = add(peer.url.clone()).await;
+    assert_eq!(status, 201, "{answer}");
+    let alias = format!("http://localhost:{}", peer.port);
+    let (status, answer) = add(alias).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["added"], false);
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("already a peer as {}", peer.url)),
+        "{answer}"
+    );
+    assert_eq!(peer_urls(&node).await, vec![peer.url.clone()]);
+    for process in [node, peer] {
+        assert!(process.terminate().success());
+    }
+}

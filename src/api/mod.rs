@@ -451,6 +451,15 @@ async fn add_peer(
             };
             Ok(Json(answer).into_response())
         }
+        Considered::Alias { of } => {
+            let answer = PeerAdded {
+                added: false,
+                reason: Some(format!(
+                    "already a peer as {of} (the same node id): one node takes one place"
+                )),
+            };
+            Ok(Json(answer).into_response())
+        }
     }
 }
 

@@ -188,6 +188,10 @@ pub enum Admitted {
     New { evicted: Option<PeerUrl> },
     /// It was in the book already (its record is updated).
     Known,
+    /// It is a node already in the book under another URL (the same node
+    /// id: `localhost:P` and `127.0.0.1:P`, or one server behind many
+    /// ports): one node takes one place.
+    Alias { of: PeerUrl },
 }
 
 /// The file: records and bans.
@@ -419,6 +423,20 @@ impl PeerBook {
                     until: ban.until,
                     reason: ban.reason.clone(),
                 });
+            }
+            let alias = match &identity {
+                Identity::Jbc { node_id, .. } => book
+                    .records
+                    .iter()
+                    .find(|r| {
+                        &r.url != url
+                            && matches!(&r.identity, Some(Identity::Jbc { node_id: other, .. }) if other == node_id)
+                    })
+                    .map(|r| r.url.clone()),
+                Identity::Original => None,
+            };
+            if let Some(of) = alias {
+                return Ok(Admitted::Alias { of });
             }
             if let Some(record) = book.record_mut(url) {
                 record.identity = Some(identity);

@@ -459,13 +459,20 @@ impl Recorder {
     }
 
     async fn listen_claiming(chain: Option<(Vec<Block>, u32)>, claimed: Option<u64>) -> Recorder {
+        // Each recorder is its own node, with its own id.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let node_id = format!(
+            "recorder-{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         use axum::http::{HeaderMap, Method, StatusCode, Uri};
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let sink = Arc::clone(&requests);
         let chain = Arc::new(chain);
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
-                let (sink, chain) = (Arc::clone(&sink), Arc::clone(&chain));
+                let (sink, chain, node_id) = (Arc::clone(&sink), Arc::clone(&chain), node_id.clone());
                 async move {
                     let path = uri.path().to_string();
                     sink.lock().unwrap().push(Recorded {
@@ -487,7 +494,7 @@ impl Recorder {
                         "/status" => ok(serde_json::json!({
                             "height": claimed.unwrap_or(tip.index), "tip": tip.hash, "difficulty": difficulty,
                             "genesis": genesis().hash, "peers": 0, "hashrate": 0,
-                            "blocks_fetched": 0, "node_id": "recorder", "version": "test"
+                            "blocks_fetched": 0, "node_id": node_id, "version": "test"
                         })
                         .to_string()),
                         "/mined" => ok(r#"{"status":"known"}"#.into()),
