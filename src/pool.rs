@@ -16,6 +16,7 @@
 //! when such blocks leave the chain in a reorganisation.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -64,9 +65,48 @@ pub enum PoolError {
         max_items: usize,
         max_bytes: usize,
     },
+    #[error(
+        "{address} has {items} items ({bytes} bytes) waiting, its share of a pool more than half \
+         full: try again once blocks have taken some"
+    )]
+    Share {
+        address: IpAddr,
+        items: usize,
+        bytes: usize,
+    },
     #[error("the item cannot be saved, so it is not taken: {reason}")]
     Unsaved { reason: String },
 }
+
+/// Who submitted an item, for the share of a busy pool one submitter may
+/// hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitter {
+    /// The operator (the request carried the operator key), or a client on
+    /// this machine (a loopback address: a one-machine devnet, where every
+    /// node and user is 127.0.0.1): no share applies.
+    Trusted,
+    /// A client or a relaying peer at this address.
+    Remote(IpAddr),
+}
+
+impl Submitter {
+    /// The submitter of a request from `remote` (none: not over a socket,
+    /// as in tests that call the router directly), `operator` when it
+    /// carried the operator key.
+    pub fn of(remote: Option<IpAddr>, operator: bool) -> Submitter {
+        match remote {
+            Some(ip) if !operator && !ip.is_loopback() => Submitter::Remote(ip),
+            _ => Submitter::Trusted,
+        }
+    }
+}
+
+/// Past this share of its limits (items or bytes) the pool is busy, and
+/// one remote submitter may hold at most [`SHARE`] of them.
+const HIGH_WATER: f64 = 0.5;
+/// What one remote submitter may hold of a busy pool's limits.
+const SHARE: f64 = 1.0 / 8.0;
 
 /// A waiting item as `GET /data` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +134,11 @@ struct Waiting {
     seq: u64,
     /// The bytes it adds to a block's JSON.
     room: usize,
+    /// Its size as stored (a JSON string, escapes included): what the
+    /// pool's byte limit counts.
+    stored: usize,
+    /// Who sent it, when a share applies to them.
+    from: Option<IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +148,8 @@ struct Items {
     order: BTreeMap<u64, ItemId>,
     bytes: usize,
     next_seq: u64,
+    /// Items and bytes waiting, by remote submitter.
+    by_submitter: HashMap<IpAddr, (usize, usize)>,
 }
 
 /// The shared pool.
@@ -155,7 +202,7 @@ impl Pool {
         };
         let mut items = pool.items();
         for saved in saved {
-            let _ = Pool::insert(&mut items, &limits, saved.data.into(), saved.received);
+            let _ = Pool::insert(&mut items, &limits, saved.data.into(), saved.received, None);
         }
         if items.next_seq > 0 {
             // What the journal held goes into the next pool.json.
@@ -174,7 +221,7 @@ impl Pool {
     /// already waiting is taken once). A new item is on disk when this
     /// returns; one that cannot be saved is not taken. Blocking (a sync,
     /// shared with the items that arrive meanwhile).
-    pub fn add(&self, text: &str) -> Result<(ItemId, bool), PoolError> {
+    pub fn add(&self, text: &str, submitter: Submitter) -> Result<(ItemId, bool), PoolError> {
         let limits = &self.inner.limits;
         if text.len() > limits.max_item_bytes {
             return Err(PoolError::TooLarge {
@@ -183,7 +230,11 @@ impl Pool {
             });
         }
         let received = unix_now();
-        let added = Pool::insert(&mut self.items(), limits, text.into(), received)?;
+        let from = match submitter {
+            Submitter::Remote(ip) => Some(ip),
+            Submitter::Trusted => None,
+        };
+        let added = Pool::insert(&mut self.items(), limits, text.into(), received, from)?;
         if added.1 {
             self.inner.file.mark_changed();
             let line = serde_json::to_vec(&Saved {
@@ -209,12 +260,34 @@ impl Pool {
         limits: &PoolLimits,
         text: Arc<str>,
         received: u64,
+        from: Option<IpAddr>,
     ) -> Result<(ItemId, bool), PoolError> {
         let id = ItemId::of(&text);
         if items.by_id.contains_key(&id) {
             return Ok((id, false));
         }
-        if items.by_id.len() >= limits.max_items || items.bytes + text.len() > limits.max_bytes {
+        let stored = serde_json::to_string(&*text)
+            .expect("a string serialises")
+            .len();
+        if let Some(address) = from {
+            let (held_items, held_bytes) = items
+                .by_submitter
+                .get(&address)
+                .copied()
+                .unwrap_or_default();
+            let busy = items.by_id.len() as f64 >= limits.max_items as f64 * HIGH_WATER
+                || items.bytes as f64 >= limits.max_bytes as f64 * HIGH_WATER;
+            let over_share = held_items as f64 >= limits.max_items as f64 * SHARE
+                || (held_bytes + stored) as f64 > limits.max_bytes as f64 * SHARE;
+            if busy && over_share {
+                return Err(PoolError::Share {
+                    address,
+                    items: held_items,
+                    bytes: held_bytes,
+                });
+            }
+        }
+        if items.by_id.len() >= limits.max_items || items.bytes + stored > limits.max_bytes {
             return Err(PoolError::Full {
                 items: items.by_id.len(),
                 bytes: items.bytes,
@@ -224,7 +297,12 @@ impl Pool {
         }
         let seq = items.next_seq;
         items.next_seq += 1;
-        items.bytes += text.len();
+        items.bytes += stored;
+        if let Some(address) = from {
+            let held = items.by_submitter.entry(address).or_default();
+            held.0 += 1;
+            held.1 += stored;
+        }
         items.order.insert(seq, id);
         let room = room_taken(&text);
         items.by_id.insert(
@@ -234,6 +312,8 @@ impl Pool {
                 received,
                 seq,
                 room,
+                stored,
+                from,
             },
         );
         Ok((id, true))
@@ -299,7 +379,16 @@ impl Pool {
         for id in ids {
             if let Some(waiting) = items.by_id.remove(id) {
                 items.order.remove(&waiting.seq);
-                items.bytes -= waiting.text.len();
+                items.bytes -= waiting.stored;
+                if let Some(address) = waiting.from
+                    && let Some(held) = items.by_submitter.get_mut(&address)
+                {
+                    held.0 -= 1;
+                    held.1 -= waiting.stored;
+                    if held.0 == 0 {
+                        items.by_submitter.remove(&address);
+                    }
+                }
                 changed = true;
             }
         }
@@ -317,7 +406,7 @@ impl Pool {
         let limits = self.inner.limits;
         let mut items = self.items();
         for text in texts {
-            if let Err(error) = Pool::insert(&mut items, &limits, text.into(), unix_now()) {
+            if let Err(error) = Pool::insert(&mut items, &limits, text.into(), unix_now(), None) {
                 warn!("an item of a block that left the chain could not wait again: {error}");
             }
         }
@@ -424,14 +513,20 @@ mod tests {
     fn items_wait_in_order_bounded_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let pool = Pool::open(dir.path().join("pool.json"), limits());
-        let (first, new) = pool.add("first").unwrap();
+        let (first, new) = pool.add("first", Submitter::Trusted).unwrap();
         assert!(new);
-        assert_eq!(pool.add("first").unwrap(), (first, false));
-        pool.add("second").unwrap();
-        pool.add("third").unwrap();
-        assert!(matches!(pool.add("fourth"), Err(PoolError::Full { .. })));
+        assert_eq!(
+            pool.add("first", Submitter::Trusted).unwrap(),
+            (first, false)
+        );
+        pool.add("second", Submitter::Trusted).unwrap();
+        pool.add("third", Submitter::Trusted).unwrap();
         assert!(matches!(
-            pool.add(&"x".repeat(41)),
+            pool.add("fourth", Submitter::Trusted),
+            Err(PoolError::Full { .. })
+        ));
+        assert!(matches!(
+            pool.add(&"x".repeat(41), Submitter::Trusted),
             Err(PoolError::TooLarge { bytes: 41, max: 40 })
         ));
         let order: Vec<ItemId> = pool.pending().iter().map(|p| p.id).collect();
@@ -448,8 +543,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pool.json");
         let pool = Pool::open(path.clone(), limits());
-        let (first, _) = pool.add("first").unwrap();
-        let (second, _) = pool.add("second").unwrap();
+        let (first, _) = pool.add("first", Submitter::Trusted).unwrap();
+        let (second, _) = pool.add("second", Submitter::Trusted).unwrap();
         // No flush: as after kill -9, only the journal has them.
         assert!(!path.exists());
         let journal = dir.path().join("pool.journal");
@@ -465,7 +560,7 @@ mod tests {
         // A save covers them and empties the journal; they stay.
         reopened.flush();
         assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
-        let (third, _) = reopened.add("third").unwrap();
+        let (third, _) = reopened.add("third", Submitter::Trusted).unwrap();
         drop(reopened);
         let again: Vec<ItemId> = Pool::open(path, limits())
             .pending()
@@ -502,12 +597,74 @@ mod tests {
     }
 
     #[test]
+    fn one_remote_submitter_holds_at_most_its_share_of_a_busy_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = PoolLimits {
+            max_items: 16,
+            max_bytes: 1 << 20,
+            max_item_bytes: 40,
+        };
+        let pool = Pool::open(dir.path().join("pool.json"), limits);
+        // Addresses only compared, never contacted (TEST-NET-1).
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        // Below half full, anyone may add.
+        for n in 0..7 {
+            pool.add(&format!("a {n}"), Submitter::Remote(a)).unwrap();
+        }
+        pool.add("trusted 0", Submitter::Trusted).unwrap();
+        // Half full now: `a` holds 7 of 16, more than its eighth.
+        match pool.add("a 7", Submitter::Remote(a)) {
+            Err(PoolError::Share {
+                address, items: 7, ..
+            }) => assert_eq!(address, a),
+            other => panic!("expected a share refusal, got {other:?}"),
+        }
+        pool.add("b 0", Submitter::Remote(b)).unwrap();
+        pool.add("b 1", Submitter::Remote(b)).unwrap();
+        assert!(matches!(
+            pool.add("b 2", Submitter::Remote(b)),
+            Err(PoolError::Share { .. })
+        ));
+        pool.add("trusted 1", Submitter::Trusted).unwrap();
+        // Once blocks take `a`'s items, its share is free again.
+        let taken: Vec<ItemId> = (0..7).map(|n| ItemId::of(&format!("a {n}"))).collect();
+        pool.remove(&taken);
+        pool.add("a 7", Submitter::Remote(a)).unwrap();
+        assert_eq!(
+            Submitter::of(Some("127.0.0.1".parse().unwrap()), false),
+            Submitter::Trusted
+        );
+        assert_eq!(Submitter::of(Some(a), true), Submitter::Trusted);
+        assert_eq!(Submitter::of(Some(a), false), Submitter::Remote(a));
+    }
+
+    #[test]
+    fn the_byte_limit_counts_items_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = PoolLimits {
+            max_items: 100,
+            max_bytes: 100,
+            max_item_bytes: 40,
+        };
+        let pool = Pool::open(dir.path().join("pool.json"), limits);
+        // 10 bytes of text, 62 bytes stored (each control character is
+        // written \u0001).
+        let escaped = "\u{1}".repeat(10);
+        pool.add(&escaped, Submitter::Trusted).unwrap();
+        assert!(matches!(
+            pool.add(&"\u{2}".repeat(10), Submitter::Trusted),
+            Err(PoolError::Full { bytes: 62, .. })
+        ));
+        pool.add("short", Submitter::Trusted).unwrap();
+    }
+
+    #[test]
     fn an_item_that_cannot_be_saved_is_not_taken() {
         let dir = tempfile::tempdir().unwrap();
         // The journal's name taken by a folder: it cannot be opened.
         std::fs::create_dir(dir.path().join("pool.journal")).unwrap();
         let pool = Pool::open(dir.path().join("pool.json"), limits());
-        match pool.add("unsaved") {
+        match pool.add("unsaved", Submitter::Trusted) {
             Err(PoolError::Unsaved { reason }) => {
                 assert!(reason.contains("pool.journal"), "{reason}")
             }
@@ -521,7 +678,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = Pool::open(dir.path().join("pool.json"), limits());
         for text in ["aaaa", "bbbb", "cccc"] {
-            pool.add(text).unwrap();
+            pool.add(text, Submitter::Trusted).unwrap();
         }
         let room = room_taken("aaaa") * 2;
         let chosen: Vec<String> = pool

@@ -30,7 +30,7 @@ use crate::events::{BlockRef, Event, Events};
 use crate::human::switch_in_words;
 use crate::item::{ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
-use crate::pool::{Pool, PoolError, PoolLimits};
+use crate::pool::{Pool, PoolError, PoolLimits, Submitter};
 use crate::pow::{Kind, Target, Work};
 use crate::protocol::ItemStatus;
 use crate::store::{SetAside, Store, StoreError};
@@ -361,12 +361,12 @@ impl ChainState {
 
     /// Takes a data item: waiting in the pool, unless a block of the chain
     /// carries it already.
-    pub fn submit(&self, text: &str) -> Result<(ItemId, Submitted), PoolError> {
+    pub fn submit(&self, text: &str, from: Submitter) -> Result<(ItemId, Submitted), PoolError> {
         let id = ItemId::of(text);
         if self.current().chain.item_block(&id).is_some() {
             return Ok((id, Submitted::Known));
         }
-        let (id, new) = self.shared.pool.add(text)?;
+        let (id, new) = self.shared.pool.add(text, from)?;
         if new {
             self.shared.events.publish(Event::DataAccepted { id });
         }

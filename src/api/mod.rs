@@ -48,7 +48,7 @@ use crate::gossip::{Considered, Gossip, Heard};
 use crate::item::ItemId;
 use crate::metrics::Metrics;
 use crate::peers::{PeerUrl, PeerView};
-use crate::pool::PendingView;
+use crate::pool::{PendingView, Submitter};
 
 use crate::protocol::{
     BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
@@ -498,15 +498,21 @@ async fn lift_ban(
 }
 
 /// `POST /data` with `{"data": "any text"}`: a data item for a block. A new
-/// item answers 202 and is relayed to the peers; one known already answers
-/// 200 with where it is.
+/// item answers 202 once it is on disk and is relayed to the peers; one
+/// known already answers 200 with where it is. A remote address (not
+/// loopback, no operator key) holds at most its share of a busy pool.
 async fn add_data(
     State(app): State<AppState>,
-    Sender { peer: sender, .. }: Sender,
+    Sender {
+        peer: sender,
+        remote,
+    }: Sender,
+    operator: Result<Operator, ApiError>,
     JsonBody(DataRequest { data: text }): JsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
+    let from = Submitter::of(remote, operator.is_ok());
     let (state, submitted) = (app.state.clone(), text.clone());
-    match tokio::task::spawn_blocking(move || state.submit(&submitted)).await?? {
+    match tokio::task::spawn_blocking(move || state.submit(&submitted, from)).await?? {
         (id, Submitted::New) => {
             app.gossip.relay_item(text, sender);
             Ok((
