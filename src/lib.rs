@@ -16,7 +16,8 @@
 //!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
 //! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
-//!    [`pool`]: data items waiting for a block.
+//!    [`pool`]: data items waiting for a block, and their journal.
+//!    [`operator`]: the operator key and its cookie file.
 //!    [`events`]: what happens on the node, as a stream (`GET /events`).
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
 //!    choosing between chains, and the template of the next block.
@@ -31,7 +32,8 @@
 //! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
 //!    answer to become a peer. [`metrics`]: figures for Prometheus.
 //! 7. [`gossip`]: who gets in, and each peer's task: syncing, announcing.
-//! 8. [`api`]: the HTTP router, handlers and their one error type.
+//! 8. [`api`]: the HTTP router, its extractors and guards (the operator
+//!    key, the Host check), handlers and their one error type.
 //! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!
 //! `main.rs` sits on top: it parses the command line and calls these.

@@ -963,7 +963,9 @@ mod tests {
         let peers = book(dir.path(), &["http://127.0.0.1:5002"]);
         for port in 0..MAX_PEERS - 1 {
             let learned = url(&format!("http://127.0.0.1:{}", 6000 + port));
-            peers.admit(&learned, Origin::Learned, jbc("x")).unwrap();
+            peers
+                .admit(&learned, Origin::Learned, jbc(&format!("learned {port}")))
+                .unwrap();
         }
         let failing = url("http://127.0.0.1:6010");
         peers.record_failure(&failing, Contact::Sync, "unreachable");
@@ -983,12 +985,38 @@ mod tests {
         let peers = book(dir.path(), &[]);
         for port in 0..MAX_PEERS {
             let added = url(&format!("http://127.0.0.1:{}", 6000 + port));
-            peers.admit(&added, Origin::Added, jbc("x")).unwrap();
+            peers
+                .admit(&added, Origin::Added, jbc(&format!("added {port}")))
+                .unwrap();
         }
         assert!(matches!(
             peers.admit(&newcomer, Origin::Learned, jbc("n")),
             Err(BookError::Full)
         ));
+    }
+
+    #[test]
+    fn a_second_url_of_a_node_in_the_book_is_an_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &[]);
+        let first = url("http://127.0.0.1:5004");
+        peers.admit(&first, Origin::Added, jbc("one node")).unwrap();
+        assert_eq!(
+            peers
+                .admit(
+                    &url("http://localhost:5004"),
+                    Origin::Added,
+                    jbc("one node")
+                )
+                .unwrap(),
+            Admitted::Alias { of: first.clone() }
+        );
+        assert_eq!(peers.urls(), [first.clone()]);
+        // Its own URL again is the same record, not an alias.
+        assert_eq!(
+            peers.admit(&first, Origin::Added, jbc("one node")).unwrap(),
+            Admitted::Known
+        );
     }
 
     #[test]
@@ -1001,7 +1029,8 @@ mod tests {
                 scope.spawn(move || {
                     for n in 0..8 {
                         let added = url(&format!("http://127.0.0.1:{}", 6000 + thread * 8 + n));
-                        peers.admit(&added, Origin::Added, jbc("x")).unwrap();
+                        let id = jbc(&format!("{thread} {n}"));
+                        peers.admit(&added, Origin::Added, id).unwrap();
                     }
                 });
             }
