@@ -1011,7 +1011,7 @@ mod tests {
                 .unwrap(),
             Admitted::Alias { of: first.clone() }
         );
-        assert_eq!(peers.urls(), [first.clone()]);
+        assert_eq!(peers.urls(), std::slice::from_ref(&first));
         // Its own URL again is the same record, not an alias.
         assert_eq!(
             peers.admit(&first, Origin::Added, jbc("one node")).unwrap(),
