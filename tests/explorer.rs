@@ -256,6 +256,21 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
             .as_str()
             .filter(|s| s.ends_with("confirmed"))
             .map(str::to_string))
+    })
+    .map_err(|error| {
+        // What the page and the nodes say, so a failure can be read.
+        let shown =
+            js(&tab, "document.getElementById('data-result').textContent").unwrap_or_default();
+        let tail = |node: &Jbc| {
+            let logs = node.logs();
+            let lines: Vec<&str> = logs.lines().rev().take(8).collect();
+            lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        format!(
+            "{error}; the form says {shown}; node A:\n{}\nnode B:\n{}",
+            tail(&a),
+            tail(&b)
+        )
     })?;
     if seen != "pending,confirmed" {
         return Err(format!(

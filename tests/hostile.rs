@@ -896,3 +896,54 @@ async fn timestamps_at_the_ends_of_their_range_give_true_figures_and_no_panic() 
     assert!(node.is_running(), "the node did not survive the figures");
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_large_answer_is_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 20 blocks of 1 MB: more than the kernel buffers of a loopback
+    // connection hold, so a client that reads nothing stalls the writer.
+    let mut blocks = vec![genesis()];
+    for n in 0..20 {
+        let data = format!("{n}{}", "x".repeat(1_000_000));
+        let next = jbc::chain::Template::next(blocks.last().unwrap(), data, 1_700_000_000, 1)
+            .solve_plainly();
+        blocks.push(next);
+    }
+    let node = Jbc::serving(tmp.path(), &blocks, 1);
+    let whole = get(&format!("{}/blockchain.json", node.url))
+        .await
+        .unwrap()
+        .len();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    socket
+        .write_all(b"GET /blockchain.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    // Not reading, for longer than the node lets a write stall (30 s);
+    // it keeps answering others meanwhile.
+    let stalled = Instant::now();
+    while stalled.elapsed() < Duration::from_secs(36) {
+        get(&format!("{}/status", node.url)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // What was in the buffers, then the end: the node closed it.
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection stayed open");
+    assert!(
+        answer.len() < whole,
+        "the whole chain ({whole} bytes) arrived: the writer never stalled"
+    );
+    assert!(node.terminate().success());
+}

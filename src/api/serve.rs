@@ -8,6 +8,9 @@
 //! most and cannot keep others from being answered. Beyond the bound, new
 //! connections wait in the kernel's queue until a slot frees. The node
 //! raises its open-file limit to the most it may (see [`ServerLimits`]).
+//! A client that stops reading an answer (a whole chain, a stream) holds
+//! its slot no longer than [`WRITE_STALL_TIMEOUT`] after the last byte it
+//! took.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +29,10 @@ use tracing::{debug, warn};
 /// The time a connection has to send a request's headers, counted from
 /// when it opens or its previous answer went out.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write to a client may make no progress before the
+/// connection is closed: time enough for a slow link, not for a client
+/// that keeps a large answer (and a slot) waiting for good.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may delay shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Descriptors kept back from the connection bound for files and peers.
@@ -95,6 +102,9 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
+        let stream = Box::pin(stream);
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request
