@@ -305,24 +305,9 @@ fn data(action: DataAction) -> Result<(), String> {
             )),
         ),
     };
-    let answer: ItemAnswer = runtime.block_on(async {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
-        let not_json = || format!("the node at {node} answered HTTP {status}, not JSON");
-        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| not_json())?;
-        if let Some(error) = answer["error"].as_str() {
-            return Err(format!("the node refused: {error}"));
-        }
-        serde_json::from_value(answer.clone())
-            .map_err(|_| format!("the node at {node} answered HTTP {status}: {answer}"))
-    })?;
+    let answer = ask_node(&runtime, request, node)?;
+    let answer: ItemAnswer = serde_json::from_value(answer.clone())
+        .map_err(|_| format!("the node at {node} answered: {answer}"))?;
     let id = answer.id;
     match answer.status {
         ItemStatus::Pending => println!("{id} pending: it waits for a block"),
@@ -367,23 +352,7 @@ fn peers(action: PeersAction, node: &str, cookie: Option<PathBuf>) -> Result<(),
             .header("content-type", "application/json")
             .body(serde_json::to_string(&body).expect("a string serialises"));
     }
-    let answer: serde_json::Value = runtime.block_on(async {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
-        let answer: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
-        match answer["error"].as_str() {
-            Some(error) => Err(format!("the node refused: {error}")),
-            None => Ok(answer),
-        }
-    })?;
+    let answer = ask_node(&runtime, request, node)?;
     match action {
         PeersAction::List => {
             let peers = answer.as_array().map_or(&[][..], Vec::as_slice);
@@ -414,4 +383,30 @@ fn peers(action: PeersAction, node: &str, cookie: Option<PathBuf>) -> Result<(),
         PeersAction::Unban { url } => println!("lifted the ban on {url}"),
     }
     Ok(())
+}
+
+/// Sends `request` to the node at `node` and reads its JSON answer; an
+/// answer with an `error` field is the node's refusal, in its words.
+fn ask_node(
+    runtime: &tokio::runtime::Runtime,
+    request: reqwest::RequestBuilder,
+    node: &str,
+) -> Result<serde_json::Value, String> {
+    runtime.block_on(async {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
+        match answer["error"].as_str() {
+            Some(error) => Err(format!("the node refused: {error}")),
+            None => Ok(answer),
+        }
+    })
 }
