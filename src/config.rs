@@ -89,6 +89,9 @@ pub struct Settings {
     /// Mining threads [default: the number of cores]
     #[arg(long, value_parser = rule::threads)]
     pub threads: Option<usize>,
+    /// Nice level of the mining threads, 0 (the server's) to 19 [default: 19]
+    #[arg(long, value_parser = rule::miner_nice)]
+    pub miner_nice: Option<u8>,
     /// Milliseconds to wait for a peer to accept a connection [default: 2000]
     #[arg(long, value_parser = rule::timeout_ms)]
     pub connect_timeout_ms: Option<u64>,
@@ -166,6 +169,7 @@ impl Settings {
             },
             no_mine: false,
             threads: overrides.threads.or(self.threads),
+            miner_nice: overrides.miner_nice.or(self.miner_nice),
             connect_timeout_ms: overrides.connect_timeout_ms.or(self.connect_timeout_ms),
             request_timeout_ms: overrides.request_timeout_ms.or(self.request_timeout_ms),
             max_response_bytes: overrides.max_response_bytes.or(self.max_response_bytes),
@@ -242,6 +246,8 @@ pub mod rule {
     pub const PORT: &str = "a port number from 0 to 65535";
     pub const DIFFICULTY: &str = "a number of hex digits from 0 to 64";
     pub const THREADS: &str = "a whole number of threads from 1 to 1024";
+    pub const MINER_NICE: &str = "a nice level from 0 to 19";
+    pub const MINER_NICE_RANGE: RangeInclusive<u8> = 0..=19;
     pub const TIMEOUT_MS: &str = "a whole number of milliseconds from 1 to 3600000";
     pub const SYNC_INTERVAL: &str = "a number of seconds from 0.05 to 86400";
     pub const MAX_RESPONSE_BYTES: &str = "a whole number of bytes, at least 1024";
@@ -287,6 +293,9 @@ pub mod rule {
     }
     pub fn threads(text: &str) -> Result<usize, String> {
         number(text, THREADS_RANGE, THREADS)
+    }
+    pub fn miner_nice(text: &str) -> Result<u8, String> {
+        number(text, MINER_NICE_RANGE, MINER_NICE)
     }
     pub fn timeout_ms(text: &str) -> Result<u64, String> {
         number(text, TIMEOUT_RANGE, TIMEOUT_MS)
@@ -357,6 +366,8 @@ pub struct Config {
     pub mine: bool,
     /// Mining threads.
     pub threads: usize,
+    /// Their nice level.
+    pub miner_nice: u8,
     /// Timeouts and limits for peer requests.
     pub peer: PeerSettings,
     /// Time between syncs with all peers, the safety net for lost
@@ -572,6 +583,12 @@ impl Config {
             }
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let miner_nice = rule::within(
+            settings.miner_nice.unwrap_or(crate::miner::DEFAULT_NICE),
+            rule::MINER_NICE_RANGE,
+            rule::MINER_NICE,
+        )
+        .map_err(invalid("miner_nice"))?;
         let sync_interval = rule::within(
             settings.sync_interval.unwrap_or(5.0),
             rule::SYNC_INTERVAL_RANGE,
@@ -618,6 +635,7 @@ impl Config {
             data: settings.data,
             mine: settings.mine.unwrap_or(false),
             threads,
+            miner_nice,
             peer: PeerSettings {
                 connect_timeout: timeout("connect_timeout_ms", settings.connect_timeout_ms, 2_000)?,
                 request_timeout: timeout(
@@ -784,6 +802,21 @@ mod tests {
             ..Settings::default()
         };
         assert!(!Config::resolve(file.overridden_by(no_mine)).unwrap().mine);
+    }
+
+    #[test]
+    fn miners_run_at_the_lowest_priority_unless_told() {
+        let default = Config::resolve(Settings::default()).unwrap();
+        assert_eq!(default.miner_nice, 19);
+        let file: Settings = toml::from_str("miner_nice = 5\n").unwrap();
+        assert_eq!(Config::resolve(file).unwrap().miner_nice, 5);
+        let file: Settings = toml::from_str("miner_nice = 20\n").unwrap();
+        assert_eq!(
+            Config::resolve(file).unwrap_err().to_string(),
+            "miner_nice: 20 is not a nice level from 0 to 19"
+        );
+        assert_eq!(rule::miner_nice("0"), Ok(0));
+        assert!(rule::miner_nice("-1").is_err());
     }
 
     #[test]

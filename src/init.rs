@@ -99,10 +99,11 @@ pub fn init(network: &NewNetwork, progress: impl Fn(&str)) -> Result<Made, InitE
     })
 }
 
-/// Mines block 0 of a new network on `threads` threads.
+/// Mines block 0 of a new network on `threads` threads, at the command's
+/// own priority: someone is waiting for it.
 fn mine_genesis(network: &NewNetwork) -> Block {
     let (found, block) = mpsc::channel();
-    let miner = Miner::start(network.threads, move |block| found.send(block).is_ok());
+    let miner = Miner::start(network.threads, None, move |block| found.send(block).is_ok());
     miner.set_job(Template {
         index: 0,
         prev_hash: PrevHash::none(),

@@ -82,7 +82,7 @@ pub use client::{data_request, http_client};
 pub use config::{Config, DEFAULT_DIFFICULTY, DEFAULT_GENESIS_JSON, PeerSettings, Settings, rule};
 pub use human::{duration_in_words, rate_in_words};
 pub use init::{NewNetwork, init};
-pub use miner::bench;
+pub use miner::{DEFAULT_NICE as DEFAULT_MINER_NICE, bench};
 pub use node::run;
 
 // The chaindata folder, for tools and tests that write or read one.

@@ -39,6 +39,9 @@ enum Command {
         /// How long to mine
         #[arg(long, default_value_t = 5.0, value_parser = rule::bench_seconds)]
         seconds: f64,
+        /// Nice level of the mining threads, as a node's `miner_nice`
+        #[arg(long, default_value_t = jbc::DEFAULT_MINER_NICE, value_parser = rule::miner_nice)]
+        miner_nice: u8,
     },
     /// Put data into the chain through a node, or ask where it is.
     Data {
@@ -126,7 +129,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Some(Command::Bench { threads, seconds }) => bench(threads, seconds),
+        Some(Command::Bench {
+            threads,
+            seconds,
+            miner_nice,
+        }) => bench(threads, seconds, miner_nice),
         Some(Command::Init {
             dir,
             difficulty,
@@ -190,9 +197,9 @@ fn cores() -> usize {
 /// `jbc bench`: the report goes to stdout, its last line `hashrate: N H/s`
 /// for scripts; what it is doing, and what the figures mean for block
 /// times, goes to stderr for the person watching.
-fn bench(threads: Option<usize>, seconds: f64) -> Result<(), String> {
+fn bench(threads: Option<usize>, seconds: f64, nice: u8) -> Result<(), String> {
     let threads = threads.unwrap_or_else(cores);
-    let report = jbc::bench(threads, Duration::from_secs_f64(seconds), |stage| {
+    let report = jbc::bench(threads, nice, Duration::from_secs_f64(seconds), |stage| {
         eprintln!("jbc bench: {stage}")
     });
     println!("threads: {}", report.threads);

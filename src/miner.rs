@@ -203,7 +203,13 @@ pub struct Miner {
 impl Miner {
     /// Starts `threads` idle threads; each block found is passed to `found`
     /// (on the thread that found it), which says whether the job is done.
-    pub fn start(threads: usize, found: impl Fn(Block) -> bool + Send + Sync + 'static) -> Miner {
+    /// With `nice`, the threads run at that nice level (see
+    /// [`DEFAULT_NICE`]); without, at the caller's.
+    pub fn start(
+        threads: usize,
+        nice: Option<u8>,
+        found: impl Fn(Block) -> bool + Send + Sync + 'static,
+    ) -> Miner {
         let shared = Arc::new(Shared {
             job: Mutex::new(None),
             job_changed: Condvar::new(),
@@ -217,7 +223,12 @@ impl Miner {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("miner-{n}"))
-                    .spawn(move || mine(&shared))
+                    .spawn(move || {
+                        if let Some(nice) = nice {
+                            set_nice(nice, n == 0);
+                        }
+                        mine(&shared)
+                    })
                     .expect("the OS starts a thread")
             })
             .collect();
@@ -277,7 +288,6 @@ impl Drop for Miner {
 
 /// One miner thread's loop.
 fn mine(shared: &Shared) {
-    lower_priority();
     loop {
         let (job, generation) = {
             let mut guard = shared.job.lock().expect("miner lock");
@@ -375,21 +385,42 @@ fn search(
     Search::Exhausted
 }
 
-/// Gives the calling thread the lowest normal priority (nice 19), so the
-/// server's threads get the cores whenever they have work. (The idle class,
-/// SCHED_IDLE, measured no better for HTTP latency here and starves mining
-/// outright under any other load.) Failing to is harmless: mining just
-/// competes evenly.
-fn lower_priority() {
+/// The nice level of a node's miner threads unless its config says
+/// otherwise: the lowest normal priority, so the server's threads get the
+/// cores whenever they have work. (The idle class, SCHED_IDLE, measured no
+/// better for HTTP latency here and starves mining outright under any other
+/// load.) On a machine busy with other work, 19 leaves the miner a few per
+/// cent of a core; `miner_nice` trades HTTP latency for hash rate there.
+pub const DEFAULT_NICE: u8 = 19;
+
+/// Gives the calling thread nice level `nice`. Failing to (a lower level
+/// than the process's needs privilege) is harmless: mining runs at the
+/// node's own priority; `report` says so once in the log.
+fn set_nice(nice: u8, report: bool) {
     use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
-    let lowest = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
-    if let Err(error) =
-        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, lowest)
+    let normal = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    // The crate takes a normal thread's nice level only as a share of its
+    // 0..=99 scale; the share it maps to `nice` is found with its own
+    // mapping, so no rounding of ours can miss.
+    let level = (0..=99u8)
+        .filter_map(|share| ThreadPriorityValue::try_from(share).ok())
+        .map(ThreadPriority::Crossplatform)
+        .find(|level| level.to_posix(normal) == Ok(i32::from(nice)));
+    let result = match level {
+        Some(level) => set_thread_priority_and_policy(thread_native_id(), level, normal)
+            .map_err(|error| format!("{error:?}")),
+        None => Err(format!("nice {nice} has no level on this system")),
+    };
+    if let Err(error) = result
+        && report
     {
-        tracing::debug!(?error, "could not lower the miner thread's priority");
+        tracing::warn!(
+            %error,
+            "could not run the miner threads at nice {nice}; they run at the node's own priority"
+        );
     }
 }
 
@@ -412,9 +443,14 @@ impl BenchReport {
 }
 
 /// Measures the compression rate, then mines a synthetic header at an
-/// unreachable difficulty on `threads` threads for `duration`; `progress`
-/// hears what it is doing.
-pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> BenchReport {
+/// unreachable difficulty on `threads` threads at nice level `nice` for
+/// `duration`; `progress` hears what it is doing.
+pub fn bench(
+    threads: usize,
+    nice: u8,
+    duration: Duration,
+    progress: impl Fn(&str),
+) -> BenchReport {
     let calibration = duration.min(Duration::from_secs(2));
     progress(&format!(
         "measuring the SHA-256 compression rate on one thread for {:.1} s",
@@ -425,7 +461,7 @@ pub fn bench(threads: usize, duration: Duration, progress: impl Fn(&str)) -> Ben
         "mining a synthetic block at an unreachable difficulty on {threads} thread(s) for {:.1} s",
         duration.as_secs_f64()
     ));
-    let miner = Miner::start(threads, |_| true);
+    let miner = Miner::start(threads, Some(nice), |_| true);
     miner.set_job(Template {
         index: 1,
         prev_hash: BlockHash([0; 32]).into(),
@@ -574,7 +610,7 @@ mod tests {
     #[test]
     fn the_miner_finds_a_valid_block_and_stops() {
         let (sender, receiver) = std::sync::mpsc::channel();
-        let miner = Miner::start(2, move |block| sender.send(block).is_ok());
+        let miner = Miner::start(2, None, move |block| sender.send(block).is_ok());
         let template = Template {
             index: 5,
             prev_hash: BlockHash([0xab; 32]).into(),

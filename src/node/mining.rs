@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use crate::block::Block;
 use crate::chain::Network;
+use crate::config::Config;
 use crate::human::{duration_in_words, rate_in_words};
 use crate::miner::Miner;
 use crate::pow::{Kind, Target};
@@ -34,18 +35,19 @@ const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// new tip, saves what they find, and measures the hash rate.
 ///
 /// A found block goes through a channel to this task, which saves it on
-/// the blocking pool: the nice-19 miner threads never hold the lock that
+/// the blocking pool: the low-priority miner threads never hold the lock that
 /// the server and the sync need while a file is synced to disk.
 pub(super) fn start(
     state: &ChainState,
     stats: &Arc<Stats>,
-    threads: usize,
+    config: &Config,
     data: String,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Arc<Miner> {
     let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
-    let miner = Arc::new(Miner::start(threads, move |block| {
+    let threads = config.threads;
+    let miner = Arc::new(Miner::start(threads, Some(config.miner_nice), move |block| {
         // The job is done either way; the task sets the next one.
         let _ = found.send(block);
         true

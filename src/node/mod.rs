@@ -165,7 +165,7 @@ pub async fn run(
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
     let miner = (config.mine && !shutdown.is_cancelled())
-        .then(|| mining::start(&state, &stats, config.threads, data, &shutdown, &tasks));
+        .then(|| mining::start(&state, &stats, &config, data, &shutdown, &tasks));
     if !config.mine {
         info!("not mining (--mine, or mine = true in the config, turns it on)");
     }
