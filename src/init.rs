@@ -103,7 +103,9 @@ pub fn init(network: &NewNetwork, progress: impl Fn(&str)) -> Result<Made, InitE
 /// own priority: someone is waiting for it.
 fn mine_genesis(network: &NewNetwork) -> Block {
     let (found, block) = mpsc::channel();
-    let miner = Miner::start(network.threads, None, move |block| found.send(block).is_ok());
+    let miner = Miner::start(network.threads, None, move |block| {
+        found.send(block).is_ok()
+    });
     miner.set_job(Template {
         index: 0,
         prev_hash: PrevHash::none(),

@@ -445,12 +445,7 @@ impl BenchReport {
 /// Measures the compression rate, then mines a synthetic header at an
 /// unreachable difficulty on `threads` threads at nice level `nice` for
 /// `duration`; `progress` hears what it is doing.
-pub fn bench(
-    threads: usize,
-    nice: u8,
-    duration: Duration,
-    progress: impl Fn(&str),
-) -> BenchReport {
+pub fn bench(threads: usize, nice: u8, duration: Duration, progress: impl Fn(&str)) -> BenchReport {
     let calibration = duration.min(Duration::from_secs(2));
     progress(&format!(
         "measuring the SHA-256 compression rate on one thread for {:.1} s",

@@ -245,6 +245,13 @@ impl ChainState {
         self.current().chain.work()
     }
 
+    /// The tip and the chain's work, read at one moment (apart, a chain
+    /// that grew between the reads could look longer but lighter).
+    pub fn tip_and_work(&self) -> (Block, Work) {
+        let current = self.current();
+        (current.chain.tip().clone(), current.chain.work())
+    }
+
     /// The cursor on the tip: what the next block must meet.
     pub fn tip_cursor(&self) -> Cursor {
         self.current().chain.tip_cursor().clone()

@@ -19,7 +19,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::block::Block;
+use crate::block::{Block, BlockHash};
 use crate::chain::{ChainError, Clock, better_chain};
 use crate::client::{PeerClient, PeerError};
 use crate::human::{duration_in_words, switch_in_words};
@@ -39,15 +39,15 @@ pub enum Outcome {
     Adopted {
         height: u64,
         fetched: u64,
-        /// How many of our blocks the peer's chain shares, when known.
-        shared: Option<u64>,
+        /// What an original peer served.
+        served: Option<Served>,
     },
     /// Its chain is not better than ours (`longer`: though it has more
     /// blocks, it has less work).
     NotBetter {
         height: u64,
-        shared: Option<u64>,
         longer: bool,
+        served: Option<Served>,
     },
     /// It could not be used.
     Failed(PeerError),
@@ -62,12 +62,101 @@ impl Outcome {
         }
     }
 
-    /// How many of our blocks the peer's chain shares, when known.
-    pub fn shared(&self) -> Option<u64> {
+    /// What an original peer served, as it was.
+    pub fn served(&self) -> Option<&Served> {
         match self {
-            Outcome::Adopted { shared, .. } | Outcome::NotBetter { shared, .. } => *shared,
+            Outcome::Adopted { served, .. } | Outcome::NotBetter { served, .. } => served.as_ref(),
             Outcome::Failed(_) => None,
         }
+    }
+}
+
+/// What a peer without `/status` (an original node) served as its chain,
+/// as it is: which block it has at each index, and the indices it lacks
+/// below its highest. The original saves each block it is sent under its
+/// index and can drop one after answering 200, so its chain can have holes;
+/// its blocks up to the first hole are its chain, the rest are kept only to
+/// know what it has.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Its blocks' hashes by index, ascending (one per index: the first).
+    hashes: Vec<(u64, BlockHash)>,
+    /// How many of its blocks run from 0 with no hole.
+    contiguous: u64,
+}
+
+/// Holes named in a log line; the rest are counted.
+const HOLES_SHOWN: usize = 5;
+
+impl Served {
+    /// From blocks sorted by index.
+    fn of(blocks: &[Block]) -> Served {
+        let mut hashes: Vec<(u64, BlockHash)> = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            if hashes.last().is_none_or(|(index, _)| *index < block.index) {
+                hashes.push((block.index, block.hash));
+            }
+        }
+        let contiguous = hashes
+            .iter()
+            .enumerate()
+            .take_while(|(position, (index, _))| *position as u64 == *index)
+            .count() as u64;
+        Served { hashes, contiguous }
+    }
+
+    /// Its highest index.
+    pub fn height(&self) -> u64 {
+        self.hashes.last().map_or(0, |(index, _)| *index)
+    }
+
+    /// The hash of its block at `index`, if it has one.
+    pub fn hash_at(&self, index: u64) -> Option<&BlockHash> {
+        self.hashes
+            .binary_search_by_key(&index, |(index, _)| *index)
+            .ok()
+            .map(|position| &self.hashes[position].1)
+    }
+
+    /// The indices below its highest that it has no block for.
+    pub fn holes(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut next = 0;
+        self.hashes.iter().flat_map(move |&(index, _)| {
+            let gap = next..index;
+            next = index + 1;
+            gap
+        })
+    }
+
+    /// How many holes it has.
+    pub fn hole_count(&self) -> u64 {
+        self.height() + 1 - self.hashes.len() as u64
+    }
+}
+
+impl fmt::Display for Served {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.hole_count();
+        if count == 0 {
+            return write!(f, "height {}", self.height());
+        }
+        let shown: Vec<String> = self
+            .holes()
+            .take(HOLES_SHOWN)
+            .map(|i| i.to_string())
+            .collect();
+        let more = if count > HOLES_SHOWN as u64 {
+            ", ..."
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "highest block {}, with holes at {}{more} ({count} blocks missing; its chain ends at block {})",
+            self.height(),
+            shown.join(", "),
+            self.contiguous.saturating_sub(1)
+        )
     }
 }
 
@@ -75,11 +164,23 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Adopted {
-                height, fetched, ..
-            } => write!(
-                f,
-                "adopted its chain, height {height} ({fetched} blocks fetched)"
-            ),
+                height,
+                fetched,
+                served,
+            } => {
+                write!(
+                    f,
+                    "adopted its chain, height {height} ({fetched} blocks fetched)"
+                )?;
+                match served {
+                    Some(served) if served.hole_count() > 0 => write!(f, "; it served {served}"),
+                    _ => Ok(()),
+                }
+            }
+            Outcome::NotBetter {
+                served: Some(served),
+                ..
+            } => write!(f, "{served}, not ahead of ours"),
             Outcome::NotBetter {
                 height,
                 longer: true,
@@ -88,9 +189,7 @@ impl fmt::Display for Outcome {
                 f,
                 "height {height}, longer than ours but with less work: ours is kept"
             ),
-            Outcome::NotBetter { height, .. } => {
-                write!(f, "valid, height {height}, not ahead of ours")
-            }
+            Outcome::NotBetter { height, .. } => write!(f, "height {height}, not ahead of ours"),
             Outcome::Failed(error) => error.fmt(f),
         }
     }
@@ -131,18 +230,21 @@ async fn catch_up_incrementally(
     peer: &PeerUrl,
     status: &Status,
 ) -> Result<Outcome, PeerError> {
-    let our_height = state.tip().index;
+    let (our_height, our_work) = {
+        let (tip, work) = state.tip_and_work();
+        (tip.index, work)
+    };
     // The chain rule on what the peer says of its chain: its work (a node
     // older than work on /status: its height, the same in a fixed network).
     let ahead = match status.work() {
-        Some(work) => better_chain(state.work(), work),
+        Some(work) => better_chain(our_work, work),
         None => status.height > our_height,
     };
     if !ahead || status.height == 0 {
         return Ok(Outcome::NotBetter {
             height: status.height,
-            shared: None,
             longer: status.height > our_height,
+            served: None,
         });
     }
     let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
@@ -265,7 +367,7 @@ async fn catch_up_incrementally(
         return Ok(Outcome::Adopted {
             height,
             fetched,
-            shared: Some(height + 1),
+            served: None,
         });
     }
     match (failure, broken) {
@@ -273,8 +375,8 @@ async fn catch_up_incrementally(
         (None, Some(error)) => Err(error),
         (None, None) if outgrown => Ok(Outcome::NotBetter {
             height: status.height,
-            shared: None,
             longer: false,
+            served: None,
         }),
         // It said its chain was better (that is why we asked), then served
         // blocks that are not: a claim not borne out costs it.
@@ -409,16 +511,17 @@ async fn find_fork(
     Ok(same + 1)
 }
 
-/// Syncs with a peer that only serves `/blockchain.json`: the blocks after
-/// the prefix it shares with ours are checked, and adopted only if all are
-/// valid (the whole chain is one answer: invalid anywhere, it is refused
-/// whole, as the original node refuses it).
+/// Syncs with a peer that only serves `/blockchain.json`: its blocks from
+/// 0 up to the first hole are its chain; those after the prefix it shares
+/// with ours are checked, and adopted only if all are valid (the chain is
+/// one answer: invalid anywhere, it is refused whole, as the original node
+/// refuses it). Holes are no fault: the original leaves them itself.
 async fn catch_up_whole_chain(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
 ) -> Result<Outcome, PeerError> {
-    let blocks = client.whole_chain(peer).await?;
+    let mut blocks = client.whole_chain(peer).await?;
     match blocks.first() {
         Some(first) if *first == state.network().genesis => {}
         _ => {
@@ -427,18 +530,24 @@ async fn catch_up_whole_chain(
             ));
         }
     }
+    let served = Served::of(&blocks);
+    blocks.truncate(served.contiguous as usize);
     let fetched = blocks.len() as u64;
-    let height = fetched - 1;
+    let height = served.height();
     let fork = state.common_prefix(&blocks);
-    let ours = state.tip().index + 1;
+    // Our height and work, read together.
+    let (ours, our_work) = {
+        let (tip, work) = state.tip_and_work();
+        (tip.index + 1, work)
+    };
     let network = state.network().clone();
     // In a fixed network every block has the same work: a chain that is
     // not longer is not better, and not worth checking.
     if network.kind == Kind::Fixed && fetched <= ours || fetched == fork {
         return Ok(Outcome::NotBetter {
             height,
-            shared: Some(fork),
             longer: false,
+            served: Some(served),
         });
     }
     let mut cursor = state.cursor_at(fork - 1).ok_or(PeerError::Raced)?;
@@ -458,14 +567,15 @@ async fn catch_up_whole_chain(
     if let Some(error) = failure {
         return Err(PeerError::Invalid(error));
     }
-    if !better_chain(state.work(), work) {
+    if !better_chain(our_work, work) {
         return Ok(Outcome::NotBetter {
             height,
-            shared: Some(fork),
             longer: fetched > ours,
+            served: Some(served),
         });
     }
     let count = incoming.len();
+    let tip = fork + count as u64 - 1;
     match state
         .adopt_branch(fork, incoming, Source::Synced(peer.clone()))
         .await?
@@ -473,20 +583,48 @@ async fn catch_up_whole_chain(
         Adoption::Switched { orphaned } => {
             tracing::info!(
                 peer = %peer,
-                height,
+                height = tip,
                 "{}",
-                switch_in_words(peer, count as u64, fork - 1, orphaned.len() as u64, height)
+                switch_in_words(peer, count as u64, fork - 1, orphaned.len() as u64, tip)
             );
             Ok(Outcome::Adopted {
                 height,
                 fetched,
-                shared: Some(fetched),
+                served: Some(served),
             })
         }
         Adoption::NotBetter => Ok(Outcome::NotBetter {
             height,
-            shared: Some(fork),
             longer: false,
+            served: Some(served),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(index: u64) -> Block {
+        Block::new(index, 1, String::new(), format!("block {index}"), 0)
+    }
+
+    #[test]
+    fn a_served_chain_is_described_as_it_is() {
+        let blocks: Vec<Block> = [0, 1, 2, 4, 6, 7].map(block).to_vec();
+        let served = Served::of(&blocks);
+        assert_eq!(served.height(), 7);
+        assert_eq!(served.contiguous, 3);
+        assert_eq!(served.holes().collect::<Vec<_>>(), [3, 5]);
+        assert_eq!(served.hole_count(), 2);
+        assert_eq!(served.hash_at(4), Some(&blocks[3].hash));
+        assert_eq!(served.hash_at(5), None);
+        assert_eq!(
+            served.to_string(),
+            "highest block 7, with holes at 3, 5 (2 blocks missing; its chain ends at block 2)"
+        );
+        let whole = Served::of(&blocks[..3]);
+        assert_eq!(whole.to_string(), "height 2");
+        assert_eq!(whole.hole_count(), 0);
     }
 }

@@ -238,10 +238,26 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     wait_in_page(&tab, "the list page", |tab| {
         Ok((js(tab, "document.getElementById('home').hidden")? == false).then_some(()))
     })?;
-    let input = tab.find_element("#data-input").map_err(|e| e.to_string())?;
-    input.click().map_err(|e| e.to_string())?;
-    tab.type_str("typed in the explorer")
-        .map_err(|e| e.to_string())?;
+    // On a loaded machine the keys can arrive before the click has given
+    // the field focus; what reached the field is checked, and typed again
+    // (a bounded number of times) if it is not all there.
+    const TYPED: &str = "typed in the explorer";
+    let mut attempts = 0;
+    loop {
+        let input = tab.find_element("#data-input").map_err(|e| e.to_string())?;
+        input.click().map_err(|e| e.to_string())?;
+        js(&tab, "document.getElementById('data-input').focus()")?;
+        tab.type_str(TYPED).map_err(|e| e.to_string())?;
+        let value = js(&tab, "document.getElementById('data-input').value")?;
+        if value == TYPED {
+            break;
+        }
+        attempts += 1;
+        if attempts == 3 {
+            return Err(format!("typing into the form gave {value:?}"));
+        }
+        js(&tab, "document.getElementById('data-input').value = ''")?;
+    }
     tab.find_element("#data-form button")
         .and_then(|button| button.click().map(|_| ()))
         .map_err(|e| e.to_string())?;

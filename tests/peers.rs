@@ -438,7 +438,9 @@ async fn an_original_node_gets_every_block_in_order_and_none_of_its_own_back() {
     assert!(!logs.iter().any(|l| l.ends_with("refused")), "{logs:?}");
     for own in 1..its_chain.len() {
         assert!(
-            !logs.iter().any(|l| l == &format!("mined {own} confirmed")),
+            !logs
+                .iter()
+                .any(|l| l.starts_with(&format!("mined {own} ")) && l.ends_with(" confirmed")),
             "block {own} was sent back to the node it came from: {logs:?}"
         );
     }
@@ -703,4 +705,165 @@ async fn a_peer_whose_claims_are_not_borne_out_is_scored_until_banned() {
     assert_eq!(lag, "jbc_sync_lag 0", "{metrics}");
     assert_eq!(node.chain().await, vec![genesis()]);
     assert!(node.terminate().success());
+}
+
+/// The hashes the stand-in original printed on lines starting with `prefix`
+/// ("self-mined" or "mined"), with how many lines named each.
+fn original_lines(original: &Original, prefix: &str) -> std::collections::HashMap<String, usize> {
+    let mut hashes = std::collections::HashMap::new();
+    for line in original.logs() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some(prefix)
+            && let (Some(_index), Some(hash)) = (words.next(), words.next())
+            && hash != "?"
+        {
+            *hashes.entry(hash.to_string()).or_insert(0) += 1;
+        }
+    }
+    hashes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sent_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = mine_chain(12, 3, "ours");
+    // The original lacks blocks 3 and 5 (it dropped them), and mines on its
+    // highest block, posting each to the node as master does: no header.
+    let holed: Vec<jbc::block::Block> = ours
+        .iter()
+        .filter(|b| b.index != 3 && b.index != 5)
+        .cloned()
+        .collect();
+    let port = free_port();
+    let node_url = format!("http://127.0.0.1:{port}");
+    let original = Original::start(
+        &tmp.path().join("original"),
+        &holed,
+        3,
+        &[&node_url, "--master", "--mine-every", "0.3"],
+    );
+    let dir = tmp.path().join("node");
+    write_chaindata(&dir.join("chaindata"), &ours);
+    let node = Jbc::start(
+        &dir,
+        &[
+            "--port",
+            &port.to_string(),
+            "--difficulty",
+            "3",
+            "--peers",
+            &original.url,
+            "--sync-interval",
+            "0.5",
+        ],
+    );
+    // The node takes the original's own blocks as they come…
+    node.chain_of_at_least(ours.len() + 5).await;
+    // …and the original ends with one chain, ours, holes filled.
+    let same = wait_for(
+        "the original to serve our chain, whole",
+        PATIENCE,
+        || async {
+            let theirs = original.chain().await;
+            let chain = node.chain().await;
+            let whole = theirs.iter().enumerate().all(|(i, b)| b.index == i as u64);
+            (whole && theirs.len() >= ours.len() + 5 && chain[..theirs.len()] == theirs[..])
+                .then_some(theirs)
+        },
+    )
+    .await;
+    assert_eq!(same[..ours.len()], ours[..]);
+    let sent = original_lines(&original, "mined");
+    for hole in [3, 5] {
+        assert_eq!(sent.get(&ours[hole].hash.to_string()), Some(&1), "{sent:?}");
+    }
+    // Nothing it mined came back to it, and nothing it had was sent again.
+    let own = original_lines(&original, "self-mined");
+    assert!(own.len() >= 5, "{own:?}");
+    for hash in own.keys() {
+        assert!(
+            !sent.contains_key(hash),
+            "its block {hash} was sent back: {sent:?}"
+        );
+    }
+    for block in &holed[1..] {
+        assert!(!sent.contains_key(&block.hash.to_string()), "{sent:?}");
+    }
+    // The log tells its chain as it was at the first sync.
+    node.wait_for_log("with holes at 3, 5 (2 blocks missing; its chain ends at block 2)");
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    // It drops every 7th block it takes after answering 200, and answers
+    // every 13th post with a 500 page.
+    let original = Original::start(
+        &tmp.path().join("original"),
+        &mine_chain(1, 4, ""),
+        4,
+        &["--master", "--drop-every", "7", "--fail-every", "13"],
+    );
+    let ports = [free_port(), free_port()];
+    let args = |me: usize, mine: bool| {
+        let mut args: Vec<String> = [
+            "--port".to_string(),
+            ports[me].to_string(),
+            "--difficulty".into(),
+            "4".into(),
+            "--sync-interval".into(),
+            "0.5".into(),
+            "--peers".into(),
+            format!("http://127.0.0.1:{},{}", ports[1 - me], original.url),
+        ]
+        .to_vec();
+        if mine {
+            args.extend(["--mine", "--threads", "1"].map(String::from));
+        }
+        args
+    };
+    let start = |me: usize, mine: bool| {
+        let args = args(me, mine);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Jbc::start(&tmp.path().join(format!("node{me}")), &args)
+    };
+    let miners = [start(0, true), start(1, true)];
+    const BLOCKS: usize = 300;
+    miners[0].chain_of_at_least(BLOCKS).await;
+    for miner in miners {
+        assert!(miner.terminate().success());
+    }
+    // The miners stop; the nodes restart without mining.
+    let stopped = std::time::Instant::now();
+    let nodes = [start(0, false), start(1, false)];
+    let chain = wait_for(
+        "the original to serve the nodes' chain, whole",
+        PATIENCE,
+        || async {
+            let theirs = original.chain().await;
+            let a = nodes[0].chain().await;
+            let b = nodes[1].chain().await;
+            (a == b && theirs == a).then_some(a)
+        },
+    )
+    .await;
+    let took = stopped.elapsed();
+    let network = jbc::chain::Network::new(genesis(), 4);
+    jbc::chain::Chain::from_blocks(chain.clone(), &network).expect("a valid chain");
+    let posts = original
+        .logs()
+        .iter()
+        .filter(|l| l.starts_with("mined "))
+        .count();
+    let per_block = posts as f64 / (chain.len() - 1) as f64;
+    println!(
+        "{} blocks: {posts} posts to the original ({per_block:.2} per block); complete {:.1} s after the miners stopped",
+        chain.len() - 1,
+        took.as_secs_f64()
+    );
+    assert!(per_block <= 2.5, "{per_block:.2} posts per block");
+    for node in nodes {
+        assert!(node.terminate().success());
+    }
 }

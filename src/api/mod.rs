@@ -369,7 +369,10 @@ async fn block_by_hash(
 /// them itself.
 async fn mined(
     State(app): State<AppState>,
-    Sender { peer: sender, .. }: Sender,
+    Sender {
+        peer: mut sender,
+        remote,
+    }: Sender,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let block = Block::from_json(&body)?;
@@ -377,6 +380,21 @@ async fn mined(
         .prev_hash
         .block_hash()
         .is_some_and(|parent| app.state.block_by_hash(parent).is_some());
+    // An original node names no sender: a block from the address of one of
+    // our original peers is taken as theirs, so it never goes back to them
+    // (and, when only one is there, as from it).
+    if sender.is_none()
+        && let Some(remote) = remote
+    {
+        let originals = app.gossip.originals_at(remote);
+        for original in &originals {
+            app.gossip
+                .came_from_original(original, block.index, block.hash);
+        }
+        if let [only] = &originals[..] {
+            sender = Some(only.clone());
+        }
+    }
 
     let state = app.state.clone();
     let source = Source::Announced(sender.clone());

@@ -437,9 +437,15 @@ impl Chain {
 
     /// How many blocks at the start of `blocks` are the same as ours.
     pub fn common_prefix(&self, blocks: &[Block]) -> u64 {
+        // A block counts only at its own position: a list with a hole
+        // shares nothing past it.
         blocks
             .iter()
-            .take_while(|block| self.hash_at(block.index).as_ref() == Some(&block.hash))
+            .enumerate()
+            .take_while(|(position, block)| {
+                block.index == *position as u64
+                    && self.hash_at(block.index).as_ref() == Some(&block.hash)
+            })
             .count() as u64
     }
 

@@ -445,4 +445,15 @@ pub(crate) mod tests {
         assert_eq!(ours.common_prefix(&longer.blocks()), 1);
         assert_eq!(same_length.common_prefix(&longer.blocks()), 4);
     }
+
+    #[test]
+    fn a_shared_prefix_stops_at_a_hole() {
+        let network = test_network();
+        let ours = Chain::from_blocks(chain_of(&network, 6, "a"), &network).unwrap();
+        let mut holed = ours.blocks();
+        holed.remove(2);
+        // Blocks 3, 4 and 5 are ours too, but not at their positions.
+        assert_eq!(ours.common_prefix(&holed), 2);
+        assert_eq!(ours.common_prefix(&ours.blocks()), 6);
+    }
 }

@@ -47,11 +47,15 @@ pub(super) fn start(
 ) -> Arc<Miner> {
     let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
     let threads = config.threads;
-    let miner = Arc::new(Miner::start(threads, Some(config.miner_nice), move |block| {
-        // The job is done either way; the task sets the next one.
-        let _ = found.send(block);
-        true
-    }));
+    let miner = Arc::new(Miner::start(
+        threads,
+        Some(config.miner_nice),
+        move |block| {
+            // The job is done either way; the task sets the next one.
+            let _ = found.send(block);
+            true
+        },
+    ));
     info!(
         threads,
         "mining on {threads} thread(s); blocks carry {data:?}"

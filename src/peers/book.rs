@@ -133,9 +133,6 @@ struct Runtime {
     itself: bool,
     /// When the next sync is due after a failure.
     retry_at: Option<Instant>,
-    /// For an original node: how many of our blocks it has (the prefix its
-    /// chain shares with ours), so announcements fill it in without holes.
-    shared: Option<u64>,
 }
 
 /// A ban, as saved.
@@ -645,18 +642,6 @@ impl PeerBook {
         };
         self.save_logged();
         Some(ban)
-    }
-
-    /// For an original node: how many of our blocks it has.
-    pub fn shared_prefix(&self, url: &PeerUrl) -> Option<u64> {
-        self.book().record(url).and_then(|r| r.runtime.shared)
-    }
-
-    /// Notes how many of our blocks an original node has.
-    pub fn set_shared_prefix(&self, url: &PeerUrl, shared: u64) {
-        if let Some(record) = self.book().record_mut(url) {
-            record.runtime.shared = Some(shared);
-        }
     }
 
     /// Saves the book if last-seen figures changed since the last save.

@@ -592,6 +592,19 @@ pub struct Original {
 impl Original {
     /// Starts it in `dir` with `blocks` as its block files, on a free port.
     pub fn start(dir: &Path, blocks: &[Block], difficulty: u32, peers: &[&str]) -> Original {
+        Original::start_on(dir, blocks, difficulty, free_port(), peers)
+    }
+
+    /// Starts it on `port`; `args` are peer URLs and the stand-in's flags
+    /// (`--master`, `--drop-every N`, ...: see `tests/original/node.py`).
+    pub fn start_on(
+        dir: &Path,
+        blocks: &[Block],
+        difficulty: u32,
+        port: u16,
+        args: &[&str],
+    ) -> Original {
+        let peers = args;
         let chaindata = dir.join("chaindata");
         std::fs::create_dir_all(&chaindata).unwrap();
         // Written last block first, so the folder's order is not the chain's.
@@ -602,7 +615,6 @@ impl Original {
             )
             .unwrap();
         }
-        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/original/node.py");
         let mut child = Command::new("python3")
             .arg(script)

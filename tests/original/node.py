@@ -12,8 +12,19 @@ What it does, as the original does:
   anything else gets {"confirmed": false}. It learns blocks no other way.
 - there is no /status: it answers 404 there, as to any other path.
 
-Usage: node.py PORT CHAINDATA DIFFICULTY [PEER_URL ...]
-It prints "listening on PORT" once it serves, and one line per /mined.
+With --master it behaves as the original's master branch does instead:
+- POST /mined stores any block whose hash and proof of work are right under
+  its index, whatever it links to (overwriting the file there), and answers
+  200 {"received": true} before it validates; --drop-every N drops every Nth
+  such block after answering 200 (its scheduler skips a job while one runs);
+- --fail-every N answers every Nth POST /mined with a 500 HTML error page;
+- --mine-every SECONDS mines a block on its highest one that often and posts
+  it to its peers' /mined, with no X-Jbc-Peer header, as the original does.
+
+Usage: node.py PORT CHAINDATA DIFFICULTY [PEER_URL ...] [--master]
+       [--drop-every N] [--fail-every N] [--mine-every SECONDS]
+It prints "listening on PORT" once it serves, and one line per /mined:
+"mined INDEX HASH stored|dropped|failed|confirmed|refused".
 """
 
 import hashlib
@@ -21,6 +32,8 @@ import http.server
 import json
 import os
 import sys
+import threading
+import time
 import urllib.request
 
 
@@ -44,6 +57,10 @@ def valid_next(prev, block, difficulty):
     )
 
 
+def proof_ok(block, difficulty):
+    return block_hash(block) == block["hash"] and block["hash"].startswith("0" * difficulty)
+
+
 def valid_chain(blocks, difficulty):
     ordered = sorted(blocks, key=lambda b: int(b["index"]))
     return all(valid_next(a, b, difficulty) for a, b in zip(ordered, ordered[1:]))
@@ -51,6 +68,9 @@ def valid_chain(blocks, difficulty):
 
 class Node:
     def __init__(self, chaindata, difficulty, peers):
+        self.lock = threading.Lock()
+        self.posts = 0
+        self.stored = 0
         self.chaindata = chaindata
         self.difficulty = difficulty
         os.makedirs(chaindata, exist_ok=True)
@@ -85,6 +105,65 @@ class Node:
                        ("index", "timestamp", "prev_hash", "data", "nonce", "hash")}, f)
 
 
+def report(block, what):
+    if isinstance(block, dict):
+        print("mined %s %s %s" % (block.get("index"), block.get("hash"), what), flush=True)
+    else:
+        print("mined ? ? %s" % what, flush=True)
+
+
+def mine_forever(node, every, peers):
+    """Mines a block on its highest one every `every` seconds, saves it and
+    posts it to every peer's /mined (no peer header), as master does."""
+    while True:
+        time.sleep(every)
+        with node.lock:
+            tip = node.tip()
+            block = {"index": int(tip["index"]) + 1, "timestamp": int(time.time()),
+                     "prev_hash": tip["hash"], "data": "mined by the original", "nonce": 0}
+            while True:
+                block["hash"] = block_hash(block)
+                if block["hash"].startswith("0" * node.difficulty):
+                    break
+                block["nonce"] += 1
+            node.save(block)
+        print("self-mined %s %s" % (block["index"], block["hash"]), flush=True)
+        for peer in peers:
+            request = urllib.request.Request(
+                peer.rstrip("/") + "/mined", data=json.dumps(block).encode(),
+                headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                urllib.request.urlopen(request, timeout=5).read()
+            except Exception as error:
+                print("posting to %s: %s" % (peer, error), flush=True)
+
+
+class Options:
+    def __init__(self, args):
+        self.master = "--master" in args
+        self.drop_every = self.number(args, "--drop-every")
+        self.fail_every = self.number(args, "--fail-every")
+        self.mine_every = self.number(args, "--mine-every", float)
+
+    @staticmethod
+    def number(args, flag, kind=int):
+        return kind(args[args.index(flag) + 1]) if flag in args else 0
+
+
+def positional(args):
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--master":
+            pass
+        elif arg.startswith("--"):
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def serve(port, node):
     class Handler(http.server.BaseHTTPRequestHandler):
         def answer(self, status, body):
@@ -107,6 +186,9 @@ def serve(port, node):
             if self.path != "/mined":
                 self.answer(404, {"error": "not found"})
                 return
+            if options.master:
+                self.master_mined(body)
+                return
             try:
                 block = json.loads(body)
                 confirmed = valid_next(node.tip(), block, node.difficulty)
@@ -114,9 +196,43 @@ def serve(port, node):
                 confirmed = False
             if confirmed:
                 node.save(block)
-            print("mined %s %s" % (block.get("index") if isinstance(block, dict) else "?",
-                                   "confirmed" if confirmed else "refused"), flush=True)
+            report(block, "confirmed" if confirmed else "refused")
             self.answer(200, {"confirmed": confirmed})
+
+        def master_mined(self, body):
+            with node.lock:
+                node.posts += 1
+                posts = node.posts
+            if options.fail_every and posts % options.fail_every == 0:
+                page = ("<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n"
+                        "<title>500 Internal Server Error</title>\n"
+                        "<h1>Internal Server Error</h1>\n"
+                        "<p>The server encountered an internal error and was unable to "
+                        "complete your request.</p>\n").encode()
+                self.send_response(500)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                report(None, "failed")
+                return
+            try:
+                block = json.loads(body)
+                ok = proof_ok(block, node.difficulty)
+            except Exception:
+                block, ok = None, False
+            self.answer(200, {"received": True})
+            if not ok:
+                report(block, "refused")
+                return
+            with node.lock:
+                node.stored += 1
+                dropped = options.drop_every and node.stored % options.drop_every == 0
+            if dropped:
+                report(block, "dropped")
+            else:
+                node.save(block)
+                report(block, "stored")
 
         def log_message(self, *args):
             pass
@@ -127,5 +243,11 @@ def serve(port, node):
 
 
 if __name__ == "__main__":
+    options = Options(sys.argv[4:])
+    peers = positional(sys.argv[4:])
     port, chaindata, difficulty = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    serve(port, Node(chaindata, difficulty, sys.argv[4:]))
+    node = Node(chaindata, difficulty, peers)
+    if options.mine_every:
+        threading.Thread(target=mine_forever, args=(node, options.mine_every, peers),
+                         daemon=True).start()
+    serve(port, node)

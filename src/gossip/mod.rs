@@ -28,13 +28,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::block::Block;
+mod original;
+
+use original::{FILL_GAP, Fill};
+
+use crate::block::{Block, BlockHash};
 use crate::client::{PeerClient, PeerError};
 use crate::clock::unix_now;
 use crate::handshake::{HandshakeError, check_status, handshake};
 use crate::peers::{Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl};
 use crate::protocol::NodeId;
-use crate::state::ChainState;
+use crate::state::{ChainState, Source};
 use crate::sync::{Outcome, catch_up};
 
 /// Handshakes with new URLs under way at once.
@@ -83,6 +87,15 @@ struct Relayed {
     from: Option<PeerUrl>,
 }
 
+/// What a peer task has told the log and need not repeat while it lasts.
+#[derive(Default)]
+struct Said {
+    /// The peer's chain was longer than ours but had less work.
+    refused_longer: bool,
+    /// The chain it served had holes.
+    holes: bool,
+}
+
 /// A peer's task, as the manager holds it.
 struct PeerTask {
     /// Tells this task from a later one for the same URL.
@@ -90,6 +103,8 @@ struct PeerTask {
     cancel: CancellationToken,
     /// Wakes the task for a sync now.
     wake: Arc<Notify>,
+    /// What an original peer lacks.
+    fill: Arc<Fill>,
 }
 
 /// What an announcement came to, for deciding about its sender.
@@ -389,19 +404,21 @@ impl Gossip {
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cancel = self.inner.shutdown.child_token();
         let wake = Arc::new(Notify::new());
+        let fill = Arc::new(Fill::default());
         tasks.insert(
             url.clone(),
             PeerTask {
                 id,
                 cancel: cancel.clone(),
                 wake: Arc::clone(&wake),
+                fill: Arc::clone(&fill),
             },
         );
         let gossip = self.clone();
         self.inner.running.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = gossip.run_peer(&url, &wake, first) => {}
+                _ = gossip.run_peer(&url, &wake, &fill, first) => {}
             }
             let mut tasks = gossip.inner.tasks.lock().expect("tasks lock");
             if tasks.get(&url).is_some_and(|task| task.id == id) {
@@ -416,6 +433,7 @@ impl Gossip {
         &self,
         peer: &PeerUrl,
         wake: &Notify,
+        fill: &Arc<Fill>,
         mut first: Option<oneshot::Sender<()>>,
     ) {
         // Tells the announcer the peer answered for the first time in this
@@ -424,9 +442,9 @@ impl Gossip {
         // at the next block.
         let handshaken = Notify::new();
         let syncing = async {
-            // Whether the peer's chain was longer than ours but had less
-            // work at the last sync, to say so once rather than each time.
-            let mut refused_longer = false;
+            // What the last syncs showed, to say it once rather than each
+            // time.
+            let mut said = Said::default();
             let mut heard_from = false;
             loop {
                 if let Some(ban) = self.inner.book.ban(peer) {
@@ -434,7 +452,7 @@ impl Gossip {
                     tokio::time::sleep(left.max(Duration::from_secs(1))).await;
                     continue;
                 }
-                let go_on = self.sync_once(peer, &mut refused_longer).await;
+                let go_on = self.sync_once(peer, fill, &mut said).await;
                 if !heard_from
                     && self.inner.book.identity(peer).is_some()
                     && !self.inner.book.is_failing(peer)
@@ -457,7 +475,7 @@ impl Gossip {
         };
         tokio::select! {
             _ = syncing => {}
-            _ = self.announce_to(peer, &handshaken) => {}
+            _ = self.announce_to(peer, &handshaken, fill) => {}
             _ = self.relay_items_to(peer) => {}
         }
     }
@@ -507,7 +525,7 @@ impl Gossip {
 
     /// Checks who `peer` is, then catches up with it. False when it turned
     /// out to be this node itself (nothing more is said to it).
-    async fn sync_once(&self, peer: &PeerUrl, refused_longer: &mut bool) -> bool {
+    async fn sync_once(&self, peer: &PeerUrl, fill: &Arc<Fill>, said: &mut Said) -> bool {
         let inner = &self.inner;
         let status = match inner.client.status(peer).await {
             Ok(status) => status,
@@ -537,13 +555,28 @@ impl Gossip {
             }
             None => Identity::Original,
         };
+        let original = identity == Identity::Original;
         if inner.book.identity(peer).as_ref() != Some(&identity) {
             let (book, url) = (inner.book.clone(), peer.clone());
             let _ = tokio::task::spawn_blocking(move || book.set_identity(&url, identity)).await;
         }
+        if original {
+            fill.sync_started();
+        }
         let outcome = catch_up(&inner.state, &inner.client, peer, status.as_ref()).await;
-        if let Some(shared) = outcome.shared() {
-            inner.book.set_shared_prefix(peer, shared);
+        if original {
+            let (fill, state, served) = (
+                Arc::clone(fill),
+                inner.state.clone(),
+                outcome.served().cloned(),
+            );
+            let lacking =
+                tokio::task::spawn_blocking(move || fill.sync_ended(served.as_ref(), &state))
+                    .await
+                    .unwrap_or_default();
+            if lacking > 0 {
+                debug!(peer = %peer, lacking, "{peer} lacks {lacking} of our blocks: sending them");
+            }
         }
         match &outcome {
             Outcome::Failed(PeerError::Raced) => {
@@ -557,10 +590,18 @@ impl Gossip {
             _ => self.report_sync(peer, &outcome),
         }
         let longer = matches!(outcome, Outcome::NotBetter { longer: true, .. });
-        if longer && !*refused_longer {
+        if longer && !said.refused_longer {
             info!(peer = %peer, "the chain of {peer} is longer than ours but has less work: ours is kept (said once while this lasts)");
         }
-        *refused_longer = longer;
+        said.refused_longer = longer;
+        let holes = outcome
+            .served()
+            .is_some_and(|served| served.hole_count() > 0);
+        if holes && !said.holes {
+            let served = outcome.served().expect("checked above");
+            info!(peer = %peer, "{peer} serves {served}: the blocks it lacks are sent to it (said once while this lasts)");
+        }
+        said.holes = holes;
         true
     }
 
@@ -644,8 +685,9 @@ impl Gossip {
     /// Announces every new tip to `peer` until the tip channel closes, and
     /// the current one when its handshake passes. Tips that arrive while an
     /// announcement is in flight are folded into the next one, so a slow
-    /// peer only delays its own announcements.
-    async fn announce_to(&self, peer: &PeerUrl, handshaken: &Notify) {
+    /// peer only delays its own announcements. An original peer gets what
+    /// its `fill` plans instead, after each sync and each new tip.
+    async fn announce_to(&self, peer: &PeerUrl, handshaken: &Notify, fill: &Fill) {
         let inner = &self.inner;
         let mut tips = inner.state.subscribe();
         tips.borrow_and_update();
@@ -653,6 +695,7 @@ impl Gossip {
             tokio::select! {
                 changed = tips.changed() => if changed.is_err() { return },
                 _ = handshaken.notified() => {}
+                _ = fill.wanted() => {}
             }
             let tip = tips.borrow_and_update().clone();
             match inner.book.identity(peer) {
@@ -661,29 +704,54 @@ impl Gossip {
                 Some(Identity::Jbc { .. }) if tip.block.index > 0 && !tip.source.is_from(peer) => {
                     self.announce(peer, &tip.block).await;
                 }
-                Some(Identity::Original) => self.fill_in_original(peer).await,
+                Some(Identity::Original) => {
+                    if !matches!(tip.source, Source::Mined | Source::Announced(None)) {
+                        fill.left_to_sync(tip.block.index);
+                    }
+                    self.fill_original(peer, fill).await
+                }
                 // Nothing is sent to a URL before its handshake.
                 _ => {}
             }
         }
     }
 
-    /// Sends an original node every block it lacks, in order: it learns
-    /// blocks only through announcements, and one that does not extend its
-    /// tip leaves a hole it never fills. What it has is known from the last
-    /// sync with it (which also makes sure none of its own blocks is sent
-    /// back to it).
-    async fn fill_in_original(&self, peer: &PeerUrl) {
-        let inner = &self.inner;
-        let Some(mut next) = inner.book.shared_prefix(peer) else {
-            return;
-        };
-        while let Some(block) = inner.state.block(next) {
+    /// Sends an original peer what it lacks, oldest first, one block per
+    /// [`FILL_GAP`], until nothing is left or a send fails (the next sync
+    /// or tip tries again).
+    async fn fill_original(&self, peer: &PeerUrl, fill: &Fill) {
+        while let Some(block) = fill.next(&self.inner.state) {
             if !self.announce(peer, &block).await {
+                fill.not_sent(block.index);
                 return;
             }
-            next += 1;
-            inner.book.set_shared_prefix(peer, next);
+            tokio::time::sleep(FILL_GAP).await;
+        }
+    }
+
+    /// The original peers at `remote`, the address a request came from: a
+    /// block an original announces comes without a peer header, and is
+    /// told from others' only by that.
+    pub fn originals_at(&self, remote: std::net::IpAddr) -> Vec<PeerUrl> {
+        let remote = remote.to_canonical();
+        let book = &self.inner.book;
+        book.urls()
+            .into_iter()
+            .filter(|url| {
+                let here = match url.ip() {
+                    Some(ip) => ip.to_canonical() == remote,
+                    None => url.host_name().as_deref() == Some("localhost") && remote.is_loopback(),
+                };
+                here && book.identity(url) == Some(Identity::Original)
+            })
+            .collect()
+    }
+
+    /// Notes that `peer`, an original, gave us block `index` (`hash`): it is
+    /// never sent back to it.
+    pub fn came_from_original(&self, peer: &PeerUrl, index: u64, hash: BlockHash) {
+        if let Some(task) = self.inner.tasks.lock().expect("tasks lock").get(peer) {
+            task.fill.came_from_it(index, hash);
         }
     }
 
