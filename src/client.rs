@@ -298,8 +298,7 @@ impl PeerClient {
         let body = read_capped(response, SMALL_ANSWER_BYTES)
             .await
             .unwrap_or_default();
-        let shown: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        let answer = format!("{} {}", status.as_u16(), shown.trim());
+        let answer = format!("{} {}", status.as_u16(), first_line_of_text(&body));
         if status.is_success() {
             Ok(answer)
         } else {
@@ -339,6 +338,34 @@ impl PeerClient {
 }
 
 /// Reads a body up to `limit` bytes.
+/// The first line of text of an answer's body, for a log line: an HTML
+/// error page (the original's server sends one with a 500) shows as its
+/// title, not as four lines of markup.
+fn first_line_of_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                plain.push('\n');
+            }
+            _ if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    plain
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .collect()
+}
+
 async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, PeerError> {
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(PeerError::TooLarge { limit });
@@ -379,4 +406,22 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
             ))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line_of_text;
+
+    #[test]
+    fn an_answer_shows_as_its_first_line_of_text() {
+        let page = b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n<p>The server encountered an internal error.</p>\n";
+        assert_eq!(first_line_of_text(page), "500 Internal Server Error");
+        assert_eq!(
+            first_line_of_text(b"{\"confirmed\": true}\n"),
+            "{\"confirmed\": true}"
+        );
+        assert_eq!(first_line_of_text(b"\n\n  two\nthree"), "two");
+        assert_eq!(first_line_of_text(b""), "");
+        assert_eq!(first_line_of_text(&[b'x'; 500]).len(), 120);
+    }
 }

@@ -831,8 +831,17 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
     let miners = [start(0, true), start(1, true)];
     const BLOCKS: usize = 300;
     miners[0].chain_of_at_least(BLOCKS).await;
+    let warned = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("WARN") && l.contains(&original.url))
+            .count()
+    };
     for miner in miners {
-        assert!(miner.terminate().success());
+        let (status, logs) = miner.terminate_with_logs();
+        assert!(status.success());
+        // Failing every 13th post, it flaps: a few lines, then a summary a
+        // minute, not a pair of lines per failure.
+        assert!(warned(&logs) <= 6, "{} WARN lines:\n{logs}", warned(&logs));
     }
     // The miners stop; the nodes restart without mining.
     let stopped = std::time::Instant::now();
@@ -862,8 +871,14 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
         chain.len() - 1,
         took.as_secs_f64()
     );
-    assert!(per_block <= 2.5, "{per_block:.2} posts per block");
+    assert!(per_block <= 2.0, "{per_block:.2} posts per block");
     for node in nodes {
-        assert!(node.terminate().success());
+        let (status, logs) = node.terminate_with_logs();
+        assert!(status.success());
+        assert!(warned(&logs) <= 6, "{} WARN lines:\n{logs}", warned(&logs));
+        assert!(
+            !logs.contains("<title>"),
+            "an error page in the log:\n{logs}"
+        );
     }
 }

@@ -28,8 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+mod flaps;
 mod original;
 
+use flaps::{Flaps, Say};
 use original::{FILL_GAP, Fill};
 
 use crate::block::{Block, BlockHash};
@@ -74,6 +76,8 @@ struct Inner {
     /// When blocks of unknown parent last woke the peers: at most once
     /// per [`UNLINKED_WAKE_INTERVAL`], however often one is replayed.
     unlinked_wake: Mutex<Option<std::time::Instant>>,
+    /// Each peer's recent failures and recoveries, per kind of contact.
+    flaps: Mutex<HashMap<(PeerUrl, Contact), Flaps>>,
 }
 
 /// The least time between two catch-ups woken by announced blocks whose
@@ -85,6 +89,13 @@ const UNLINKED_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 struct Relayed {
     text: Arc<str>,
     from: Option<PeerUrl>,
+}
+
+fn contact_in_words(contact: Contact) -> &'static str {
+    match contact {
+        Contact::Sync => "sync with",
+        Contact::Announce => "announcing to",
+    }
 }
 
 /// What a peer task has told the log and need not repeat while it lasts.
@@ -166,6 +177,7 @@ impl Gossip {
                 running: TaskTracker::new(),
                 items: tokio::sync::broadcast::channel(RELAY_QUEUE).0,
                 unlinked_wake: Mutex::new(None),
+                flaps: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -609,7 +621,11 @@ impl Gossip {
     /// been told in words by the chain state already.)
     fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
         let height = outcome.height();
-        match self.inner.book.record_success(peer, Contact::Sync, height) {
+        let change = self.inner.book.record_success(peer, Contact::Sync, height);
+        if !self.said_as_usual(peer, Contact::Sync, &change, None) {
+            return;
+        }
+        match change {
             Change::FirstAnswer => {
                 info!(
                     peer = %peer,
@@ -659,13 +675,58 @@ impl Gossip {
         });
     }
 
+    /// Counts a contact with `peer` (`error`: it failed) towards telling
+    /// whether it flaps; says what the flapping calls for, and returns
+    /// whether the usual line for `change` is to be said.
+    fn said_as_usual(
+        &self,
+        peer: &PeerUrl,
+        contact: Contact,
+        change: &Change,
+        error: Option<&PeerError>,
+    ) -> bool {
+        let recovered = matches!(change, Change::Recovered { .. });
+        let say = {
+            let mut flaps = self.inner.flaps.lock().expect("flaps lock");
+            let say = flaps.entry((peer.clone(), contact)).or_default().contact(
+                std::time::Instant::now(),
+                error.is_some(),
+                recovered,
+            );
+            // A peer no longer in the book leaves no record behind.
+            flaps.retain(|(url, _), _| self.inner.book.contains(url));
+            say
+        };
+        let what = contact_in_words(contact);
+        let minute = flaps::WINDOW.as_secs();
+        match say {
+            Say::AsUsual => return true,
+            Say::StartsFlapping => warn!(
+                peer = %peer,
+                "{what} {peer} fails and works by turns: from now on summarised once every {minute} s"
+            ),
+            Say::Nothing => {}
+            Say::Summary { failed, tried } => warn!(
+                peer = %peer,
+                "{what} {peer}: {failed} of {tried} contacts failed in the last {minute} s{}",
+                error.map(|e| format!(" (the last: {e})")).unwrap_or_default()
+            ),
+            Say::Steady { tried } => info!(
+                peer = %peer,
+                "{what} {peer} is steady again: {tried} contacts in the last {minute} s, none failed"
+            ),
+        }
+        false
+    }
+
     /// Records a failed contact and logs it if it is news.
     fn report_failure(&self, peer: &PeerUrl, contact: Contact, error: &PeerError) {
-        let what = match contact {
-            Contact::Sync => "sync with",
-            Contact::Announce => "announcing to",
-        };
-        match self.inner.book.record_failure(peer, contact, error.kind()) {
+        let what = contact_in_words(contact);
+        let change = self.inner.book.record_failure(peer, contact, error.kind());
+        if !self.said_as_usual(peer, contact, &change, Some(error)) {
+            return;
+        }
+        match change {
             Change::StillFailing { failures } => {
                 debug!(peer = %peer, failures, "{what} {peer} failed again: {error}")
             }
@@ -760,10 +821,12 @@ impl Gossip {
         let index = block.index;
         match self.inner.client.announce(peer, block).await {
             Ok(answer) => {
-                if let Change::Recovered { failures } =
-                    self.inner
-                        .book
-                        .record_success(peer, Contact::Announce, None)
+                let change = self
+                    .inner
+                    .book
+                    .record_success(peer, Contact::Announce, None);
+                if let Change::Recovered { failures } = change
+                    && self.said_as_usual(peer, Contact::Announce, &change, None)
                 {
                     info!(peer = %peer, "announcing to {peer} works again (after {failures} failures)");
                 }
