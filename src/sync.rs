@@ -152,9 +152,10 @@ impl fmt::Display for Served {
         };
         write!(
             f,
-            "highest block {}, with holes at {}{more} ({count} blocks missing; its chain ends at block {})",
+            "highest block {}, with holes at {}{more} ({count} block{} missing; its chain ends at block {})",
             self.height(),
             shown.join(", "),
+            if count == 1 { "" } else { "s" },
             self.contiguous.saturating_sub(1)
         )
     }

@@ -801,8 +801,8 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
     // every 13th post with a 500 page.
     let original = Original::start(
         &tmp.path().join("original"),
-        &mine_chain(1, 4, ""),
-        4,
+        &mine_chain(1, 5, ""),
+        5,
         &["--master", "--drop-every", "7", "--fail-every", "13"],
     );
     let ports = [free_port(), free_port()];
@@ -811,7 +811,7 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
             "--port".to_string(),
             ports[me].to_string(),
             "--difficulty".into(),
-            "4".into(),
+            "5".into(),
             "--sync-interval".into(),
             "0.5".into(),
             "--peers".into(),
@@ -829,7 +829,7 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
         Jbc::start(&tmp.path().join(format!("node{me}")), &args)
     };
     let miners = [start(0, true), start(1, true)];
-    const BLOCKS: usize = 300;
+    const BLOCKS: usize = 200;
     miners[0].chain_of_at_least(BLOCKS).await;
     let warned = |logs: &str| {
         logs.lines()
@@ -846,6 +846,24 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
     // The miners stop; the nodes restart without mining.
     let stopped = std::time::Instant::now();
     let nodes = [start(0, false), start(1, false)];
+    // The two may have stopped at a tie (rival blocks at one height, equal
+    // work): one more block on node 0's tip settles it, as the next block
+    // mined would.
+    let tip = nodes[0].chain().await.pop().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next = jbc::chain::Template::next(&tip, "settles a tie".into(), u128::from(now), 5)
+        .solve_plainly();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/mined", nodes[0].url))
+        .header("Content-Type", "application/json")
+        .body(next.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
     let chain = wait_for(
         "the original to serve the nodes' chain, whole",
         PATIENCE,
@@ -858,7 +876,7 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
     )
     .await;
     let took = stopped.elapsed();
-    let network = jbc::chain::Network::new(genesis(), 4);
+    let network = jbc::chain::Network::new(genesis(), 5);
     jbc::chain::Chain::from_blocks(chain.clone(), &network).expect("a valid chain");
     let posts = original
         .logs()

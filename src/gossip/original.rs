@@ -11,7 +11,7 @@
 //! This module owns the plan for one peer. The sending is the peer task's
 //! ([`super::Gossip`]); what the peer served is [`crate::sync::Served`].
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,12 @@ pub(super) const FILL_GAP: Duration = Duration::from_millis(20);
 const LANDING_TIME: Duration = Duration::from_secs(3);
 /// The most blocks planned from one sync; the rest come after the next.
 const MAX_PLANNED: usize = 10_000;
+/// A block sent this many times within [`RETRY_WINDOW`] and still lacking
+/// waits for the window to pass: the peer drops it each time, or another
+/// node with a rival block at that height overwrites it each time (two
+/// nodes at a tie would otherwise take turns at its files for ever).
+const TRIES_PER_WINDOW: u32 = 3;
+const RETRY_WINDOW: Duration = Duration::from_secs(60);
 /// Blocks the original gave us, remembered so as never to send them back.
 const REMEMBERED_FROM_IT: usize = 10_000;
 
@@ -52,6 +58,9 @@ struct Plan {
     from_it: BTreeMap<u64, BlockHash>,
     /// Blocks sent lately, oldest first, and when.
     sent: VecDeque<(u64, Instant)>,
+    /// Per index: the block last sent there, how often within the window,
+    /// and when the window began.
+    tries: HashMap<u64, (BlockHash, u32, Instant)>,
 }
 
 impl Fill {
@@ -83,13 +92,22 @@ impl Fill {
             // What it serves is the truth from here on: a block it gave us
             // and lacks now (it dropped it) is sent like any other.
             plan.from_it = plan.from_it.split_off(&(tip + 1));
-            plan.lacking = (1..=tip)
+            plan.tries
+                .retain(|_, (_, _, since)| now.duration_since(*since) < RETRY_WINDOW);
+            let tries = &plan.tries;
+            let lacking = (1..=tip)
                 .filter(|index| {
-                    state.hash_at(*index).as_ref() != served.hash_at(*index)
+                    let ours = state.hash_at(*index);
+                    let tried_enough = tries.get(index).is_some_and(|(hash, count, _)| {
+                        Some(hash) == ours.as_ref() && *count >= TRIES_PER_WINDOW
+                    });
+                    ours.as_ref() != served.hash_at(*index)
                         && !landing.contains(index)
+                        && !tried_enough
                 })
                 .take(MAX_PLANNED)
                 .collect();
+            plan.lacking = lacking;
             plan.next_new = tip + 1;
         }
         plan.known = true;
@@ -144,7 +162,13 @@ impl Fill {
             if plan.from_it.get(&index) == Some(&block.hash) {
                 continue;
             }
-            plan.sent.push_back((index, Instant::now()));
+            let now = Instant::now();
+            plan.sent.push_back((index, now));
+            let tries = plan.tries.entry(index).or_insert((block.hash, 0, now));
+            if tries.0 != block.hash {
+                *tries = (block.hash, 0, now);
+            }
+            tries.1 += 1;
             if plan.sent.len() > MAX_PLANNED * 2 {
                 plan.sent.pop_front();
             }
