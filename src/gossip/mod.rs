@@ -403,6 +403,8 @@ impl Gossip {
         if let Some(task) = self.inner.tasks.lock().expect("tasks lock").remove(url) {
             task.cancel.cancel();
         }
+        // A peer no longer talked to leaves no record of its flapping.
+        (self.inner.flaps.lock().expect("flaps lock")).retain(|(peer, _), _| peer != url);
     }
 
     /// Starts `url`'s task, unless it runs already; `first` hears when its
@@ -688,14 +690,11 @@ impl Gossip {
         let recovered = matches!(change, Change::Recovered { .. });
         let say = {
             let mut flaps = self.inner.flaps.lock().expect("flaps lock");
-            let say = flaps.entry((peer.clone(), contact)).or_default().contact(
+            flaps.entry((peer.clone(), contact)).or_default().contact(
                 std::time::Instant::now(),
                 error.is_some(),
                 recovered,
-            );
-            // A peer no longer in the book leaves no record behind.
-            flaps.retain(|(url, _), _| self.inner.book.contains(url));
-            say
+            )
         };
         let what = contact_in_words(contact);
         let minute = flaps::WINDOW.as_secs();
