@@ -20,6 +20,7 @@ use jbc::chain::Network;
 use jbc::chain::Template;
 use jbc::protocol::NodeId;
 use jbc::{Access, AppState, OperatorKey, ServerLimits, app, serve as serve_api};
+use jbc::{AddrMan, Limits};
 use jbc::{ChainState, Source};
 use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
 use jbc::{Outcome, catch_up as sync_with};
@@ -118,6 +119,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         chaindata.with_file_name("peers.json"),
         Duration::from_secs(60),
         Duration::from_secs(3600),
+        Limits::default(),
     );
     let stats = Arc::new(Stats::default());
     let client = PeerClient::new(&settings(), network, None, Arc::clone(&stats));
@@ -126,6 +128,8 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         client,
         book,
         NodeId::random(),
+        Arc::new(AddrMan::open(AddrMan::path_beside(chaindata))),
+        0,
         shutdown.clone(),
     );
     let access = Access {
@@ -189,7 +193,7 @@ async fn catch_up(
             .unwrap();
         None
     } else {
-        let status = client.status(peer).await.unwrap();
+        let status = client.status(peer, false).await.unwrap();
         Some(sync_with(&node, &client, peer, status.as_ref()).await)
     };
     let elapsed = started.elapsed();

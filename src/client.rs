@@ -21,7 +21,10 @@ use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
 use crate::chain::{ChainError, Network};
 use crate::config::PeerSettings;
 use crate::peers::PeerUrl;
-use crate::protocol::{DataRequest, PAGE_BYTES, PEER_HEADER, SMALL_ANSWER_BYTES, Status, route};
+use crate::protocol::{
+    ADDRESSES_BYTES, Addresses, DataRequest, MAX_ADDRESSES, PAGE_BYTES, PEER_HEADER,
+    SMALL_ANSWER_BYTES, Status, route,
+};
 use crate::stats::Stats;
 
 /// `/blocks` pages read at once, from all peers together.
@@ -185,12 +188,24 @@ impl PeerClient {
 
     /// `GET {peer}{path}`, read up to `limit` bytes.
     async fn get(&self, peer: &PeerUrl, path: &str, limit: u64) -> Result<Vec<u8>, PeerError> {
-        let response = self
-            .http
-            .get(peer.endpoint(path))
-            .send()
-            .await
-            .map_err(PeerError::from_request)?;
+        self.get_as(peer, path, limit, false).await
+    }
+
+    /// `GET {peer}{path}`, read up to `limit` bytes; `introduce`: with our
+    /// URL in the peer header, so the peer can reach us back and tell
+    /// others of us.
+    async fn get_as(
+        &self,
+        peer: &PeerUrl,
+        path: &str,
+        limit: u64,
+        introduce: bool,
+    ) -> Result<Vec<u8>, PeerError> {
+        let mut request = self.http.get(peer.endpoint(path));
+        if introduce && let Some(own) = &self.own_url {
+            request = request.header(PEER_HEADER, own);
+        }
+        let response = request.send().await.map_err(PeerError::from_request)?;
         if !response.status().is_success() {
             return Err(PeerError::Status(response.status().as_u16()));
         }
@@ -216,13 +231,42 @@ impl PeerClient {
     }
 
     /// A peer's `/status`; `Ok(None)` when it has no such endpoint (the
-    /// original node).
-    pub async fn status(&self, peer: &PeerUrl) -> Result<Option<Status>, PeerError> {
-        match self.get(peer, route::STATUS, SMALL_ANSWER_BYTES).await {
+    /// original node). `introduce`: say who we are (a sync does, so the
+    /// peer takes us as an inbound peer; a handshake does not, or two nodes
+    /// would handshake each other back and forth).
+    pub async fn status(
+        &self,
+        peer: &PeerUrl,
+        introduce: bool,
+    ) -> Result<Option<Status>, PeerError> {
+        match self
+            .get_as(peer, route::STATUS, SMALL_ANSWER_BYTES, introduce)
+            .await
+        {
             Ok(body) => parse_json::<Status>(&body).map(Some),
             Err(PeerError::Status(404)) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// The addresses a peer gives out (`GET /peers/addr`): at most
+    /// [`MAX_ADDRESSES`], each parsed (the ones that do not parse are left
+    /// out); `Ok(None)` when it has no such endpoint (an older node).
+    pub async fn addresses(&self, peer: &PeerUrl) -> Result<Option<Vec<PeerUrl>>, PeerError> {
+        let body = match self.get(peer, route::ADDRESSES, ADDRESSES_BYTES).await {
+            Ok(body) => body,
+            Err(PeerError::Status(404)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let answer = parse_json::<Addresses>(&body)?;
+        Ok(Some(
+            answer
+                .addresses
+                .iter()
+                .take(MAX_ADDRESSES)
+                .filter_map(|text| PeerUrl::parse(text).ok())
+                .collect(),
+        ))
     }
 
     /// The peer's block at `index`.

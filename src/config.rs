@@ -120,6 +120,14 @@ pub struct Settings {
     /// Seconds a misbehaving peer stays banned [default: 86400]
     #[arg(long, value_parser = rule::ban_seconds)]
     pub ban_seconds: Option<u64>,
+    /// Outbound peers the node keeps, chosen from the addresses it learns
+    /// (configured and added peers come on top) [default: 8]
+    #[arg(long, value_parser = rule::outbound_peers)]
+    pub outbound_peers: Option<usize>,
+    /// Most inbound peers: nodes that sync from this one and hear its
+    /// blocks [default: 64]
+    #[arg(long, value_parser = rule::max_inbound)]
+    pub max_inbound: Option<usize>,
     /// The base URL other nodes reach this one at, sent with announcements
     /// [default: http://HOST:PORT, with the connection's address for 0.0.0.0]
     #[arg(long)]
@@ -179,6 +187,8 @@ impl Settings {
             max_item_bytes: overrides.max_item_bytes.or(self.max_item_bytes),
             pool_max_items: overrides.pool_max_items.or(self.pool_max_items),
             pool_max_bytes: overrides.pool_max_bytes.or(self.pool_max_bytes),
+            outbound_peers: overrides.outbound_peers.or(self.outbound_peers),
+            max_inbound: overrides.max_inbound.or(self.max_inbound),
             advertise: overrides.advertise.or(self.advertise),
             allowed_hosts: overrides.allowed_hosts.or(self.allowed_hosts),
             operator_key: overrides.operator_key.or(self.operator_key),
@@ -263,6 +273,10 @@ pub mod rule {
     pub const POOL_MAX_BYTES: &str = "a whole number of bytes from 1024 to 17179869184";
     pub const POOL_BYTES_RANGE: RangeInclusive<u64> = 1024..=16 * 1024 * 1024 * 1024;
     pub const BAN_RANGE: RangeInclusive<u64> = 1..=365 * 86_400;
+    pub const OUTBOUND_PEERS: &str = "a whole number from 0 to 64";
+    pub const OUTBOUND_RANGE: RangeInclusive<usize> = 0..=64;
+    pub const MAX_INBOUND: &str = "a whole number from 0 to 1024";
+    pub const INBOUND_RANGE: RangeInclusive<usize> = 0..=1024;
 
     pub const TARGET_BLOCK_SECONDS: &str = "a whole number of seconds from 1 to 86400";
     pub const TARGET_BLOCK_RANGE: RangeInclusive<u64> = 1..=86_400;
@@ -321,6 +335,12 @@ pub mod rule {
     pub fn ban_seconds(text: &str) -> Result<u64, String> {
         number(text, BAN_RANGE, BAN_SECONDS)
     }
+    pub fn outbound_peers(text: &str) -> Result<usize, String> {
+        number(text, OUTBOUND_RANGE, OUTBOUND_PEERS)
+    }
+    pub fn max_inbound(text: &str) -> Result<usize, String> {
+        number(text, INBOUND_RANGE, MAX_INBOUND)
+    }
     pub fn bench_seconds(text: &str) -> Result<f64, String> {
         number(text, 0.1..=3600.0, BENCH_SECONDS)
     }
@@ -377,6 +397,10 @@ pub struct Config {
     pub ban_time: Duration,
     /// How the pool of waiting data items is bounded.
     pub pool: PoolLimits,
+    /// Outbound peers kept from the learned addresses.
+    pub outbound_peers: usize,
+    /// Most inbound peers.
+    pub max_inbound: usize,
     /// The URL this node gives for itself, if set.
     pub advertise: Option<PeerUrl>,
     /// Host names requests may name besides IP addresses, `localhost` and
@@ -555,6 +579,18 @@ impl Config {
             rule::BAN_SECONDS,
         )
         .map_err(invalid("ban_seconds"))?;
+        let outbound_peers = rule::within(
+            settings.outbound_peers.unwrap_or(8),
+            rule::OUTBOUND_RANGE,
+            rule::OUTBOUND_PEERS,
+        )
+        .map_err(invalid("outbound_peers"))?;
+        let max_inbound = rule::within(
+            settings.max_inbound.unwrap_or(64),
+            rule::INBOUND_RANGE,
+            rule::MAX_INBOUND,
+        )
+        .map_err(invalid("max_inbound"))?;
         let advertise = settings
             .advertise
             .as_deref()
@@ -626,6 +662,8 @@ impl Config {
             },
             ban_time: Duration::from_secs(ban_seconds),
             pool,
+            outbound_peers,
+            max_inbound,
             advertise,
             allowed_hosts,
             operator_key,

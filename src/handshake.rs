@@ -131,9 +131,11 @@ pub async fn handshake(
     network: &Network,
     own_id: &NodeId,
 ) -> Result<Identity, HandshakeError> {
-    match client.status(url).await {
+    match client.status(url, false).await {
         Ok(Some(status)) => check_status(&status, network, own_id),
-        Ok(None) if origin == Origin::Learned => Err(HandshakeError::OriginalNotNamed),
+        Ok(None) if matches!(origin, Origin::Learned | Origin::Inbound) => {
+            Err(HandshakeError::OriginalNotNamed)
+        }
         Ok(None) if network.kind != Kind::Fixed => Err(HandshakeError::OriginalInAdaptive),
         Ok(None) => check_original(client, url, network).await,
         Err(error) => Err(HandshakeError::Unreachable(error)),

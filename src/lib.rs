@@ -21,7 +21,8 @@
 //!    [`events`]: what happens on the node, as a stream (`GET /events`).
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
 //!    choosing between chains, and the template of the next block.
-//!    [`peers`]: peer URLs, the peer book, its limits and its file.
+//!    [`peers`]: peer URLs, the peer book (whom the node talks to) and the
+//!    address manager (whom it could), their limits and their files.
 //!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
 //! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //!    [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
@@ -31,7 +32,8 @@
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
 //! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
 //!    answer to become a peer. [`metrics`]: figures for Prometheus.
-//! 7. [`gossip`]: who gets in, and each peer's task: syncing, announcing.
+//! 7. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
+//!    outbound peers the node chooses and the addresses it passes on.
 //! 8. [`api`]: the HTTP router, its extractors and guards (the operator
 //!    key, the Host check), handlers and their one error type.
 //! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
@@ -96,7 +98,7 @@ pub use fsio::write_all_atomic;
 pub use gossip::Gossip;
 pub use miner::{NonceHasher, state_meets_difficulty, state_to_hash};
 pub use operator::{COOKIE_FILE, OperatorKey, read_cookie};
-pub use peers::{PeerBook, PeerUrl};
+pub use peers::{AddrMan, Limits, PeerBook, PeerUrl};
 pub use state::{ChainState, Source};
 pub use stats::Stats;
 pub use sync::{Outcome, catch_up};

@@ -28,6 +28,22 @@ pub mod route {
     pub const PEERS: &str = "/peers";
     /// `DELETE` with `{"url": …}` lifts a ban (operator only).
     pub const BANS: &str = "/peers/bans";
+    /// Addresses of nodes that answered lately, for others to connect to.
+    pub const ADDRESSES: &str = "/peers/addr";
+}
+
+/// Most addresses one `GET /peers/addr` answer holds (and a reader reads).
+pub const MAX_ADDRESSES: usize = 100;
+
+/// The cap on a `GET /peers/addr` answer: its addresses, with room.
+pub const ADDRESSES_BYTES: u64 = 64 * 1024;
+
+/// What `GET /peers/addr` answers: base URLs of nodes that answered this
+/// one lately, in random order, from a cache that changes only now and
+/// then (so asking often does not map the book).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Addresses {
+    pub addresses: Vec<String>,
 }
 
 /// Header naming the announcing node's base URL, so the receiver can sync
@@ -112,6 +128,26 @@ pub struct Status {
     /// Whether the node mines.
     #[serde(default)]
     pub mining: Option<bool>,
+    /// Its peers by direction, and the addresses it knows.
+    #[serde(default)]
+    pub connections: Option<Connections>,
+}
+
+/// A node's connections, as `/status` tells them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Connections {
+    /// Peers it syncs from: configured, added and chosen.
+    pub outbound: usize,
+    /// Of those, the ones it chose from learned addresses.
+    pub chosen: usize,
+    /// How many it aims to choose.
+    pub outbound_target: usize,
+    /// Nodes that sync from it and hear its blocks.
+    pub inbound: usize,
+    /// Addresses it could connect to, never reached yet.
+    pub addresses_new: usize,
+    /// Addresses that answered.
+    pub addresses_tried: usize,
 }
 
 impl Status {

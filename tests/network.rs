@@ -385,16 +385,33 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
             .map(|v| v["origin"].clone())
             .unwrap()
     };
-    assert_eq!(origin_of(&announcer.url), "learned");
+    assert_eq!(origin_of(&announcer.url), "inbound");
     assert_eq!(origin_of(&added.url), "added");
     assert!(views.iter().all(|v| v["kind"] == "jbc"), "{views:?}");
     assert_eq!(status(&node).await["peers"], 2);
     assert!(node.terminate().success());
 
+    // The added peer is kept in the book; the announcer, an inbound peer,
+    // was kept as an address that answered, and the node chooses it as an
+    // outbound peer.
     let restarted = Jbc::start(&tmp.path().join("node"), &args);
+    wait_for("the announcer chosen again", PATIENCE, || async {
+        (peer_urls(&restarted).await.len() == 2).then_some(())
+    })
+    .await;
     let mut got = peer_urls(&restarted).await;
     got.sort();
-    assert_eq!(got, sorted, "the book survives a restart");
+    assert_eq!(got, sorted, "the book and the addresses survive a restart");
+    let views = peers(&restarted).await;
+    let origin_of = |url: &str| {
+        views
+            .iter()
+            .find(|v| v["url"] == url)
+            .map(|v| v["origin"].clone())
+            .unwrap()
+    };
+    assert_eq!(origin_of(&announcer.url), "learned");
+    assert_eq!(origin_of(&added.url), "added");
     assert_eq!(restarted.chain().await.last(), Some(&block));
     for node in [restarted, announcer, added] {
         assert!(node.terminate().success());

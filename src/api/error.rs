@@ -85,7 +85,7 @@ impl From<BookError> for ApiError {
     fn from(error: BookError) -> ApiError {
         match error {
             BookError::Save(_) => ApiError::Unavailable(error.to_string()),
-            BookError::Banned { .. } | BookError::Full => {
+            BookError::Banned { .. } | BookError::Full { .. } | BookError::Removed => {
                 ApiError::Unprocessable(error.to_string())
             }
         }

@@ -51,7 +51,7 @@ use crate::peers::{PeerUrl, PeerView};
 use crate::pool::{PendingView, Submitter};
 
 use crate::protocol::{
-    BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
+    Addresses, BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
     MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
 };
 use crate::state::{Added, ChainState, CommitError, Source, Submitted};
@@ -60,7 +60,7 @@ use crate::stats::Stats;
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
     GET /blocks/{index}, GET /blocks/{index}/proof, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
-    DELETE /peers/bans, POST /data, GET /data, GET /data/{id}";
+    DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -145,6 +145,7 @@ pub fn app(state: AppState) -> Router {
             get(list_peers).post(add_peer).delete(remove_peer),
         )
         .route(route::BANS, axum::routing::delete(lift_ban))
+        .route(route::ADDRESSES, get(addresses))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
         .route_layer(middleware::from_fn_with_state(
@@ -229,7 +230,13 @@ const FIXED_MEAN_SPAN: u64 = 20;
 
 /// `GET /status`: what a peer needs to decide whether to sync from us,
 /// and to handshake with us.
-async fn status(State(app): State<AppState>) -> Json<Status> {
+///
+/// A node that names itself in the peer header while it syncs is reached
+/// back at the address its request came from, as an inbound peer.
+async fn status(State(app): State<AppState>, sender: Sender) -> Json<Status> {
+    if let (Some(peer), Some(remote)) = (sender.peer, sender.remote) {
+        app.gossip.introduced(peer, remote);
+    }
     let tip = app.state.tip();
     let network = app.state.network();
     let cursor = app.state.tip_cursor();
@@ -260,7 +267,20 @@ async fn status(State(app): State<AppState>) -> Json<Status> {
         catching_up: app.stats.catching_up().map(|c| c.view()),
         uptime_seconds: Some(app.started.elapsed().as_secs()),
         mining: Some(app.mining),
+        connections: Some(app.gossip.connections()),
     })
+}
+
+/// `GET /peers/addr`: addresses of nodes that answered this one lately, for
+/// a node that wants more peers (see [`Gossip::addresses_for_others`]).
+async fn addresses(State(app): State<AppState>) -> Json<Addresses> {
+    let addresses = app
+        .gossip
+        .addresses_for_others()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Json(Addresses { addresses })
 }
 
 /// `GET /blocks?from=N&limit=M`: blocks N… in order, at most [`MAX_PAGE`];

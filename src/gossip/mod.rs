@@ -1,18 +1,19 @@
 //! The node's conversation with its peers: who gets in, and what is said.
 //!
-//! Each peer in the book has its own task, which syncs with it (at start,
-//! every `sync_interval` while it answers, after growing pauses while it
-//! does not, and at once when an announcement shows it is ahead) and
-//! announces every new tip to it: the whole missing run of blocks, in
-//! order, to an original node, which learns blocks only that way. A slow or
-//! hostile peer therefore delays only its own task: an honest peer's blocks
-//! are adopted as soon as they arrive.
+//! Each peer in the book has its own task, which syncs with it (an outbound
+//! peer at start, every `sync_interval` while it answers, after growing
+//! pauses while it does not; any peer at once when an announcement shows it
+//! is ahead) and announces every new tip to it: the whole missing run of
+//! blocks, in order, to an original node, which learns blocks only that
+//! way. A slow or hostile peer therefore delays only its own task: an
+//! honest peer's blocks are adopted as soon as they arrive.
 //!
 //! A URL gets a task only after a handshake ([`crate::handshake`]): one
-//! given by the operator (`POST /peers`), or one named in an announcement
-//! of a block we took as new (or that shows its sender is ahead). A
-//! stranger is asked once at most within the ban time however often it is
-//! named, so nobody can point this node at someone else.
+//! given by the operator (`POST /peers`), one the node chose from the
+//! addresses it learned (`connect`), or one that named itself in a sync
+//! or in an announcement of a block we took as new (or that shows its
+//! sender is ahead), as an inbound peer. Such a stranger is asked once at
+//! most per [`connect::INBOUND_RETRY`] however often it is named.
 //!
 //! Every contact is recorded in the [`PeerBook`], and the log tells the
 //! operator what changed: a peer that starts failing is reported once (and
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+mod connect;
 mod flaps;
 mod original;
 
@@ -38,7 +40,9 @@ use crate::block::{Block, BlockHash};
 use crate::client::{PeerClient, PeerError};
 use crate::clock::unix_now;
 use crate::handshake::{HandshakeError, check_status, handshake};
-use crate::peers::{Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl};
+use crate::peers::{
+    AddrMan, Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl,
+};
 use crate::protocol::NodeId;
 use crate::state::{ChainState, Source};
 use crate::sync::{Outcome, catch_up};
@@ -78,6 +82,18 @@ struct Inner {
     unlinked_wake: Mutex<Option<std::time::Instant>>,
     /// Each peer's recent failures and recoveries, per kind of contact.
     flaps: Mutex<HashMap<(PeerUrl, Contact), Flaps>>,
+    /// The addresses the node could connect to.
+    addrman: Arc<AddrMan>,
+    /// How many outbound peers the node chooses from them.
+    outbound_target: usize,
+    /// Wakes the connector: a chosen peer went, or addresses came.
+    connect_wake: Notify,
+    /// Whether the target was reached once (said once).
+    joined: std::sync::atomic::AtomicBool,
+    /// When the node last asked for addresses for want of candidates.
+    last_address_request: Mutex<Option<std::time::Instant>>,
+    /// The answer to `GET /peers/addr`.
+    address_cache: Mutex<Option<connect::AddressCache>>,
 }
 
 /// The least time between two catch-ups woken by announced blocks whose
@@ -163,6 +179,8 @@ impl Gossip {
         client: PeerClient,
         book: PeerBook,
         node_id: NodeId,
+        addrman: Arc<AddrMan>,
+        outbound_target: usize,
         shutdown: CancellationToken,
     ) -> Gossip {
         Gossip {
@@ -178,6 +196,12 @@ impl Gossip {
                 items: tokio::sync::broadcast::channel(RELAY_QUEUE).0,
                 unlinked_wake: Mutex::new(None),
                 flaps: Mutex::new(HashMap::new()),
+                addrman,
+                outbound_target,
+                connect_wake: Notify::new(),
+                joined: Default::default(),
+                last_address_request: Mutex::new(None),
+                address_cache: Mutex::new(None),
             }),
         }
     }
@@ -215,9 +239,15 @@ impl Gossip {
         &self.inner.client
     }
 
-    /// Starts a task for every peer in the book, and the book's periodic
-    /// save; resolves once every peer had its first sync attempt (or at
-    /// shutdown).
+    /// The address manager.
+    pub fn addrman(&self) -> &AddrMan {
+        &self.inner.addrman
+    }
+
+    /// Starts a task for every peer in the book, the connector that keeps
+    /// the outbound peers, and the periodic save of the book and the
+    /// addresses; resolves once every peer had its first sync attempt (or
+    /// at shutdown).
     pub async fn start(&self) {
         let mut first_attempts = Vec::new();
         for url in self.inner.book.urls() {
@@ -225,7 +255,9 @@ impl Gossip {
             self.spawn_peer(url, Some(done));
             first_attempts.push(attempted);
         }
-        let book = self.inner.book.clone();
+        let gossip = self.clone();
+        self.spawn(async move { gossip.keep_outbound().await });
+        let gossip = self.clone();
         let shutdown = self.inner.shutdown.clone();
         self.inner.running.spawn(async move {
             let mut flush = tokio::time::interval(BOOK_FLUSH_INTERVAL);
@@ -234,12 +266,17 @@ impl Gossip {
                 tokio::select! {
                     _ = flush.tick() => {}
                     _ = shutdown.cancelled() => {
-                        book.flush();
+                        gossip.inner.book.flush();
+                        gossip.inner.addrman.flush();
                         return;
                     }
                 }
-                let book = book.clone();
-                let _ = tokio::task::spawn_blocking(move || book.flush()).await;
+                let gossip = gossip.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    gossip.inner.book.flush();
+                    gossip.inner.addrman.flush();
+                })
+                .await;
             }
         });
         tokio::select! {
@@ -261,9 +298,9 @@ impl Gossip {
         }
     }
 
-    /// Handshakes with `url` and, if it passes, makes it a peer. A learned
-    /// URL (named by an announcement) is asked at most once within the ban
-    /// time.
+    /// Handshakes with `url` and, if it passes, makes it a peer. A would-be
+    /// inbound peer (a URL named in a request) is asked at most once per
+    /// [`connect::INBOUND_RETRY`].
     pub async fn consider(&self, url: PeerUrl, origin: Origin) -> Result<Considered, Refusal> {
         let book = &self.inner.book;
         if let Some(ban) = book.ban(&url).filter(|_| origin != Origin::Added) {
@@ -273,14 +310,18 @@ impl Gossip {
             }
             .into());
         }
-        if book.contains(&url) {
+        // The operator adding a peer the node found by itself makes it one
+        // the node keeps.
+        let upgrade = origin == Origin::Added
+            && matches!(book.origin(&url), Some(Origin::Inbound | Origin::Learned));
+        if book.contains(&url) && !upgrade {
             return if book.urls().contains(&url) {
                 Ok(Considered::Known)
             } else {
                 Err(HandshakeError::Itself.into())
             };
         }
-        if origin == Origin::Learned && !book.first_attempt(&url) {
+        if origin == Origin::Inbound && !book.first_attempt(&url, connect::INBOUND_RETRY) {
             return Err(Refusal::TriedRecently);
         }
         let identity = {
@@ -293,8 +334,12 @@ impl Gossip {
                 network,
                 &self.inner.node_id,
             )
-            .await?
+            .await
         };
+        if origin == Origin::Learned {
+            self.inner.addrman.attempted(&url, identity.is_ok());
+        }
+        let identity = identity?;
         let admitted = {
             let (book, url, identity) = (book.clone(), url.clone(), identity.clone());
             tokio::task::spawn_blocking(move || book.admit(&url, origin, identity))
@@ -302,6 +347,11 @@ impl Gossip {
                 .expect("admitting does not panic")?
         };
         match admitted {
+            Admitted::Known if upgrade => {
+                info!(peer = %url, "{url} is now a peer added by the operator (it was one the node found)");
+                self.request_sync(Some(&url));
+                Ok(Considered::Added)
+            }
             Admitted::Known => Ok(Considered::Known),
             Admitted::Alias { of } => Ok(Considered::Alias { of }),
             Admitted::New { evicted } => {
@@ -313,7 +363,13 @@ impl Gossip {
                     Identity::Jbc { version, .. } => version,
                     Identity::Original => "an original node".into(),
                 };
-                info!(peer = %url, "new peer {url} ({what}, {origin:?}): it passed the handshake");
+                let kind = match origin {
+                    Origin::Config => "configured",
+                    Origin::Added => "added by the operator",
+                    Origin::Learned => "outbound, chosen from the addresses learned",
+                    Origin::Inbound => "inbound: it syncs from us",
+                };
+                info!(peer = %url, "new peer {url} ({what}, {kind}): it passed the handshake");
                 self.spawn_peer(url, None);
                 Ok(Considered::Added)
             }
@@ -333,6 +389,7 @@ impl Gossip {
     pub fn remove(&self, url: &PeerUrl) -> Result<bool, BookError> {
         let removed = self.inner.book.remove(url)?;
         if removed {
+            self.inner.addrman.forget(url);
             self.stop_peer(url);
             info!(peer = %url, "removed peer {url}");
         }
@@ -375,7 +432,7 @@ impl Gossip {
         if let Some(url) = sender.filter(|_| !known) {
             let gossip = self.clone();
             self.spawn(async move {
-                match gossip.consider(url.clone(), Origin::Learned).await {
+                match gossip.consider(url.clone(), Origin::Inbound).await {
                     Ok(_) | Err(Refusal::TriedRecently) => {}
                     Err(refusal) => debug!(peer = %url, "an announcing node: {refusal}"),
                 }
@@ -473,12 +530,25 @@ impl Gossip {
                 {
                     heard_from = true;
                     handshaken.notify_one();
+                    // An outbound peer is asked once what nodes it knows.
+                    if matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
+                        && self.inner.book.origin(peer) != Some(Origin::Inbound)
+                    {
+                        let (gossip, peer) = (self.clone(), peer.clone());
+                        self.spawn(async move { gossip.ask_for_addresses(&peer).await });
+                    }
                 }
                 if let Some(done) = first.take() {
                     let _ = done.send(());
                 }
                 if !go_on {
                     return;
+                }
+                // An inbound peer syncs from us; we sync from it only when
+                // it shows it is ahead.
+                if self.inner.book.origin(peer) == Some(Origin::Inbound) {
+                    wake.notified().await;
+                    continue;
                 }
                 let pause = self.inner.book.next_sync_in(peer);
                 tokio::select! {
@@ -541,7 +611,7 @@ impl Gossip {
     /// out to be this node itself (nothing more is said to it).
     async fn sync_once(&self, peer: &PeerUrl, fill: &Arc<Fill>, said: &mut Said) -> bool {
         let inner = &self.inner;
-        let status = match inner.client.status(peer).await {
+        let status = match inner.client.status(peer, true).await {
             Ok(status) => status,
             Err(error) => {
                 self.report_failure(peer, Contact::Sync, &error);
@@ -562,7 +632,11 @@ impl Gossip {
                     return true;
                 }
             },
-            None if inner.book.origin(peer) == Some(Origin::Learned) => {
+            None if matches!(
+                inner.book.origin(peer),
+                Some(Origin::Learned | Origin::Inbound)
+            ) =>
+            {
                 let error = HandshakeError::OriginalNotNamed.into_peer_error();
                 self.report_failure(peer, Contact::Sync, &error);
                 return true;
@@ -624,6 +698,9 @@ impl Gossip {
     fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
         let height = outcome.height();
         let change = self.inner.book.record_success(peer, Contact::Sync, height);
+        if matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
+            self.inner.addrman.answered(peer);
+        }
         if !self.said_as_usual(peer, Contact::Sync, &change, None) {
             return;
         }
@@ -722,6 +799,7 @@ impl Gossip {
     fn report_failure(&self, peer: &PeerUrl, contact: Contact, error: &PeerError) {
         let what = contact_in_words(contact);
         let change = self.inner.book.record_failure(peer, contact, error.kind());
+        self.replace_if_failing(peer, contact, error);
         if !self.said_as_usual(peer, contact, &change, Some(error)) {
             return;
         }

@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::count_in_words;
 use crate::operator::OperatorKey;
-use crate::peers::{PeerBook, PeerUrl};
+use crate::peers::{AddrMan, Limits, PeerBook, PeerUrl};
 use crate::pow::Kind;
 use crate::protocol::NodeId;
 use crate::state::ChainState;
@@ -95,7 +95,12 @@ pub async fn run(
         PeerBook::path_beside(&config.chaindata),
         config.ban_time,
         config.sync_interval,
+        Limits {
+            outbound: config.outbound_peers,
+            inbound: config.max_inbound,
+        },
     );
+    let addrman = Arc::new(AddrMan::open(AddrMan::path_beside(&config.chaindata)));
     let stats = Arc::new(Stats::default());
     let client = PeerClient::new(
         &config.peer,
@@ -108,6 +113,8 @@ pub async fn run(
         client,
         book.clone(),
         node_id,
+        addrman,
+        config.outbound_peers,
         shutdown.clone(),
     );
 

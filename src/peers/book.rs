@@ -1,11 +1,15 @@
 //! The address book: who the node's peers are, what it knows of each, and
 //! whom it has banned, kept in `peers.json` beside the chaindata folder.
 //!
-//! Bitcoin Core's address manager is the model. The book is bounded
-//! ([`MAX_PEERS`]); when it is full, the learned peer that has been failing
-//! longest (or been silent longest) makes way for a newcomer, so honest
-//! nodes can always join, while configured and added peers are never
-//! evicted. Each peer has a misbehaviour score; at [`BAN_THRESHOLD`] it is
+//! Bitcoin Core's connection manager is the model. The book holds the
+//! peers the node talks to now: configured and added ones (at most
+//! [`MAX_PEERS`], never evicted), the outbound peers it chose from the
+//! addresses it learned ([`Limits::outbound`]) and the inbound peers that
+//! sync from it ([`Limits::inbound`]); when one of the last two kinds is
+//! full, the one of its kind that has been failing longest (or been silent
+//! longest) makes way for a newcomer, so honest nodes can always join.
+//! Inbound peers are not saved: they come back by themselves. The
+//! addresses the node could connect to are the [`super::AddrMan`]'s. Each peer has a misbehaviour score; at [`BAN_THRESHOLD`] it is
 //! banned for the configured time. A peer that does not answer is retried
 //! after exponentially growing pauses rather than at every sync. Only peers
 //! that passed a handshake get in (see [`crate::handshake`]); this module
@@ -23,8 +27,26 @@ use super::PeerUrl;
 use crate::clock::unix_now;
 use crate::fsio::{FileError, SaveOnChange, set_aside_damaged};
 
-/// Most peers a node keeps.
+/// Most configured and added peers a node keeps.
 pub const MAX_PEERS: usize = 64;
+
+/// How many peers of the kinds the node chooses itself it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Outbound peers chosen from learned addresses.
+    pub outbound: usize,
+    /// Inbound peers.
+    pub inbound: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            outbound: 8,
+            inbound: 64,
+        }
+    }
+}
 /// The misbehaviour score at which a peer is banned.
 pub const BAN_THRESHOLD: u32 = 100;
 /// Most bans remembered; the oldest make way.
@@ -43,8 +65,13 @@ pub enum Origin {
     Config,
     /// Added by the operator with `POST /peers`: never evicted.
     Added,
-    /// Learned from an announcement: may make way for a newcomer.
+    /// An outbound peer the node chose from the addresses it learned: may
+    /// make way for a newcomer, and is replaced when it fails.
     Learned,
+    /// A node that syncs from this one or announced a block to it, reached
+    /// back at the URL it gave: hears our blocks, is synced from only when
+    /// it shows it is ahead, and is not saved.
+    Inbound,
 }
 
 /// What the handshake found at a peer's URL.
@@ -144,6 +171,17 @@ pub struct Ban {
     pub reason: String,
 }
 
+/// How many peers of each direction the node has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Directions {
+    /// Peers it syncs from: configured, added and chosen.
+    pub outbound: usize,
+    /// Of those, the ones it chose from learned addresses.
+    pub chosen: usize,
+    /// Nodes that sync from it.
+    pub inbound: usize,
+}
+
 /// A peer as `GET /peers` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerView {
@@ -170,10 +208,10 @@ pub struct PeerView {
 pub enum BookError {
     #[error("banned until {until} (seconds since the epoch): {reason}")]
     Banned { until: u64, reason: String },
-    #[error(
-        "the book is full ({MAX_PEERS} peers) and none of them is a learned peer that could make way"
-    )]
-    Full,
+    #[error("the operator removed it; only the operator can add it again")]
+    Removed,
+    #[error("the book has no room: {limit} {what} peers, none of which could make way")]
+    Full { what: &'static str, limit: usize },
     #[error("cannot save the peer list to {}: {}", .0.path.display(), .0.source)]
     Save(#[from] FileError),
 }
@@ -216,6 +254,8 @@ struct Inner {
     /// The pause between syncs with a healthy peer, and the first pause
     /// after a failure.
     sync_interval: Duration,
+    /// How many outbound and inbound peers are kept.
+    limits: Limits,
 }
 
 struct Book {
@@ -223,6 +263,9 @@ struct Book {
     bans: BTreeMap<PeerUrl, Ban>,
     /// Strangers whose handshake was attempted, and when.
     attempts: HashMap<PeerUrl, Instant>,
+    /// Peers the operator removed, and when: not taken back as inbound or
+    /// chosen peers within the ban time (the operator's word stands).
+    removed: HashMap<PeerUrl, Instant>,
 }
 
 impl PeerBook {
@@ -232,6 +275,7 @@ impl PeerBook {
         path: PathBuf,
         ban_time: Duration,
         sync_interval: Duration,
+        limits: Limits,
     ) -> PeerBook {
         let saved = read_saved(&path);
         let now = unix_now();
@@ -244,8 +288,16 @@ impl PeerBook {
                 // Configured still, with what was learned of it.
                 record.origin = Origin::Config;
                 *existing = record;
-            } else if record.origin != Origin::Config && records.len() < MAX_PEERS {
-                records.push(record);
+            } else {
+                let kept = records.iter().filter(|r| r.origin == record.origin).count();
+                let room = match record.origin {
+                    Origin::Config | Origin::Inbound => false,
+                    Origin::Added => kept < MAX_PEERS,
+                    Origin::Learned => kept < limits.outbound,
+                };
+                if room {
+                    records.push(record);
+                }
             }
         }
         let bans = saved
@@ -259,10 +311,12 @@ impl PeerBook {
                     records,
                     bans,
                     attempts: HashMap::new(),
+                    removed: HashMap::new(),
                 }),
                 file: SaveOnChange::new(path),
                 ban_time,
                 sync_interval,
+                limits,
             }),
         }
     }
@@ -289,6 +343,64 @@ impl PeerBook {
             .iter()
             .filter(|r| !r.runtime.itself)
             .count()
+    }
+
+    /// How many peers of each kind the node talks to: outbound (the ones
+    /// it syncs from: configured, added and chosen) and inbound.
+    pub fn directions(&self) -> Directions {
+        let book = self.book();
+        let mut directions = Directions::default();
+        for record in book.records.iter().filter(|r| !r.runtime.itself) {
+            match record.origin {
+                Origin::Inbound => directions.inbound += 1,
+                Origin::Learned => {
+                    directions.outbound += 1;
+                    directions.chosen += 1;
+                }
+                Origin::Config | Origin::Added => directions.outbound += 1,
+            }
+        }
+        directions
+    }
+
+    /// The chosen outbound peers that answer (their last sync worked),
+    /// with their network groups.
+    pub fn working_chosen(&self) -> Vec<PeerUrl> {
+        self.book()
+            .records
+            .iter()
+            .filter(|r| r.origin == Origin::Learned && r.failures == 0 && !r.runtime.itself)
+            .map(|r| r.url.clone())
+            .collect()
+    }
+
+    /// Peers of this node that answered their last sync and are nodes of
+    /// this software: what can be told to others who ask for addresses.
+    pub fn working_jbc(&self) -> Vec<PeerUrl> {
+        self.book()
+            .records
+            .iter()
+            .filter(|r| {
+                !r.runtime.itself
+                    && r.failures == 0
+                    && r.runtime.sync == Health::Up
+                    && matches!(r.identity, Some(Identity::Jbc { .. }))
+            })
+            .map(|r| r.url.clone())
+            .collect()
+    }
+
+    /// How many failures in a row the last contacts of `url` had, by the
+    /// kind of contact.
+    pub fn failures_in_a_row(&self, url: &PeerUrl, contact: Contact) -> u32 {
+        let book = self.book();
+        match book.record(url).map(|r| match contact {
+            Contact::Sync => r.runtime.sync,
+            Contact::Announce => r.runtime.announce,
+        }) {
+            Some(Health::Failing { failures, .. }) => failures,
+            _ => 0,
+        }
     }
 
     /// Every peer and ban, for `GET /peers`.
@@ -377,15 +489,19 @@ impl PeerBook {
     }
 
     /// Notes an attempt to handshake with a stranger; false if it was
-    /// attempted within the ban time already (so a URL named over and over
-    /// is asked once).
-    pub fn first_attempt(&self, url: &PeerUrl) -> bool {
+    /// attempted within `window` already (so a URL named over and over is
+    /// asked once in that time; remembered at most for the ban time).
+    pub fn first_attempt(&self, url: &PeerUrl, window: Duration) -> bool {
         let mut book = self.book();
         let now = Instant::now();
         let ban_time = self.inner.ban_time;
         book.attempts
             .retain(|_, at| now.duration_since(*at) < ban_time);
-        if book.attempts.contains_key(url) {
+        if book
+            .attempts
+            .get(url)
+            .is_some_and(|at| now.duration_since(*at) < window)
+        {
             return false;
         }
         if book.attempts.len() >= MAX_ATTEMPTS_REMEMBERED
@@ -401,9 +517,41 @@ impl PeerBook {
         true
     }
 
+    /// Makes inbound peer `url` one of the node's chosen outbound peers
+    /// too (it syncs from it from now on), if there is room; false if not.
+    pub fn choose_inbound(&self, url: &PeerUrl) -> bool {
+        let chosen = {
+            let mut book = self.book();
+            let chosen = book
+                .records
+                .iter()
+                .filter(|r| r.origin == Origin::Learned)
+                .count();
+            match book.record_mut(url) {
+                Some(record)
+                    if record.origin == Origin::Inbound && chosen < self.inner.limits.outbound =>
+                {
+                    record.origin = Origin::Learned;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if chosen {
+            self.save_logged();
+        }
+        chosen
+    }
+
+    /// The ban time: how long a stranger named in an announcement is not
+    /// asked again.
+    pub fn ban_time(&self) -> Duration {
+        self.inner.ban_time
+    }
+
     /// Puts a peer that passed its handshake in the book (or updates what
-    /// is known of it), making room by evicting a learned peer if needed,
-    /// and saves the book.
+    /// is known of it), making room by evicting a peer of its kind if
+    /// needed, and saves the book.
     pub fn admit(
         &self,
         url: &PeerUrl,
@@ -412,9 +560,19 @@ impl PeerBook {
     ) -> Result<Admitted, BookError> {
         let admitted = {
             let mut book = self.book();
-            // The operator's word lifts a ban; only a learned peer is refused.
+            // The operator's word lifts a ban and a removal; only a peer
+            // the node found itself is refused.
+            let ban_time = self.inner.ban_time;
             if origin == Origin::Added {
                 book.bans.remove(url);
+                book.removed.remove(url);
+            } else if matches!(origin, Origin::Learned | Origin::Inbound)
+                && book
+                    .removed
+                    .get(url)
+                    .is_some_and(|at| at.elapsed() < ban_time)
+            {
+                return Err(BookError::Removed);
             } else if let Some(ban) = book.bans.get(url).filter(|ban| ban.until > unix_now()) {
                 return Err(BookError::Banned {
                     until: ban.until,
@@ -437,14 +595,40 @@ impl PeerBook {
             }
             if let Some(record) = book.record_mut(url) {
                 record.identity = Some(identity);
-                if origin == Origin::Added && record.origin == Origin::Learned {
-                    record.origin = Origin::Added;
+                // The operator's word, or the node's own choice, makes an
+                // inbound peer one it keeps.
+                let upgrade = match origin {
+                    Origin::Added => matches!(record.origin, Origin::Learned | Origin::Inbound),
+                    Origin::Learned => record.origin == Origin::Inbound,
+                    Origin::Config | Origin::Inbound => false,
+                };
+                if upgrade {
+                    record.origin = origin;
                 }
                 Admitted::Known
             } else {
-                let evicted = if book.records.len() >= MAX_PEERS {
-                    let Some(victim) = book.eviction_candidate() else {
-                        return Err(BookError::Full);
+                let limit = match origin {
+                    Origin::Config | Origin::Added => MAX_PEERS,
+                    Origin::Learned => self.inner.limits.outbound,
+                    Origin::Inbound => self.inner.limits.inbound,
+                };
+                let kept = |o: Origin| match origin {
+                    Origin::Config | Origin::Added => matches!(o, Origin::Config | Origin::Added),
+                    _ => o == origin,
+                };
+                let full = book.records.iter().filter(|r| kept(r.origin)).count() >= limit;
+                let evicted = if full {
+                    let victim = match origin {
+                        Origin::Learned | Origin::Inbound => book.eviction_candidate(origin),
+                        Origin::Config | Origin::Added => None,
+                    };
+                    let Some(victim) = victim else {
+                        let what = match origin {
+                            Origin::Config | Origin::Added => "configured and added",
+                            Origin::Learned => "outbound",
+                            Origin::Inbound => "inbound",
+                        };
+                        return Err(BookError::Full { what, limit });
                     };
                     book.records.retain(|r| r.url != victim);
                     Some(victim)
@@ -488,14 +672,41 @@ impl PeerBook {
         Ok(lifted)
     }
 
-    /// Takes a peer out of the book; false if it was not there.
+    /// Takes a peer out of the book at the operator's word; false if it
+    /// was not there. It is not taken back as an inbound or chosen peer
+    /// within the ban time.
     pub fn remove(&self, url: &PeerUrl) -> Result<bool, BookError> {
         let removed = {
             let mut book = self.book();
-            let before = book.records.len();
-            book.records.retain(|r| &r.url != url);
-            book.records.len() < before
+            let removed = book.drop_record(url);
+            if removed {
+                let ban_time = self.inner.ban_time;
+                book.removed.retain(|_, at| at.elapsed() < ban_time);
+                if book.removed.len() < MAX_ATTEMPTS_REMEMBERED {
+                    book.removed.insert(url.clone(), Instant::now());
+                }
+            }
+            removed
         };
+        if removed {
+            self.save()?;
+        }
+        Ok(removed)
+    }
+
+    /// Whether the operator removed `url` within the ban time.
+    pub fn removed_by_operator(&self, url: &PeerUrl) -> bool {
+        let ban_time = self.inner.ban_time;
+        self.book()
+            .removed
+            .get(url)
+            .is_some_and(|at| at.elapsed() < ban_time)
+    }
+
+    /// Takes a peer the node found itself out of the book (it failed); false
+    /// if it was not there.
+    pub fn drop_peer(&self, url: &PeerUrl) -> Result<bool, BookError> {
+        let removed = self.book().drop_record(url);
         if removed {
             self.save()?;
         }
@@ -665,8 +876,13 @@ impl PeerBook {
     /// The file's bytes for the book as it is now.
     fn render(&self) -> Vec<u8> {
         let book = self.book();
+        let peers: Vec<&Record> = book
+            .records
+            .iter()
+            .filter(|r| r.origin != Origin::Inbound)
+            .collect();
         let saved = SavedRef {
-            peers: &book.records,
+            peers,
             banned: &book.bans,
         };
         let mut json = serde_json::to_vec_pretty(&saved).expect("the book serialises");
@@ -682,7 +898,7 @@ impl PeerBook {
 /// The file's shape, borrowed for writing.
 #[derive(Serialize)]
 struct SavedRef<'a> {
-    peers: &'a [Record],
+    peers: Vec<&'a Record>,
     banned: &'a BTreeMap<PeerUrl, Ban>,
 }
 
@@ -712,6 +928,13 @@ impl Runtime {
 }
 
 impl Book {
+    /// Takes `url`'s record out; false if there was none.
+    fn drop_record(&mut self, url: &PeerUrl) -> bool {
+        let before = self.records.len();
+        self.records.retain(|r| &r.url != url);
+        self.records.len() < before
+    }
+
     fn record(&self, url: &PeerUrl) -> Option<&Record> {
         self.records.iter().find(|r| &r.url == url)
     }
@@ -720,12 +943,12 @@ impl Book {
         self.records.iter_mut().find(|r| &r.url == url)
     }
 
-    /// The learned peer to evict for a newcomer: the one failing longest,
-    /// else the one silent longest.
-    fn eviction_candidate(&self) -> Option<PeerUrl> {
+    /// The peer of `origin` to evict for a newcomer of its kind: the one
+    /// failing longest, else the one silent longest.
+    fn eviction_candidate(&self, origin: Origin) -> Option<PeerUrl> {
         self.records
             .iter()
-            .filter(|r| r.origin == Origin::Learned)
+            .filter(|r| r.origin == origin)
             .min_by_key(|r| {
                 (
                     r.failing_since.is_none(),
@@ -851,6 +1074,10 @@ mod tests {
             dir.join("peers.json"),
             Duration::from_secs(86_400),
             Duration::from_secs(5),
+            Limits {
+                outbound: MAX_PEERS,
+                inbound: 4,
+            },
         )
     }
 
@@ -946,7 +1173,7 @@ mod tests {
     fn a_full_book_evicts_the_learned_peer_failing_longest_never_a_configured_one() {
         let dir = tempfile::tempdir().unwrap();
         let peers = book(dir.path(), &["http://127.0.0.1:5002"]);
-        for port in 0..MAX_PEERS - 1 {
+        for port in 0..MAX_PEERS {
             let learned = url(&format!("http://127.0.0.1:{}", 6000 + port));
             peers
                 .admit(&learned, Origin::Learned, jbc(&format!("learned {port}")))
@@ -962,7 +1189,7 @@ mod tests {
             }
         );
         assert!(peers.contains(&newcomer) && !peers.contains(&failing));
-        assert_eq!(peers.count(), MAX_PEERS);
+        assert_eq!(peers.count(), MAX_PEERS + 1);
         assert!(peers.contains(&url("http://127.0.0.1:5002")));
 
         // A book of configured and added peers only has no room to make.
@@ -975,9 +1202,42 @@ mod tests {
                 .unwrap();
         }
         assert!(matches!(
-            peers.admit(&newcomer, Origin::Learned, jbc("n")),
-            Err(BookError::Full)
+            peers.admit(&newcomer, Origin::Added, jbc("n")),
+            Err(BookError::Full { .. })
         ));
+        // Chosen and inbound peers have their own room.
+        assert!(peers.admit(&newcomer, Origin::Learned, jbc("n")).is_ok());
+        for port in 0..4 {
+            let inbound = url(&format!("http://127.0.0.1:{}", 8000 + port));
+            peers
+                .admit(&inbound, Origin::Inbound, jbc(&format!("inbound {port}")))
+                .unwrap();
+        }
+        let failing = url("http://127.0.0.1:8002");
+        peers.record_failure(&failing, Contact::Announce, "unreachable");
+        peers.record_failure(&failing, Contact::Sync, "unreachable");
+        assert_eq!(
+            peers
+                .admit(&url("http://127.0.0.1:8009"), Origin::Inbound, jbc("late"))
+                .unwrap(),
+            Admitted::New {
+                evicted: Some(failing)
+            }
+        );
+        assert_eq!(
+            peers.directions(),
+            Directions {
+                outbound: MAX_PEERS + 1,
+                chosen: 1,
+                inbound: 4
+            }
+        );
+        assert!(
+            !std::fs::read_to_string(dir.path().join("peers.json"))
+                .unwrap()
+                .contains("inbound"),
+            "inbound peers are not saved"
+        );
     }
 
     #[test]
@@ -1035,8 +1295,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let peers = book(dir.path(), &[]);
         let stranger = url("http://127.0.0.1:9999");
-        assert!(peers.first_attempt(&stranger));
-        assert!(!peers.first_attempt(&stranger));
+        let day = Duration::from_secs(86_400);
+        assert!(peers.first_attempt(&stranger, day));
+        assert!(!peers.first_attempt(&stranger, day));
+        assert!(
+            peers.first_attempt(&stranger, Duration::ZERO),
+            "a shorter window has passed"
+        );
     }
 
     #[test]

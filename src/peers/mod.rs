@@ -6,10 +6,14 @@
 //! that lets a URL in is [`crate::handshake`]'s, the conversation with the
 //! peers [`crate::gossip`]'s.
 
+pub mod addrman;
 mod book;
 mod url;
 mod watch;
 
-pub use book::{Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerView};
+pub use addrman::AddrMan;
+pub use book::{
+    Admitted, BookError, Change, Contact, Identity, Limits, Origin, PeerBook, PeerView,
+};
 pub use url::{PeerUrl, PeerUrlError};
 pub use watch::watch_peers;

@@ -1,0 +1,325 @@
+//! The node's place in the network: the outbound peers it chooses, the
+//! inbound peers that find it, and the addresses that travel between nodes,
+//! in the manner of Bitcoin Core's connection manager (`net`) and `addr`
+//! messages.
+//!
+//! A node needs one address to join. It asks each outbound peer it reaches
+//! for the addresses it knows to be good (`GET /peers/addr`), keeps them as
+//! candidates in its [`AddrMan`](crate::peers::AddrMan), and keeps
+//! `outbound_peers` of them as its chosen outbound peers, at most
+//! [`PER_GROUP`] per network group where it has the choice; one that fails
+//! [`REPLACE_AFTER_FAILURES`] syncs in a row is replaced. It says who it is
+//! when it syncs (the peer header of `GET /status`), so the node it syncs
+//! from reaches it back, takes it as an inbound peer and announces its
+//! blocks to it: a quiet node is known, and hears of blocks at once.
+//!
+//! Addresses heard are candidates, never peers: each passes the handshake
+//! before the node asks it anything else, and the node tries one at a time.
+//! A node that names itself while syncing is reached back only at the
+//! address its request came from, so nobody can point this node at a
+//! third party by naming it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::{Considered, Gossip, Refusal};
+use crate::client::PeerError;
+use crate::handshake::{HandshakeError, handshake};
+use crate::peers::addrman::{fit_to_keep, group_of_ip, network_group, shuffle};
+use crate::peers::{Contact, Origin, PeerUrl};
+use crate::protocol::{Connections, MAX_ADDRESSES};
+
+/// The pause between two attempts to choose an outbound peer while the
+/// node has fewer than it aims for.
+const CONNECT_TICK: Duration = Duration::from_millis(250);
+/// The pause between two looks at the outbound peers while there are
+/// enough.
+const SATISFIED_TICK: Duration = Duration::from_secs(5);
+/// The least time between two requests for addresses made because the
+/// node ran out of candidates.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(3);
+/// How long the answer to `GET /peers/addr` stays the same once it holds
+/// [`MAX_ADDRESSES`]: asking often does not map the book.
+const ADDRESS_CACHE_FOR: Duration = Duration::from_secs(300);
+/// How long a shorter answer stays the same: a young network's nodes
+/// learn of each other within seconds, and a short answer maps little.
+const SHORT_ADDRESS_CACHE_FOR: Duration = Duration::from_secs(5);
+/// Most chosen outbound peers in one network group, where the node has the
+/// choice: one operator with many addresses in a /16 gets few of them.
+pub(super) const PER_GROUP: usize = 2;
+/// Failed syncs in a row after which a chosen outbound peer is replaced,
+/// or failed contacts after which an inbound peer is dropped.
+pub(super) const REPLACE_AFTER_FAILURES: u32 = 3;
+/// The least time between two handshakes with a would-be inbound peer.
+pub(super) const INBOUND_RETRY: Duration = Duration::from_secs(60);
+
+/// The answer to `GET /peers/addr`, as made last.
+pub(super) struct AddressCache {
+    made: Instant,
+    addresses: Vec<PeerUrl>,
+}
+
+impl Gossip {
+    /// Keeps the node's chosen outbound peers at the target, until
+    /// shutdown: chooses a candidate while it has fewer, asks its peers for
+    /// more addresses when it has no candidate, and tests the old entry of
+    /// a tried slot a newcomer wants.
+    pub(super) async fn keep_outbound(&self) {
+        let target = self.inner.outbound_target;
+        loop {
+            self.test_a_collision().await;
+            let chosen = self.inner.book.directions().chosen;
+            let pause = if chosen < target {
+                self.choose_one().await;
+                CONNECT_TICK
+            } else {
+                if target > 0 && !self.inner.joined.swap(true, Ordering::Relaxed) {
+                    let counts = self.inner.addrman.counts();
+                    info!(
+                        outbound = chosen,
+                        "joined the network: {chosen} outbound peers chosen (the target), {} addresses known",
+                        counts.new + counts.tried
+                    );
+                }
+                SATISFIED_TICK
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.inner.connect_wake.notified() => {}
+            }
+        }
+    }
+
+    /// Chooses one candidate and handshakes with it.
+    async fn choose_one(&self) {
+        let inner = &self.inner;
+        let book = &inner.book;
+        let mut groups: HashMap<String, usize> = HashMap::new();
+        for url in book.working_chosen() {
+            *groups.entry(network_group(&url)).or_default() += 1;
+        }
+        // An inbound peer may be chosen too: in a small network every node
+        // may be one already.
+        let skip = |url: &PeerUrl| {
+            (book.contains(url) && book.origin(url) != Some(Origin::Inbound))
+                || book.ban(url).is_some()
+                || book.removed_by_operator(url)
+        };
+        let crowded = |group: &str| groups.get(group).is_some_and(|&n| n >= PER_GROUP);
+        let candidate = inner
+            .addrman
+            .select(skip, crowded)
+            .or_else(|| inner.addrman.select(skip, |_| false));
+        let Some(url) = candidate else {
+            self.ask_for_more_addresses().await;
+            return;
+        };
+        if book.origin(&url) == Some(Origin::Inbound) {
+            if book.choose_inbound(&url) {
+                inner.addrman.attempted(&url, true);
+                info!(peer = %url, "inbound peer {url} is now an outbound peer too: chosen from the addresses learned");
+                self.request_sync(Some(&url));
+            }
+            return;
+        }
+        match self.consider(url.clone(), Origin::Learned).await {
+            Ok(Considered::Added | Considered::Known) => {}
+            Ok(Considered::Alias { of }) => {
+                debug!(peer = %url, "{url} is {of}, a peer already: forgotten");
+                inner.addrman.forget(&url);
+            }
+            Err(Refusal::Handshake(HandshakeError::Itself)) => {
+                debug!(peer = %url, "{url} is this node itself: forgotten");
+                inner.addrman.forget(&url);
+            }
+            Err(refusal) => {
+                debug!(peer = %url, "a candidate did not become a peer: {refusal}");
+                inner.addrman.attempted(&url, false);
+            }
+        }
+    }
+
+    /// Tests the old entry of one tried slot a newcomer wants, and settles
+    /// the collision.
+    async fn test_a_collision(&self) {
+        let inner = &self.inner;
+        let Some(collision) = inner.addrman.collisions().into_iter().next() else {
+            return;
+        };
+        let answered = handshake(
+            &inner.client,
+            &collision.old,
+            Origin::Learned,
+            inner.state.network(),
+            &inner.node_id,
+        )
+        .await
+        .is_ok();
+        debug!(
+            old = %collision.old,
+            newcomer = %collision.newcomer,
+            answered,
+            "tested the old entry of a tried slot {} wants",
+            collision.newcomer
+        );
+        inner.addrman.resolve(&collision, answered);
+    }
+
+    /// Asks one working peer for addresses, unless the node asked a moment
+    /// ago.
+    async fn ask_for_more_addresses(&self) {
+        {
+            let mut last = self.inner.last_address_request.lock().expect("lock");
+            if last.is_some_and(|at| at.elapsed() < ASK_AGAIN_AFTER) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let mut peers = self.inner.book.working_jbc();
+        shuffle(&mut peers);
+        if let Some(peer) = peers.first() {
+            self.ask_for_addresses(peer).await;
+        }
+    }
+
+    /// Asks `peer` for the addresses it knows, and keeps those fit to keep
+    /// as candidates.
+    pub(super) async fn ask_for_addresses(&self, peer: &PeerUrl) {
+        match self.inner.client.addresses(peer).await {
+            Ok(Some(addresses)) => {
+                let heard = addresses.len();
+                let kept = self.learn_addresses(peer, addresses);
+                debug!(peer = %peer, heard, kept, "{peer} told of {heard} addresses, {kept} new here");
+            }
+            Ok(None) => debug!(peer = %peer, "{peer} has no /peers/addr (an older node)"),
+            Err(PeerError::Status(code)) => {
+                debug!(peer = %peer, "{peer} answered HTTP {code} when asked for addresses")
+            }
+            Err(error) => debug!(peer = %peer, "asking {peer} for addresses failed: {error}"),
+        }
+    }
+
+    /// Keeps the addresses `from` told of that are fit to keep; how many
+    /// were new.
+    fn learn_addresses(&self, from: &PeerUrl, addresses: Vec<PeerUrl>) -> usize {
+        let source_ip = from.ip().or_else(|| {
+            (from.host_name().as_deref() == Some("localhost"))
+                .then_some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        });
+        let group = network_group(from);
+        let mut added = 0;
+        for url in addresses.into_iter().take(MAX_ADDRESSES) {
+            if fit_to_keep(&url, source_ip).is_ok() && self.inner.addrman.add(&url, &group) {
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.inner.connect_wake.notify_one();
+        }
+        added
+    }
+
+    /// A node named itself (`url`) in a request that came from `remote`:
+    /// if it is reachable there and new here, it becomes a candidate, and
+    /// is reached back as an inbound peer.
+    pub fn introduced(&self, url: PeerUrl, remote: IpAddr) {
+        let remote = remote.to_canonical();
+        let at_remote = match url.ip() {
+            Some(ip) => ip.to_canonical() == remote,
+            None => url.host_name().as_deref() == Some("localhost") && remote.is_loopback(),
+        };
+        let book = &self.inner.book;
+        if !at_remote || book.contains(&url) || book.removed_by_operator(&url) {
+            return;
+        }
+        self.inner.addrman.add(&url, &group_of_ip(remote));
+        let gossip = self.clone();
+        self.spawn(async move {
+            match gossip.consider(url.clone(), Origin::Inbound).await {
+                Ok(_) | Err(Refusal::TriedRecently) => {}
+                Err(refusal) => debug!(peer = %url, "a node that syncs from us: {refusal}"),
+            }
+        });
+    }
+
+    /// What `GET /peers/addr` answers: peers that answered lately and
+    /// addresses that did, at most [`MAX_ADDRESSES`], in random order, the
+    /// same for [`ADDRESS_CACHE_FOR`] once it is full.
+    pub fn addresses_for_others(&self) -> Vec<PeerUrl> {
+        let mut cache = self.inner.address_cache.lock().expect("lock");
+        if let Some(cached) = cache.as_ref() {
+            let keep_for = if cached.addresses.len() >= MAX_ADDRESSES {
+                ADDRESS_CACHE_FOR
+            } else {
+                SHORT_ADDRESS_CACHE_FOR
+            };
+            if cached.made.elapsed() < keep_for {
+                return cached.addresses.clone();
+            }
+        }
+        let mut addresses = self.inner.book.working_jbc();
+        for url in self.inner.addrman.good(MAX_ADDRESSES) {
+            if !addresses.contains(&url) {
+                addresses.push(url);
+            }
+        }
+        shuffle(&mut addresses);
+        addresses.truncate(MAX_ADDRESSES);
+        *cache = Some(AddressCache {
+            made: Instant::now(),
+            addresses: addresses.clone(),
+        });
+        addresses
+    }
+
+    /// The node's connections, for `/status`.
+    pub fn connections(&self) -> Connections {
+        let directions = self.inner.book.directions();
+        let counts = self.inner.addrman.counts();
+        Connections {
+            outbound: directions.outbound,
+            chosen: directions.chosen,
+            outbound_target: self.inner.outbound_target,
+            inbound: directions.inbound,
+            addresses_new: counts.new,
+            addresses_tried: counts.tried,
+        }
+    }
+
+    /// After a failed contact: a chosen outbound peer whose syncs failed
+    /// [`REPLACE_AFTER_FAILURES`] times in a row makes way for another, and
+    /// an inbound peer that stopped answering is dropped (it comes back
+    /// when it syncs from us again).
+    pub(super) fn replace_if_failing(&self, peer: &PeerUrl, contact: Contact, error: &PeerError) {
+        let book = &self.inner.book;
+        let failures = book.failures_in_a_row(peer, contact);
+        if failures < REPLACE_AFTER_FAILURES {
+            return;
+        }
+        match book.origin(peer) {
+            Some(Origin::Learned) if contact == Contact::Sync => {
+                self.inner.addrman.attempted(peer, false);
+                let _ = book.drop_peer(peer);
+                self.stop_peer(peer);
+                info!(
+                    peer = %peer,
+                    "outbound peer {peer} failed {failures} syncs in a row (the last: {error}): another takes its place"
+                );
+                self.inner.connect_wake.notify_one();
+            }
+            Some(Origin::Inbound) => {
+                let _ = book.drop_peer(peer);
+                self.stop_peer(peer);
+                info!(
+                    peer = %peer,
+                    "inbound peer {peer} failed {failures} contacts in a row (the last: {error}): dropped until it syncs from us again"
+                );
+            }
+            _ => {}
+        }
+    }
+}
