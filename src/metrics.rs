@@ -18,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::gossip::Gossip;
 use crate::peers::PeerBook;
 use crate::state::ChainState;
 use crate::stats::Stats;
@@ -42,7 +43,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics reading the node's chain, counters and peers at each scrape.
-    pub fn new(state: ChainState, stats: Arc<Stats>, book: PeerBook) -> Metrics {
+    pub fn new(state: ChainState, stats: Arc<Stats>, gossip: Gossip) -> Metrics {
+        let book = gossip.book().clone();
         let mut registry = Registry::with_prefix("jbc");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -50,7 +52,12 @@ impl Metrics {
             "HTTP requests answered, by method, route and status",
             requests.clone(),
         );
-        registry.register_collector(Box::new(NodeCollector { state, stats, book }));
+        registry.register_collector(Box::new(NodeCollector {
+            state,
+            stats,
+            book,
+            gossip,
+        }));
         Metrics { registry, requests }
     }
 
@@ -73,6 +80,8 @@ struct NodeCollector {
     state: ChainState,
     stats: Arc<Stats>,
     book: PeerBook,
+    /// The connections by direction and the addresses known.
+    gossip: Gossip,
 }
 
 impl fmt::Debug for NodeCollector {
@@ -134,6 +143,37 @@ impl Collector for NodeCollector {
             let labels = [("state", state.to_string())];
             ConstGauge::new(saturating_i64(count)).encode(family.encode_family(&labels)?)?;
         }
+        drop(family);
+        let connections = self.gossip.connections();
+        let mut family = encoder.encode_descriptor(
+            "connections",
+            "Peers by direction: outbound (configured, added and chosen), chosen (of those, the ones picked from learned addresses), inbound",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (direction, count) in [
+            ("outbound", connections.outbound),
+            ("chosen", connections.chosen),
+            ("inbound", connections.inbound),
+        ] {
+            let labels = [("direction", direction.to_string())];
+            ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
+        let mut family = encoder.encode_descriptor(
+            "addresses",
+            "Addresses the node could connect to, by table: new (never reached) and tried (answered)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (table, count) in [
+            ("new", connections.addresses_new),
+            ("tried", connections.addresses_tried),
+        ] {
+            let labels = [("table", table.to_string())];
+            ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
         // How far behind the highest peer that is up we are: a node that
         // keeps up stays near 0.
         let best_peer = views

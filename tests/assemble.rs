@@ -114,6 +114,16 @@ async fn nodes_told_one_address_assemble_a_network_that_carries_every_block() {
         assert!(known > TARGET as u64, "{}: {status}", node.url);
         node.wait_for_log("joined the network");
     }
+    let metrics =
+        String::from_utf8(get(&format!("{}/metrics", nodes[0].url)).await.unwrap()).unwrap();
+    assert!(
+        metrics.contains(&format!("jbc_connections{{direction=\"chosen\"}} {TARGET}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("jbc_addresses{table=\"tried\"}"),
+        "{metrics}"
+    );
     let answer: Value =
         serde_json::from_slice(&get(&format!("{}/peers/addr", seed.url)).await.unwrap()).unwrap();
     let addresses = answer["addresses"].as_array().unwrap();

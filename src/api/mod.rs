@@ -97,7 +97,7 @@ impl AppState {
         access: Access,
         shutdown: CancellationToken,
     ) -> AppState {
-        let metrics = Metrics::new(state.clone(), Arc::clone(&stats), gossip.book().clone());
+        let metrics = Metrics::new(state.clone(), Arc::clone(&stats), gossip.clone());
         AppState {
             state,
             gossip,

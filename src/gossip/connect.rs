@@ -40,8 +40,11 @@ const CONNECT_TICK: Duration = Duration::from_millis(250);
 /// enough.
 const SATISFIED_TICK: Duration = Duration::from_secs(5);
 /// The least time between two requests for addresses made because the
-/// node ran out of candidates.
+/// node ran out of candidates; it doubles while no answer brings a new
+/// one, up to [`MOST_ASK_AGAIN_AFTER`] (a network smaller than the target
+/// has nothing more to tell).
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(3);
+const MOST_ASK_AGAIN_AFTER: Duration = Duration::from_secs(120);
 /// How long the answer to `GET /peers/addr` stays the same once it holds
 /// [`MAX_ADDRESSES`]: asking often does not map the book.
 const ADDRESS_CACHE_FOR: Duration = Duration::from_secs(300);
@@ -56,6 +59,30 @@ pub(super) const PER_GROUP: usize = 2;
 pub(super) const REPLACE_AFTER_FAILURES: u32 = 3;
 /// The least time between two handshakes with a would-be inbound peer.
 pub(super) const INBOUND_RETRY: Duration = Duration::from_secs(60);
+
+/// What one look for a new outbound peer came to.
+enum Chose {
+    /// A candidate was tried (or an inbound peer chosen).
+    Tried,
+    /// There was none to try.
+    NoCandidate,
+}
+
+/// When the node last asked for addresses for want of candidates, and the
+/// pause before it asks again.
+pub(super) struct AddressRequests {
+    last: Option<Instant>,
+    pause: Duration,
+}
+
+impl Default for AddressRequests {
+    fn default() -> AddressRequests {
+        AddressRequests {
+            last: None,
+            pause: ASK_AGAIN_AFTER,
+        }
+    }
+}
 
 /// The answer to `GET /peers/addr`, as made last.
 pub(super) struct AddressCache {
@@ -74,8 +101,18 @@ impl Gossip {
             self.test_a_collision().await;
             let chosen = self.inner.book.directions().chosen;
             let pause = if chosen < target {
-                self.choose_one().await;
-                CONNECT_TICK
+                match self.choose_one().await {
+                    Chose::Tried => CONNECT_TICK,
+                    Chose::NoCandidate => {
+                        if chosen > 0 && !self.inner.joined.swap(true, Ordering::Relaxed) {
+                            info!(
+                                outbound = chosen,
+                                "joined the network: {chosen} outbound peers chosen, all it knows of so far (the target is {target}; more as it hears of them)"
+                            );
+                        }
+                        SATISFIED_TICK
+                    }
+                }
             } else {
                 if target > 0 && !self.inner.joined.swap(true, Ordering::Relaxed) {
                     let counts = self.inner.addrman.counts();
@@ -95,7 +132,7 @@ impl Gossip {
     }
 
     /// Chooses one candidate and handshakes with it.
-    async fn choose_one(&self) {
+    async fn choose_one(&self) -> Chose {
         let inner = &self.inner;
         let book = &inner.book;
         let mut groups: HashMap<String, usize> = HashMap::new();
@@ -116,7 +153,7 @@ impl Gossip {
             .or_else(|| inner.addrman.select(skip, |_| false));
         let Some(url) = candidate else {
             self.ask_for_more_addresses().await;
-            return;
+            return Chose::NoCandidate;
         };
         if book.origin(&url) == Some(Origin::Inbound) {
             if book.choose_inbound(&url) {
@@ -124,7 +161,7 @@ impl Gossip {
                 info!(peer = %url, "inbound peer {url} is now an outbound peer too: chosen from the addresses learned");
                 self.request_sync(Some(&url));
             }
-            return;
+            return Chose::Tried;
         }
         match self.consider(url.clone(), Origin::Learned).await {
             Ok(Considered::Added | Considered::Known) => {}
@@ -141,6 +178,7 @@ impl Gossip {
                 inner.addrman.attempted(&url, false);
             }
         }
+        Chose::Tried
     }
 
     /// Tests the old entry of one tried slot a newcomer wants, and settles
@@ -173,27 +211,35 @@ impl Gossip {
     /// ago.
     async fn ask_for_more_addresses(&self) {
         {
-            let mut last = self.inner.last_address_request.lock().expect("lock");
-            if last.is_some_and(|at| at.elapsed() < ASK_AGAIN_AFTER) {
+            let mut asked = self.inner.address_requests.lock().expect("lock");
+            if asked.last.is_some_and(|at| at.elapsed() < asked.pause) {
                 return;
             }
-            *last = Some(Instant::now());
+            asked.last = Some(Instant::now());
         }
         let mut peers = self.inner.book.working_jbc();
         shuffle(&mut peers);
-        if let Some(peer) = peers.first() {
-            self.ask_for_addresses(peer).await;
-        }
+        let Some(peer) = peers.first() else {
+            return;
+        };
+        let learned = self.ask_for_addresses(peer).await;
+        let mut asked = self.inner.address_requests.lock().expect("lock");
+        asked.pause = if learned > 0 {
+            ASK_AGAIN_AFTER
+        } else {
+            (asked.pause * 2).clamp(ASK_AGAIN_AFTER, MOST_ASK_AGAIN_AFTER)
+        };
     }
 
     /// Asks `peer` for the addresses it knows, and keeps those fit to keep
-    /// as candidates.
-    pub(super) async fn ask_for_addresses(&self, peer: &PeerUrl) {
+    /// as candidates; how many were new.
+    pub(super) async fn ask_for_addresses(&self, peer: &PeerUrl) -> usize {
         match self.inner.client.addresses(peer).await {
             Ok(Some(addresses)) => {
                 let heard = addresses.len();
                 let kept = self.learn_addresses(peer, addresses);
                 debug!(peer = %peer, heard, kept, "{peer} told of {heard} addresses, {kept} new here");
+                return kept;
             }
             Ok(None) => debug!(peer = %peer, "{peer} has no /peers/addr (an older node)"),
             Err(PeerError::Status(code)) => {
@@ -201,6 +247,7 @@ impl Gossip {
             }
             Err(error) => debug!(peer = %peer, "asking {peer} for addresses failed: {error}"),
         }
+        0
     }
 
     /// Keeps the addresses `from` told of that are fit to keep; how many

@@ -91,7 +91,7 @@ struct Inner {
     /// Whether the target was reached once (said once).
     joined: std::sync::atomic::AtomicBool,
     /// When the node last asked for addresses for want of candidates.
-    last_address_request: Mutex<Option<std::time::Instant>>,
+    address_requests: Mutex<connect::AddressRequests>,
     /// The answer to `GET /peers/addr`.
     address_cache: Mutex<Option<connect::AddressCache>>,
 }
@@ -200,7 +200,7 @@ impl Gossip {
                 outbound_target,
                 connect_wake: Notify::new(),
                 joined: Default::default(),
-                last_address_request: Mutex::new(None),
+                address_requests: Mutex::default(),
                 address_cache: Mutex::new(None),
             }),
         }
@@ -535,7 +535,9 @@ impl Gossip {
                         && self.inner.book.origin(peer) != Some(Origin::Inbound)
                     {
                         let (gossip, peer) = (self.clone(), peer.clone());
-                        self.spawn(async move { gossip.ask_for_addresses(&peer).await });
+                        self.spawn(async move {
+                            gossip.ask_for_addresses(&peer).await;
+                        });
                     }
                 }
                 if let Some(done) = first.take() {
