@@ -21,7 +21,13 @@ use jbc::block::{Block, blocks_from_json};
 use jbc::chain::{Chain, Network};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const HOSTS: [&str; 3] = ["a", "b", "c"];
+/// Hosts of the first test.
+const HOSTS: usize = 3;
+/// Hosts of the second: a seed, ten nodes told only its address, and a
+/// latecomer told another's.
+const SEEDED_HOSTS: usize = 12;
+/// The outbound peers each node of the second test chooses.
+const SEEDED_TARGET: u64 = 4;
 
 /// Hard enough that a fast machine does not mine the first blocks alone
 /// before its neighbours are up, and that three GETs in a row can catch one
@@ -34,11 +40,18 @@ fn main() {
     if let Some(reason) = &unavailable {
         eprintln!("netns: skipped, network namespaces cannot be made here: {reason}");
     }
-    let trial = Trial::test("nodes_on_three_hosts_converge_and_heal_a_partition", || {
-        nodes_on_three_hosts().map_err(Failed::from)
-    })
-    .with_ignored_flag(unavailable.is_some());
-    libtest_mimic::run(&arguments, vec![trial]).exit();
+    let trials = vec![
+        Trial::test("nodes_on_three_hosts_converge_and_heal_a_partition", || {
+            nodes_on_three_hosts().map_err(Failed::from)
+        })
+        .with_ignored_flag(unavailable.is_some()),
+        Trial::test(
+            "twelve_hosts_told_one_seed_assemble_rejoin_and_heal_a_partition",
+            || hosts_told_one_seed().map_err(Failed::from),
+        )
+        .with_ignored_flag(unavailable.is_some()),
+    ];
+    libtest_mimic::run(&arguments, trials).exit();
 }
 
 /// Why this machine cannot run the test, if it cannot.
@@ -70,11 +83,13 @@ struct Net {
 }
 
 impl Net {
-    fn create() -> Result<Net, String> {
-        let prefix = format!("jbc{}", std::process::id());
+    /// `count` hosts on a bridge; `tag` tells this test's links from
+    /// another's running at the same time.
+    fn create(count: usize, tag: char) -> Result<Net, String> {
+        let prefix = format!("jbc{}{tag}", std::process::id());
         let net = Net {
             switch: format!("{prefix}sw"),
-            hosts: HOSTS.iter().map(|h| format!("{prefix}{h}")).collect(),
+            hosts: (0..count).map(|n| format!("{prefix}h{n}")).collect(),
             prefix,
         };
         let ip = |args: &[&str]| -> Result<(), String> {
@@ -133,7 +148,7 @@ impl Net {
 
     /// The bridge port of host `n`.
     fn port(&self, n: usize) -> String {
-        format!("{}p{}", self.prefix, HOSTS[n])
+        format!("{}p{n}", self.prefix)
     }
 
     /// Host `n`'s address.
@@ -155,12 +170,27 @@ impl Net {
         assert!(status.success());
     }
 
-    /// Starts host `n`'s node in `dir`.
+    /// Starts host `n`'s node in `dir`, with every other host as a peer.
     fn start(&self, n: usize, dir: &std::path::Path, mine: bool) -> Jbc {
-        let peers: Vec<String> = (0..HOSTS.len()).filter(|&p| p != n).map(Net::url).collect();
+        let peers: Vec<String> = (0..self.hosts.len())
+            .filter(|&p| p != n)
+            .map(Net::url)
+            .collect();
+        self.start_with(n, dir, mine, &peers.join(","), &[])
+    }
+
+    /// Starts host `n`'s node in `dir` with `peers` and `more` arguments.
+    fn start_with(
+        &self,
+        n: usize,
+        dir: &std::path::Path,
+        mine: bool,
+        peers: &str,
+        more: &[&str],
+    ) -> Jbc {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.hosts[n], JBC]);
-        let data = format!("mined on host {}", HOSTS[n]);
+        let data = format!("mined on host {n}");
         let difficulty = DIFFICULTY.to_string();
         let mut args = vec![
             "--host",
@@ -169,8 +199,6 @@ impl Net {
             "5001",
             "--difficulty",
             &difficulty,
-            "--sync-interval",
-            "0.5",
             "--connect-timeout-ms",
             "500",
             "--request-timeout-ms",
@@ -178,8 +206,11 @@ impl Net {
             "--data",
             &data,
         ];
-        let peers = peers.join(",");
-        args.extend(["--peers", &peers]);
+        args.extend(["--peers", peers]);
+        if !more.contains(&"--sync-interval") {
+            args.extend(["--sync-interval", "0.5"]);
+        }
+        args.extend(more);
         if mine {
             args.extend(["--mine", "--threads", "1"]);
         }
@@ -235,9 +266,15 @@ impl Client {
         blocks_from_json(&body).map_err(|e| e.to_string())
     }
 
-    /// Every host's chain, asked one after the other.
-    fn chains(&self) -> Result<Vec<Vec<Block>>, String> {
-        (0..HOSTS.len()).map(|n| self.chain(n)).collect()
+    /// The chains of hosts `0..count`, asked one after the other.
+    fn chains(&self, count: usize) -> Result<Vec<Vec<Block>>, String> {
+        (0..count).map(|n| self.chain(n)).collect()
+    }
+
+    /// Host `n`'s `/status`.
+    fn status(&self, n: usize) -> Result<serde_json::Value, String> {
+        let body = self.get(&format!("{}/status", Net::url(n)))?;
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
     }
 }
 
@@ -275,10 +312,10 @@ fn tip(chain: &[Block]) -> &Block {
 }
 
 fn nodes_on_three_hosts() -> Result<(), String> {
-    let net = Net::create()?;
+    let net = Net::create(HOSTS, 'a')?;
     let client = Client::start(&net.switch);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = |n: usize| tmp.path().join(HOSTS[n]);
+    let dir = |n: usize| tmp.path().join(format!("host{n}"));
     let nodes: Vec<Jbc> = (0..3).map(|n| net.start(n, &dir(n), true)).collect();
 
     // They converge: one tip on all three, at height 8 or more, with blocks
@@ -288,7 +325,7 @@ fn nodes_on_three_hosts() -> Result<(), String> {
     let waited = wait(
         "the three hosts to agree at height 8 on blocks of two miners",
         || {
-            let chains = client.chains().ok()?;
+            let chains = client.chains(HOSTS).ok()?;
             let agreed = chains.windows(2).all(|w| tip(&w[0]) == tip(&w[1]));
             let miners: std::collections::HashSet<&str> =
                 chains[0][1..].iter().map(|b| b.data.as_str()).collect();
@@ -319,7 +356,7 @@ fn nodes_on_three_hosts() -> Result<(), String> {
     // Once it is back, the network converges on the longest chain.
     let longest = mainland.max(island);
     let agreed = wait("the three hosts to agree again", || {
-        let chains = client.chains().ok()?;
+        let chains = client.chains(HOSTS).ok()?;
         let agreed = chains.windows(2).all(|w| tip(&w[0]) == tip(&w[1]));
         (agreed && tip(&chains[0]).index >= longest).then(|| chains[0].clone())
     })?;
@@ -345,7 +382,7 @@ fn nodes_on_three_hosts() -> Result<(), String> {
     // Without mining, they serve one identical valid chain.
     let nodes: Vec<Jbc> = (0..3).map(|n| net.start(n, &dir(n), false)).collect();
     let chain = wait("one identical chain on all three", || {
-        let chains = client.chains().ok()?;
+        let chains = client.chains(HOSTS).ok()?;
         chains
             .windows(2)
             .all(|w| w[0] == w[1])
@@ -357,6 +394,98 @@ fn nodes_on_three_hosts() -> Result<(), String> {
         return Err("the agreed chain lost blocks".into());
     }
     for node in nodes {
+        if !node.terminate().success() {
+            return Err("a node did not stop cleanly".into());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until host `n` has chosen its outbound target.
+fn joined(client: &Client, n: usize) -> Result<(), String> {
+    wait(
+        &format!("host {n} to choose {SEEDED_TARGET} outbound peers"),
+        || {
+            let status = client.status(n).ok()?;
+            (status["connections"]["chosen"].as_u64()? >= SEEDED_TARGET).then_some(())
+        },
+    )
+}
+
+/// Waits until hosts `hosts` serve one tip at `height` or more.
+fn agree(client: &Client, hosts: &[usize], height: u64) -> Result<Block, String> {
+    let mut last_seen = String::from("no answer yet");
+    wait(
+        &format!("hosts {hosts:?} to agree at height {height}"),
+        || {
+            let tips: Vec<Block> = hosts
+                .iter()
+                .map(|&n| client.chain(n).ok().map(|c| tip(&c).clone()))
+                .collect::<Option<_>>()?;
+            last_seen = format!("{:?}", tips.iter().map(|t| t.index).collect::<Vec<_>>());
+            (tips.windows(2).all(|w| w[0] == w[1]) && tips[0].index >= height)
+                .then(|| tips[0].clone())
+        },
+    )
+    .map_err(|e| format!("{e} (heights last seen: {last_seen})"))
+}
+
+fn hosts_told_one_seed() -> Result<(), String> {
+    let net = Net::create(SEEDED_HOSTS, 's')?;
+    let client = Client::start(&net.switch);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |n: usize| tmp.path().join(format!("host{n}"));
+    let target = SEEDED_TARGET.to_string();
+    // A sync interval longer than the test: blocks travel by announcement.
+    let more = ["--outbound-peers", &target, "--sync-interval", "600"];
+    let seed = Net::url(0);
+    let miners = [1, 6];
+    let latecomer = SEEDED_HOSTS - 1;
+    let start =
+        |n: usize, peers: &str| net.start_with(n, &dir(n), miners.contains(&n), peers, &more);
+    let mut nodes: Vec<Option<Jbc>> = (0..latecomer)
+        .map(|n| Some(start(n, if n == 0 { "" } else { &seed })))
+        .collect();
+    let started = Instant::now();
+    for n in 0..latecomer {
+        joined(&client, n)?;
+    }
+    let assembled = started.elapsed();
+    let first: Vec<usize> = (0..latecomer).collect();
+    agree(&client, &first, 3)?;
+
+    // A latecomer joins from one address that is not the seed's.
+    nodes.push(Some(start(latecomer, &Net::url(3))));
+    joined(&client, latecomer)?;
+    let everyone: Vec<usize> = (0..SEEDED_HOSTS).collect();
+    let tip = agree(&client, &everyone, 3)?;
+
+    // A node stopped and started again, told only the seed, rejoins.
+    let restarted = 4;
+    if !nodes[restarted].take().unwrap().terminate().success() {
+        return Err("a node did not stop cleanly".into());
+    }
+    nodes[restarted] = Some(start(restarted, &seed));
+    joined(&client, restarted)?;
+
+    // Host 9 is cut off for a while; once its link is back it agrees again
+    // (announcements of the new blocks reach it, and it syncs from the
+    // announcer).
+    net.link(9, false);
+    let before = tip.index;
+    wait("the rest to mine on while host 9 is away", || {
+        let chain = client.chain(0).ok()?;
+        (self::tip(&chain).index >= before + 50).then_some(())
+    })?;
+    net.link(9, true);
+    let mainland = self::tip(&client.chain(0)?).index;
+    let healed = agree(&client, &everyone, mainland + 1)?;
+    eprintln!(
+        "netns: {} hosts told one seed chose {SEEDED_TARGET} outbound peers each within {assembled:?}; \
+         agreed at height {} after a partition",
+        latecomer, healed.index
+    );
+    for node in nodes.into_iter().flatten() {
         if !node.terminate().success() {
             return Err("a node did not stop cleanly".into());
         }
