@@ -143,7 +143,6 @@ impl Collector for NodeCollector {
             let labels = [("state", state.to_string())];
             ConstGauge::new(saturating_i64(count)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         let connections = self.gossip.connections();
         let mut family = encoder.encode_descriptor(
             "connections",
@@ -159,7 +158,6 @@ impl Collector for NodeCollector {
             let labels = [("direction", direction.to_string())];
             ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         let mut family = encoder.encode_descriptor(
             "addresses",
             "Addresses the node could connect to, by table: new (never reached) and tried (answered)",
@@ -173,7 +171,6 @@ impl Collector for NodeCollector {
             let labels = [("table", table.to_string())];
             ConstGauge::new(saturating_i64(count as u64)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         // How far behind the highest peer that is up we are: a node that
         // keeps up stays near 0.
         let best_peer = views
