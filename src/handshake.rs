@@ -43,6 +43,8 @@ pub enum HandshakeError {
         "it is a node without a node id (an older jbc?); it cannot be told apart from this one"
     )]
     NoNodeId,
+    #[error("its inbound slots are full ({0}): it would not announce its blocks to us")]
+    Full(usize),
 }
 
 impl HandshakeError {
@@ -132,6 +134,15 @@ pub async fn handshake(
     own_id: &NodeId,
 ) -> Result<Identity, HandshakeError> {
     match client.status(url, false).await {
+        Ok(Some(status)) if origin == Origin::Learned => {
+            let identity = check_status(&status, network, own_id)?;
+            match status.connections {
+                Some(c) if c.max_inbound.is_some_and(|max| c.inbound >= max) => {
+                    Err(HandshakeError::Full(c.inbound))
+                }
+                _ => Ok(identity),
+            }
+        }
         Ok(Some(status)) => check_status(&status, network, own_id),
         Ok(None) if matches!(origin, Origin::Learned | Origin::Inbound) => {
             Err(HandshakeError::OriginalNotNamed)

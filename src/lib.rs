@@ -31,10 +31,10 @@
 //!    [`client`]: the HTTP client side: asking peers, announcing to them.
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
 //! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
-//!    answer to become a peer. [`metrics`]: figures for Prometheus.
+//!    answer to become a peer.
 //! 7. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    outbound peers the node chooses and the addresses it passes on.
-//! 8. [`api`]: the HTTP router, its extractors and guards (the operator
+//! 8. [`metrics`]: figures for Prometheus. [`api`]: the HTTP router, its extractors and guards (the operator
 //!    key, the Host check), handlers and their one error type.
 //! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!

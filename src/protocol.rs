@@ -144,6 +144,10 @@ pub struct Connections {
     pub outbound_target: usize,
     /// Nodes that sync from it and hear its blocks.
     pub inbound: usize,
+    /// The most it takes: a node choosing outbound peers passes over one
+    /// that is full, which would not announce its blocks to it.
+    #[serde(default)]
+    pub max_inbound: Option<usize>,
     /// Addresses it could connect to, never reached yet.
     pub addresses_new: usize,
     /// Addresses that answered.

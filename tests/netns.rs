@@ -11,15 +11,16 @@
 //! on a thread inside the namespace that holds the bridge.
 
 mod common;
+#[path = "netns/net.rs"]
+mod net;
 
-use std::process::Command;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{JBC, Jbc, PATIENCE, genesis};
-use jbc::block::{Block, blocks_from_json};
+use common::{Jbc, genesis};
+use jbc::block::Block;
 use jbc::chain::{Chain, Network};
 use libtest_mimic::{Arguments, Failed, Trial};
+use net::{Client, Net, namespaces_unavailable, wait};
 
 /// Hosts of the first test.
 const HOSTS: usize = 3;
@@ -54,244 +55,6 @@ fn main() {
     libtest_mimic::run(&arguments, trials).exit();
 }
 
-/// Why this machine cannot run the test, if it cannot.
-fn namespaces_unavailable() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root".into());
-    }
-    let probe = format!("jbcprobe{}", std::process::id());
-    match Command::new("ip").args(["netns", "add", &probe]).output() {
-        Err(error) => Some(format!("cannot run ip: {error}")),
-        Ok(output) if !output.status.success() => Some(format!(
-            "ip netns add failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Ok(_) => {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-            None
-        }
-    }
-}
-
-/// The test's namespaces, deleted (with their links) when dropped.
-struct Net {
-    /// The namespace holding the bridge and the test's client.
-    switch: String,
-    /// One namespace per host.
-    hosts: Vec<String>,
-    prefix: String,
-}
-
-impl Net {
-    /// `count` hosts on a bridge; `tag` tells this test's links from
-    /// another's running at the same time.
-    fn create(count: usize, tag: char) -> Result<Net, String> {
-        let prefix = format!("jbc{}{tag}", std::process::id());
-        let net = Net {
-            switch: format!("{prefix}sw"),
-            hosts: (0..count).map(|n| format!("{prefix}h{n}")).collect(),
-            prefix,
-        };
-        let ip = |args: &[&str]| -> Result<(), String> {
-            let output = Command::new("ip")
-                .args(args)
-                .output()
-                .map_err(|e| e.to_string())?;
-            if output.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ))
-            }
-        };
-        ip(&["netns", "add", &net.switch])?;
-        ip(&["-n", &net.switch, "link", "add", "br0", "type", "bridge"])?;
-        ip(&[
-            "-n",
-            &net.switch,
-            "addr",
-            "add",
-            "10.200.0.254/24",
-            "dev",
-            "br0",
-        ])?;
-        ip(&["-n", &net.switch, "link", "set", "br0", "up"])?;
-        for (n, host) in net.hosts.iter().enumerate() {
-            let port = net.port(n);
-            ip(&["netns", "add", host])?;
-            ip(&[
-                "-n",
-                &net.switch,
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                host,
-            ])?;
-            ip(&["-n", &net.switch, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &net.switch, "link", "set", &port, "up"])?;
-            let address = format!("{}/24", Net::address(n));
-            ip(&["-n", host, "addr", "add", &address, "dev", "eth0"])?;
-            ip(&["-n", host, "link", "set", "eth0", "up"])?;
-            ip(&["-n", host, "link", "set", "lo", "up"])?;
-        }
-        Ok(net)
-    }
-
-    /// The bridge port of host `n`.
-    fn port(&self, n: usize) -> String {
-        format!("{}p{n}", self.prefix)
-    }
-
-    /// Host `n`'s address.
-    fn address(n: usize) -> String {
-        format!("10.200.0.{}", n + 1)
-    }
-
-    fn url(n: usize) -> String {
-        format!("http://{}:5001", Net::address(n))
-    }
-
-    /// Takes host `n`'s link down or up.
-    fn link(&self, n: usize, up: bool) {
-        let state = if up { "up" } else { "down" };
-        let status = Command::new("ip")
-            .args(["-n", &self.switch, "link", "set", &self.port(n), state])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Starts host `n`'s node in `dir`, with every other host as a peer.
-    fn start(&self, n: usize, dir: &std::path::Path, mine: bool) -> Jbc {
-        let peers: Vec<String> = (0..self.hosts.len())
-            .filter(|&p| p != n)
-            .map(Net::url)
-            .collect();
-        self.start_with(n, dir, mine, &peers.join(","), &[])
-    }
-
-    /// Starts host `n`'s node in `dir` with `peers` and `more` arguments.
-    fn start_with(
-        &self,
-        n: usize,
-        dir: &std::path::Path,
-        mine: bool,
-        peers: &str,
-        more: &[&str],
-    ) -> Jbc {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.hosts[n], JBC]);
-        let data = format!("mined on host {n}");
-        let difficulty = DIFFICULTY.to_string();
-        let mut args = vec![
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "5001",
-            "--difficulty",
-            &difficulty,
-            "--connect-timeout-ms",
-            "500",
-            "--request-timeout-ms",
-            "3000",
-            "--data",
-            &data,
-        ];
-        args.extend(["--peers", peers]);
-        if !more.contains(&"--sync-interval") {
-            args.extend(["--sync-interval", "0.5"]);
-        }
-        args.extend(more);
-        if mine {
-            args.extend(["--mine", "--threads", "1"]);
-        }
-        Jbc::start_command(command, dir, &args)
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for namespace in self.hosts.iter().chain([&self.switch]) {
-            let _ = Command::new("ip")
-                .args(["netns", "del", namespace])
-                .status();
-        }
-    }
-}
-
-/// A GET for the client thread: the URL, and where its answer goes.
-type Request = (String, mpsc::Sender<Result<Vec<u8>, String>>);
-
-/// An HTTP client on a thread inside the switch namespace.
-struct Client {
-    requests: mpsc::Sender<Request>,
-}
-
-impl Client {
-    fn start(namespace: &str) -> Client {
-        let path = format!("/var/run/netns/{namespace}");
-        let (requests, incoming) = mpsc::channel::<Request>();
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("the namespace exists");
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .expect("the thread enters the namespace");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            for (url, reply) in incoming {
-                let _ = reply.send(runtime.block_on(common::get(&url)));
-            }
-        });
-        Client { requests }
-    }
-
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let (reply, answer) = mpsc::channel();
-        self.requests.send((url.to_string(), reply)).unwrap();
-        answer.recv().unwrap()
-    }
-
-    fn chain(&self, n: usize) -> Result<Vec<Block>, String> {
-        let body = self.get(&format!("{}/blockchain.json", Net::url(n)))?;
-        blocks_from_json(&body).map_err(|e| e.to_string())
-    }
-
-    /// The chains of hosts `0..count`, asked one after the other.
-    fn chains(&self, count: usize) -> Result<Vec<Vec<Block>>, String> {
-        (0..count).map(|n| self.chain(n)).collect()
-    }
-
-    /// Host `n`'s `/status`.
-    fn status(&self, n: usize) -> Result<serde_json::Value, String> {
-        let body = self.get(&format!("{}/status", Net::url(n)))?;
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
-    }
-}
-
-/// Polls `probe` until it gives a value, failing after PATIENCE.
-fn wait<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T, String> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The indices of the blocks a node logged as mined.
 fn mined(node: &Jbc) -> Vec<u64> {
     node.logs()
@@ -312,7 +75,7 @@ fn tip(chain: &[Block]) -> &Block {
 }
 
 fn nodes_on_three_hosts() -> Result<(), String> {
-    let net = Net::create(HOSTS, 'a')?;
+    let net = Net::create(HOSTS, 'a', DIFFICULTY)?;
     let client = Client::start(&net.switch);
     let tmp = tempfile::tempdir().unwrap();
     let dir = |n: usize| tmp.path().join(format!("host{n}"));
@@ -431,7 +194,7 @@ fn agree(client: &Client, hosts: &[usize], height: u64) -> Result<Block, String>
 }
 
 fn hosts_told_one_seed() -> Result<(), String> {
-    let net = Net::create(SEEDED_HOSTS, 's')?;
+    let net = Net::create(SEEDED_HOSTS, 's', DIFFICULTY)?;
     let client = Client::start(&net.switch);
     let tmp = tempfile::tempdir().unwrap();
     let dir = |n: usize| tmp.path().join(format!("host{n}"));

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tracing::{error, warn};
 
 use crate::block::ParseError;
-use crate::gossip::Refusal;
+use crate::gossip::{ReceiveError, Refusal};
 use crate::peers::BookError;
 use crate::pool::PoolError;
 
@@ -100,6 +100,17 @@ impl From<Refusal> for ApiError {
             Refusal::Book(error @ BookError::Save(_)) => error.into(),
             // The others keep the refusal's "not added: …".
             refusal => ApiError::Unprocessable(refusal.to_string()),
+        }
+    }
+}
+
+/// An announced block that breaks the rules (422), or one the node cannot
+/// save now (503).
+impl From<ReceiveError> for ApiError {
+    fn from(error: ReceiveError) -> ApiError {
+        match error {
+            ReceiveError::Invalid(reason) => ApiError::InvalidBlock(reason),
+            error @ ReceiveError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
         }
     }
 }

@@ -35,7 +35,6 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tracing::debug;
 
 pub use error::ApiError;
 pub use guard::Access;
@@ -44,7 +43,7 @@ pub use serve::{ServerLimits, serve};
 use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
-use crate::gossip::{Considered, Gossip, Heard};
+use crate::gossip::{Considered, Gossip, Received};
 use crate::item::ItemId;
 use crate::metrics::Metrics;
 use crate::peers::{PeerUrl, PeerView};
@@ -54,7 +53,7 @@ use crate::protocol::{
     Addresses, BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
     MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
 };
-use crate::state::{Added, ChainState, CommitError, Source, Submitted};
+use crate::state::{ChainState, Submitted};
 use crate::stats::Stats;
 
 /// The endpoints, for the answer to a request for one that does not exist.
@@ -381,73 +380,25 @@ async fn block_by_hash(
 
 /// `POST /mined`: a peer announces a block (the original's endpoint and
 /// body). Extends our tip → saved and relayed; ahead of us → we sync;
-/// known or not better → said so; invalid → 422. The sender named in the
-/// peer header is considered only for a block taken as new, or ahead of
-/// ours and linked to a block we have, and only through a handshake. The
-/// header is a claim anyone can make, so an invalid block costs the peer it
-/// names nothing: peers are scored only for what the node fetched from
-/// them itself.
+/// known or not better → said so; invalid → 422. What the block means for
+/// the node and its sender is [`Gossip::receive_block`]'s to decide.
 async fn mined(
     State(app): State<AppState>,
-    Sender {
-        peer: mut sender,
-        remote,
-    }: Sender,
+    Sender { peer, remote }: Sender,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let block = Block::from_json(&body)?;
-    let linked = block
-        .prev_hash
-        .block_hash()
-        .is_some_and(|parent| app.state.block_by_hash(parent).is_some());
-    // An original node names no sender: a block from the address of one of
-    // our original peers is taken as theirs, so it never goes back to them
-    // (and, when only one is there, as from it).
-    if sender.is_none()
-        && let Some(remote) = remote
-    {
-        let originals = app.gossip.originals_at(remote);
-        for original in &originals {
-            app.gossip
-                .came_from_original(original, block.index, block.hash);
-        }
-        if let [only] = &originals[..] {
-            sender = Some(only.clone());
-        }
-    }
-
-    let state = app.state.clone();
-    let source = Source::Announced(sender.clone());
-    let added = tokio::task::spawn_blocking(move || state.add_block(block, source)).await?;
-    let added = match added {
-        Ok(added) => added,
-        Err(CommitError::Invalid(error)) => {
-            debug!(from = ?sender, %error, "rejected an announced block");
-            return Err(ApiError::InvalidBlock(error.to_string()));
-        }
-        Err(error @ (CommitError::Store(_) | CommitError::Stopped(_))) => {
-            return Err(ApiError::Unavailable(format!(
-                "cannot save the block: {error}"
-            )));
-        }
-    };
-    let (status, answer, heard) = match added {
-        Added::Accepted => (StatusCode::OK, MinedAnswer::Accepted, Heard::Accepted),
-        Added::Known => (StatusCode::OK, MinedAnswer::Known, Heard::Nothing),
-        Added::NotOnTip { ahead: true } => (
-            StatusCode::ACCEPTED,
-            MinedAnswer::Syncing,
-            Heard::Ahead { linked },
-        ),
-        Added::NotOnTip { ahead: false } => (
+    let (status, answer) = match app.gossip.receive_block(block, peer, remote).await? {
+        Received::Accepted => (StatusCode::OK, MinedAnswer::Accepted),
+        Received::Known => (StatusCode::OK, MinedAnswer::Known),
+        Received::Syncing => (StatusCode::ACCEPTED, MinedAnswer::Syncing),
+        Received::NotBetter => (
             StatusCode::OK,
             MinedAnswer::Ignored {
                 reason: "it does not make a chain longer than ours".into(),
             },
-            Heard::Nothing,
         ),
     };
-    app.gossip.heard(heard, sender);
     Ok((status, Json(answer)).into_response())
 }
 

@@ -188,10 +188,12 @@ impl Gossip {
         let Some(collision) = inner.addrman.collisions().into_iter().next() else {
             return;
         };
+        // Whether it answers is what counts, not whether it has room for
+        // us: tested as a node that names itself would be.
         let answered = handshake(
             &inner.client,
             &collision.old,
-            Origin::Learned,
+            Origin::Inbound,
             inner.state.network(),
             &inner.node_id,
         )
@@ -332,6 +334,7 @@ impl Gossip {
             chosen: directions.chosen,
             outbound_target: self.inner.outbound_target,
             inbound: directions.inbound,
+            max_inbound: Some(self.inner.book.limits().inbound),
             addresses_new: counts.new,
             addresses_tried: counts.tried,
         }

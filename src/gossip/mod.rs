@@ -32,9 +32,11 @@ use tracing::{debug, info, warn};
 mod connect;
 mod flaps;
 mod original;
+mod receive;
 
 use flaps::{Flaps, Say};
 use original::{FILL_GAP, Fill};
+pub use receive::{ReceiveError, Received};
 
 use crate::block::{Block, BlockHash};
 use crate::client::{PeerClient, PeerError};
@@ -136,7 +138,7 @@ struct PeerTask {
 
 /// What an announcement came to, for deciding about its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heard {
+enum Heard {
     /// The block was new and extended our tip.
     Accepted,
     /// The block is valid and ahead of our tip: its sender has blocks we
@@ -402,7 +404,7 @@ impl Gossip {
     /// it is a peer, and otherwise every peer is asked while it is
     /// considered. A peer we have not reached yet (or whose syncs failed)
     /// evidently is up: it is synced with now rather than after its pause.
-    pub fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
+    fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
         let book = &self.inner.book;
         let known = sender.as_ref().is_some_and(|url| book.urls().contains(url));
         if heard == (Heard::Ahead { linked: false }) && !known {

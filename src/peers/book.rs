@@ -543,6 +543,11 @@ impl PeerBook {
         chosen
     }
 
+    /// How many chosen and inbound peers the book keeps.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
     /// The ban time: how long a stranger named in an announcement is not
     /// asked again.
     pub fn ban_time(&self) -> Duration {
@@ -919,6 +924,10 @@ impl Record {
 }
 
 impl Runtime {
+    fn announce_failing(&self) -> bool {
+        matches!(self.announce, Health::Failing { .. })
+    }
+
     fn health_mut(&mut self, contact: Contact) -> &mut Health {
         match contact {
             Contact::Sync => &mut self.sync,
@@ -944,11 +953,14 @@ impl Book {
     }
 
     /// The peer of `origin` to evict for a newcomer of its kind: the one
-    /// failing longest, else the one silent longest.
+    /// failing longest, else the one silent longest. An inbound peer makes
+    /// way only when it fails: a full node refuses newcomers rather than
+    /// churn through the nodes that sync from it.
     fn eviction_candidate(&self, origin: Origin) -> Option<PeerUrl> {
         self.records
             .iter()
             .filter(|r| r.origin == origin)
+            .filter(|r| origin != Origin::Inbound || r.failures > 0 || r.runtime.announce_failing())
             .min_by_key(|r| {
                 (
                     r.failing_since.is_none(),
@@ -1223,6 +1235,16 @@ mod tests {
             Admitted::New {
                 evicted: Some(failing)
             }
+        );
+        assert!(
+            matches!(
+                peers.admit(&url("http://127.0.0.1:8010"), Origin::Inbound, jbc("later")),
+                Err(BookError::Full {
+                    what: "inbound",
+                    ..
+                })
+            ),
+            "an inbound peer that answers is never evicted for a newcomer"
         );
         assert_eq!(
             peers.directions(),
