@@ -349,12 +349,18 @@ impl Gossip {
                 .expect("admitting does not panic")?
         };
         match admitted {
-            Admitted::Known if upgrade => {
-                info!(peer = %url, "{url} is now a peer added by the operator (it was one the node found)");
+            // Decided by the book, not by what it held before the
+            // handshake: the peer may have come in meanwhile.
+            Admitted::Promoted { from } if origin == Origin::Added => {
+                let found = match from {
+                    Origin::Inbound => "inbound: it synced from us",
+                    _ => "one the node found",
+                };
+                info!(peer = %url, "{url} is now a peer added by the operator (it was {found})");
                 self.request_sync(Some(&url));
                 Ok(Considered::Added)
             }
-            Admitted::Known => Ok(Considered::Known),
+            Admitted::Known | Admitted::Promoted { .. } => Ok(Considered::Known),
             Admitted::Alias { of } => Ok(Considered::Alias { of }),
             Admitted::New { evicted } => {
                 if let Some(evicted) = evicted {

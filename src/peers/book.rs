@@ -223,6 +223,10 @@ pub enum Admitted {
     New { evicted: Option<PeerUrl> },
     /// It was in the book already (its record is updated).
     Known,
+    /// It was in the book as a peer the node found (`from`), and is now of
+    /// the origin asked for: the operator's word, or the node's own choice,
+    /// makes it one the node keeps.
+    Promoted { from: Origin },
     /// It is a node already in the book under another URL (the same node
     /// id: `localhost:P` and `127.0.0.1:P`, or one server behind many
     /// ports): one node takes one place.
@@ -608,9 +612,11 @@ impl PeerBook {
                     Origin::Config | Origin::Inbound => false,
                 };
                 if upgrade {
-                    record.origin = origin;
+                    let from = std::mem::replace(&mut record.origin, origin);
+                    Admitted::Promoted { from }
+                } else {
+                    Admitted::Known
                 }
-                Admitted::Known
             } else {
                 let limit = match origin {
                     Origin::Config | Origin::Added => MAX_PEERS,
@@ -1284,6 +1290,29 @@ mod tests {
             peers.admit(&first, Origin::Added, jbc("one node")).unwrap(),
             Admitted::Known
         );
+    }
+
+    #[test]
+    fn the_operator_adding_an_inbound_peer_promotes_it_whoever_came_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = book(dir.path(), &[]);
+        let other = url("http://127.0.0.1:5006");
+        peers.admit(&other, Origin::Inbound, jbc("other")).unwrap();
+        assert_eq!(
+            peers.admit(&other, Origin::Added, jbc("other")).unwrap(),
+            Admitted::Promoted {
+                from: Origin::Inbound
+            }
+        );
+        assert_eq!(peers.origin(&other), Some(Origin::Added));
+        // Added is as kept as it gets: neither word demotes it.
+        for origin in [Origin::Added, Origin::Learned, Origin::Inbound] {
+            assert_eq!(
+                peers.admit(&other, origin, jbc("other")).unwrap(),
+                Admitted::Known
+            );
+        }
+        assert_eq!(peers.origin(&other), Some(Origin::Added));
     }
 
     #[test]
