@@ -285,6 +285,11 @@ impl Gossip {
         if !at_remote || book.contains(&url) || book.removed_by_operator(&url) {
             return;
         }
+        // A flood of introductions waits for nobody: while every handshake
+        // slot is taken, the rest are dropped (a real node syncs again).
+        if self.inner.handshakes.available_permits() == 0 {
+            return;
+        }
         self.inner.addrman.add(&url, &group_of_ip(remote));
         let gossip = self.clone();
         self.spawn(async move {
