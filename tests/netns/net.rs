@@ -1,8 +1,8 @@
 //! Hosts for tests and benchmarks of nodes on several machines: network
 //! namespaces joined by a bridge (veth pairs, addresses from 10.200.0.0/24
-//! that the test assigns inside its own namespaces), and an HTTP client on a
-//! thread inside the namespace of the bridge. Only those addresses are ever
-//! contacted.
+//! that the test assigns inside its own namespaces), and HTTP clients on
+//! threads inside the namespace of the bridge or of a host. Only those
+//! addresses are ever contacted.
 
 use std::process::Command;
 use std::sync::mpsc;
@@ -188,10 +188,15 @@ impl Drop for Net {
     }
 }
 
-/// A GET for the client thread: the URL, and where its answer goes.
-type Request = (String, mpsc::Sender<Result<Vec<u8>, String>>);
+/// A request for the client thread: the URL, a JSON body to POST (a GET
+/// without one), and where its answer goes.
+struct Request {
+    url: String,
+    json: Option<String>,
+    reply: mpsc::Sender<Result<(u16, Vec<u8>), String>>,
+}
 
-/// An HTTP client on a thread inside the switch namespace.
+/// An HTTP client on a thread inside one of the test's namespaces.
 pub struct Client {
     requests: mpsc::Sender<Request>,
 }
@@ -208,17 +213,49 @@ impl Client {
                 .enable_all()
                 .build()
                 .unwrap();
-            for (url, reply) in incoming {
-                let _ = reply.send(runtime.block_on(crate::common::get(&url)));
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            for request in incoming {
+                let answer = runtime.block_on(async {
+                    let sent = match request.json {
+                        None => http.get(&request.url),
+                        Some(json) => http
+                            .post(&request.url)
+                            .header("content-type", "application/json")
+                            .body(json),
+                    };
+                    let response = sent.send().await.map_err(|e| e.to_string())?;
+                    let code = response.status().as_u16();
+                    let body = response.bytes().await.map_err(|e| e.to_string())?;
+                    Ok((code, body.to_vec()))
+                });
+                let _ = request.reply.send(answer);
             }
         });
         Client { requests }
     }
 
-    pub fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    fn send(&self, url: &str, json: Option<String>) -> Result<(u16, Vec<u8>), String> {
         let (reply, answer) = mpsc::channel();
-        self.requests.send((url.to_string(), reply)).unwrap();
+        let request = Request {
+            url: url.to_string(),
+            json,
+            reply,
+        };
+        self.requests.send(request).unwrap();
         answer.recv().unwrap()
+    }
+
+    /// The body of a GET, whatever its status.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        self.send(url, None).map(|(_, body)| body)
+    }
+
+    /// POSTs `json`: the status and the body.
+    pub fn post(&self, url: &str, json: &serde_json::Value) -> Result<(u16, Vec<u8>), String> {
+        self.send(url, Some(json.to_string()))
     }
 
     pub fn chain(&self, n: usize) -> Result<Vec<Block>, String> {
