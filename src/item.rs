@@ -59,6 +59,60 @@ impl FromStr for ItemId {
     }
 }
 
+/// The first hex digits of an item id, as a person types them
+/// (`04ba3384d4`): enough, once long enough, to find one item among those a
+/// node knows, as a short commit hash finds one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPrefix(String);
+
+/// Why a text is not an id or the start of one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an item id is the 64 hex digits `jbc data add` printed, or its first {} or more",
+    IdPrefix::MIN_DIGITS
+)]
+pub struct IdPrefixError;
+
+impl IdPrefix {
+    /// The fewest digits taken: fewer would match too much to be useful.
+    pub const MIN_DIGITS: usize = 6;
+
+    /// The ids it covers, lowest to highest.
+    pub fn range(&self) -> std::ops::RangeInclusive<ItemId> {
+        let padded = |digit: char| {
+            let mut text = self.0.clone();
+            text.extend(std::iter::repeat_n(digit, 64 - text.len()));
+            text.parse::<ItemId>().expect("64 lowercase hex digits")
+        };
+        padded('0')..=padded('f')
+    }
+
+    /// Whether `id` starts with it.
+    pub fn matches(&self, id: &ItemId) -> bool {
+        self.range().contains(id)
+    }
+}
+
+impl fmt::Display for IdPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for IdPrefix {
+    type Err = IdPrefixError;
+
+    /// Upper-case digits are taken as lower-case ones.
+    fn from_str(text: &str) -> Result<IdPrefix, IdPrefixError> {
+        let text = text.trim().to_ascii_lowercase();
+        let digits = IdPrefix::MIN_DIGITS..=64;
+        if !digits.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(IdPrefixError);
+        }
+        Ok(IdPrefix(text))
+    }
+}
+
 impl Serialize for ItemId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -108,6 +162,24 @@ fn escaped_len(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_prefix_covers_exactly_the_ids_that_start_with_it() {
+        let id = ItemId::of("hello");
+        let text = id.to_string();
+        for digits in [6, 7, 33, 64] {
+            let prefix: IdPrefix = text[..digits].to_uppercase().parse().unwrap();
+            assert!(prefix.matches(&id), "{digits} digits");
+            assert!(!prefix.matches(&ItemId::of("another")));
+        }
+        let mut next = id.0;
+        next[2] ^= 0x01;
+        let prefix: IdPrefix = text[..6].parse().unwrap();
+        assert!(!prefix.matches(&ItemId(next)));
+        for bad in ["", "04ba3", "04ba33zz", &"0".repeat(65), "04ba3384…"] {
+            assert_eq!(bad.parse::<IdPrefix>(), Err(IdPrefixError), "{bad:?}");
+        }
+    }
     use crate::block::Block;
 
     #[test]

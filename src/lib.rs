@@ -19,6 +19,7 @@
 //!    [`pool`]: data items waiting for a block, and their journal.
 //!    [`operator`]: the operator key and its cookie file.
 //!    [`events`]: what happens on the node, as a stream (`GET /events`).
+//!    [`orders`]: blocks the operator asked to be mined now.
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
 //!    choosing between chains, and the template of the next block.
 //!    [`peers`]: peer URLs, the peer book (whom the node talks to) and the
@@ -71,6 +72,7 @@ mod metrics;
 mod miner;
 mod node;
 mod operator;
+mod orders;
 mod peers;
 mod pool;
 mod state;

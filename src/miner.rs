@@ -259,6 +259,13 @@ impl Miner {
         self.shared.job_changed.notify_all();
     }
 
+    /// Drops the current job: the threads finish their batch and wait for
+    /// the next [`Miner::set_job`].
+    pub fn idle(&self) {
+        *self.shared.job.lock().expect("miner lock") = None;
+        self.shared.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Hashes tried so far, by all threads.
     pub fn hashes(&self) -> u64 {
         self.shared.hashes.load(Ordering::Relaxed)

@@ -26,7 +26,7 @@ use tracing::warn;
 
 use crate::clock::unix_now;
 use crate::fsio::{Journal, SaveOnChange, set_aside_damaged};
-use crate::item::{ItemId, room_taken};
+use crate::item::{IdPrefix, ItemId, room_taken};
 
 /// How the pool is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +322,15 @@ impl Pool {
     /// Whether item `id` is waiting.
     pub fn contains(&self, id: &ItemId) -> bool {
         self.items().by_id.contains_key(id)
+    }
+
+    /// Up to `limit` waiting items whose ids start with `prefix`.
+    pub fn ids_starting(&self, prefix: &IdPrefix, limit: usize) -> Vec<ItemId> {
+        (self.items().by_id.keys())
+            .filter(|id| prefix.matches(id))
+            .take(limit)
+            .copied()
+            .collect()
     }
 
     /// How many items are waiting.

@@ -30,6 +30,8 @@ pub mod route {
     pub const BANS: &str = "/peers/bans";
     /// Addresses of nodes that answered lately, for others to connect to.
     pub const ADDRESSES: &str = "/peers/addr";
+    /// `POST` with `{"blocks": N}`: mine N blocks now (operator only).
+    pub const MINE: &str = "/mine";
 }
 
 /// Most addresses one `GET /peers/addr` answer holds (and a reader reads).
@@ -131,6 +133,9 @@ pub struct Status {
     /// Its peers by direction, and the addresses it knows.
     #[serde(default)]
     pub connections: Option<Connections>,
+    /// Blocks the operator ordered (`POST /mine`) not mined yet.
+    #[serde(default)]
+    pub blocks_owed: u64,
 }
 
 /// A node's connections, as `/status` tells them.
@@ -251,6 +256,20 @@ pub struct BlockProof {
     pub difficulty: f64,
     /// The chain's cumulative work through this block, hex (`0x…`).
     pub chainwork: String,
+}
+
+/// The body of `POST /mine`: `{"blocks": N}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MineRequest {
+    pub blocks: u64,
+}
+
+/// What `POST /mine` answers (202): the blocks ordered, and all that are
+/// owed now (earlier orders included); `/status` `blocks_owed` counts down.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MineOrdered {
+    pub ordered: u64,
+    pub owed: u64,
 }
 
 /// The body of `POST /peers` and `DELETE /peers`: `{"url": "http://…"}`.

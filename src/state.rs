@@ -28,7 +28,7 @@ use crate::chain::{
 };
 use crate::events::{BlockRef, Event, Events};
 use crate::human::switch_in_words;
-use crate::item::{ItemId, data_for, items_in};
+use crate::item::{IdPrefix, ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits, Submitter};
 use crate::pow::{Kind, Target, Work};
@@ -404,6 +404,22 @@ impl ChainState {
         } else {
             ItemStatus::Unknown
         }
+    }
+
+    /// Up to `limit` ids of items, in the chain or waiting, that start
+    /// with `prefix` (one means the prefix names an item).
+    pub fn items_starting(&self, prefix: &IdPrefix, limit: usize) -> Vec<ItemId> {
+        let mut ids: Vec<ItemId> = (self.current().chain.items_starting(prefix, limit))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        for id in self.shared.pool.ids_starting(prefix, limit) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.truncate(limit);
+        ids
     }
 
     /// The next block to mine on the tip, all but its nonce (see

@@ -306,7 +306,7 @@ async fn bad_items_get_clear_answers_and_a_flood_loses_nothing_that_waits() {
         );
     }
     let bad_id = get(&format!("{}/data/zz", node.url)).await.unwrap();
-    assert!(String::from_utf8_lossy(&bad_id).contains("64 lowercase hex digits"));
+    assert!(String::from_utf8_lossy(&bad_id).contains("the 64 hex digits"));
     let unknown = get(&format!("{}/data/{}", node.url, ItemId::of("never")))
         .await
         .unwrap();
@@ -384,7 +384,9 @@ async fn jbc_data_add_and_get_talk_to_a_node() {
     let (code, _, err) = run(&["data", "get", "nope", "--node", &node.url]);
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("the node refused: an item id is 64 lowercase hex digits"),
+        err.contains(
+            "an item id is the 64 hex digits `jbc data add` printed, or its first 6 or more"
+        ),
         "{err}"
     );
     assert!(node.terminate().success());

@@ -44,14 +44,16 @@ use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
 use crate::gossip::{Considered, Gossip, Received};
-use crate::item::ItemId;
+use crate::item::IdPrefix;
 use crate::metrics::Metrics;
+use crate::orders::{MAX_ORDER, MineOrders};
 use crate::peers::{PeerUrl, PeerView};
 use crate::pool::{PendingView, Submitter};
 
 use crate::protocol::{
     Addresses, BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
-    MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status, VERSION, route,
+    MineOrdered, MineRequest, MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status,
+    VERSION, route,
 };
 use crate::state::{ChainState, Submitted};
 use crate::stats::Stats;
@@ -59,7 +61,7 @@ use crate::stats::Stats;
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
     GET /blocks/{index}, GET /blocks/{index}/proof, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
-    DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}";
+    DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}, POST /mine";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -83,6 +85,8 @@ pub struct AppState {
     /// Cancelled when the node stops: ends the event streams, which would
     /// otherwise keep their connections open.
     pub shutdown: CancellationToken,
+    /// Blocks the operator ordered mined (`POST /mine`).
+    pub orders: Arc<MineOrders>,
 }
 
 impl AppState {
@@ -107,6 +111,7 @@ impl AppState {
             streams: Arc::default(),
             started: Instant::now(),
             shutdown,
+            orders: Arc::default(),
         }
     }
 
@@ -147,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .route(route::ADDRESSES, get(addresses))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
+        .route(route::MINE, post(mine))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             explorer::on_the_way_out,
@@ -267,7 +273,32 @@ async fn status(State(app): State<AppState>, sender: Sender) -> Json<Status> {
         uptime_seconds: Some(app.started.elapsed().as_secs()),
         mining: Some(app.mining),
         connections: Some(app.gossip.connections()),
+        blocks_owed: app.orders.owed(),
     })
+}
+
+/// `POST /mine` with `{"blocks": N}` (operator key): the node mines N
+/// blocks now, whether or not it mines all the time, then goes back to
+/// what it did; answers 202 at once (`/status` `blocks_owed` counts down).
+/// A convenience for a development network, as `generate` is for
+/// `bitcoind -regtest`.
+async fn mine(
+    State(app): State<AppState>,
+    _: Operator,
+    JsonBody(MineRequest { blocks }): JsonBody<MineRequest>,
+) -> Result<Response, ApiError> {
+    if !(1..=MAX_ORDER).contains(&blocks) {
+        return Err(ApiError::Unprocessable(format!(
+            "blocks is how many blocks to mine now: 1 to {MAX_ORDER}, not {blocks}"
+        )));
+    }
+    let owed = app.orders.order(blocks);
+    tracing::info!("the operator asked for {blocks} block(s) mined now ({owed} owed)");
+    let answer = MineOrdered {
+        ordered: blocks,
+        owed,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// `GET /peers/addr`: addresses of nodes that answered this one lately, for
@@ -526,13 +557,28 @@ async fn list_data(State(app): State<AppState>) -> Json<Vec<PendingView>> {
 }
 
 /// `GET /data/{id}`: where an item is: pending, or confirmed in a block.
+/// The first digits of an id will do when they name one item only.
 async fn data_by_id(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(text): Path<String>,
 ) -> Result<Json<ItemAnswer>, ApiError> {
-    let id: ItemId = id
+    let prefix: IdPrefix = text
         .parse()
-        .map_err(|e: crate::item::ItemIdError| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e: crate::item::IdPrefixError| ApiError::BadRequest(e.to_string()))?;
+    let id = match app.state.items_starting(&prefix, 2)[..] {
+        [id] => id,
+        [] => {
+            return Err(ApiError::NotFound(format!(
+                "no item {prefix} is waiting or in the chain"
+            )));
+        }
+        [first, second, ..] => {
+            return Err(ApiError::BadRequest(format!(
+                "{prefix} is the start of more than one item ({first} and {second}, at least): \
+                 give more of its digits"
+            )));
+        }
+    };
     match app.state.item(&id) {
         ItemStatus::Unknown => Err(ApiError::NotFound(format!(
             "no item {id} is waiting or in the chain"

@@ -12,7 +12,7 @@
 //! Holding a [`Chain`] is proof of validity: every way to build or extend
 //! one checks the blocks (or is `pub(crate)` for callers that have).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ChainError, Clock, Cursor, History, Network, check_genesis};
 use crate::block::{Block, BlockHash};
-use crate::item::{ItemId, items_in};
+use crate::item::{IdPrefix, ItemId, items_in};
 use crate::pow::{Target, Work};
 
 /// Blocks per full segment.
@@ -115,7 +115,7 @@ pub struct Chain {
     open_bytes: usize,
     index: HashIndex,
     /// The block that carries each data item (the first, if several do).
-    items: HashMap<ItemId, u64>,
+    items: BTreeMap<ItemId, u64>,
     tip: Block,
     /// The targets and work of the blocks.
     history: History,
@@ -180,7 +180,7 @@ impl Chain {
             open: Vec::new(),
             open_bytes: 0,
             index: HashIndex::default(),
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             tip: genesis.clone(),
             history: History::genesis(network),
             network: Arc::new(network.clone()),
@@ -207,7 +207,7 @@ impl Chain {
         for (position, hash) in hashes.into_iter().enumerate() {
             index.insert(&hash, position as u64);
         }
-        let mut items = HashMap::new();
+        let mut items = BTreeMap::new();
         for (item, block) in carried {
             items.entry(item).or_insert(block);
         }
@@ -423,6 +423,15 @@ impl Chain {
     /// The index of the block that carries item `id`.
     pub fn item_block(&self, id: &ItemId) -> Option<u64> {
         self.items.get(id).copied()
+    }
+
+    /// Up to `limit` items the chain carries whose ids start with `prefix`,
+    /// in id order, with their blocks' indices.
+    pub fn items_starting(&self, prefix: &IdPrefix, limit: usize) -> Vec<(ItemId, u64)> {
+        (self.items.range(prefix.range()))
+            .take(limit)
+            .map(|(id, index)| (*id, *index))
+            .collect()
     }
 
     /// The block with `hash`.

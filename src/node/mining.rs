@@ -1,7 +1,9 @@
 //! The node's mining: keeps the miner threads on the template of the
 //! current tip (a new one on every new tip, and when data items arrive),
 //! saves the blocks they find through the chain state, and measures and
-//! reports the hash rate.
+//! reports the hash rate. A node started with `--mine` mines all the time;
+//! any node mines the blocks its operator orders ([`MineOrders`]), then
+//! idles.
 //!
 //! The hashing is [`crate::miner`]'s, what the next block holds is
 //! [`ChainState::next_template`]'s; this is the loop between them.
@@ -18,6 +20,7 @@ use crate::chain::Network;
 use crate::config::Config;
 use crate::human::{duration_in_words, rate_in_words};
 use crate::miner::Miner;
+use crate::orders::MineOrders;
 use crate::pow::{Kind, Target};
 use crate::state::{Added, ChainState, Source};
 use crate::stats::Stats;
@@ -32,7 +35,9 @@ const TEMPLATE_REFRESH: Duration = Duration::from_millis(250);
 const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Starts the miner threads and a task that gives them a new job on every
-/// new tip, saves what they find, and measures the hash rate.
+/// new tip, saves what they find, and measures the hash rate. With
+/// `always` the threads mine from the start; without, only while `orders`
+/// owes blocks.
 ///
 /// A found block goes through a channel to this task, which saves it on
 /// the blocking pool: the low-priority miner threads never hold the lock that
@@ -42,11 +47,13 @@ pub(super) fn start(
     stats: &Arc<Stats>,
     config: &Config,
     data: String,
+    orders: Arc<MineOrders>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Arc<Miner> {
     let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
     let threads = config.threads;
+    let always = config.mine;
     let miner = Arc::new(Miner::start(
         threads,
         Some(config.miner_nice),
@@ -56,10 +63,12 @@ pub(super) fn start(
             true
         },
     ));
-    info!(
-        threads,
-        "mining on {threads} thread(s); blocks carry {data:?}"
-    );
+    if always {
+        info!(
+            threads,
+            "mining on {threads} thread(s); blocks carry {data:?}"
+        );
+    }
 
     let (state, stats) = (state.clone(), Arc::clone(stats));
     let network = state.network().clone();
@@ -74,6 +83,18 @@ pub(super) fn start(
             // A newer tip than the one seen means the loop comes round
             // again at once.
             tips.borrow_and_update();
+            if !always && orders.owed() == 0 {
+                task_miner.idle();
+                stats.set_hashrate(0);
+                tokio::select! {
+                    _ = orders.wanted() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let owed = orders.owed();
+                info!(threads, "mining {owed} block(s) as the operator asked, on {threads} thread(s); blocks carry {data:?}");
+                (last_hashes, last_time) = (task_miner.hashes(), Instant::now());
+                continue;
+            }
             let template = state.next_template(&data, crate::clock::timestamp_now());
             let (height, target) = (template.index - 1, template.target);
             let with_items = template.data != data;
@@ -104,7 +125,7 @@ pub(super) fn start(
                             .expect("saving does not panic");
                         match added {
                             // The new tip starts the next job.
-                            Ok(Added::Accepted) => {}
+                            Ok(Added::Accepted) => orders.mined_one(),
                             Ok(other) => {
                                 debug!(?other, "mined block dropped: the tip moved on");
                                 break;

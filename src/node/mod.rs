@@ -142,6 +142,7 @@ pub async fn run(
         access,
         shutdown.clone(),
     );
+    let orders = Arc::clone(&app_state.orders);
     // The node's own tasks, waited for at shutdown.
     let tasks = TaskTracker::new();
     tasks.spawn(crate::peers::watch_peers(
@@ -171,10 +172,12 @@ pub async fn run(
 
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
-    let miner = (config.mine && !shutdown.is_cancelled())
-        .then(|| mining::start(&state, &stats, &config, data, &shutdown, &tasks));
+    let miner = (!shutdown.is_cancelled())
+        .then(|| mining::start(&state, &stats, &config, data, orders, &shutdown, &tasks));
     if !config.mine {
-        info!("not mining (--mine, or mine = true in the config, turns it on)");
+        info!(
+            "not mining (--mine, or mine = true in the config, turns it on; jbc mine N mines N blocks now)"
+        );
     }
 
     // The pool is saved every few seconds while it changes, and at the end.
