@@ -32,7 +32,8 @@
 //!    [`client`]: the HTTP client side: asking peers, announcing to them.
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
 //! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
-//!    answer to become a peer.
+//!    answer to become a peer. [`ask`]: the commands that ask a running
+//!    node (`jbc status`, `blocks`, `data`, `mine`, …).
 //! 7. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    outbound peers the node chooses and the addresses it passes on.
 //! 8. [`metrics`]: figures for Prometheus. [`api`]: the HTTP router, its extractors and guards (the operator
@@ -56,6 +57,9 @@ pub mod chain;
 pub mod item;
 pub mod pow;
 pub mod protocol;
+
+// Asking a running node, as `jbc status` and the other commands do.
+pub mod ask;
 
 // The node's own parts.
 mod api;

@@ -1,13 +1,13 @@
 //! The `jbc` command: parse the flags, set up logging, and run a node, the
-//! miner benchmark, or make a new network.
+//! miner benchmark, make a new network, or ask a running node.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use jbc::protocol::{ItemAnswer, ItemStatus, PeerRequest, route};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use jbc::ask::PeerChange;
 use jbc::{Config, DEFAULT_DIFFICULTY, Settings, rule};
 use jbc::{duration_in_words, rate_in_words};
 use tokio_util::sync::CancellationToken;
@@ -43,24 +43,68 @@ enum Command {
         #[arg(long, default_value_t = jbc::DEFAULT_MINER_NICE, value_parser = rule::miner_nice)]
         miner_nice: u8,
     },
+    /// What a running node is, where its chain is, whom it talks to.
+    Status {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the node's answer as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The last blocks of a node's chain, oldest first.
+    Blocks {
+        /// How many
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=500))]
+        last: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the node's answer as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One block, by its index or its hash.
+    Block {
+        /// The block's index (a number) or hash (64 hex digits)
+        which: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Put data into the chain through a node, or ask where it is.
     Data {
         #[command(subcommand)]
         action: DataAction,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// The node's peers: list them, or (as its operator, with the key from
     /// its operator.cookie) add, remove or unban one.
     Peers {
         #[command(subcommand)]
         action: Option<PeersAction>,
-        /// The node to ask
-        #[arg(long, global = true, default_value = "http://127.0.0.1:5001")]
-        node: String,
-        /// The node's operator key file (written at each start beside its
-        /// chaindata folder) [default: operator.cookie]
-        #[arg(long, global = true)]
-        cookie: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the node's answer as JSON
+        #[arg(long)]
+        json: bool,
     },
+    /// Have the node mine N blocks now, then go back to what it did (as its
+    /// operator; for a development network).
+    Mine {
+        /// How many blocks
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=1000))]
+        blocks: u64,
+        /// Return at once instead of when the blocks are mined
+        #[arg(long)]
+        no_wait: bool,
+        /// The most seconds to wait
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), e.g. `jbc completions bash > ~/.local/share/bash-completion/completions/jbc`.
+    Completions { shell: clap_complete::Shell },
     /// Make a new network in a folder: mine its genesis block and write
     /// config/genesis.json and a config/jbc.toml that uses it.
     #[command(allow_negative_numbers = true)]
@@ -87,6 +131,24 @@ enum Command {
     },
 }
 
+/// Which node a command asks.
+#[derive(Args)]
+struct NodeArgs {
+    /// The node to ask: HOST:PORT, a port on this machine, or a URL
+    #[arg(long, global = true, default_value = jbc::ask::DEFAULT_NODE)]
+    node: String,
+    /// The node's operator key file, for commands that change it (written
+    /// at each start beside its chaindata folder) [default: operator.cookie]
+    #[arg(long, global = true)]
+    cookie: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    fn node(self) -> Result<jbc::ask::Node, String> {
+        jbc::ask::Node::new(&self.node, self.cookie).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Subcommand)]
 enum PeersAction {
     /// Every peer with what the node knows of it (the default).
@@ -105,17 +167,24 @@ enum DataAction {
     Add {
         /// The item's text
         text: String,
-        /// The node to submit it to
-        #[arg(long, default_value = "http://127.0.0.1:5001")]
-        node: String,
+        /// Return once a block carries it, with the block
+        #[arg(long)]
+        wait: bool,
+        /// The most seconds to wait
+        #[arg(long, default_value_t = 600, requires = "wait")]
+        timeout: u64,
     },
     /// Where a data item is: waiting, or confirmed in a block.
     Get {
-        /// The item's id (as `jbc data add` printed it)
+        /// The item's id as `jbc data add` printed it, or its first 6 or
+        /// more digits
         id: String,
-        /// The node to ask
-        #[arg(long, default_value = "http://127.0.0.1:5001")]
-        node: String,
+    },
+    /// The items waiting for a block.
+    List {
+        /// Print the node's answer as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -145,12 +214,38 @@ fn main() -> ExitCode {
             let adaptive = target_block_seconds.zip(retarget_window);
             init(dir, difficulty, adaptive, data, threads)
         }
-        Some(Command::Data { action }) => data(action),
-        Some(Command::Peers {
-            action,
+        Some(Command::Status { node, json }) => ask(node, |node| node.print_status(json)),
+        Some(Command::Blocks { last, node, json }) => {
+            ask(node, |node| node.print_blocks(last, json))
+        }
+        Some(Command::Block { which, node }) => ask(node, |node| node.print_block(&which)),
+        Some(Command::Data { action, node }) => ask(node, |node| match action {
+            DataAction::Add {
+                text,
+                wait,
+                timeout,
+            } => node.add_data(&text, wait.then(|| Duration::from_secs(timeout))),
+            DataAction::Get { id } => node.print_item(&id),
+            DataAction::List { json } => node.print_waiting(json),
+        }),
+        Some(Command::Peers { action, node, json }) => ask(node, |node| match action {
+            None | Some(PeersAction::List) => node.print_peers(json),
+            Some(PeersAction::Add { url }) => node.change_peer(PeerChange::Add, &url),
+            Some(PeersAction::Remove { url }) => node.change_peer(PeerChange::Remove, &url),
+            Some(PeersAction::Unban { url }) => node.change_peer(PeerChange::Unban, &url),
+        }),
+        Some(Command::Mine {
+            blocks,
+            no_wait,
+            timeout,
             node,
-            cookie,
-        }) => peers(action.unwrap_or(PeersAction::List), &node, cookie),
+        }) => ask(node, |node| {
+            node.mine(blocks, (!no_wait).then(|| Duration::from_secs(timeout)))
+        }),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "jbc", &mut std::io::stdout());
+            Ok(())
+        }
         None => run_node(cli.config, cli.settings),
     };
     match result {
@@ -288,132 +383,10 @@ fn init(
     Ok(())
 }
 
-/// `jbc data add|get`: a small client of a node's data endpoints.
-fn data(action: DataAction) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client = jbc::http_client(Duration::from_secs(10), Duration::from_secs(10));
-    let (node, request) = match &action {
-        DataAction::Add { text, node } => (
-            node,
-            client
-                .post(format!("{}{}", node.trim_end_matches('/'), route::DATA))
-                .header("content-type", "application/json")
-                .body(jbc::data_request(text)),
-        ),
-        DataAction::Get { id, node } => (
-            node,
-            client.get(format!(
-                "{}{}/{id}",
-                node.trim_end_matches('/'),
-                route::DATA
-            )),
-        ),
-    };
-    let answer = ask_node(&runtime, request, node)?;
-    let answer: ItemAnswer = serde_json::from_value(answer.clone())
-        .map_err(|_| format!("the node at {node} answered: {answer}"))?;
-    let id = answer.id;
-    match answer.status {
-        ItemStatus::Pending => println!("{id} pending: it waits for a block"),
-        ItemStatus::Confirmed {
-            block,
-            hash,
-            confirmations,
-        } => println!("{id} confirmed in block {block} ({hash}), {confirmations} confirmation(s)"),
-        ItemStatus::Unknown => println!("{id} unknown: not waiting and not in the chain"),
-    }
-    Ok(())
-}
-
-/// `jbc peers [add|remove|unban URL]`: the peer book of a node, changed as
-/// its operator (the key read from its cookie file).
-fn peers(action: PeersAction, node: &str, cookie: Option<PathBuf>) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client = jbc::http_client(Duration::from_secs(10), Duration::from_secs(15));
-    let base = node.trim_end_matches('/');
-    let (method, path, url) = match &action {
-        PeersAction::List => (reqwest::Method::GET, route::PEERS, None),
-        PeersAction::Add { url } => (reqwest::Method::POST, route::PEERS, Some(url)),
-        PeersAction::Remove { url } => (reqwest::Method::DELETE, route::PEERS, Some(url)),
-        PeersAction::Unban { url } => (reqwest::Method::DELETE, route::BANS, Some(url)),
-    };
-    let mut request = client.request(method, format!("{base}{path}"));
-    if let Some(url) = url {
-        let cookie = cookie.unwrap_or_else(|| PathBuf::from(jbc::COOKIE_FILE));
-        let key = jbc::read_cookie(&cookie).map_err(|e| {
-            format!(
-                "cannot read the operator key from {}: {e} (give the node's cookie with --cookie; \
-                 it is written beside the node's chaindata folder at each start)",
-                cookie.display()
-            )
-        })?;
-        let body = PeerRequest { url: url.clone() };
-        request = request
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_string(&body).expect("a string serialises"));
-    }
-    let answer = ask_node(&runtime, request, node)?;
-    match action {
-        PeersAction::List => {
-            let peers = answer.as_array().map_or(&[][..], Vec::as_slice);
-            if peers.is_empty() {
-                println!("no peers");
-            }
-            for peer in peers {
-                let field = |name: &str| match &peer[name] {
-                    serde_json::Value::String(text) => text.clone(),
-                    serde_json::Value::Null => "-".into(),
-                    other => other.to_string(),
-                };
-                println!(
-                    "{}  {}  {}  height {}",
-                    field("url"),
-                    field("origin"),
-                    field("state"),
-                    field("height")
-                );
-            }
-        }
-        PeersAction::Add { url } if answer["added"] == true => println!("added {url}"),
-        PeersAction::Add { url } => println!(
-            "{url}: {}",
-            answer["reason"].as_str().unwrap_or("not added")
-        ),
-        PeersAction::Remove { url } => println!("removed {url}"),
-        PeersAction::Unban { url } => println!("lifted the ban on {url}"),
-    }
-    Ok(())
-}
-
-/// Sends `request` to the node at `node` and reads its JSON answer; an
-/// answer with an `error` field is the node's refusal, in its words.
-fn ask_node(
-    runtime: &tokio::runtime::Runtime,
-    request: reqwest::RequestBuilder,
-    node: &str,
-) -> Result<serde_json::Value, String> {
-    runtime.block_on(async {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the node at {node}: {e}"))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("the node at {node} did not answer whole: {e}"))?;
-        let answer: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("the node at {node} answered HTTP {status}, not JSON"))?;
-        match answer["error"].as_str() {
-            Some(error) => Err(format!("the node refused: {error}")),
-            None => Ok(answer),
-        }
-    })
+/// Runs one command against the node `args` names.
+fn ask(
+    args: NodeArgs,
+    command: impl FnOnce(&jbc::ask::Node) -> Result<(), jbc::ask::AskError>,
+) -> Result<(), String> {
+    command(&args.node()?).map_err(|e| e.to_string())
 }

@@ -1,0 +1,549 @@
+//! Asking a running node from the command line, as `bitcoin-cli` asks
+//! `bitcoind`: `jbc status`, `blocks`, `block`, `peers`, `data` and `mine`.
+//!
+//! This module owns the node's address as a person types it (`5001`,
+//! `host:port` or a URL), the operator key read from the node's cookie,
+//! the sentences that say what to do when a node cannot be asked, and what
+//! each command prints. It changes a node only through the node's own
+//! endpoints; the answers' shapes are [`crate::protocol`]'s.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::block::{Block, blocks_from_json};
+use crate::client::http_client;
+use crate::human::{duration_in_words, rate_in_words};
+use crate::item::IdPrefix;
+use crate::operator::{COOKIE_FILE, read_cookie};
+use crate::protocol::{
+    ItemAnswer, ItemStatus, MineOrdered, MineRequest, PeerRequest, Status, route,
+};
+
+/// The node asked when none is named: the first node of a local network.
+pub const DEFAULT_NODE: &str = "127.0.0.1:5001";
+
+/// How often a command that waits asks the node again.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why a node could not be asked, or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(
+        "{0:?} is not a node's address: give HOST:PORT (127.0.0.1:5001), a port (5001) or a URL (http://127.0.0.1:5001)"
+    )]
+    Address(String),
+    #[error(
+        "no node answers at {url} — is one running? start it with `jbc --port {port}` in its folder (or name another with --node HOST:PORT)"
+    )]
+    NoNode { url: String, port: u16 },
+    #[error("the node at {url} did not answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("cannot reach the node at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the node at {url} answered HTTP {status}, not JSON: is it a jbc node?")]
+    NotJson { url: String, status: u16 },
+    #[error("the node at {url} answered something this jbc does not read: {answer}")]
+    Unexpected { url: String, answer: String },
+    #[error("the node refused: {0}")]
+    Refused(String),
+    #[error(
+        "cannot read the operator key from {path}: {reason} (give the node's cookie with --cookie; it is written beside the node's chaindata folder at each start)"
+    )]
+    Cookie { path: String, reason: String },
+    #[error("{what} took longer than {seconds} s; it goes on at the node (ask again with {again})")]
+    Waited {
+        what: String,
+        seconds: u64,
+        again: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// A node to ask: its base URL, and where its operator key is.
+pub struct Node {
+    base: url::Url,
+    cookie: Option<PathBuf>,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Node {
+    /// The node at `address` (`5001`, `host:port`, or an `http://` URL),
+    /// whose operator key, when a command needs it, is read from `cookie`
+    /// (by default `operator.cookie` in the current folder).
+    pub fn new(address: &str, cookie: Option<PathBuf>) -> Result<Node, AskError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| AskError::Usage(format!("cannot start the runtime: {e}")))?;
+        Ok(Node {
+            base: parse_address(address)?,
+            cookie,
+            http: http_client(Duration::from_secs(5), Duration::from_secs(15)),
+            runtime,
+        })
+    }
+
+    /// The node's base URL, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_string()
+    }
+
+    fn operator_key(&self) -> Result<String, AskError> {
+        let path = (self.cookie.clone()).unwrap_or_else(|| PathBuf::from(COOKIE_FILE));
+        read_cookie(&path).map_err(|e| AskError::Cookie {
+            path: std::path::absolute(&path)
+                .unwrap_or(path)
+                .display()
+                .to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends a request and reads its JSON answer; an answer with an `error`
+    /// field is the node's refusal, in its words.
+    fn ask(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        as_operator: bool,
+    ) -> Result<Value, AskError> {
+        let url = self.url();
+        let mut request = self.http.request(method, format!("{url}{path}"));
+        if as_operator {
+            request = request.bearer_auth(self.operator_key()?);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| self.transport(e))?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| self.transport(e))?;
+            let answer: Value = serde_json::from_slice(&body).map_err(|_| AskError::NotJson {
+                url: url.clone(),
+                status,
+            })?;
+            match answer.get("error").and_then(Value::as_str) {
+                Some(error) => Err(AskError::Refused(error.to_string())),
+                None => Ok(answer),
+            }
+        })
+    }
+
+    fn get(&self, path: &str) -> Result<Value, AskError> {
+        self.ask(Method::GET, path, None, false)
+    }
+
+    /// Reads `answer` as a `T`.
+    fn read<T: DeserializeOwned>(&self, answer: Value) -> Result<T, AskError> {
+        serde_json::from_value(answer.clone()).map_err(|_| AskError::Unexpected {
+            url: self.url(),
+            answer: cut(&answer.to_string(), 200),
+        })
+    }
+
+    fn transport(&self, error: reqwest::Error) -> AskError {
+        let url = self.url();
+        if error.is_connect() {
+            AskError::NoNode {
+                port: self.base.port_or_known_default().unwrap_or(80),
+                url,
+            }
+        } else if error.is_timeout() {
+            AskError::Timeout { url, seconds: 15 }
+        } else {
+            AskError::Unreachable {
+                url,
+                reason: error.to_string(),
+            }
+        }
+    }
+
+    /// `/status`, read.
+    pub fn status(&self) -> Result<Status, AskError> {
+        let answer = self.get(route::STATUS)?;
+        self.read(answer)
+    }
+
+    /// `jbc status`: what the node is, where its chain is, whom it talks to.
+    pub fn print_status(&self, json: bool) -> Result<(), AskError> {
+        if json {
+            return print_json(&self.get(route::STATUS)?);
+        }
+        let status = self.status()?;
+        for line in status_lines(&self.url(), &status) {
+            println!("{line}");
+        }
+        Ok(())
+    }
+
+    /// `jbc blocks [--last N]`: the last `last` blocks, oldest first.
+    pub fn print_blocks(&self, last: u64, json: bool) -> Result<(), AskError> {
+        let height = self.status()?.height;
+        let from = (height + 1).saturating_sub(last);
+        let answer = self.get(&format!("{}?from={from}&limit={last}", route::BLOCKS))?;
+        if json {
+            return print_json(&answer);
+        }
+        let blocks =
+            blocks_from_json(answer.to_string().as_bytes()).map_err(|_| AskError::Unexpected {
+                url: self.url(),
+                answer: cut(&answer.to_string(), 200),
+            })?;
+        for block in &blocks {
+            println!("{}", block_line(block));
+        }
+        Ok(())
+    }
+
+    /// `jbc block INDEX|HASH`: one block, as the node serves it.
+    pub fn print_block(&self, which: &str) -> Result<(), AskError> {
+        let which = which.trim();
+        let path = if which.bytes().all(|b| b.is_ascii_digit()) && !which.is_empty() {
+            format!("{}/{which}", route::BLOCKS)
+        } else if which.len() == 64 && which.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!("/block/{}", which.to_ascii_lowercase())
+        } else {
+            return Err(AskError::Usage(format!(
+                "{which:?} is neither a block's index (a number) nor its hash (64 hex digits)"
+            )));
+        };
+        print_json(&self.get(&path)?)
+    }
+
+    /// `jbc peers`: every peer with what the node knows of it.
+    pub fn print_peers(&self, json: bool) -> Result<(), AskError> {
+        let answer = self.get(route::PEERS)?;
+        if json {
+            return print_json(&answer);
+        }
+        let peers = answer.as_array().map_or(&[][..], Vec::as_slice);
+        if peers.is_empty() {
+            println!("no peers");
+        }
+        for peer in peers {
+            let field = |name: &str| match &peer[name] {
+                Value::String(text) => text.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            println!(
+                "{}  {}  {}  height {}",
+                field("url"),
+                field("origin"),
+                field("state"),
+                field("height")
+            );
+        }
+        Ok(())
+    }
+
+    /// `jbc peers add|remove|unban URL`, as the node's operator.
+    pub fn change_peer(&self, change: PeerChange, url: &str) -> Result<(), AskError> {
+        let body =
+            serde_json::to_string(&PeerRequest { url: url.into() }).expect("a string serialises");
+        let (method, path) = match change {
+            PeerChange::Add => (Method::POST, route::PEERS),
+            PeerChange::Remove => (Method::DELETE, route::PEERS),
+            PeerChange::Unban => (Method::DELETE, route::BANS),
+        };
+        let answer = self.ask(method, path, Some(body), true)?;
+        match change {
+            PeerChange::Add if answer["added"] == true => println!("added {url}"),
+            PeerChange::Add => println!(
+                "{url}: {}",
+                answer["reason"].as_str().unwrap_or("not added")
+            ),
+            PeerChange::Remove => println!("removed {url}"),
+            PeerChange::Unban => println!("lifted the ban on {url}"),
+        }
+        Ok(())
+    }
+
+    /// `jbc data add TEXT [--wait]`: submits an item; with `wait`, returns
+    /// once a block carries it (at most `patience`).
+    pub fn add_data(&self, text: &str, wait: Option<Duration>) -> Result<(), AskError> {
+        let answer = self.ask(
+            Method::POST,
+            route::DATA,
+            Some(crate::client::data_request(text)),
+            false,
+        )?;
+        let answer: ItemAnswer = self.read(answer)?;
+        let Some(patience) = wait else {
+            println!("{}", item_line(&answer));
+            return Ok(());
+        };
+        let id = answer.id.to_string();
+        if matches!(answer.status, ItemStatus::Pending) {
+            eprintln!("{id} pending: waiting for a block to carry it…");
+        }
+        let confirmed = self.wait_until(
+            &format!("item {id}'s block"),
+            patience,
+            &format!("jbc data get {id}"),
+            || {
+                let answer: ItemAnswer = self.read(self.get(&format!("{}/{id}", route::DATA))?)?;
+                Ok(matches!(answer.status, ItemStatus::Confirmed { .. }).then_some(answer))
+            },
+        )?;
+        println!("{}", item_line(&confirmed));
+        Ok(())
+    }
+
+    /// `jbc data get ID`: where an item is (the first digits of its id do,
+    /// when they name one item).
+    pub fn print_item(&self, id: &str) -> Result<(), AskError> {
+        let prefix: IdPrefix = id.parse().map_err(|e| AskError::Usage(format!("{e}")))?;
+        let answer: ItemAnswer = self.read(self.get(&format!("{}/{prefix}", route::DATA))?)?;
+        println!("{}", item_line(&answer));
+        Ok(())
+    }
+
+    /// `jbc data list`: the items waiting for a block, oldest first.
+    pub fn print_waiting(&self, json: bool) -> Result<(), AskError> {
+        let answer = self.get(route::DATA)?;
+        if json {
+            return print_json(&answer);
+        }
+        let items = answer.as_array().map_or(&[][..], Vec::as_slice);
+        if items.is_empty() {
+            println!("no items waiting");
+        }
+        for item in items {
+            println!(
+                "{}  {} bytes  waiting {}",
+                item["id"].as_str().unwrap_or("?"),
+                item["size"],
+                duration_in_words(item["age"].as_f64().unwrap_or(0.0))
+            );
+        }
+        Ok(())
+    }
+
+    /// `jbc mine N`: orders `blocks` mined now (operator key); with `wait`,
+    /// returns once none is owed (at most `patience`).
+    pub fn mine(&self, blocks: u64, wait: Option<Duration>) -> Result<(), AskError> {
+        let body = serde_json::to_string(&MineRequest { blocks }).expect("a number serialises");
+        let answer = self.ask(Method::POST, route::MINE, Some(body), true)?;
+        let ordered: MineOrdered = self.read(answer)?;
+        let Some(patience) = wait else {
+            println!("ordered {blocks} block(s); {} owed", ordered.owed);
+            return Ok(());
+        };
+        eprintln!("mining {} block(s)…", ordered.owed);
+        let status = self.wait_until("the blocks ordered", patience, "jbc status", || {
+            let status = self.status()?;
+            Ok((status.blocks_owed == 0).then_some(status))
+        })?;
+        println!(
+            "mined {blocks} block(s): height {}, tip {}",
+            status.height, status.tip
+        );
+        Ok(())
+    }
+
+    /// Asks `probe` every [`POLL_INTERVAL`] until it gives a value, for at
+    /// most `patience`.
+    fn wait_until<T>(
+        &self,
+        what: &str,
+        patience: Duration,
+        again: &str,
+        mut probe: impl FnMut() -> Result<Option<T>, AskError>,
+    ) -> Result<T, AskError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(value) = probe()? {
+                return Ok(value);
+            }
+            if Instant::now() >= deadline {
+                return Err(AskError::Waited {
+                    what: what.into(),
+                    seconds: patience.as_secs(),
+                    again: again.into(),
+                });
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+/// A change to a node's peers that needs its operator key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerChange {
+    Add,
+    Remove,
+    Unban,
+}
+
+/// `5001`, `host:port` or a URL, as a base URL.
+fn parse_address(address: &str) -> Result<url::Url, AskError> {
+    let text = address.trim();
+    let bad = || AskError::Address(address.to_string());
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("http://127.0.0.1:{text}")
+    } else {
+        format!("http://{text}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|_| bad())?;
+    let plain = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !plain {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// What `jbc status` prints, a line each.
+fn status_lines(url: &str, status: &Status) -> Vec<String> {
+    let version = status.version.as_deref().unwrap_or("an older jbc");
+    let mut lines = vec![format!(
+        "node     {url} ({version}{})",
+        status
+            .uptime_seconds
+            .map(|s| format!(", up {}", duration_in_words(s as f64)))
+            .unwrap_or_default()
+    )];
+    lines.push(format!(
+        "chain    height {}, tip {}",
+        status.height, status.tip
+    ));
+    let kind = match (status.target_block_seconds, status.retarget_window) {
+        (Some(seconds), Some(window)) => format!(
+            "adaptive (a block every {seconds} s, retargeted every {window} blocks), effective difficulty {:.2}",
+            status
+                .effective_difficulty
+                .unwrap_or(status.difficulty as f64)
+        ),
+        _ => format!("difficulty {}", status.difficulty),
+    };
+    lines.push(format!("network  {kind}; genesis {}", status.genesis));
+    if let Some(mean) = status.mean_block_seconds {
+        lines.push(format!(
+            "blocks   one every {} on average lately",
+            duration_in_words(mean)
+        ));
+    }
+    let mining = match (status.mining, status.blocks_owed) {
+        (_, owed) if owed > 0 => format!(
+            "mining {owed} ordered block(s) at {}",
+            rate_in_words(status.hashrate as f64)
+        ),
+        (Some(true), _) => format!("mining at {}", rate_in_words(status.hashrate as f64)),
+        _ => "not mining (jbc mine N mines N blocks now)".to_string(),
+    };
+    lines.push(format!("miner    {mining}"));
+    let peers = match status.connections {
+        Some(c) => format!(
+            "{}: {} outbound ({} of a target of {} chosen by the node), {} inbound; {} addresses known, {} of them answered",
+            status.peers,
+            c.outbound,
+            c.chosen,
+            c.outbound_target,
+            c.inbound,
+            c.addresses_new + c.addresses_tried,
+            c.addresses_tried
+        ),
+        None => status.peers.to_string(),
+    };
+    lines.push(format!("peers    {peers}"));
+    lines.push(format!("data     {} item(s) waiting", status.pending_items));
+    if let Some(catching_up) = &status.catching_up {
+        lines.push(format!(
+            "sync     catching up: {}",
+            serde_json::to_string(catching_up).unwrap_or_default()
+        ));
+    }
+    lines
+}
+
+/// One block as `jbc blocks` lists it.
+fn block_line(block: &Block) -> String {
+    let time = block
+        .epoch_seconds()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || block.timestamp.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
+    format!(
+        "{:>7}  {}  {time}  {}",
+        block.index,
+        block.hash,
+        cut(&block.data, 60)
+    )
+}
+
+/// What `jbc data` prints of an item.
+fn item_line(answer: &ItemAnswer) -> String {
+    let id = answer.id;
+    match &answer.status {
+        ItemStatus::Pending => format!("{id} pending: it waits for a block"),
+        ItemStatus::Confirmed {
+            block,
+            hash,
+            confirmations,
+        } => format!("{id} confirmed in block {block} ({hash}), {confirmations} confirmation(s)"),
+        ItemStatus::Unknown => format!("{id} unknown: not waiting and not in the chain"),
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+fn print_json(value: &Value) -> Result<(), AskError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("a JSON value serialises")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_named_by_port_host_and_port_or_url() {
+        for (given, base) in [
+            ("5002", "http://127.0.0.1:5002/"),
+            ("127.0.0.1:5001", "http://127.0.0.1:5001/"),
+            ("localhost:5003", "http://localhost:5003/"),
+            ("http://10.0.0.2:5001/", "http://10.0.0.2:5001/"),
+            (" [::1]:5001 ", "http://[::1]:5001/"),
+        ] {
+            assert_eq!(parse_address(given).unwrap().as_str(), base, "{given}");
+        }
+        for bad in [
+            "",
+            "http://",
+            "ftp://host:1",
+            "host:port",
+            "http://h:1/status",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character() {
+        assert_eq!(cut("héllo", 2), "hé…");
+        assert_eq!(cut("héllo", 5), "héllo");
+    }
+}

@@ -1,0 +1,184 @@
+//! `jbc` as a client of a running node, as `bitcoin-cli` is of `bitcoind`:
+//! real `jbc` processes asking a real node on 127.0.0.1.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use jbc::block::{Block, blocks_from_json};
+use jbc::item::ItemId;
+use serde_json::Value;
+
+/// `jbc ARGS` run in `dir`: whether it succeeded, and what it printed
+/// (stdout, then stderr).
+fn jbc<S: AsRef<str>>(dir: &Path, args: &[S]) -> (bool, String) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let (status, output) = run_to_end_printing(dir, &args);
+    (status.success(), output)
+}
+
+async fn chain_of(node: &Jbc) -> Vec<Block> {
+    let body = get(&format!("{}/blockchain.json", node.url)).await.unwrap();
+    blocks_from_json(&body).unwrap()
+}
+
+async fn status_of(node: &Jbc) -> Value {
+    serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_node_the_cli_says_none_answers_and_how_to_start_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let (ok, output) = jbc(tmp.path(), &["status", "--node", &port]);
+    assert!(!ok);
+    assert!(
+        output.contains(&format!(
+            "no node answers at http://127.0.0.1:{port} — is one running? start it with `jbc --port {port}`"
+        )),
+        "{output}"
+    );
+    let (ok, output) = jbc(tmp.path(), &["blocks", "--node", "host:port"]);
+    assert!(!ok);
+    assert!(
+        output.contains("\"host:port\" is not a node's address: give HOST:PORT"),
+        "{output}"
+    );
+    let (ok, output) = jbc(tmp.path(), &["completions", "bash"]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("_jbc()") && output.contains("mine") && output.contains("--node"),
+        "{output}"
+    );
+}
+
+/// A node that does not mine mines the blocks its operator orders, then
+/// stops; the commands that read show them as the node serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::start(
+        tmp.path(),
+        &[
+            "--difficulty",
+            "3",
+            "--peers",
+            "",
+            "--miner-nice",
+            TEST_MINER_NICE,
+            "--data",
+            "ordered",
+        ],
+    );
+    let url = node.url.clone();
+    let with_node = |args: &[&str]| -> Vec<String> {
+        let at = ["--node", url.as_str()];
+        args.iter().chain(&at).map(|a| a.to_string()).collect()
+    };
+
+    // Without the cookie (another folder) the order is refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, output) = jbc(elsewhere.path(), &with_node(&["mine", "2"]));
+    assert!(!ok);
+    assert!(
+        output.contains("cannot read the operator key from") && output.contains("--cookie"),
+        "{output}"
+    );
+    assert_eq!(status_of(&node).await["blocks_owed"], 0);
+
+    // From the node's folder, 3 blocks: the command returns once they are
+    // mined, and the node mines no more.
+    let (ok, output) = jbc(tmp.path(), &with_node(&["mine", "3"]));
+    assert!(ok, "{output}");
+    let chain = chain_of(&node).await;
+    assert!(
+        output.contains(&format!(
+            "mined 3 block(s): height 3, tip {}",
+            chain[3].hash
+        )),
+        "{output}"
+    );
+    assert!(chain[1..].iter().all(|b| b.data == "ordered"));
+    wait_for("the idle miner's hash rate to read 0", PATIENCE, || async {
+        (status_of(&node).await["hashrate"] == 0).then_some(())
+    })
+    .await;
+    assert_eq!(chain_of(&node).await.len(), 4, "it mined past its order");
+
+    let (ok, output) = jbc(tmp.path(), &with_node(&["status"]));
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("chain    height 3, tip {}", chain[3].hash)),
+        "{output}"
+    );
+    assert!(output.contains("not mining"), "{output}");
+    let (ok, output) = jbc(tmp.path(), &with_node(&["blocks", "--last", "2"]));
+    assert!(ok, "{output}");
+    let listed: Vec<&str> = output.lines().filter(|l| l.contains("ordered")).collect();
+    assert_eq!(listed.len(), 2, "{output}");
+    assert!(
+        listed[0]
+            .trim_start()
+            .starts_with(&format!("2  {}", chain[2].hash))
+    );
+    assert!(
+        listed[1]
+            .trim_start()
+            .starts_with(&format!("3  {}", chain[3].hash))
+    );
+    for which in ["2".to_string(), chain[2].hash.to_string()] {
+        let (ok, output) = jbc(tmp.path(), &with_node(&["block", &which]));
+        assert!(ok, "{output}");
+        let printed = output.split("\n}").next().unwrap().to_string() + "\n}";
+        assert_eq!(Block::from_json(printed.as_bytes()).unwrap(), chain[2]);
+    }
+    let (ok, output) = jbc(tmp.path(), &with_node(&["block", "two"]));
+    assert!(!ok);
+    assert!(output.contains("neither a block's index"), "{output}");
+
+    // An item added with --wait returns once a block carries it.
+    let text = "from the command line";
+    let id = ItemId::of(text).to_string();
+    let waiting = std::thread::spawn({
+        let (dir, args) = (
+            tmp.path().to_path_buf(),
+            with_node(&["data", "add", text, "--wait", "--timeout", "60"]),
+        );
+        move || jbc(&dir, &args)
+    });
+    wait_for("the item to wait in the pool", PATIENCE, || async {
+        (status_of(&node).await["pending_items"] == 1).then_some(())
+    })
+    .await;
+    let (ok, output) = jbc(tmp.path(), &with_node(&["data", "list"]));
+    assert!(ok && output.contains(&id), "{output}");
+    let (ok, output) = jbc(tmp.path(), &with_node(&["mine", "1"]));
+    assert!(ok, "{output}");
+    let (ok, output) = waiting.join().unwrap();
+    assert!(ok, "{output}");
+    let block = &chain_of(&node).await[4];
+    let confirmed = format!(
+        "{id} confirmed in block 4 ({}), 1 confirmation(s)",
+        block.hash
+    );
+    assert!(output.contains(&confirmed), "{output}");
+
+    // The first digits of an id do.
+    let (ok, output) = jbc(tmp.path(), &with_node(&["data", "get", &id[..8]]));
+    assert!(ok && output.contains(&confirmed), "{output}");
+    let (ok, output) = jbc(tmp.path(), &with_node(&["data", "get", &id[..5]]));
+    assert!(!ok);
+    assert!(output.contains("or its first 6 or more"), "{output}");
+    let unknown = ItemId::of("never sent").to_string();
+    let (ok, output) = jbc(tmp.path(), &with_node(&["data", "get", &unknown[..10]]));
+    assert!(!ok);
+    assert!(
+        output.contains(&format!(
+            "no item {} is waiting or in the chain",
+            &unknown[..10]
+        )),
+        "{output}"
+    );
+    assert!(node.terminate().success());
+}
