@@ -42,6 +42,7 @@ use crate::block::{Block, BlockHash};
 use crate::client::{PeerClient, PeerError};
 use crate::clock::unix_now;
 use crate::handshake::{HandshakeError, check_status, handshake};
+use crate::peers::addrman::network_group;
 use crate::peers::{
     AddrMan, Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl,
 };
@@ -378,6 +379,13 @@ impl Gossip {
                     Origin::Inbound => "inbound: it syncs from us",
                 };
                 info!(peer = %url, "new peer {url} ({what}, {kind}): it passed the handshake");
+                if origin == Origin::Inbound {
+                    // It answered at the address it gave: an address worth
+                    // keeping, whether or not it ever named itself to us in
+                    // a sync (it may have announced first).
+                    self.inner.addrman.add(&url, &network_group(&url));
+                    self.inner.addrman.attempted(&url, true);
+                }
                 self.spawn_peer(url, None);
                 Ok(Considered::Added)
             }
