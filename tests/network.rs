@@ -36,6 +36,12 @@ fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Hard enough that a block takes about a second on one thread (a few on a
+/// busy machine): at difficulty 5 three miners found tens a second, and a
+/// busy machine's few hundred milliseconds of announcement delay read as a
+/// gap of 5 to 7 blocks, though no node fell behind.
+const DRIFT_DIFFICULTY: u32 = 6;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
     let tmp = tempfile::tempdir().unwrap();
@@ -48,7 +54,7 @@ async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
             "--peers".into(),
             peers.clone(),
             "--difficulty".into(),
-            "5".into(),
+            DRIFT_DIFFICULTY.to_string(),
             "--sync-interval".into(),
             "1".into(),
         ];
@@ -116,7 +122,7 @@ async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
         },
     )
     .await;
-    let network = Network::new(genesis(), 5);
+    let network = Network::new(genesis(), DRIFT_DIFFICULTY);
     let chain = Chain::from_blocks(chain, &network).expect("the agreed chain is valid");
     assert!(
         chain.tip().index >= lowest,
@@ -385,20 +391,37 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
             .map(|v| v["origin"].clone())
             .unwrap()
     };
-    assert_eq!(origin_of(&announcer.url), "inbound");
+    // Inbound; or, in a network this small, chosen as an outbound peer
+    // too already (the node aims for 8 and knows no other address).
+    assert!(
+        ["inbound", "learned"].contains(&origin_of(&announcer.url).as_str().unwrap()),
+        "{views:?}"
+    );
     assert_eq!(origin_of(&added.url), "added");
     assert!(views.iter().all(|v| v["kind"] == "jbc"), "{views:?}");
     assert_eq!(status(&node).await["peers"], 2);
-    assert!(node.terminate().success());
+    let (stopped, first_run) = node.terminate_with_logs();
+    assert!(stopped.success());
+    let addresses = std::fs::read_to_string(tmp.path().join("node/addrs.json")).unwrap();
+    assert!(
+        addresses.contains(&announcer.url),
+        "the announcer's address was not kept: {addresses}\npeers: {views:?}\nthe node's log:\n{first_run}"
+    );
 
     // The added peer is kept in the book; the announcer, an inbound peer,
     // was kept as an address that answered, and the node chooses it as an
     // outbound peer.
     let restarted = Jbc::start(&tmp.path().join("node"), &args);
-    wait_for("the announcer chosen again", PATIENCE, || async {
-        (peer_urls(&restarted).await.len() == 2).then_some(())
-    })
-    .await;
+    let deadline = Instant::now() + PATIENCE;
+    while peer_urls(&restarted).await.len() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the announcer was not chosen again; the restarted node's log:\n{}\naddrs.json: {}",
+            restarted.logs(),
+            std::fs::read_to_string(tmp.path().join("node/addrs.json")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut got = peer_urls(&restarted).await;
     got.sort();
     assert_eq!(got, sorted, "the book and the addresses survive a restart");

@@ -224,6 +224,10 @@ impl Gossip {
     pub async fn stopped(&self) {
         self.inner.running.close();
         self.inner.running.wait().await;
+        // What the last tasks learned (an address that answered a moment
+        // before the stop) is saved with the rest.
+        let gossip = self.clone();
+        let _ = tokio::task::spawn_blocking(move || gossip.inner.addrman.flush()).await;
     }
 
     /// Runs `task` as one of gossip's tasks, dropped at shutdown.
@@ -339,8 +343,16 @@ impl Gossip {
             )
             .await
         };
-        if origin == Origin::Learned {
-            self.inner.addrman.attempted(&url, identity.is_ok());
+        match origin {
+            Origin::Learned => self.inner.addrman.attempted(&url, identity.is_ok()),
+            // It answered at the address it gave: an address worth keeping,
+            // whether or not it ever named itself to us in a sync (it may
+            // have announced first), and whether or not the book has room.
+            Origin::Inbound if identity.is_ok() => {
+                self.inner.addrman.add(&url, &network_group(&url));
+                self.inner.addrman.attempted(&url, true);
+            }
+            _ => {}
         }
         let identity = identity?;
         let admitted = {
@@ -379,13 +391,6 @@ impl Gossip {
                     Origin::Inbound => "inbound: it syncs from us",
                 };
                 info!(peer = %url, "new peer {url} ({what}, {kind}): it passed the handshake");
-                if origin == Origin::Inbound {
-                    // It answered at the address it gave: an address worth
-                    // keeping, whether or not it ever named itself to us in
-                    // a sync (it may have announced first).
-                    self.inner.addrman.add(&url, &network_group(&url));
-                    self.inner.addrman.attempted(&url, true);
-                }
                 self.spawn_peer(url, None);
                 Ok(Considered::Added)
             }
