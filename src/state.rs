@@ -263,21 +263,28 @@ impl ChainState {
         self.current().chain.cursor_at(index)
     }
 
-    /// The mean time between the last `span` blocks (fewer near the
-    /// start), by their timestamps, in seconds.
-    pub fn mean_block_seconds(&self, span: u64) -> Option<f64> {
+    /// The mean time between the last `span` blocks, in seconds, over
+    /// the intervals that mean something: not the one after the genesis
+    /// block (made when the network was, maybe years ago), nor one that
+    /// spans `started` (a gap while this node was down says nothing of the
+    /// network's pace). None when no such interval is left.
+    pub fn mean_block_seconds(&self, span: u64, started: i64) -> Option<f64> {
         let current = self.current();
-        let tip = current.chain.tip();
-        let first = tip.index.saturating_sub(span);
-        if first == tip.index {
-            return None;
-        }
-        let start = current.chain.get(first)?.epoch_seconds()?;
-        let end = tip.epoch_seconds()?;
+        let tip = current.chain.tip().index;
+        let first = tip.saturating_sub(span).max(1);
+        let mut previous = current.chain.get(first)?.epoch_seconds()?;
         // In i128: timestamps from files and peers can be anything an i64
         // holds, and their difference need not fit one.
-        let seconds = i128::from(end) - i128::from(start);
-        Some(seconds as f64 / (tip.index - first) as f64)
+        let (mut total, mut intervals) = (0i128, 0u64);
+        for index in first + 1..=tip {
+            let at = current.chain.get(index)?.epoch_seconds()?;
+            if !(previous < started && started <= at) {
+                total += i128::from(at) - i128::from(previous);
+                intervals += 1;
+            }
+            previous = at;
+        }
+        (intervals > 0).then(|| total as f64 / intervals as f64)
     }
 
     /// The block at `index`.

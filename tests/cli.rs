@@ -105,6 +105,12 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
     })
     .await;
     assert_eq!(chain_of(&node).await.len(), 4, "it mined past its order");
+    // The blocks came within seconds; the genesis block is from 2017 and
+    // its interval is no part of the mean.
+    let mean = status_of(&node).await["mean_block_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..60.0).contains(&mean), "mean block time {mean} s");
 
     let (ok, output) = jbc(tmp.path(), &with_node(&["status"]));
     assert!(ok, "{output}");

@@ -29,6 +29,7 @@ use crate::metrics::{CONTENT_TYPE, RequestLabels};
 const PAGE: &str = include_str!("explorer/index.html");
 const SCRIPT: &str = include_str!("explorer/explorer.js");
 const STYLE: &str = include_str!("explorer/explorer.css");
+const ICON: &str = include_str!("explorer/favicon.svg");
 
 /// How often an idle event stream sends a comment, so proxies and browsers
 /// keep it open.
@@ -50,6 +51,18 @@ pub async fn script() -> impl IntoResponse {
 /// `GET /explorer.css`: the page's style.
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+/// `GET /favicon.svg` (and `/favicon.ico`, which browsers ask for by
+/// themselves): two linked blocks.
+pub async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        ICON,
+    )
 }
 
 /// `GET /metrics`: every figure, in the OpenMetrics text format.

@@ -115,6 +115,12 @@ impl AppState {
         }
     }
 
+    /// When the node started, in seconds since the epoch.
+    pub fn started_at_unix(&self) -> i64 {
+        let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
+        now.saturating_sub(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(0))
+    }
+
     /// The largest request body read: a block of the largest size the
     /// network allows, with room for white space around its values.
     pub fn max_body_bytes(&self) -> usize {
@@ -132,6 +138,8 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(explorer::page))
         .route("/explorer.js", get(explorer::script))
         .route("/explorer.css", get(explorer::style))
+        .route("/favicon.svg", get(explorer::icon))
+        .route("/favicon.ico", get(explorer::icon))
         .route("/events", get(explorer::events))
         .route("/metrics", get(explorer::metrics))
         .route(route::BLOCKCHAIN, get(blockchain_json))
@@ -256,7 +264,7 @@ async fn status(State(app): State<AppState>, sender: Sender) -> Json<Status> {
         next_retarget: window.map(|w| (cursor.index / w + 1) * w),
         mean_block_seconds: app
             .state
-            .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN)),
+            .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN), app.started_at_unix()),
         height: tip.index,
         tip: tip.hash,
         difficulty: network.difficulty,

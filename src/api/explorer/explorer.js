@@ -153,12 +153,26 @@ function notice(text, cls) {
   box.hidden = !text;
 }
 
+// What the node's sync is, in words that are true: "in step" only with
+// peers that answered and are not ahead.
+function syncWords(s, peers) {
+  if (s.catching_up) {
+    const c = s.catching_up;
+    return `catching up from ${c.peer}: ${c.height} of ${c.target} (${c.blocks_per_second} blocks/s)`;
+  }
+  if (!peers.length) return "no peers: on its own";
+  const up = peers.filter((p) => p.state === "up");
+  if (!up.length) return `0 of ${peers.length} peers reachable`;
+  const ahead = up.filter((p) => p.height != null && p.height > s.height);
+  if (ahead.length) return `behind: ${ahead.length} of ${up.length} reachable peers are ahead`;
+  const others = up.length < peers.length ? "; the others not reachable now" : "";
+  return `in step with ${up.length} of ${peers.length} peers${others}`;
+}
+
 async function refreshStatus() {
-  const s = await getJson("/status");
+  const [s, peers] = await Promise.all([getJson("/status"), getJson("/peers")]);
   view.status = s;
-  const sync = s.catching_up
-    ? `catching up from ${s.catching_up.peer}: ${s.catching_up.height} of ${s.catching_up.target} (${s.catching_up.blocks_per_second} blocks/s)`
-    : "in step with its peers";
+  const sync = syncWords(s, peers);
   const rows = [
     ["height", s.height],
     ["tip", link(`#/block/${s.tip}`, s.tip, "hash")],
@@ -172,10 +186,10 @@ async function refreshStatus() {
       ["next retarget", `at block ${s.next_retarget}`]);
   }
   rows.push(
-    ["mean block time", s.mean_block_seconds != null ? `${s.mean_block_seconds.toFixed(2)} s` : "not known yet"],
+    [`mean block time (last ${s.retarget_window || 20} blocks)`, s.mean_block_seconds != null ? `${s.mean_block_seconds.toFixed(2)} s` : "not known yet"],
     ["hash rate", s.mining ? rate(s.hashrate) : "not mining"],
     ["sync", sync],
-    ["peers", s.peers],
+    ["peers", `${peers.filter((p) => p.state === "up").length} of ${peers.length} reachable`],
     ["pending data", s.pending_items],
     ["node id", s.node_id || "", "mono"],
     ["version", s.version || ""],
@@ -224,31 +238,60 @@ function drawCharts() {
     return total > 0 ? (perBlock * span.length) / total : null;
   });
   const target = s && s.target_block_seconds ? s.target_block_seconds : null;
-  chart($("interval-chart"), intervals, "seconds between blocks", (v) => `${v} s`, "bars", target);
-  chart($("hashrate-chart"), hashrates, `estimated network hash rate (mean of ${window} blocks)`, rate, "line", null);
+  // The x axis: the blocks each interval ends at.
+  const axis = blocks.length > 1 ? [blocks[1].index, blocks[blocks.length - 1].index] : null;
+  chart($("interval-chart"), intervals, "seconds between blocks", (v) => `${v} s`, "bars", target, axis);
+  chart($("hashrate-chart"), hashrates, `estimated network hash rate (mean of ${window} blocks)`, rate, "line", null, axis);
 }
 
-function chart(canvas, values, title, format, style, reference) {
+// The top of a chart's scale: the largest value, unless a few are far above
+// the rest (a node down for a while, a clock jump): then four times the
+// 90th percentile, and those few are drawn clipped and marked.
+function scaleTop(finite, reference) {
+  const sorted = [...finite].sort((a, b) => a - b);
+  const largest = sorted[sorted.length - 1];
+  const typical = sorted[Math.floor(0.9 * (sorted.length - 1))];
+  const top = typical > 0 && largest > 4 * typical ? 4 * typical : largest;
+  return Math.max(top, reference || 0) || 1;
+}
+
+function chart(canvas, values, title, format, style, reference, axis) {
   const ctx = canvas.getContext("2d");
   const { width, height } = canvas;
-  const pad = { left: 64, right: 8, top: 18, bottom: 14 };
+  const pad = { left: 64, right: 8, top: 18, bottom: 26 };
   ctx.clearRect(0, 0, width, height);
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#6b7385";
   ctx.fillText(title, pad.left, 12);
   const finite = values.filter((v) => v != null);
   if (!finite.length) { ctx.fillText("no blocks yet", pad.left, height / 2); return; }
-  const max = Math.max(...finite, reference || 0) || 1;
+  const max = scaleTop(finite, reference);
+  const clipped = finite.filter((v) => v > max).length;
   const x = (i) => pad.left + ((width - pad.left - pad.right) * (i + 0.5)) / values.length;
-  const y = (v) => height - pad.bottom - ((height - pad.top - pad.bottom) * v) / max;
-  ctx.fillText(format(max), 2, pad.top + 4);
-  ctx.fillText(format(0), 2, height - pad.bottom);
+  const y = (v) => height - pad.bottom - ((height - pad.top - pad.bottom) * Math.min(v, max)) / max;
+  // The y axis: zero, the middle and the top of the scale.
   ctx.strokeStyle = "#e3e6ec";
-  ctx.beginPath(); ctx.moveTo(pad.left, y(0)); ctx.lineTo(width - pad.right, y(0)); ctx.stroke();
+  for (const v of [0, max / 2, max]) {
+    ctx.fillText(format(Number(v.toPrecision(3))), 2, y(v) + 4);
+    ctx.beginPath(); ctx.moveTo(pad.left, y(v)); ctx.lineTo(width - pad.right, y(v)); ctx.stroke();
+  }
+  if (axis) {
+    ctx.fillText(`block ${axis[0]}`, pad.left, height - 8);
+    const last = `block ${axis[1]}`;
+    ctx.fillText(last, width - pad.right - ctx.measureText(last).width, height - 8);
+  }
+  if (clipped) {
+    const note = `${clipped} above the scale, cut and marked ▲`;
+    ctx.fillStyle = "#c0392b";
+    ctx.fillText(note, width - pad.right - ctx.measureText(note).width, 12);
+  }
   if (style === "bars") {
     const barWidth = Math.max(1, (width - pad.left - pad.right) / values.length - 1);
-    ctx.fillStyle = "#2f6fed";
-    values.forEach((v, i) => ctx.fillRect(x(i) - barWidth / 2, y(v), barWidth, y(0) - y(v)));
+    values.forEach((v, i) => {
+      ctx.fillStyle = v > max ? "#c0392b" : "#2f6fed";
+      ctx.fillRect(x(i) - barWidth / 2, y(v), barWidth, y(0) - y(v));
+      if (v > max) ctx.fillText("▲", x(i) - 4, pad.top + 2);
+    });
   } else {
     ctx.strokeStyle = "#1f9d55";
     ctx.lineWidth = 1.5;
@@ -413,7 +456,7 @@ function soon(work) {
   pending = setTimeout(async () => { pending = null; try { await work(); } catch (error) { console.error(error); } }, 150);
 }
 
-// A reorg stays on screen for a minute.
+// A reorg stays on screen for a minute, fading over its last ten seconds.
 let reorgShown = null;
 
 function listen() {
@@ -425,7 +468,11 @@ function listen() {
   source.addEventListener("reorg", (message) => {
     const e = JSON.parse(message.data);
     clearTimeout(reorgShown);
-    reorgShown = setTimeout(() => notice(""), 60000);
+    $("notice").classList.remove("fading");
+    reorgShown = setTimeout(() => {
+      $("notice").classList.add("fading");
+      reorgShown = setTimeout(() => notice(""), 10000);
+    }, 50000);
     notice(`${new Date().toLocaleTimeString()} reorg: ${e.depth} block${e.depth === 1 ? "" : "s"} after block ${e.fork} left the chain; tip ${short(e.old_tip.hash)} (block ${e.old_tip.index}) → ${short(e.new_tip.hash)} (block ${e.new_tip.index}), from ${e.source}`, "reorg");
     soon(onHome() ? refreshAll : refreshStatus);
   });
