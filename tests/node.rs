@@ -441,4 +441,29 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
         );
     }
     assert!(printed.contains("devnet: stopped"), "{printed}");
+
+    // The network's difficulty is in each node's config; a rerun with
+    // another is refused with a sentence, before any node starts.
+    for port in [base, base + 1] {
+        let config =
+            std::fs::read_to_string(dir.path().join(format!("jbc{port}/config/jbc.toml"))).unwrap();
+        assert!(config.contains("\ndifficulty = 4\n"), "{config}");
+    }
+    let rerun = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
+        .args(["2", "--difficulty", "5"])
+        .env("DEVNET_DIR", dir.path())
+        .env("DEVNET_PORT", base.to_string())
+        .env("JBC_BIN", JBC)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("is a network of difficulty 4") && said.contains("run without --difficulty"),
+        "{said}"
+    );
+    assert!(!said.contains("pid"), "no node started: {said}");
+    let quarantine = dir.path().join(format!("jbc{base}/chaindata/quarantine"));
+    assert!(!quarantine.exists(), "nothing was set aside");
 }

@@ -166,6 +166,14 @@ impl Store {
                 fates.push((index, fate));
             }
         }
+        if let Some((1, BlockFailure::Invalid(error))) = &failure {
+            let path = self.dir.join(block_file_name(1));
+            if let Ok(block) = read_block_file(&path, max_file_bytes)
+                && let Some(refusal) = StoreError::other_difficulty(&path, &block, error, network)
+            {
+                return Err(refusal);
+            }
+        }
         let mut set_aside = Vec::new();
         if let Some((failed, why)) = failure {
             let reason = match &why {
@@ -232,6 +240,18 @@ impl Store {
                 expected: network.genesis.hash,
                 got: first.block.hash,
             });
+        }
+
+        // A chain of another difficulty: no block 1 passes, and one fails
+        // only for its proof of work.
+        let firsts = || candidates.iter().filter(|c| c.block.index == 1);
+        if firsts().all(|c| check_block(&c.block, network).is_err())
+            && let Some(refusal) = firsts().find_map(|c| {
+                let error = check_block(&c.block, network).err()?;
+                StoreError::other_difficulty(&c.path, &c.block, &error, network)
+            })
+        {
+            return Err(refusal);
         }
 
         let (chosen, reached) = best_chain(&candidates, network);

@@ -25,8 +25,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::block::{Block, BlockHash};
-use crate::chain::{Chain, Network};
+use crate::block::{Block, BlockError, BlockHash, leading_zero_nibbles};
+use crate::chain::{Chain, ChainError, Network};
 use crate::fsio::{
     FileError, file_error, remove_empty_dir, sync_dir, sync_filesystem, write_all_atomic,
     write_atomic,
@@ -102,6 +102,50 @@ pub enum StoreError {
         expected: BlockHash,
         got: BlockHash,
     },
+    /// The folder's chain was mined at another difficulty: its first block
+    /// is whole and links to our genesis block, but its hash has too few
+    /// zeros. Setting every block aside would throw the chain away for a
+    /// mistyped flag, so the node refuses to start instead.
+    #[error(
+        "{} holds block 1 with a hash of {zeros} leading zero hex digits, short of this network's \
+         difficulty {difficulty}: this chaindata was mined at difficulty {zeros} or less. Start \
+         the node with the difficulty it was made with, or use another --chaindata (nothing was moved)",
+        path.display()
+    )]
+    OtherDifficulty {
+        path: PathBuf,
+        zeros: u32,
+        difficulty: u32,
+    },
+}
+
+impl StoreError {
+    /// The refusal for block `block` of the file at `path` that failed
+    /// with `error`, when that means the chaindata is of another
+    /// difficulty: block 1, whole, linked to the genesis block, with too
+    /// little work.
+    fn other_difficulty(
+        path: &Path,
+        block: &Block,
+        error: &ChainError,
+        network: &Network,
+    ) -> Option<StoreError> {
+        if !block.prev_hash.links_to(&network.genesis.hash) {
+            return None;
+        }
+        match error {
+            ChainError::Block(BlockError::BadProofOfWork {
+                index: 1,
+                hash,
+                difficulty,
+            }) if block.index == 1 => Some(StoreError::OtherDifficulty {
+                path: path.to_path_buf(),
+                zeros: leading_zero_nibbles(&hash.0),
+                difficulty: *difficulty,
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {

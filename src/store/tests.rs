@@ -404,6 +404,38 @@ fn another_networks_genesis_is_refused_touching_nothing() {
 }
 
 #[test]
+fn a_chain_of_another_difficulty_is_refused_touching_nothing() {
+    let network = test_network();
+    let blocks = chain_of(&network, 4, "easier");
+    let zeros = crate::block::leading_zero_nibbles(&blocks[1].hash.0);
+    let harder = Network::new(network.genesis.clone(), zeros + 1);
+    // The fast path (files named by their blocks) and the general one
+    // (a block under another name) both refuse.
+    for misnamed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        write_chain(dir.path(), &blocks);
+        if misnamed {
+            fs::rename(dir.path().join("000002.json"), dir.path().join("copy.json")).unwrap();
+        }
+        let before = listing(dir.path());
+        let err = Store::open(dir.path()).unwrap().load(&harder).unwrap_err();
+        match &err {
+            StoreError::OtherDifficulty {
+                zeros: z,
+                difficulty,
+                ..
+            } => assert_eq!((*z, *difficulty), (zeros, zeros + 1)),
+            other => panic!("expected a refusal, got {other}"),
+        }
+        assert!(err.to_string().contains("nothing was moved"), "{err}");
+        assert_eq!(listing(dir.path()), before);
+        // At its own difficulty the same folder loads whole.
+        let loaded = Store::open(dir.path()).unwrap().load(&network).unwrap();
+        assert_eq!(loaded.chain.len(), 4);
+    }
+}
+
+#[test]
 fn switching_branches_rewrites_only_the_fork_and_orphans_the_losers() {
     let dir = tempfile::tempdir().unwrap();
     let network = test_network();
