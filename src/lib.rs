@@ -15,6 +15,7 @@
 //!    [`item`]: data items carried in blocks: ids, encoding, room taken.
 //!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
+//!    [`logline`]: how a log line reads (the message once).
 //! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
 //!    [`pool`]: data items waiting for a block, and their journal.
 //!    [`operator`]: the operator key and its cookie file.
@@ -72,6 +73,7 @@ mod gossip;
 mod handshake;
 mod human;
 mod init;
+mod logline;
 mod metrics;
 mod miner;
 mod node;
@@ -90,6 +92,7 @@ pub use client::{data_request, http_client};
 pub use config::{Config, DEFAULT_DIFFICULTY, DEFAULT_GENESIS_JSON, PeerSettings, Settings, rule};
 pub use human::{duration_in_words, rate_in_words};
 pub use init::{NewNetwork, init};
+pub use logline::MessageFirst;
 pub use miner::{DEFAULT_NICE as DEFAULT_MINER_NICE, bench};
 pub use node::run;
 
