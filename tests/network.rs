@@ -32,6 +32,13 @@ async fn heights(nodes: &[Jbc]) -> Vec<u64> {
     futures_util::future::join_all(nodes.iter().map(height)).await
 }
 
+/// Where the peer at `url` came from, as `GET /peers` (`views`) says.
+fn origin_in(views: &[Value], url: &str) -> Value {
+    let view = views.iter().find(|v| v["url"] == url);
+    view.map(|v| v["origin"].clone())
+        .unwrap_or_else(|| panic!("{url} is not among the peers {views:?}"))
+}
+
 fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
@@ -384,13 +391,7 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
     sorted.sort();
     assert_eq!(got, sorted);
     let views = peers(&node).await;
-    let origin_of = |url: &str| {
-        views
-            .iter()
-            .find(|v| v["url"] == url)
-            .map(|v| v["origin"].clone())
-            .unwrap()
-    };
+    let origin_of = |url: &str| origin_in(&views, url);
     // Inbound; or, in a network this small, chosen as an outbound peer
     // too already (the node aims for 8 and knows no other address).
     assert!(
@@ -426,13 +427,7 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
     got.sort();
     assert_eq!(got, sorted, "the book and the addresses survive a restart");
     let views = peers(&restarted).await;
-    let origin_of = |url: &str| {
-        views
-            .iter()
-            .find(|v| v["url"] == url)
-            .map(|v| v["origin"].clone())
-            .unwrap()
-    };
+    let origin_of = |url: &str| origin_in(&views, url);
     assert_eq!(origin_of(&announcer.url), "learned");
     assert_eq!(origin_of(&added.url), "added");
     assert_eq!(restarted.chain().await.last(), Some(&block));
