@@ -110,7 +110,7 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Init {
         /// The folder [default: the current one]
-        #[arg(default_value = ".")]
+        #[arg(default_value = ".", hide_default_value = true)]
         dir: PathBuf,
         /// Leading zero hex digits every block of the network needs
         #[arg(long, default_value_t = DEFAULT_DIFFICULTY, value_parser = rule::difficulty)]
