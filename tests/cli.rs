@@ -58,6 +58,7 @@ async fn without_a_node_the_cli_says_none_answers_and_how_to_start_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
     let tmp = tempfile::tempdir().unwrap();
+    let miner_nice = test_miner_nice();
     let node = Jbc::start(
         tmp.path(),
         &[
@@ -66,7 +67,7 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
             "--peers",
             "",
             "--miner-nice",
-            TEST_MINER_NICE,
+            &miner_nice,
             "--data",
             "ordered",
         ],
