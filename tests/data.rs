@@ -159,32 +159,45 @@ async fn items_posted_at_once_to_three_miners_are_each_in_the_chain_exactly_once
         Some(())
     })
     .await;
-    // Stop at a moment they agree, then read the one chain.
-    wait_for("the three tips to agree", PATIENCE, || async {
-        let mut tips = Vec::new();
-        for node in &nodes {
-            let body = get(&format!("{}/status", node.url)).await.ok()?;
-            let status: Value = serde_json::from_slice(&body).ok()?;
-            tips.push(status["tip"].clone());
+    // Each node's chain carries every item exactly once: a chain is read
+    // whole (one snapshot), so a duplicate shows at once, and a block still
+    // in a race between miners only delays the wait. The three need not
+    // agree at one moment: at difficulty 4 their tips move every few
+    // milliseconds, and waiting for that made this test flaky.
+    let counts_in = |chain: &[jbc::block::Block]| {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for block in chain {
+            for text in items_in(&block.data).unwrap_or_default() {
+                *counts.entry(text).or_default() += 1;
+            }
         }
-        tips.windows(2).all(|w| w[0] == w[1]).then_some(())
-    })
-    .await;
+        counts
+    };
+    for node in &nodes {
+        wait_for("a chain with every item once", PATIENCE, || async {
+            let counts = counts_in(&node.chain().await);
+            if let Some((text, n)) = counts.iter().find(|(_, n)| **n > 1) {
+                panic!("{text} is {n} times in the chain of {}", node.url);
+            }
+            (0..300)
+                .all(|n| counts.contains_key(&format!("item {n}")))
+                .then_some(())
+        })
+        .await;
+    }
+    // What is on disk has no item twice either.
     let dirs: Vec<_> = nodes.iter().map(|n| n.dir.clone()).collect();
     for node in nodes {
         assert!(node.terminate().success());
     }
     let node = Jbc::start(&dirs[0], &["--difficulty", "4", "--peers", ""]);
-    let chain = node.chain().await;
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for block in &chain {
-        for text in items_in(&block.data).unwrap_or_default() {
-            *counts.entry(text).or_default() += 1;
-        }
-    }
-    for n in 0..300 {
-        assert_eq!(counts.get(&format!("item {n}")), Some(&1), "item {n}");
-    }
+    let counts = counts_in(&node.chain().await);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    assert!(
+        counts.len() >= 300,
+        "{} items in the chain on disk",
+        counts.len()
+    );
     assert!(node.terminate().success());
 }
 
