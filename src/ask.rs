@@ -180,7 +180,12 @@ impl Node {
             return print_json(&self.get(route::STATUS)?);
         }
         let status = self.status()?;
-        for line in status_lines(&self.url(), &status) {
+        // Known is not reachable: the book says which peers answer.
+        let peers = self.get(route::PEERS)?;
+        let reachable = (peers.as_array().map_or(&[][..], Vec::as_slice).iter())
+            .filter(|peer| peer["state"] == "up")
+            .count();
+        for line in status_lines(&self.url(), &status, reachable) {
             println!("{line}");
         }
         Ok(())
@@ -406,7 +411,7 @@ fn parse_address(address: &str) -> Result<url::Url, AskError> {
 }
 
 /// What `jbc status` prints, a line each.
-fn status_lines(url: &str, status: &Status) -> Vec<String> {
+fn status_lines(url: &str, status: &Status, reachable: usize) -> Vec<String> {
     let version = status.version.as_deref().unwrap_or("an older jbc");
     let mut lines = vec![format!(
         "node     {url} ({version}{})",
@@ -446,7 +451,7 @@ fn status_lines(url: &str, status: &Status) -> Vec<String> {
     lines.push(format!("miner    {mining}"));
     let peers = match status.connections {
         Some(c) => format!(
-            "{}: {} outbound ({} of a target of {} chosen by the node), {} inbound; {} addresses known, {} of them answered",
+            "{reachable} of {} reachable; {} outbound ({} of a target of {} chosen by the node), {} inbound; {} addresses known, {} of them answered",
             status.peers,
             c.outbound,
             c.chosen,
@@ -455,7 +460,7 @@ fn status_lines(url: &str, status: &Status) -> Vec<String> {
             c.addresses_new + c.addresses_tried,
             c.addresses_tried
         ),
-        None => status.peers.to_string(),
+        None => format!("{reachable} of {} reachable", status.peers),
     };
     lines.push(format!("peers    {peers}"));
     lines.push(format!("data     {} item(s) waiting", status.pending_items));

@@ -120,6 +120,7 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
         "{output}"
     );
     assert!(output.contains("not mining"), "{output}");
+    assert!(output.contains("peers    0 of 0 reachable"), "{output}");
     let (ok, output) = jbc(tmp.path(), &with_node(&["blocks", "--last", "2"]));
     assert!(ok, "{output}");
     let listed: Vec<&str> = output.lines().filter(|l| l.contains("ordered")).collect();
