@@ -249,6 +249,27 @@ impl PeerClient {
         }
     }
 
+    /// The URL this node gives peers to reach it, when it has one.
+    pub fn own_url(&self) -> Option<&str> {
+        self.own_url.as_deref()
+    }
+
+    /// A small JSON answer of a peer's (`/peers`, `/blocks/{i}/seen`), read
+    /// up to `limit` bytes and parsed; `Ok(None)` on a 404 (an older node,
+    /// or nothing there).
+    pub async fn small_json<T: DeserializeOwned>(
+        &self,
+        peer: &PeerUrl,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<T>, PeerError> {
+        match self.get(peer, path, limit).await {
+            Ok(body) => parse_json(&body).map(Some),
+            Err(PeerError::Status(404)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The addresses a peer gives out (`GET /peers/addr`): at most
     /// [`MAX_ADDRESSES`], each parsed (the ones that do not parse are left
     /// out); `Ok(None)` when it has no such endpoint (an older node).

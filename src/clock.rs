@@ -17,3 +17,10 @@ pub fn unix_now() -> u64 {
 pub fn timestamp_now() -> u128 {
     u128::from(unix_now())
 }
+
+/// Milliseconds since the epoch; 0 on a clock set before 1970.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -67,6 +67,7 @@ mod api;
 mod client;
 mod clock;
 mod config;
+mod crawl;
 mod events;
 mod fsio;
 mod gossip;
@@ -85,6 +86,7 @@ mod state;
 mod stats;
 mod store;
 mod sync;
+mod tree;
 
 // The node as `main.rs` runs it: its settings, the daemon, `jbc init`,
 // `jbc bench` and `jbc data`.

@@ -32,6 +32,10 @@ pub mod route {
     pub const ADDRESSES: &str = "/peers/addr";
     /// `POST` with `{"blocks": N}`: mine N blocks now (operator only).
     pub const MINE: &str = "/mine";
+    /// The blocks a node knows at some heights, on its chain and off it.
+    pub const TREE: &str = "/tree";
+    /// The network as a node's crawl of the peer graph finds it.
+    pub const NETWORK: &str = "/network";
 }
 
 /// Most addresses one `GET /peers/addr` answer holds (and a reader reads).

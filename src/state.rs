@@ -34,6 +34,9 @@ use crate::pool::{Pool, PoolError, PoolLimits, Submitter};
 use crate::pow::{Kind, Target, Work};
 use crate::protocol::ItemStatus;
 use crate::store::{SetAside, Store, StoreError};
+use crate::tree::{
+    Off, Records, SIDE_BLOCKS_KEPT, SeenAt, SideBlock, Sighting, TREE_SPAN, Tree, TreeBlock, Via,
+};
 
 /// Orphaned blocks listed one by one in the log; more are summarised.
 const ORPHANS_LISTED: usize = 10;
@@ -67,6 +70,9 @@ struct Shared {
     failed: CancellationToken,
     /// Where every change of tip and of the pool is told.
     events: Events,
+    /// When and from where recent blocks were first seen, and the side
+    /// branches known: what the block tree shows.
+    records: Mutex<Records>,
     /// Switches of branch since start, and the blocks they took out.
     reorgs: AtomicU64,
     orphaned: AtomicU64,
@@ -185,6 +191,17 @@ impl ChainState {
             .filter(|id| chain.item_block(id).is_some())
             .collect();
         pool.remove(&confirmed);
+        let mut records = Records::default();
+        for block in store.recent_orphans(SIDE_BLOCKS_KEPT, network.max_block_text_bytes()) {
+            if chain.by_hash(&block.hash).is_none() {
+                let work = side_work(&chain, &network, &block);
+                records.side.insert(SideBlock {
+                    block,
+                    work,
+                    off: Off::LeftTheChain,
+                });
+            }
+        }
         let (tip, _) = watch::channel(Tip {
             block: chain.tip().clone(),
             source: Source::Loaded,
@@ -203,6 +220,7 @@ impl ChainState {
                 failure: Mutex::new(None),
                 failed: CancellationToken::new(),
                 events: Events::new(),
+                records: Mutex::new(records),
                 reorgs: AtomicU64::new(0),
                 orphaned: AtomicU64::new(0),
             }),
@@ -340,9 +358,16 @@ impl ChainState {
                 .into());
             }
             check_block(&block, &self.shared.network)?;
-            return Ok(Added::NotOnTip {
-                ahead: block.index > tip.index,
-            });
+            let ahead = block.index > tip.index;
+            // A block ahead of our tip is not a side block yet: the sync it
+            // starts decides. Either way, this is when it was first seen.
+            if ahead {
+                let sighting = sighting_now(&source);
+                self.records().sightings.record(block.hash, sighting);
+            } else {
+                self.remember_side(vec![(block, None)], &source);
+            }
+            return Ok(Added::NotOnTip { ahead });
         }
         match self.commit(tip.index + 1, vec![block], source)? {
             Adoption::Switched { .. } => Ok(Added::Accepted),
@@ -494,9 +519,11 @@ impl ChainState {
         };
         let clock = Clock::now();
         let mut retargets = Vec::new();
+        let mut works = Vec::with_capacity(incoming.len());
         for block in &incoming {
             let before = (cursor.target, cursor.window_mean_seconds(network));
             cursor.step(block, network, clock)?;
+            works.push(Work::of(&cursor.target));
             if cursor.target != before.0 {
                 retargets.push(Retarget {
                     index: block.index,
@@ -517,14 +544,19 @@ impl ChainState {
                     current_work
                 );
             }
+            let lost = incoming.into_iter().zip(works.into_iter().map(Some));
+            self.remember_side(lost.collect(), &source);
             return Ok(Adoption::NotBetter);
         }
         // The writer lock keeps the chain as it was read above.
-        let outgoing: Vec<Block> = {
+        let (outgoing, outgoing_works): (Vec<Block>, Vec<Work>) = {
             let current = self.current();
             (fork..current_len)
-                .map(|i| current.chain.get(i).expect("within the chain"))
-                .collect()
+                .map(|i| {
+                    let block = current.chain.get(i).expect("within the chain");
+                    (block, Work::of(&current.chain.target_at(i)))
+                })
+                .unzip()
         };
         let written = if outgoing.is_empty() {
             self.shared.store.append_all(&incoming)
@@ -548,6 +580,7 @@ impl ChainState {
             .map(|text| ItemId::of(&text))
             .collect();
         let added = incoming.len() as u64;
+        self.remember_commit(&incoming, &outgoing, outgoing_works, &source);
         let returned = {
             let mut current = self.current();
             current.chain.truncate(fork);
@@ -574,6 +607,120 @@ impl ChainState {
         self.publish_commit(&base, &tip, added, &outgoing, &carried, &source);
         self.shared.tip.send_replace(Tip { block: tip, source });
         Ok(Adoption::Switched { orphaned: outgoing })
+    }
+
+    /// Records what a commit changed in the tree: the new blocks' first
+    /// sightings, and the blocks that left the chain as a side branch.
+    fn remember_commit(
+        &self,
+        incoming: &[Block],
+        outgoing: &[Block],
+        outgoing_works: Vec<Work>,
+        source: &Source,
+    ) {
+        let sighting = sighting_now(source);
+        let mut records = self.records();
+        for block in incoming {
+            records.side.remove(block);
+            records.sightings.record(block.hash, sighting.clone());
+        }
+        for (block, work) in outgoing.iter().zip(outgoing_works) {
+            records.side.insert(SideBlock {
+                block: block.clone(),
+                work: Some(work),
+                off: Off::LeftTheChain,
+            });
+        }
+    }
+
+    /// Remembers valid blocks that did not make the best chain, with their
+    /// work when known (else worked out here if the parent is ours).
+    fn remember_side(&self, blocks: Vec<(Block, Option<Work>)>, source: &Source) {
+        let blocks: Vec<(Block, Option<Work>)> = {
+            let current = self.current();
+            blocks
+                .into_iter()
+                .filter(|(block, _)| current.chain.by_hash(&block.hash).is_none())
+                .map(|(block, work)| {
+                    let work = work.or_else(|| side_work(&current.chain, self.network(), &block));
+                    (block, work)
+                })
+                .collect()
+        };
+        let sighting = sighting_now(source);
+        let mut records = self.records();
+        for (block, work) in blocks {
+            records.sightings.record(block.hash, sighting.clone());
+            records.side.insert(SideBlock {
+                block,
+                work,
+                off: Off::Lost,
+            });
+        }
+    }
+
+    /// The blocks this node knows at heights `from` to `from + limit - 1`
+    /// (at most [`TREE_SPAN`] heights), on the best chain and off it.
+    pub fn tree(&self, from: u64, limit: u64) -> Tree {
+        let span = limit.clamp(1, TREE_SPAN);
+        let current = self.current();
+        let chain = &current.chain;
+        let height = chain.tip().index;
+        let to = from.saturating_add(span - 1);
+        let mut best: Vec<TreeBlock> = (from..=to.min(height))
+            .filter_map(|i| {
+                let block = chain.get(i)?;
+                Some(TreeBlock::new(
+                    &block,
+                    true,
+                    None,
+                    Some(Work::of(&chain.target_at(i))),
+                ))
+            })
+            .collect();
+        let tip = chain.tip().hash;
+        drop(current);
+        let records = self.records();
+        let side = records
+            .side
+            .between(from, to)
+            .map(|side| TreeBlock::new(&side.block, false, Some(side.off), side.work));
+        best.extend(side);
+        best.sort_by_key(|block| (block.index, !block.best));
+        for block in &mut best {
+            block.seen = Some(sighting_of(&records, &block.hash));
+        }
+        Tree {
+            from,
+            to,
+            height,
+            tip,
+            blocks: best,
+            side_blocks_kept: records.side.len(),
+            side_blocks_capacity: SIDE_BLOCKS_KEPT,
+        }
+    }
+
+    /// Each block this node knows at height `index`, with when and from
+    /// where it first saw it; none when it knows no block there.
+    pub fn seen_at(&self, index: u64) -> Option<SeenAt> {
+        let tree = self.tree(index, 1);
+        (!tree.blocks.is_empty()).then_some(SeenAt {
+            index,
+            blocks: tree.blocks,
+        })
+    }
+
+    /// A side block by hash, for a block page one click from the tree.
+    pub fn side_block(&self, hash: &BlockHash) -> Option<Block> {
+        self.records()
+            .side
+            .by_hash(hash)
+            .map(|side| side.block.clone())
+    }
+
+    fn records(&self) -> MutexGuard<'_, Records> {
+        self.shared.records.lock().expect("records lock")
     }
 
     /// Tells listeners of a commit: a reorg or a longer tip, then the items
@@ -637,6 +784,39 @@ impl ChainState {
     fn writer(&self) -> MutexGuard<'_, ()> {
         self.shared.writer.lock().expect("writer lock")
     }
+}
+
+/// Where a change from `source` was first seen from, now.
+fn sighting_now(source: &Source) -> Sighting {
+    let via = match source {
+        Source::Loaded => Via::Files,
+        Source::Mined => Via::Mined,
+        Source::Announced(Some(peer)) | Source::Synced(peer) => Via::Peer {
+            peer: peer.to_string(),
+        },
+        Source::Announced(None) => Via::Unnamed,
+    };
+    let first_seen_ms = (via != Via::Files).then(crate::clock::unix_now_ms);
+    Sighting { first_seen_ms, via }
+}
+
+/// The remembered sighting of `hash`; a block of the chain with none was
+/// read from the node's files or seen too long ago to be remembered.
+fn sighting_of(records: &Records, hash: &BlockHash) -> Sighting {
+    records.sightings.get(hash).cloned().unwrap_or(Sighting {
+        first_seen_ms: None,
+        via: Via::Files,
+    })
+}
+
+/// The work of a side block whose parent is on `chain`: one block at the
+/// target that parent sets. None when the parent is not ours.
+fn side_work(chain: &Chain, network: &Network, block: &Block) -> Option<Work> {
+    let parent = block.index.checked_sub(1)?;
+    if !block.prev_hash.links_to(&chain.hash_at(parent)?) {
+        return None;
+    }
+    Some(Work::of(&chain.cursor_at(parent)?.next_target(network)))
 }
 
 /// Tells the operator what a commit did, in words: one line for a single

@@ -43,6 +43,7 @@ pub use serve::{ServerLimits, serve};
 use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
+use crate::crawl::Crawler;
 use crate::gossip::{Considered, Gossip, Received};
 use crate::item::IdPrefix;
 use crate::metrics::Metrics;
@@ -57,10 +58,14 @@ use crate::protocol::{
 };
 use crate::state::{ChainState, Submitted};
 use crate::stats::Stats;
+use crate::tree::{SeenAt, TREE_SPAN, Tree};
+
+/// Heights a `/tree` answer covers when the request does not say.
+const TREE_DEFAULT: u64 = 100;
 
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
-    GET /blocks/{index}, GET /blocks/{index}/proof, GET /block/{hash}, POST /mined, GET /peers, POST /peers, DELETE /peers, \
+    GET /blocks/{index}, GET /blocks/{index}/proof, GET /blocks/{index}/seen, GET /block/{hash}, GET /tree?from=H&limit=N, GET /network, POST /mined, GET /peers, POST /peers, DELETE /peers, \
     DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}, POST /mine";
 
 /// What every handler can reach.
@@ -87,6 +92,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Blocks the operator ordered mined (`POST /mine`).
     pub orders: Arc<MineOrders>,
+    /// Maps the network for the explorer (`GET /network`).
+    pub crawler: Arc<Crawler>,
 }
 
 impl AppState {
@@ -101,7 +108,9 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> AppState {
         let metrics = Metrics::new(state.clone(), Arc::clone(&stats), gossip.clone());
+        let crawler = Arc::new(Crawler::new(state.clone(), gossip.clone(), mining));
         AppState {
+            crawler,
             state,
             gossip,
             stats,
@@ -150,7 +159,13 @@ pub fn app(state: AppState) -> Router {
             &format!("{}/{{index}}/proof", route::BLOCKS),
             get(block_proof),
         )
+        .route(
+            &format!("{}/{{index}}/seen", route::BLOCKS),
+            get(block_seen),
+        )
         .route("/block/{hash}", get(block_by_hash))
+        .route(route::TREE, get(tree))
+        .route(route::NETWORK, get(network))
         .route(route::MINED, post(mined))
         .route(
             route::PEERS,
@@ -328,28 +343,14 @@ async fn blocks(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (mut from, mut limit) = (0, DEFAULT_PAGE);
-    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let number = || {
-            value.trim().parse::<u64>().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "`{name}` must be a whole number, like /blocks?from=0&limit=100 (got {:?})",
-                    value.chars().take(40).collect::<String>()
-                ))
-            })
-        };
-        match &*name {
-            "from" => from = number()?,
-            "limit" => limit = number()?,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "/blocks takes `from` (the first index, default 0) and `limit` \
-                     (default {DEFAULT_PAGE}, at most {MAX_PAGE}), not `{}`",
-                    name.chars().take(40).collect::<String>()
-                )));
-            }
-        }
-    }
+    let [from, limit] = from_and_limit(
+        query,
+        "/blocks",
+        &format!(
+            "(the first index, default 0) and `limit` (default {DEFAULT_PAGE}, at most {MAX_PAGE})"
+        ),
+    )?;
+    let (from, limit) = (from.unwrap_or(0), limit.unwrap_or(DEFAULT_PAGE));
     // At most MAX_PAGE blocks, and no more once the page passes PAGE_BYTES
     // (it always holds one), so a client can bound what it reads.
     let json = app.state.page_json(from, limit.min(MAX_PAGE), PAGE_BYTES);
@@ -389,6 +390,77 @@ async fn block_proof(
     }))
 }
 
+/// The `from` and `limit` numbers of a query to `path`, when given; any
+/// other name is refused with what the two mean (`meaning`).
+fn from_and_limit(
+    query: Option<String>,
+    path: &str,
+    meaning: &str,
+) -> Result<[Option<u64>; 2], ApiError> {
+    let mut numbers = [None, None];
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let slot = match &*name {
+            "from" => 0,
+            "limit" => 1,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "{path} takes `from` {meaning}, not `{}`",
+                    name.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        let number = value.trim().parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`{name}` must be a whole number, like {path}?from=0&limit=100 (got {:?})",
+                value.chars().take(40).collect::<String>()
+            ))
+        })?;
+        numbers[slot] = Some(number);
+    }
+    Ok(numbers)
+}
+
+/// `GET /tree?from=H&limit=N`: every block this node knows at heights H to
+/// H+N-1, on its best chain and on side branches, with each block's parent,
+/// work and first sighting. By default the last [`TREE_DEFAULT`] heights;
+/// at most [`TREE_SPAN`].
+async fn tree(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Tree>, ApiError> {
+    let [from, limit] = from_and_limit(
+        query,
+        "/tree",
+        &format!(
+            "(the first height, default the last {TREE_DEFAULT}) and `limit` \
+             (default {TREE_DEFAULT}, at most {TREE_SPAN})"
+        ),
+    )?;
+    let limit = limit.unwrap_or(TREE_DEFAULT).clamp(1, TREE_SPAN);
+    let from = from.unwrap_or_else(|| (app.state.len() - 1).saturating_sub(limit - 1));
+    Ok(Json(app.state.tree(from, limit)))
+}
+
+/// `GET /network`: the nodes this node reaches by crawling the peer graph
+/// (bounded; see [`crate::crawl`]), with their tips and links.
+async fn network(State(app): State<AppState>) -> Response {
+    let map = app.crawler.map().await;
+    Json(&*map).into_response()
+}
+
+/// `GET /blocks/{index}/seen`: each block this node knows at that height,
+/// the best chain's first, with when and from where it first saw it.
+async fn block_seen(
+    State(app): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Result<Json<SeenAt>, ApiError> {
+    let index = block_index(index, "/blocks/12/seen")?;
+    app.state
+        .seen_at(index)
+        .map(Json)
+        .ok_or_else(|| no_block(&app, index))
+}
+
 /// A block index from the path, or what it should look like (`example`).
 fn block_index(index: Result<Path<u64>, PathRejection>, example: &str) -> Result<u64, ApiError> {
     index.map(|Path(index)| index).map_err(|_| {
@@ -413,8 +485,13 @@ async fn block_by_hash(
         .map_err(|e: HashParseError| ApiError::BadRequest(e.to_string()))?;
     app.state
         .block_by_hash(&hash)
+        .or_else(|| app.state.side_block(&hash))
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no block of this chain has hash {hash}")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no block of this chain, nor of a side branch this node remembers, has hash {hash}"
+            ))
+        })
 }
 
 /// `POST /mined`: a peer announces a block (the original's endpoint and

@@ -188,6 +188,31 @@ impl Store {
         Ok(loaded)
     }
 
+    /// The blocks in `orphaned/`, the `limit` most recently moved there,
+    /// for the node to show its side branches. Best effort: a file that is
+    /// not a block of at most `max_bytes`, or cannot be read, is passed
+    /// over (it stays where it is; the load reported it when it moved it).
+    pub fn recent_orphans(&self, limit: usize, max_bytes: u64) -> Vec<Block> {
+        let Ok(entries) = fs::read_dir(self.dir.join(ORPHANED)) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|entry| {
+                let meta = entry.metadata().ok()?;
+                (meta.is_file() && meta.len() <= max_bytes)
+                    .then(|| Some((meta.modified().ok()?, entry.path())))?
+            })
+            .collect();
+        files.sort_unstable_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+        files
+            .into_iter()
+            .take(limit)
+            .filter_map(|(_, path)| Block::from_json(&fs::read(path).ok()?).ok())
+            .collect()
+    }
+
     /// Writes new blocks after the last one, each to its file; they are
     /// durable when this returns.
     ///

@@ -581,3 +581,25 @@ fn a_switch_that_fails_anywhere_leaves_the_old_chain_or_finishes() {
         }
     }
 }
+
+#[test]
+fn the_orphans_shown_are_the_blocks_moved_there_last_and_junk_is_passed_over() {
+    let (_network, ours, _theirs) = two_branches();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let orphans = dir.path().join(ORPHANED);
+    fs::create_dir_all(&orphans).unwrap();
+    for block in &ours[2..] {
+        let name = format!("{:06}-{}.json", block.index, block.hash);
+        fs::write(orphans.join(name), block.to_json_line()).unwrap();
+    }
+    fs::write(orphans.join("junk.json"), "not a block").unwrap();
+    fs::write(orphans.join("big.json"), vec![b' '; 100_000]).unwrap();
+    fs::write(orphans.join("note.reason"), "why").unwrap();
+    let mut shown = store.recent_orphans(100, 10_000);
+    shown.sort_by_key(|block| block.index);
+    assert_eq!(shown, ours[2..].to_vec());
+    assert_eq!(store.recent_orphans(1, 10_000).len(), 1);
+    // Nothing is moved or removed.
+    assert_eq!(fs::read_dir(&orphans).unwrap().count(), ours.len() - 2 + 3);
+}
