@@ -206,12 +206,8 @@ impl Crawler {
                 reached.insert(next.url.to_string(), *known);
                 continue;
             }
-            let source = next.url.ip();
-            for peer in &listed {
-                let Ok(url) = PeerUrl::parse(&peer.url) else {
-                    continue;
-                };
-                if fit_to_keep(&url, source).is_ok() && tried.insert(url.to_string()) {
+            for url in worth_following(&listed, &next.url) {
+                if tried.insert(url.to_string()) {
                     queue.push_back(url);
                 }
             }
@@ -315,6 +311,17 @@ async fn visit(client: PeerClient, url: PeerUrl, followed: BlockRef) -> Visit {
     Visit { url, result }
 }
 
+/// The peers `lister` listed that the crawl may ask: well-formed URLs the
+/// address manager would keep from it (so a node cannot steer the crawl to
+/// a link-local address, or from afar to this machine's loopback).
+fn worth_following(listed: &[Listed], lister: &PeerUrl) -> Vec<PeerUrl> {
+    listed
+        .iter()
+        .filter_map(|peer| PeerUrl::parse(&peer.url).ok())
+        .filter(|url| fit_to_keep(url, lister.ip()).is_ok())
+        .collect()
+}
+
 /// The sighting of the block with `hash` among those a node saw at a height.
 fn sighting_of(seen: SeenAt, hash: &BlockHash) -> Option<Sighting> {
     seen.blocks
@@ -362,6 +369,45 @@ mod tests {
             mining: None,
             seen_followed: None,
         }
+    }
+
+    #[test]
+    fn only_addresses_the_address_manager_would_keep_are_followed() {
+        let listed = |urls: &[&str]| -> Vec<Listed> {
+            urls.iter()
+                .map(|url| Listed {
+                    url: url.to_string(),
+                    state: "up".into(),
+                })
+                .collect()
+        };
+        let shown =
+            |urls: Vec<PeerUrl>| -> Vec<String> { urls.iter().map(ToString::to_string).collect() };
+        let candidates = listed(&[
+            "http://127.0.0.1:5002",
+            "http://169.254.169.254:80",
+            "http://[fe80::1]:5001",
+            "http://0.0.0.0:5003",
+            "not a url",
+            "http://10.1.2.3:5001",
+            "http://203.0.113.7:5001",
+        ]);
+        let local = PeerUrl::parse("http://127.0.0.1:5001").unwrap();
+        assert_eq!(
+            shown(worth_following(&candidates, &local)),
+            [
+                "http://127.0.0.1:5002",
+                "http://10.1.2.3:5001",
+                "http://203.0.113.7:5001"
+            ]
+        );
+        // A node on the internet cannot send the crawl to this machine's
+        // loopback or to a private network.
+        let remote = PeerUrl::parse("http://203.0.113.9:5001").unwrap();
+        assert_eq!(
+            shown(worth_following(&candidates, &remote)),
+            ["http://203.0.113.7:5001"]
+        );
     }
 
     #[test]

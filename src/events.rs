@@ -54,6 +54,9 @@ pub enum Event {
         new_tip: BlockRef,
         source: String,
     },
+    /// A valid block arrived that is not on the chain and did not make a
+    /// better one (a side block: a fork seen from here).
+    SideBlock { block: BlockRef, source: String },
     /// A peer's state changed (`new`, `up`, `backing off`, `banned`,
     /// `itself`, or `removed`).
     Peer {
@@ -73,6 +76,7 @@ impl Event {
         match self {
             Event::Tip { .. } => "tip",
             Event::Reorg { .. } => "reorg",
+            Event::SideBlock { .. } => "side_block",
             Event::Peer { .. } => "peer",
             Event::DataAccepted { .. } => "data_accepted",
             Event::DataConfirmed { .. } => "data_confirmed",

@@ -26,6 +26,8 @@
 //!    [`peers`]: peer URLs, the peer book (whom the node talks to) and the
 //!    address manager (whom it could), their limits and their files.
 //!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
+//!    [`tree`]: when and from where recent blocks were first seen, and the
+//!    side branches the node knows (bounded): what the block tree shows.
 //! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //!    [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
 //!    [`config`]: settings from the config file and flags.
@@ -37,7 +39,9 @@
 //!    node (`jbc status`, `blocks`, `data`, `mine`, …).
 //! 7. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    outbound peers the node chooses and the addresses it passes on.
-//! 8. [`metrics`]: figures for Prometheus. [`api`]: the HTTP router, its extractors and guards (the operator
+//! 8. [`crawl`]: the network as this node can see it, a bounded crawl of
+//!    the peer graph for the explorer's Network view.
+//!    [`metrics`]: figures for Prometheus. [`api`]: the HTTP router, its extractors and guards (the operator
 //!    key, the Host check), handlers and their one error type.
 //! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!

@@ -650,6 +650,10 @@ impl ChainState {
         let sighting = sighting_now(source);
         let mut records = self.records();
         for (block, work) in blocks {
+            self.shared.events.publish(Event::SideBlock {
+                block: BlockRef::from(&block),
+                source: source.to_string(),
+            });
             records.sightings.record(block.hash, sighting.clone());
             records.side.insert(SideBlock {
                 block,

@@ -12,11 +12,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use common::browser::{find_chromium, js, launch, screenshot, wait_in_page, wait_in_page_for};
 use common::{Jbc, PATIENCE};
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions, Tab};
+use headless_chrome::Tab;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
@@ -37,63 +36,6 @@ fn main() {
     })
     .with_ignored_flag(find_chromium().is_none());
     libtest_mimic::run(&arguments, vec![trial]).exit();
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHROME") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Evaluates `expression` in the page; its JSON value (null for none).
-fn js(tab: &Tab, expression: &str) -> Result<Value, String> {
-    let result = tab
-        .evaluate(expression, false)
-        .map_err(|e| format!("evaluating {expression}: {e}"))?;
-    Ok(result.value.unwrap_or(Value::Null))
-}
-
-/// Polls `probe` in the page until it gives a value, for at most PATIENCE.
-fn wait_in_page<T>(
-    tab: &Tab,
-    what: &str,
-    probe: impl FnMut(&Tab) -> Result<Option<T>, String>,
-) -> Result<T, String> {
-    wait_in_page_for(tab, what, PATIENCE, probe)
-}
-
-/// Polls `probe` in the page until it gives a value, for at most `patience`.
-fn wait_in_page_for<T>(
-    tab: &Tab,
-    what: &str,
-    patience: Duration,
-    mut probe: impl FnMut(&Tab) -> Result<Option<T>, String>,
-) -> Result<T, String> {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = probe(tab)? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn screenshot(tab: &Tab, dir: &Path, name: &str) -> Result<(), String> {
-    let png = tab
-        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-        .map_err(|e| e.to_string())?;
-    let path = dir.join(format!("{name}.png"));
-    std::fs::write(&path, png).map_err(|e| e.to_string())?;
-    eprintln!("explorer: screenshot {}", path.display());
-    Ok(())
 }
 
 /// The top row's block index in the latest blocks table.
@@ -118,17 +60,7 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("explorer");
     std::fs::create_dir_all(&shots).map_err(|e| e.to_string())?;
 
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chromium.to_path_buf()))
-            .headless(true)
-            .sandbox(false)
-            .window_size(Some((1300, 1500)))
-            .idle_browser_timeout(PATIENCE * 3)
-            .build()
-            .map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| format!("starting {}: {e}", chromium.display()))?;
+    let browser = launch(chromium)?;
     let tab = browser.new_tab().map_err(|e| e.to_string())?;
     // Its default of 20 s per step is too short for a loaded machine.
     tab.set_default_timeout(PATIENCE);

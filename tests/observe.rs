@@ -80,21 +80,6 @@ impl EventStream {
     }
 }
 
-/// POSTs `body` to `path` of `node`, as its operator.
-async fn post_json(node: &Jbc, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", node.url))
-        .bearer_auth(node.operator_key())
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn events_tell_of_new_tips_data_and_peers() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,7 +108,7 @@ async fn events_tell_of_new_tips_data_and_peers() {
     // a lone miner never has.
     assert_eq!(block["hash"], tip["tip"]["hash"]);
 
-    let (status, answer) = post_json(
+    let (status, answer) = common::post_as_operator(
         &node,
         "/data",
         serde_json::json!({"data": "seen on the stream"}),
@@ -143,7 +128,8 @@ async fn events_tell_of_new_tips_data_and_peers() {
     // is removed.
     let peer_dir = tempfile::tempdir().unwrap();
     let peer = Jbc::start(peer_dir.path(), &["--difficulty", "5", "--peers", ""]);
-    let (status, _) = post_json(&node, "/peers", serde_json::json!({"url": peer.url})).await;
+    let (status, _) =
+        common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url})).await;
     assert_eq!(status, 201);
     let added = events.until("peer", |e| e["url"] == peer.url).await;
     assert!(added["previous"].is_null(), "{added}");
@@ -181,7 +167,8 @@ async fn a_reorg_is_one_event_with_its_depth_and_both_tips() {
     let peer = Jbc::serving(peer_dir.path(), &theirs, 3);
     let mut events = EventStream::open(&node).await;
 
-    let (status, _) = post_json(&node, "/peers", serde_json::json!({"url": peer.url})).await;
+    let (status, _) =
+        common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url})).await;
     assert_eq!(status, 201);
     let reorg = events.until("reorg", |_| true).await;
     assert_eq!(reorg["depth"], 3, "{reorg}");
@@ -254,7 +241,7 @@ async fn metrics_parse_and_match_what_the_node_says_elsewhere() {
         get(&format!("{}/blocks/2", node.url)).await.unwrap();
     }
     get(&format!("{}/nope", node.url)).await.unwrap();
-    post_json(&node, "/data", serde_json::json!({"data": "waits"})).await;
+    common::post_as_operator(&node, "/data", serde_json::json!({"data": "waits"})).await;
 
     let metrics = scrape(&node).await;
     assert_eq!(value(&metrics, "jbc_height", &[]), 4.0);

@@ -16,6 +16,8 @@ use jbc::block::{Block, blocks_from_json};
 use jbc::block_file_name;
 use jbc::chain::Template;
 
+pub mod browser;
+
 /// The binary under test.
 pub const JBC: &str = env!("CARGO_BIN_EXE_jbc");
 /// The longest any single wait in these tests may take: long enough for a
@@ -271,6 +273,29 @@ pub async fn get(url: &str) -> Result<Vec<u8>, String> {
     let response = client.get(url).send().await.map_err(|e| e.to_string())?;
     let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     Ok(bytes.to_vec())
+}
+
+/// POSTs `body` (JSON) to `path` of `node`, as its operator: the status
+/// and the answer (null when it is not JSON).
+pub async fn post_as_operator(
+    node: &Jbc,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", node.url))
+        .bearer_auth(node.operator_key())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Polls `probe` until it gives a value, failing the test after `timeout`.

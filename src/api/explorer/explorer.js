@@ -187,7 +187,7 @@ async function refreshStatus() {
   }
   rows.push(
     [`mean block time (last ${s.retarget_window || 20} blocks)`, s.mean_block_seconds != null ? `${s.mean_block_seconds.toFixed(2)} s` : "not known yet"],
-    ["hash rate", s.mining ? rate(s.hashrate) : "not mining"],
+    ["hash rate (this node's miner)", s.mining ? rate(s.hashrate) : "not mining"],
     ["sync", sync],
     ["peers", `${peers.filter((p) => p.state === "up").length} of ${peers.length} reachable`],
     ["pending data", s.pending_items],
@@ -374,10 +374,14 @@ async function showBlock(key) {
   const path = /^\d+$/.test(key) ? `/blocks/${key}` : `/block/${key}`;
   const [block] = await getJson(path);
   const s = view.status || (await refreshStatus());
+  const here = await getJson(`/blocks/${block.index}/seen`).catch(() => null);
+  const known = here ? here.blocks.find((b) => b.hash === block.hash) : null;
+  const best = known ? known.best : true;
   const header = `${block.raw_index}${block.prev_hash}${block.data}${block.raw_timestamp}${block.raw_nonce}`;
   const computed = sha256Hex(header);
   const checks = computed === block.hash;
-  const proof = await getJson(`/blocks/${block.index}/proof`).catch(() => null);
+  // The proof endpoint measures the best chain's block at this height.
+  const proof = best ? await getJson(`/blocks/${block.index}/proof`).catch(() => null) : null;
   const meets = proof ? BigInt(`0x${block.hash}`) <= BigInt(`0x${proof.target}`) : null;
   $("block-title").textContent = `Block ${block.index}`;
   const rows = [
@@ -394,7 +398,9 @@ async function showBlock(key) {
         block.index === 0 || meets ? "ok" : "bad"],
       ["chainwork", proof.chainwork, "mono"]);
   }
-  rows.push(["confirmations", s.height - block.index + 1]);
+  rows.push(["branch", best ? "the best chain" : `a side branch: ${offWords(known.off)}`, best ? "ok" : "bad"]);
+  if (known && known.seen) rows.push(["first seen here", seenWords(known.seen)]);
+  rows.push(["confirmations", best ? s.height - block.index + 1 : "none: not on the best chain"]);
   fields($("block-fields"), rows);
   $("block-prev").hidden = block.index === 0;
   $("block-prev").href = `#/block/${block.index - 1}`;
@@ -405,6 +411,218 @@ async function showBlock(key) {
     ? el("ol", { class: "items" }, ...items.map((text) => el("li", {}, text, " ",
       link(`#/data/${sha256Hex(text)}`, "(id)", "muted"))))
     : el("p", { id: "block-note" }, block.data));
+}
+
+function offWords(off) {
+  return off === "left_the_chain" ? "orphaned (it left this node's chain for a branch with more work)"
+    : "lost (it arrived on a branch with less work)";
+}
+
+// "12:03:04.123 from http://…": when and whence this node first had a block.
+function seenWords(seen) {
+  const whence = seen.via === "mined" ? "mined by this node"
+    : seen.via === "peer" ? `from ${seen.peer}`
+    : seen.via === "unnamed" ? "from a node that gave no address"
+    : "read from this node's files";
+  if (seen.first_seen_ms == null) return `${whence} (before this start)`;
+  return `${clockTime(seen.first_seen_ms)}, ${whence}`;
+}
+const clockTime = (ms) => {
+  const d = new Date(ms);
+  return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+};
+
+// ---- the block tree: #/tree (the latest heights) or #/tree/H (from H)
+const TREE_HEIGHTS = 30;
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  for (const child of children) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+const treeView = { from: null, shown: new Map() };
+
+async function showTree(from) {
+  treeView.from = from;
+  const query = from == null ? `limit=${TREE_HEIGHTS}` : `from=${from}&limit=${TREE_HEIGHTS}`;
+  const tree = await getJson(`/tree?${query}`);
+  drawTree(tree);
+}
+
+// Lanes: the best chain on lane 0; a side block on its parent's lane when
+// it continues that branch, else on a new lane below.
+function treeLanes(blocks) {
+  const lane = new Map(), end = new Map();
+  let lanes = 1;
+  for (const b of blocks) {
+    if (b.best) { lane.set(b.hash, 0); continue; }
+    const parentLane = lane.get(b.parent);
+    if (parentLane > 0 && end.get(parentLane) === b.parent) {
+      lane.set(b.hash, parentLane);
+    } else {
+      lane.set(b.hash, lanes++);
+    }
+    end.set(lane.get(b.hash), b.hash);
+  }
+  return { lane, lanes };
+}
+
+function drawTree(tree) {
+  const graph = $("tree-graph");
+  const { lane, lanes } = treeLanes(tree.blocks);
+  const [W, H, gapX, gapY, left, top] = [76, 36, 100, 58, 16, 20];
+  const x = (index) => left + (index - tree.from) * gapX;
+  const y = (l) => top + l * gapY;
+  const last = Math.max(tree.from, ...tree.blocks.map((b) => b.index));
+  graph.setAttribute("width", x(last) + W + 20);
+  graph.setAttribute("height", y(lanes - 1) + H + 24);
+  const where = new Map(tree.blocks.map((b) => [b.hash, [x(b.index), y(lane.get(b.hash))]]));
+  // Edges first, so blocks sit on top; each keyed by its child's hash so
+  // that a reorg moves it rather than redrawing it.
+  let edges = graph.querySelector("g.edges");
+  if (!edges) { edges = svg("g", { class: "edges" }); graph.prepend(edges); }
+  let nodes = graph.querySelector("g.nodes");
+  if (!nodes) { nodes = svg("g", { class: "nodes" }); graph.append(nodes); }
+  const seenEdges = new Set(), seenBlocks = new Set();
+  for (const b of tree.blocks) {
+    const [cx, cy] = where.get(b.hash);
+    // An edge from the parent; a stub when the parent is off the view (or
+    // not known here); none for the genesis block.
+    if (b.index > 0) {
+      const [px, py] = where.get(b.parent) || [cx - (gapX - W), cy];
+      const [fromX, fromY, toY] = [where.has(b.parent) ? px + W : px, py + H / 2, cy + H / 2];
+      const d = `path("M ${fromX} ${fromY} C ${fromX + 14} ${fromY}, ${cx - 14} ${toY}, ${cx} ${toY}")`;
+      let edge = edges.querySelector(`path[data-child="${b.hash}"]`);
+      if (!edge) { edge = svg("path", { "data-child": b.hash }); edges.append(edge); }
+      edge.setAttribute("class", `edge${b.best ? "" : " side"}`);
+      edge.style.d = d;
+      seenEdges.add(b.hash);
+    }
+    let g = treeView.shown.get(b.hash);
+    if (!g || !g.isConnected) {
+      g = svg("g", { "data-hash": b.hash, "data-index": b.index },
+        svg("title"), svg("rect", { width: W, height: H, rx: 5 }),
+        svg("text", { x: 7, y: 15 }), svg("text", { x: 7, y: 29, class: "muted-text" }));
+      g.addEventListener("click", () => { location.hash = `#/block/${g.dataset.hash}`; });
+      // New blocks appear where they belong, without sliding in.
+      g.style.transition = "none";
+      g.style.transform = `translate(${cx}px, ${cy}px)`;
+      nodes.append(g);
+      g.getBoundingClientRect();
+      g.style.transition = "";
+      treeView.shown.set(b.hash, g);
+    }
+    g.style.transform = `translate(${cx}px, ${cy}px)`;
+    const tip = b.best && b.hash === tree.tip;
+    g.setAttribute("class", `block ${b.best ? "best" : `side ${b.off}`}${tip ? " tip" : ""}`);
+    g.dataset.best = b.best;
+    g.dataset.off = b.off || "";
+    const [title, , label, sub] = g.children;
+    // The index, and the hash's first digits after its zeros (what tells
+    // two blocks at one height apart at a glance).
+    label.textContent = `#${b.index} ${b.hash.replace(/^0+/, "").slice(0, 4)}`;
+    sub.textContent = b.best ? (tip ? "tip" : "") : (b.off === "left_the_chain" ? "orphaned" : "lost");
+    title.textContent = `block ${b.index}\n${b.hash}\n${b.best ? "on the best chain" : offWords(b.off)}${b.seen ? `\nfirst seen: ${seenWords(b.seen)}` : ""}${b.work ? `\nwork ${b.work}` : ""}`;
+    seenBlocks.add(b.hash);
+  }
+  for (const edge of [...edges.children]) if (!seenEdges.has(edge.dataset.child)) edge.remove();
+  for (const [hash, g] of treeView.shown) {
+    if (!seenBlocks.has(hash)) { g.remove(); treeView.shown.delete(hash); }
+  }
+  const side = tree.blocks.filter((b) => !b.best);
+  $("tree-span").textContent = `(heights ${tree.from} to ${Math.min(tree.to, Math.max(tree.height, last))}; the tip is block ${tree.height})`;
+  $("tree-summary").textContent = `${side.length} side block${side.length === 1 ? "" : "s"} at these heights `
+    + `(${side.filter((b) => b.off === "left_the_chain").length} orphaned, ${side.filter((b) => b.off === "lost").length} lost); `
+    + `this node remembers ${tree.side_blocks_kept} side blocks in all, at most ${tree.side_blocks_capacity}.`;
+  $("tree-older").href = `#/tree/${Math.max(0, tree.from - TREE_HEIGHTS)}`;
+  $("tree-older").hidden = tree.from === 0;
+}
+
+// ---- the network: #/network
+// A dot of a tip's colour (set through the style object: the page's policy
+// refuses inline style attributes).
+function swatch(colour) {
+  const dot = el("span", { class: "tip-swatch" });
+  dot.style.background = colour;
+  return dot;
+}
+const PALETTE = ["#2f6fed", "#1f9d55", "#d64545", "#c77c02", "#8e44ad", "#16a2b8", "#e67e22", "#7f8c8d"];
+
+async function showNetwork() {
+  const map = await getJson("/network");
+  drawNetwork(map);
+}
+
+function drawNetwork(map) {
+  const graph = $("network-graph");
+  const n = map.nodes.length;
+  const size = Math.max(420, Math.min(900, 160 + n * 40));
+  const [cx, cy, r] = [size / 2, size / 2 - 10, size / 2 - 110];
+  graph.setAttribute("width", size);
+  graph.setAttribute("height", size - 20);
+  // Tips coloured by height, the highest first: nodes that agree share one.
+  const tips = [...new Map(map.nodes.map((node) => [node.tip, node.height])).entries()]
+    .sort((a, b) => b[1] - a[1]).map(([tip]) => tip);
+  const colour = (tip) => PALETTE[tips.indexOf(tip) % PALETTE.length];
+  const at = new Map(map.nodes.map((node, i) => {
+    const angle = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, n);
+    return [node.url, [cx + r * Math.cos(angle) * (n > 1 ? 1 : 0), cy + r * Math.sin(angle) * (n > 1 ? 1 : 0)]];
+  }));
+  const seenTimes = map.nodes.map((node) => node.seen_followed && node.seen_followed.first_seen_ms).filter((t) => t != null);
+  const first = seenTimes.length ? Math.min(...seenTimes) : null;
+  const links = new Map();
+  for (const node of map.nodes) {
+    for (const peer of node.peers) {
+      if (peer.state !== "up" || !at.has(peer.url) || peer.url === node.url) continue;
+      const key = [node.url, peer.url].sort().join(" ");
+      links.set(key, [node.url, peer.url]);
+    }
+  }
+  const children = [];
+  for (const [key, [a, b]] of links) {
+    const [x1, y1] = at.get(a), [x2, y2] = at.get(b);
+    children.push(svg("line", { class: "link", x1, y1, x2, y2, "data-link": key }));
+  }
+  for (const node of map.nodes) {
+    const [x, y] = at.get(node.url);
+    const seen = node.seen_followed;
+    const travel = seen && seen.first_seen_ms != null && first != null ? `+${seen.first_seen_ms - first} ms` : "";
+    // Labels below a node in the lower half, above it in the upper half.
+    const lines = [node.url.replace(/^https?:\/\//, "") + (node.this_node ? " (this node)" : ""),
+      `height ${node.height}${node.behind ? `, ${node.behind} behind` : ""}`, travel];
+    const lineY = (i) => (y >= cy ? y + 32 + 14 * i : y - 24 - 14 * (lines.length - 1 - i));
+    children.push(svg("g", { class: "node", "data-url": node.url, "data-tip": node.tip },
+      svg("title", {}, `${node.url}\nheight ${node.height}, tip ${node.tip}${node.aliases.length ? `\nalso at ${node.aliases.join(", ")}` : ""}`),
+      svg("circle", { cx: x, cy: y, r: 16, fill: colour(node.tip), class: node.this_node ? "this-node" : "" }),
+      ...lines.map((text, i) => svg("text", { x, y: lineY(i), "text-anchor": "middle",
+        class: ["", "muted-text", "travel"][i] }, text))));
+  }
+  graph.replaceChildren(...children);
+  const agree = tips.length === 1;
+  $("network-span").textContent = `(${n} node${n === 1 ? "" : "s"} reached in ${map.took_ms} ms${map.incomplete ? ", more not reached in time" : ""}; ${agree ? "all on one tip" : `${tips.length} different tips`})`;
+  const f = map.followed;
+  $("network-seen-head").textContent = `saw block ${f.index}`;
+  const firstNode = map.nodes.find((node) => node.seen_followed && node.seen_followed.first_seen_ms === first);
+  const last = seenTimes.length ? Math.max(...seenTimes) : null;
+  $("network-travel").replaceChildren(first == null
+    ? `No node reached says when it saw block ${f.index} yet.`
+    : el("span", {}, "Block ", link(`#/block/${f.hash}`, `${f.index} (${short(f.hash)})`), ` was first seen by ${firstNode.url} at ${clockTime(first)} `
+      + `(${seenWords(firstNode.seen_followed).split(", ").slice(1).join(", ")}), and reached ${seenTimes.length} of ${n} nodes within ${last - first} ms.`));
+  $("network-nodes").tBodies[0].replaceChildren(...map.nodes.map((node) => {
+    const seen = node.seen_followed;
+    const up = node.peers.filter((p) => p.state === "up").length;
+    return el("tr", { "data-url": node.url, "data-height": node.height, "data-tip": node.tip,
+      "data-seen-ms": seen && seen.first_seen_ms != null ? seen.first_seen_ms : "" },
+    el("td", { class: "hash" }, node.url + (node.this_node ? " (this node)" : "")),
+    el("td", {}, node.height),
+    el("td", { class: "hash" }, swatch(colour(node.tip)), short(node.tip)),
+    el("td", {}, node.behind ? `${node.behind} blocks` : "—"),
+    el("td", {}, `${up} of ${node.peers.length}`),
+    el("td", { class: "travel-cell" }, seen ? `${seen.first_seen_ms != null && first != null ? `+${seen.first_seen_ms - first} ms · ` : ""}${seenWords(seen)}` : "not yet"));
+  }));
+  $("network-unreached").textContent = map.unreached.length
+    ? `Not reached: ${map.unreached.map((u) => `${u.url} (${u.error})`).join("; ")}` : "";
 }
 
 async function showItem(id) {
@@ -421,9 +639,16 @@ async function route() {
   $("home").hidden = !!page;
   $("block-page").hidden = page !== "block";
   $("item-page").hidden = page !== "data";
+  $("tree-page").hidden = page !== "tree";
+  $("network-page").hidden = page !== "network";
+  for (const a of document.querySelectorAll("#views a")) {
+    a.classList.toggle("current", (a.dataset.view === "home" && !page) || a.dataset.view === page);
+  }
   try {
     if (page === "block") await showBlock(decodeURIComponent(key));
     else if (page === "data") await showItem(decodeURIComponent(key));
+    else if (page === "tree") await showTree(key ? Number(key) : null);
+    else if (page === "network") await showNetwork();
     else await refreshAll();
     if (!$("notice").classList.contains("reorg")) notice("");
   } catch (error) {
@@ -464,7 +689,13 @@ function listen() {
   source.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
   source.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "live off"; };
   const onHome = () => !location.hash || location.hash === "#/";
-  source.addEventListener("tip", () => soon(onHome() ? refreshAll : refreshStatus));
+  const onTree = () => location.hash.startsWith("#/tree");
+  const onNetwork = () => location.hash.startsWith("#/network");
+  // What a new tip or a reorg changes on the page shown.
+  const refreshShown = () => (onHome() ? refreshAll()
+    : onTree() ? showTree(treeView.from)
+    : onNetwork() ? showNetwork() : refreshStatus());
+  source.addEventListener("tip", () => soon(refreshShown));
   source.addEventListener("reorg", (message) => {
     const e = JSON.parse(message.data);
     clearTimeout(reorgShown);
@@ -474,8 +705,9 @@ function listen() {
       reorgShown = setTimeout(() => notice(""), 10000);
     }, 50000);
     notice(`${new Date().toLocaleTimeString()} reorg: ${e.depth} block${e.depth === 1 ? "" : "s"} after block ${e.fork} left the chain; tip ${short(e.old_tip.hash)} (block ${e.old_tip.index}) → ${short(e.new_tip.hash)} (block ${e.new_tip.index}), from ${e.source}`, "reorg");
-    soon(onHome() ? refreshAll : refreshStatus);
+    soon(refreshShown);
   });
+  source.addEventListener("side_block", () => { if (onTree()) soon(refreshShown); });
   source.addEventListener("peer", () => { if (onHome()) soon(refreshAll); });
   source.addEventListener("data_accepted", () => { if (onHome()) soon(refreshAll); });
   source.addEventListener("data_confirmed", () => { if (onHome()) soon(refreshAll); });
@@ -484,5 +716,7 @@ function listen() {
 
 window.addEventListener("hashchange", route);
 setInterval(() => { if (!location.hash || location.hash === "#/") soon(refreshAll); }, 5000);
+// The network changes without this node's events (other nodes' tips, links).
+setInterval(() => { if (location.hash.startsWith("#/network")) soon(showNetwork); }, 2500);
 listen();
 route();
