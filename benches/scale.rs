@@ -16,7 +16,8 @@
 //!   sync), and the blocks it fetched (each once).
 //!
 //! Run with `cargo bench --bench scale`; `JBC_SCALE_SIZES=1000,100000`
-//! picks the lengths. The chains are made once (difficulty 1, fast enough
+//! picks the lengths, and `JBC_SCALE_ONLY=accept` measures only the
+//! accepting of blocks (with `/status` latency beside the downloads). The chains are made once (difficulty 1, fast enough
 //! to mine on one core) and kept in `target/scale/`. The tmpfs needs root;
 //! nginx is found on `PATH` or in `/usr/sbin` (Debian's `nginx` package).
 
@@ -205,11 +206,15 @@ impl Drop for Node {
 }
 
 async fn measure(n: usize, chain: &[Block], folder: &Path, root: &Path) {
+    let client = reqwest::Client::new();
+    if std::env::var("JBC_SCALE_ONLY").as_deref() == Ok("accept") {
+        accepting(n, chain, folder, root, &client).await;
+        return;
+    }
     // -- start-up, warm cache (a first start warms it)
     drop(Node::start(folder, &[]));
     let (node, took) = Node::start(folder, &[]);
     let rss_started = node.rss_kib();
-    let client = reqwest::Client::new();
     let body = download(&client, &format!("{}/blockchain.json", node.url)).await;
     assert_eq!(
         body.bytes as usize,
@@ -293,64 +298,7 @@ async fn measure(n: usize, chain: &[Block], folder: &Path, root: &Path) {
     );
     drop(node);
 
-    // -- accepting blocks at the tip, chaindata on a tmpfs: through sync
-    //    (pages of blocks from a peer) and through POST /mined (one block
-    //    per request), alone and while 4 clients download /blockchain.json
-    match Tmpfs::mount(&root.join("tmpfs"), n) {
-        None => println!("accepting blocks: not measured (mounting a tmpfs needs root)"),
-        Some(tmpfs) => {
-            let extra = extend(chain, 6000);
-            // The peer: the chain on disk, 4 000 blocks ahead.
-            let (peer, _) = Node::start(folder, &[]);
-            post_all(&client, &peer.url, &extra[..2000]).await;
-            write_files(&tmpfs.path.join("chaindata"), chain);
-            let (node, _) = Node::start(&tmpfs.path, &[]);
-            let started = Instant::now();
-            let added = client
-                .post(format!("{}/peers", node.url))
-                .bearer_auth(node.operator_key())
-                .header("content-type", "application/json")
-                .body(format!(r#"{{"url": "{}"}}"#, peer.url))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(added.status().as_u16(), 201);
-            wait_height(&client, &node.url, extra[1999].index).await;
-            let synced_alone = 2000.0 / started.elapsed().as_secs_f64();
-            post_all(&client, &peer.url, &extra[2000..4000]).await;
-            let downloaders = Downloaders::start(&node.url);
-            // An announcement of the peer's tip, naming it, starts the sync.
-            let started = Instant::now();
-            let answer = client
-                .post(format!("{}/mined", node.url))
-                .header("content-type", "application/json")
-                .header("x-jbc-peer", &peer.url)
-                .body(extra[3999].to_json_line())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status().as_u16(), 202);
-            wait_height(&client, &node.url, extra[3999].index).await;
-            let synced_busy = 2000.0 / started.elapsed().as_secs_f64();
-            let posted_busy = post_all(&client, &node.url, &extra[4000..5000]).await;
-            let downloads = downloaders.stop();
-            let posted_alone = post_all(&client, &node.url, &extra[5000..]).await;
-            println!(
-                "accepting blocks at the tip (tmpfs): through sync {synced_alone:.0} blocks/s, \
-                 {synced_busy:.0} blocks/s while 4 clients download /blockchain.json; \
-                 through POST /mined (one block per request) {posted_alone:.0} blocks/s, \
-                 {posted_busy:.0} blocks/s beside the downloads ({downloads} downloads meanwhile)"
-            );
-            drop(node);
-            drop(peer);
-            // The cached chain loses the blocks the peer took.
-            for block in &extra[..4000] {
-                let _ = std::fs::remove_file(
-                    folder.join("chaindata").join(block_file_name(block.index)),
-                );
-            }
-        }
-    }
+    accepting(n, chain, folder, root, &client).await;
 
     // -- an initial sync from a peer, on this disk, beside the disk's limit
     //    (both write into new folders; they are deleted only at the end)
@@ -387,6 +335,135 @@ async fn measure(n: usize, chain: &[Block], folder: &Path, root: &Path) {
     drop(peer);
     let _ = std::fs::remove_dir_all(&fresh);
     let _ = std::fs::remove_dir_all(root.join(format!("disk{n}")));
+}
+
+/// Accepting blocks at the tip, chaindata on a tmpfs: through sync (pages
+/// of blocks from a peer) and through POST /mined (one block per request),
+/// alone and while 4 clients download /blockchain.json; /status's latency
+/// meanwhile.
+async fn accepting(
+    n: usize,
+    chain: &[Block],
+    folder: &Path,
+    root: &Path,
+    client: &reqwest::Client,
+) {
+    let client = client.clone();
+    match Tmpfs::mount(&root.join("tmpfs"), n) {
+        None => println!("accepting blocks: not measured (mounting a tmpfs needs root)"),
+        Some(tmpfs) => {
+            let extra = extend(chain, 6000);
+            // The peer: the chain on disk, 4 000 blocks ahead. It takes no
+            // inbound peers and chooses no outbound ones, so it never
+            // announces its blocks to the node: the node learns them only
+            // by syncing, as measured.
+            let (peer, _) = Node::start(folder, &["--max-inbound", "0", "--outbound-peers", "0"]);
+            post_all(&client, &peer.url, &extra[..2000]).await;
+            write_files(&tmpfs.path.join("chaindata"), chain);
+            // It syncs when told (an announcement), not on a timer, so the
+            // second sync below is all measured.
+            let (node, _) = Node::start(&tmpfs.path, &["--sync-interval", "3600"]);
+            let started = Instant::now();
+            let added = client
+                .post(format!("{}/peers", node.url))
+                .bearer_auth(node.operator_key())
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"url": "{}"}}"#, peer.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(added.status().as_u16(), 201);
+            wait_height(&client, &node.url, extra[1999].index).await;
+            let synced_alone = 2000.0 / started.elapsed().as_secs_f64();
+            post_all(&client, &peer.url, &extra[2000..4000]).await;
+            let downloaders = Downloaders::start(&node.url);
+            // An announcement of the peer's tip, naming it, starts the sync.
+            let started = Instant::now();
+            let answer = client
+                .post(format!("{}/mined", node.url))
+                .header("content-type", "application/json")
+                .header("x-jbc-peer", &peer.url)
+                .body(extra[3999].to_json_line())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 202);
+            wait_height(&client, &node.url, extra[3999].index).await;
+            let synced_busy = 2000.0 / started.elapsed().as_secs_f64();
+            let asking = StatusAsker::start(&node.url);
+            let posted_busy = post_all(&client, &node.url, &extra[4000..5000]).await;
+            let status_busy = asking.stop();
+            let downloads = downloaders.stop();
+            let asking = StatusAsker::start(&node.url);
+            let posted_alone = post_all(&client, &node.url, &extra[5000..]).await;
+            let status_alone = asking.stop();
+            println!(
+                "accepting blocks at the tip (tmpfs): through sync {synced_alone:.0} blocks/s, \
+                 {synced_busy:.0} blocks/s while 4 clients download /blockchain.json; \
+                 through POST /mined (one block per request) {posted_alone:.0} blocks/s, \
+                 {posted_busy:.0} blocks/s beside the downloads ({downloads} downloads meanwhile)"
+            );
+            println!(
+                "  /status meanwhile (asked every 10 ms): alone {status_alone}; beside the downloads {status_busy}"
+            );
+            drop(node);
+            drop(peer);
+            // The cached chain loses the blocks the peer took.
+            for block in &extra[..4000] {
+                let _ = std::fs::remove_file(
+                    folder.join("chaindata").join(block_file_name(block.index)),
+                );
+            }
+        }
+    }
+}
+
+/// A client asking `/status` every 10 ms on its own thread, timing each
+/// answer.
+struct StatusAsker {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl StatusAsker {
+    fn start(url: &str) -> StatusAsker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, flag) = (format!("{url}/status"), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let client = reqwest::Client::new();
+            let mut times = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                runtime.block_on(download_bytes(&client, &url));
+                times.push(started.elapsed());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            times
+        });
+        StatusAsker { stop, thread }
+    }
+
+    /// Stops it: "p50 X ms, p99 Y ms, max Z ms over N answers".
+    fn stop(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut times = self.thread.join().unwrap();
+        times.sort();
+        if times.is_empty() {
+            return "no answers".into();
+        }
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} answers",
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            times.len()
+        )
+    }
 }
 
 /// Waits until the node's height is `height`.

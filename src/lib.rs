@@ -16,6 +16,9 @@
 //!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
 //!    [`logline`]: how a log line reads (the message once).
+//!    [`priority`]: a thread's nice level.
+//!    [`sha256x2`]: two SHA-256 compressions interleaved with SHA-NI (the
+//!    only `unsafe` code).
 //! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
 //!    [`pool`]: data items waiting for a block, and their journal.
 //!    [`operator`]: the operator key and its cookie file.
@@ -86,6 +89,8 @@ mod operator;
 mod orders;
 mod peers;
 mod pool;
+mod priority;
+mod sha256x2;
 mod state;
 mod stats;
 mod store;

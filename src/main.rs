@@ -299,23 +299,30 @@ fn bench(threads: Option<usize>, seconds: f64, nice: u8) -> Result<(), String> {
         eprintln!("jbc bench: {stage}")
     });
     println!("threads: {}", report.threads);
-    println!("seconds: {:.2}", report.seconds);
+    println!("seconds per path: {:.2}", report.seconds);
     println!(
-        "sha256 compressions (1 thread): {:.0} /s",
+        "sha256 compressions, one stream on one thread (as openssl speed -evp sha256): {:.0} /s",
         report.compressions_per_second
     );
-    println!(
-        "per-thread hash rate / compression rate: {:.1} %",
-        report.per_thread_ratio() * 100.0
-    );
-    println!("hashrate: {:.0} H/s", report.hashrate);
+    let line = |name: &str, hashrate: f64| {
+        println!(
+            "{name}: {hashrate:.0} H/s, {:.2} × one stream per thread",
+            report.per_thread_ratio(hashrate)
+        )
+    };
+    line("plain path (one nonce at a time)", report.plain_hashrate);
+    match report.two_way_hashrate {
+        Some(hashrate) => line("two-way path (two nonces at a time, SHA-NI)", hashrate),
+        None => println!("two-way path: not on this CPU (it needs the SHA extensions)"),
+    }
+    println!("hashrate: {:.0} H/s", report.hashrate());
     eprintln!(
         "\nAt {}, one node mining alone finds a block on average every:",
-        rate_in_words(report.hashrate)
+        rate_in_words(report.hashrate())
     );
     for difficulty in 4..=8 {
         let seconds =
-            jbc::pow::Target::limit(difficulty).expected_hashes() / report.hashrate.max(1.0);
+            jbc::pow::Target::limit(difficulty).expected_hashes() / report.hashrate().max(1.0);
         eprintln!("  difficulty {difficulty}: {}", duration_in_words(seconds));
     }
     eprintln!("(with n nodes mining at this rate, blocks come n times as often)");

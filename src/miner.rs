@@ -7,7 +7,11 @@
 //! counted up in place and the target checked on the raw state words.
 //! [`NonceHasher`] does that; [`Miner`] runs it on threads that take nonce
 //! ranges from the current [`Job`] and drop it within a few thousand hashes
-//! when a new job arrives or the node stops.
+//! when a new job arrives or the node stops. On a CPU with the SHA
+//! extensions each thread hashes two nonces at a time, from the two halves
+//! of its range, with their compressions interleaved ([`crate::sha256x2`]);
+//! a solution found that way is checked on the plain path before it is
+//! reported.
 //!
 //! The miner knows nothing of chains or files: it reports a found block to a
 //! callback and waits for the next job.
@@ -24,6 +28,8 @@ use sha2::digest::generic_array::GenericArray;
 use crate::block::{Block, BlockHash, header_prefix};
 use crate::chain::Template;
 use crate::pow::{Target, U256};
+use crate::priority::set_thread_nice;
+use crate::sha256x2::{Lanes, TwoWay, chunk_words};
 
 /// SHA-256's initial state.
 const SHA256_IV: [u32; 8] = [
@@ -49,6 +55,11 @@ pub struct NonceHasher {
     prefix_len: usize,
     /// The final chunk(s): tail, nonce digits, padding.
     chunks: [Chunk; 2],
+    /// The same as big-endian words, as the two-way path reads them, kept
+    /// in step with `chunks`.
+    words: [[u32; 16]; 2],
+    /// `midstate` in the two-way path's order.
+    mid_lanes: Lanes,
     /// How many of `chunks` this nonce's message uses.
     used_chunks: usize,
     digits: usize,
@@ -70,6 +81,8 @@ impl NonceHasher {
             tail: prefix[full..].to_vec(),
             prefix_len: prefix.len(),
             chunks: Default::default(),
+            words: [[0; 16]; 2],
+            mid_lanes: Lanes::from_state(&midstate),
             used_chunks: 1,
             digits: 0,
             nonce,
@@ -91,6 +104,28 @@ impl NonceHasher {
         state
     }
 
+    /// The state words of `a`'s and `b`'s current nonces, their
+    /// compressions interleaved: the chunks both messages have go through
+    /// the two-way path together, a second chunk only one of them has
+    /// (around a change in the nonce's digit count) through the plain one.
+    #[inline]
+    pub fn state_pair(two_way: TwoWay, a: &NonceHasher, b: &NonceHasher) -> (Lanes, Lanes) {
+        let (mut lanes_a, mut lanes_b) = (a.mid_lanes, b.mid_lanes);
+        let common = a.used_chunks.min(b.used_chunks);
+        for (words_a, words_b) in a.words[..common].iter().zip(&b.words[..common]) {
+            two_way.compress2(&mut lanes_a, words_a, &mut lanes_b, words_b);
+        }
+        let finish = |lanes: Lanes, hasher: &NonceHasher| {
+            if hasher.used_chunks == common {
+                return lanes;
+            }
+            let mut state = lanes.to_state();
+            compress256(&mut state, &hasher.chunks[common..hasher.used_chunks]);
+            Lanes::from_state(&state)
+        };
+        (finish(lanes_a, a), finish(lanes_b, b))
+    }
+
     /// Moves to the next nonce. Returns false when the nonce space is used up.
     #[inline]
     pub fn advance(&mut self) -> bool {
@@ -103,11 +138,16 @@ impl NonceHasher {
         loop {
             pos -= 1;
             let byte = &mut self.chunks[pos / 64][pos % 64];
+            // The byte's place in its big-endian word.
+            let word = &mut self.words[pos / 64][pos % 64 / 4];
+            let unit = 1u32 << (8 * (3 - pos % 4));
             if *byte != b'9' {
                 *byte += 1;
+                *word += unit;
                 return true;
             }
             *byte = b'0';
+            *word -= 9 * unit;
             if pos == first_digit {
                 // 99…9 → 100…0: one more digit moves the padding.
                 self.lay_out();
@@ -131,6 +171,9 @@ impl NonceHasher {
         bytes[end - 8..end].copy_from_slice(&bit_len.to_be_bytes());
         self.chunks[0].copy_from_slice(&bytes[..64]);
         self.chunks[1].copy_from_slice(&bytes[64..]);
+        for (words, chunk) in self.words.iter_mut().zip(bytes.chunks_exact(64)) {
+            *words = chunk_words(chunk.try_into().expect("64 bytes"));
+        }
     }
 }
 
@@ -192,6 +235,8 @@ struct Shared {
     /// Takes a found block; false means it could not be used and the job
     /// goes on (the node could not save it), true that the job is done.
     found: Box<dyn Fn(Block) -> bool + Send + Sync>,
+    /// The two-way hash path, on a CPU that has it.
+    two_way: Option<TwoWay>,
 }
 
 /// A pool of mining threads.
@@ -210,7 +255,22 @@ impl Miner {
         nice: Option<u8>,
         found: impl Fn(Block) -> bool + Send + Sync + 'static,
     ) -> Miner {
+        Miner::start_on(HashPath::Fastest, threads, nice, found)
+    }
+
+    /// [`Miner::start`] on a chosen hash path.
+    pub fn start_on(
+        path: HashPath,
+        threads: usize,
+        nice: Option<u8>,
+        found: impl Fn(Block) -> bool + Send + Sync + 'static,
+    ) -> Miner {
+        let two_way = match path {
+            HashPath::Fastest => TwoWay::detect(),
+            HashPath::Plain => None,
+        };
         let shared = Arc::new(Shared {
+            two_way,
             job: Mutex::new(None),
             job_changed: Condvar::new(),
             generation: AtomicU64::new(0),
@@ -224,8 +284,14 @@ impl Miner {
                 std::thread::Builder::new()
                     .name(format!("miner-{n}"))
                     .spawn(move || {
-                        if let Some(nice) = nice {
-                            set_nice(nice, n == 0);
+                        if let Some(nice) = nice
+                            && let Err(error) = set_thread_nice(nice)
+                            && n == 0
+                        {
+                            tracing::warn!(
+                                %error,
+                                "could not run the miner threads at nice {nice}; they run at the node's own priority"
+                            );
                         }
                         mine(&shared)
                     })
@@ -321,14 +387,17 @@ fn mine(shared: &Shared) {
                 job.solved.store(true, Ordering::Release);
                 break;
             };
-            match search(
-                &job.prefix,
+            let range = Range {
+                prefix: &job.prefix,
                 start,
-                CHUNK,
-                &job.target,
-                &shared.hashes,
-                &still_current,
-            ) {
+                count: CHUNK,
+                target: &job.target,
+            };
+            let found = match shared.two_way {
+                Some(two_way) => search_two_way(two_way, &range, &shared.hashes, &still_current),
+                None => search(&range, &shared.hashes, &still_current),
+            };
+            match found {
                 Search::Found(nonce) => {
                     if !job.solved.swap(true, Ordering::AcqRel)
                         && !(shared.found)(job.template.block(nonce))
@@ -348,21 +417,95 @@ fn mine(shared: &Shared) {
     }
 }
 
+/// Which SHA-256 path the miner hashes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashPath {
+    /// Two nonces at a time with SHA-NI where the CPU has it, else plain.
+    Fastest,
+    /// One nonce at a time through the `sha2` crate (SHA-NI, one stream,
+    /// where the CPU has it).
+    Plain,
+}
+
 enum Search {
     Found(u64),
     Exhausted,
     Interrupted,
 }
 
-/// Tries `count` nonces from `start`, checking `keep_going` between batches.
-fn search(
-    prefix: &[u8],
+/// The nonces a thread searches at once.
+struct Range<'a> {
+    prefix: &'a [u8],
     start: u64,
     count: u64,
-    target: &[u32; 8],
+    target: &'a [u32; 8],
+}
+
+/// Tries the range's nonces two at a time, one from each half, checking
+/// `keep_going` between batches. A solution is reported only once the
+/// plain path agrees.
+fn search_two_way(
+    two_way: TwoWay,
+    range: &Range,
     hashes: &AtomicU64,
     keep_going: &dyn Fn() -> bool,
 ) -> Search {
+    let half = range.count / 2;
+    // The two halves must fit in the nonce space; the last range of it
+    // (never reached in practice) goes the plain way.
+    if !range.count.is_multiple_of(2) || range.start.checked_add(range.count).is_none() {
+        return search(range, hashes, keep_going);
+    }
+    let mut a = NonceHasher::new(range.prefix, range.start);
+    let mut b = NonceHasher::new(range.prefix, range.start + half);
+    let mut left = half;
+    while left > 0 {
+        let batch = left.min(BATCH / 2);
+        for tried in 1..=batch {
+            let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &a, &b);
+            for (lanes, hasher) in [(lanes_a, &a), (lanes_b, &b)] {
+                // The first word decides almost always; the rest only when
+                // it is at the target's.
+                if lanes.first_word() > range.target[0] {
+                    continue;
+                }
+                let state = lanes.to_state();
+                if state_meets_target(&state, range.target) {
+                    let plain = NonceHasher::new(range.prefix, hasher.nonce()).state();
+                    if plain == state {
+                        hashes.fetch_add(2 * tried, Ordering::Relaxed);
+                        return Search::Found(hasher.nonce());
+                    }
+                    tracing::error!(
+                        nonce = hasher.nonce(),
+                        "the two-way hash path disagreed with the plain one; the nonce is passed over"
+                    );
+                }
+            }
+            // Within a range that fits the nonce space, neither runs out.
+            a.advance();
+            b.advance();
+        }
+        left -= batch;
+        hashes.fetch_add(2 * batch, Ordering::Relaxed);
+        // As in `search`: let a woken server thread onto the core.
+        std::thread::yield_now();
+        if !keep_going() {
+            return Search::Interrupted;
+        }
+    }
+    Search::Exhausted
+}
+
+/// Tries the range's nonces one at a time, checking `keep_going` between
+/// batches.
+fn search(range: &Range, hashes: &AtomicU64, keep_going: &dyn Fn() -> bool) -> Search {
+    let Range {
+        prefix,
+        start,
+        count,
+        target,
+    } = *range;
     let mut hasher = NonceHasher::new(prefix, start);
     let mut left = count;
     while left > 0 {
@@ -400,58 +543,36 @@ fn search(
 /// cent of a core; `miner_nice` trades HTTP latency for hash rate there.
 pub const DEFAULT_NICE: u8 = 19;
 
-/// Gives the calling thread nice level `nice`. Failing to (a lower level
-/// than the process's needs privilege) is harmless: mining runs at the
-/// node's own priority; `report` says so once in the log.
-fn set_nice(nice: u8, report: bool) {
-    use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    let normal = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
-    // The crate takes a normal thread's nice level only as a share of its
-    // 0..=99 scale; the share it maps to `nice` is found with its own
-    // mapping, so no rounding of ours can miss.
-    let level = (0..=99u8)
-        .filter_map(|share| ThreadPriorityValue::try_from(share).ok())
-        .map(ThreadPriority::Crossplatform)
-        .find(|level| level.to_posix(normal) == Ok(i32::from(nice)));
-    let result = match level {
-        Some(level) => set_thread_priority_and_policy(thread_native_id(), level, normal)
-            .map_err(|error| format!("{error:?}")),
-        None => Err(format!("nice {nice} has no level on this system")),
-    };
-    if let Err(error) = result
-        && report
-    {
-        tracing::warn!(
-            %error,
-            "could not run the miner threads at nice {nice}; they run at the node's own priority"
-        );
-    }
-}
-
 /// What `jbc bench` measured.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub threads: usize,
+    /// How long each path was measured.
     pub seconds: f64,
-    /// Single-thread SHA-256 compressions per second, the same crate's.
+    /// SHA-256 compressions per second of one stream on one thread, through
+    /// the `sha2` crate (what `openssl speed -evp sha256` measures).
     pub compressions_per_second: f64,
-    /// Miner hashes per second over all threads.
-    pub hashrate: f64,
+    /// Miner hashes per second over all threads, one nonce at a time.
+    pub plain_hashrate: f64,
+    /// The same, two nonces at a time, on a CPU with the SHA extensions.
+    pub two_way_hashrate: Option<f64>,
 }
 
 impl BenchReport {
-    /// Hash rate per thread as a share of one core's compression rate.
-    pub fn per_thread_ratio(&self) -> f64 {
-        self.hashrate / self.threads as f64 / self.compressions_per_second
+    /// The hash rate the node mines at: the faster path it uses.
+    pub fn hashrate(&self) -> f64 {
+        self.two_way_hashrate.unwrap_or(self.plain_hashrate)
+    }
+
+    /// A hash rate per thread as a share of one stream's compression rate.
+    pub fn per_thread_ratio(&self, hashrate: f64) -> f64 {
+        hashrate / self.threads as f64 / self.compressions_per_second
     }
 }
 
 /// Measures the compression rate, then mines a synthetic header at an
 /// unreachable difficulty on `threads` threads at nice level `nice` for
-/// `duration`; `progress` hears what it is doing.
+/// `duration` on each hash path; `progress` hears what it is doing.
 pub fn bench(threads: usize, nice: u8, duration: Duration, progress: impl Fn(&str)) -> BenchReport {
     let calibration = duration.min(Duration::from_secs(2));
     progress(&format!(
@@ -459,29 +580,40 @@ pub fn bench(threads: usize, nice: u8, duration: Duration, progress: impl Fn(&st
         calibration.as_secs_f64()
     ));
     let compressions_per_second = compression_rate(calibration);
-    progress(&format!(
-        "mining a synthetic block at an unreachable difficulty on {threads} thread(s) for {:.1} s",
-        duration.as_secs_f64()
-    ));
-    let miner = Miner::start(threads, Some(nice), |_| true);
-    miner.set_job(Template {
-        index: 1,
-        prev_hash: BlockHash([0; 32]).into(),
-        data: "jbc bench: a synthetic header".into(),
-        timestamp: 1_700_000_000,
-        target: Target(U256::ZERO),
+    let measure = |path: HashPath, name: &str| {
+        progress(&format!(
+            "mining a synthetic block at an unreachable difficulty on {threads} thread(s), {name}, for {:.1} s",
+            duration.as_secs_f64()
+        ));
+        let miner = Miner::start_on(path, threads, Some(nice), |_| true);
+        miner.set_job(Template {
+            index: 1,
+            prev_hash: BlockHash([0; 32]).into(),
+            data: "jbc bench: a synthetic header".into(),
+            timestamp: 1_700_000_000,
+            target: Target(U256::ZERO),
+        });
+        let start = Instant::now();
+        let before = miner.hashes();
+        std::thread::sleep(duration);
+        let hashes = miner.hashes() - before;
+        let seconds = start.elapsed().as_secs_f64();
+        miner.stop();
+        hashes as f64 / seconds
+    };
+    let plain_hashrate = measure(HashPath::Plain, "one nonce at a time");
+    let two_way_hashrate = TwoWay::detect().map(|_| {
+        measure(
+            HashPath::Fastest,
+            "two nonces at a time (SHA-NI, interleaved)",
+        )
     });
-    let start = Instant::now();
-    let before = miner.hashes();
-    std::thread::sleep(duration);
-    let hashes = miner.hashes() - before;
-    let seconds = start.elapsed().as_secs_f64();
-    miner.stop();
     BenchReport {
         threads,
-        seconds,
+        seconds: duration.as_secs_f64(),
         compressions_per_second,
-        hashrate: hashes as f64 / seconds,
+        plain_hashrate,
+        two_way_hashrate,
     }
 }
 
@@ -544,6 +676,64 @@ mod tests {
         }
         let mut last = NonceHasher::new(b"x", u64::MAX);
         assert!(!last.advance());
+    }
+
+    /// A nonce to start from: anywhere, or just below a change in the
+    /// number of its digits (`near` picks which, and which power of ten).
+    fn start_nonce(any: u64, near: Option<u32>) -> u64 {
+        match near {
+            Some(power) => 10u64.pow(power % 19 + 1) - 3,
+            None => any.min(u64::MAX - 1_000),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_two_way_path_hashes_what_the_plain_path_does(
+            prefix_len in 0usize..200,
+            any in any::<u64>(),
+            near in proptest::option::of(any::<u32>()),
+            gap in 0u64..500,
+        ) {
+            let Some(two_way) = TwoWay::detect() else {
+                return Ok(());
+            };
+            let prefix = "q".repeat(prefix_len);
+            let start = start_nonce(any, near);
+            let mut a = NonceHasher::new(prefix.as_bytes(), start);
+            let mut b = NonceHasher::new(prefix.as_bytes(), start + gap);
+            for _ in 0..8 {
+                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &a, &b);
+                prop_assert_eq!(state_to_hash(&lanes_a.to_state()), header_hash(&prefix, a.nonce()));
+                prop_assert_eq!(state_to_hash(&lanes_b.to_state()), header_hash(&prefix, b.nonce()));
+                a.advance();
+                b.advance();
+            }
+        }
+
+        #[test]
+        fn a_two_way_solution_meets_the_target_on_the_plain_path(
+            prefix_len in 0usize..140,
+            near in proptest::option::of(any::<u32>()),
+        ) {
+            let Some(two_way) = TwoWay::detect() else {
+                return Ok(());
+            };
+            let prefix = "s".repeat(prefix_len);
+            let target = Target::limit(2).words();
+            let range = Range {
+                prefix: prefix.as_bytes(),
+                start: start_nonce(0, near),
+                count: 1 << 14,
+                target: &target,
+            };
+            let hashes = AtomicU64::new(0);
+            let Search::Found(nonce) = search_two_way(two_way, &range, &hashes, &|| true) else {
+                return Err(TestCaseError::fail("no solution in 16 384 nonces at difficulty 2"));
+            };
+            prop_assert!(header_hash(&prefix, nonce).meets_difficulty(2));
+            prop_assert!(hashes.load(Ordering::Relaxed) > 0);
+        }
     }
 
     #[test]
