@@ -29,7 +29,7 @@ use crate::block::{Block, BlockHash, header_prefix};
 use crate::chain::Template;
 use crate::pow::{Target, U256};
 use crate::priority::set_thread_nice;
-use crate::sha256x2::{Lanes, TwoWay, chunk_words};
+use crate::sha256x2::{Lanes, Prepared, TwoWay, chunk_words};
 
 /// SHA-256's initial state.
 const SHA256_IV: [u32; 8] = [
@@ -63,6 +63,8 @@ pub struct NonceHasher {
     /// How many of `chunks` this nonce's message uses.
     used_chunks: usize,
     digits: usize,
+    /// Where the nonce's last digit is in `chunks`.
+    last_digit: usize,
     nonce: u64,
 }
 
@@ -85,6 +87,7 @@ impl NonceHasher {
             mid_lanes: Lanes::from_state(&midstate),
             used_chunks: 1,
             digits: 0,
+            last_digit: 0,
             nonce,
         };
         hasher.lay_out();
@@ -104,16 +107,30 @@ impl NonceHasher {
         state
     }
 
-    /// The state words of `a`'s and `b`'s current nonces, their
-    /// compressions interleaved: the chunks both messages have go through
-    /// the two-way path together, a second chunk only one of them has
-    /// (around a change in the nonce's digit count) through the plain one.
+    /// What every nonce's last chunk(s) start with, for
+    /// [`NonceHasher::state_pair`]: the rounds over the prefix's bytes in
+    /// the chunk the nonce's digits begin in, done once.
+    pub fn prepare(&self, two_way: TwoWay) -> Prepared {
+        two_way.prepare(self.mid_lanes, &self.words[0], self.tail.len() / 4)
+    }
+
+    /// The state words of `a`'s and `b`'s current nonces (of one prefix,
+    /// `prepared` by [`NonceHasher::prepare`]), their compressions
+    /// interleaved: the chunks both messages have go through the two-way
+    /// path together, a second chunk only one of them has (around a change
+    /// in the nonce's digit count) through the plain one.
     #[inline]
-    pub fn state_pair(two_way: TwoWay, a: &NonceHasher, b: &NonceHasher) -> (Lanes, Lanes) {
-        let (mut lanes_a, mut lanes_b) = (a.mid_lanes, b.mid_lanes);
+    pub fn state_pair(
+        two_way: TwoWay,
+        prepared: &Prepared,
+        a: &NonceHasher,
+        b: &NonceHasher,
+    ) -> (Lanes, Lanes) {
+        let (mut lanes_a, mut lanes_b) =
+            two_way.compress2_prepared(prepared, &a.words[0], &b.words[0]);
         let common = a.used_chunks.min(b.used_chunks);
-        for (words_a, words_b) in a.words[..common].iter().zip(&b.words[..common]) {
-            two_way.compress2(&mut lanes_a, words_a, &mut lanes_b, words_b);
+        if common == 2 {
+            two_way.compress2(&mut lanes_a, &a.words[1], &mut lanes_b, &b.words[1]);
         }
         let finish = |lanes: Lanes, hasher: &NonceHasher| {
             if hasher.used_chunks == common {
@@ -127,8 +144,24 @@ impl NonceHasher {
     }
 
     /// Moves to the next nonce. Returns false when the nonce space is used up.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self) -> bool {
+        // Nine nonces in ten change only their last digit.
+        let pos = self.last_digit;
+        let byte = &mut self.chunks[pos / 64][pos % 64];
+        if *byte != b'9' && self.nonce != u64::MAX {
+            *byte += 1;
+            self.words[pos / 64][pos % 64 / 4] += 1 << (8 * (3 - pos % 4));
+            self.nonce += 1;
+            return true;
+        }
+        self.advance_carrying()
+    }
+
+    /// [`NonceHasher::advance`] when a digit carries (or the nonce space
+    /// ends).
+    #[inline(never)]
+    fn advance_carrying(&mut self) -> bool {
         let Some(next) = self.nonce.checked_add(1) else {
             return false;
         };
@@ -160,6 +193,7 @@ impl NonceHasher {
     fn lay_out(&mut self) {
         let digits = self.nonce.to_string();
         self.digits = digits.len();
+        self.last_digit = self.tail.len() + digits.len() - 1;
         let message_len = self.tail.len() + digits.len();
         self.used_chunks = if message_len + 9 <= 64 { 1 } else { 2 };
         let mut bytes = [0u8; 128];
@@ -458,11 +492,12 @@ fn search_two_way(
     }
     let mut a = NonceHasher::new(range.prefix, range.start);
     let mut b = NonceHasher::new(range.prefix, range.start + half);
+    let prepared = a.prepare(two_way);
     let mut left = half;
     while left > 0 {
         let batch = left.min(BATCH / 2);
         for tried in 1..=batch {
-            let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &a, &b);
+            let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &prepared, &a, &b);
             for (lanes, hasher) in [(lanes_a, &a), (lanes_b, &b)] {
                 // The first word decides almost always; the rest only when
                 // it is at the target's.
@@ -702,8 +737,9 @@ mod tests {
             let start = start_nonce(any, near);
             let mut a = NonceHasher::new(prefix.as_bytes(), start);
             let mut b = NonceHasher::new(prefix.as_bytes(), start + gap);
+            let prepared = a.prepare(two_way);
             for _ in 0..8 {
-                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &a, &b);
+                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &prepared, &a, &b);
                 prop_assert_eq!(state_to_hash(&lanes_a.to_state()), header_hash(&prefix, a.nonce()));
                 prop_assert_eq!(state_to_hash(&lanes_b.to_state()), header_hash(&prefix, b.nonce()));
                 a.advance();

@@ -71,17 +71,102 @@ impl TwoWay {
     /// order: see [`Lanes`] and [`chunk_words`]).
     #[inline]
     pub fn compress2(self, a: &mut Lanes, words_a: &[u32; 16], b: &mut Lanes, words_b: &[u32; 16]) {
+        let (start_a, start_b) = (a.0, b.0);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `TwoWay` exists only when `detect` found SHA, SSE4.1
         // and SSSE3 on this CPU, which are all the features
-        // `x86::compress2` is compiled for; it reads and writes only the
-        // four arrays passed here, with unaligned loads and stores.
+        // `x86::compress2_from` is compiled for; it reads and writes only
+        // the arrays passed here. With no groups done beforehand
+        // (`V = 0`), it reads no schedule registers: the chunks' own words
+        // are given for both.
         unsafe {
-            x86::compress2(&mut a.0, words_a, &mut b.0, words_b)
+            x86::compress2_from::<0>(
+                [&start_a, &start_b],
+                words_a,
+                [&start_a, &start_b],
+                words_a,
+                words_b,
+                &mut a.0,
+                &mut b.0,
+            )
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("no TwoWay exists off x86_64: {a:?} {words_a:?} {b:?} {words_b:?}")
+        unreachable!("no TwoWay exists off x86_64: {start_a:?} {start_b:?} {words_b:?}")
     }
+
+    /// Does the first groups of rounds of compressing a chunk into `state`
+    /// that depend only on its first `constant_words` words, once for all
+    /// the chunks that share them (a block's last chunk before the nonce's
+    /// digits): [`TwoWay::compress2_prepared`] starts after them.
+    pub fn prepare(self, state: Lanes, words: &[u32; 16], constant_words: usize) -> Prepared {
+        let groups = (constant_words / 4).min(3);
+        let mut prepared = Prepared {
+            groups,
+            start: [0; 8],
+            w: [0; 16],
+            feed: state.0,
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `compress2`, a `TwoWay` proves the features
+        // `x86::prefix` needs; it reads and writes only the arrays passed.
+        unsafe {
+            let (start, w) = (&mut prepared.start, &mut prepared.w);
+            match groups {
+                0 => x86::prefix::<0>(&state.0, words, start, w),
+                1 => x86::prefix::<1>(&state.0, words, start, w),
+                2 => x86::prefix::<2>(&state.0, words, start, w),
+                _ => x86::prefix::<3>(&state.0, words, start, w),
+            }
+        }
+        prepared
+    }
+
+    /// Compresses two chunks that share the words `prepared` was made
+    /// from (up to its constant ones) into the state it was made on.
+    #[inline]
+    pub fn compress2_prepared(
+        self,
+        prepared: &Prepared,
+        words_a: &[u32; 16],
+        words_b: &[u32; 16],
+    ) -> (Lanes, Lanes) {
+        let (mut a, mut b) = (Lanes([0; 8]), Lanes([0; 8]));
+        let Prepared {
+            groups,
+            start,
+            w,
+            feed,
+        } = prepared;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `compress2`, a `TwoWay` proves the features
+        // `x86::compress2_from` needs; it reads and writes only the arrays
+        // passed, and reads the schedule registers of the first `groups`
+        // groups, which `prepare` wrote for this same count.
+        unsafe {
+            let (out_a, out_b) = (&mut a.0, &mut b.0);
+            let (start, feed) = ([start, start], [feed, feed]);
+            match groups {
+                0 => x86::compress2_from::<0>(start, w, feed, words_a, words_b, out_a, out_b),
+                1 => x86::compress2_from::<1>(start, w, feed, words_a, words_b, out_a, out_b),
+                2 => x86::compress2_from::<2>(start, w, feed, words_a, words_b, out_a, out_b),
+                _ => x86::compress2_from::<3>(start, w, feed, words_a, words_b, out_a, out_b),
+            }
+        }
+        (a, b)
+    }
+}
+
+/// A chunk's first groups of rounds, done once ([`TwoWay::prepare`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    /// Groups of four rounds done (0 to 3).
+    groups: usize,
+    /// The state after them, in the rounds' order.
+    start: [u32; 8],
+    /// The four schedule registers after them.
+    w: [u32; 16],
+    /// The state before the chunk, added at the end.
+    feed: [u32; 8],
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -152,46 +237,94 @@ mod x86 {
         }
     }
 
-    /// Adds the rounds' result to the state it started from, in place.
+    /// Stores 16 bytes at `out[at..at + 4]`.
     #[inline(always)]
-    unsafe fn store(s: &Stream, state: &mut [u32; 8]) {
-        // SAFETY (whole function): the caller runs with SSE2; the loads and
-        // stores touch 16 bytes each inside `state` (32 bytes).
-        unsafe {
-            let abef = _mm_loadu_si128(state.as_ptr().cast());
-            let cdgh = _mm_loadu_si128(state.as_ptr().add(4).cast());
-            _mm_storeu_si128(state.as_mut_ptr().cast(), _mm_add_epi32(s.abef, abef));
-            _mm_storeu_si128(
-                state.as_mut_ptr().add(4).cast(),
-                _mm_add_epi32(s.cdgh, cdgh),
-            );
-        }
+    unsafe fn put(out: &mut [u32], at: usize, value: __m128i) {
+        assert!(at + 4 <= out.len());
+        // SAFETY: the caller runs with SSE2; the bounds are checked above.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(at).cast(), value) }
     }
 
-    /// Two compressions with their rounds interleaved: the two streams
-    /// share no data, so each one's round waits overlap the other's.
+    /// Loads `values[at..at + 4]`.
+    #[inline(always)]
+    unsafe fn get(values: &[u32], at: usize) -> __m128i {
+        assert!(at + 4 <= values.len());
+        // SAFETY: the caller runs with SSE2; the bounds are checked above.
+        unsafe { _mm_loadu_si128(values.as_ptr().add(at).cast()) }
+    }
+
+    /// The first `V` groups of rounds of one compression (no feed-forward):
+    /// the state after them and the four schedule registers as they are
+    /// then, written to `state_out` and `w_out`.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn compress2(
-        state_a: &mut [u32; 8],
-        words_a: &[u32; 16],
-        state_b: &mut [u32; 8],
-        words_b: &[u32; 16],
+    pub unsafe fn prefix<const V: usize>(
+        state: &[u32; 8],
+        words: &[u32; 16],
+        state_out: &mut [u32; 8],
+        w_out: &mut [u32; 16],
     ) {
         // SAFETY: this function's features are the helpers' requirements,
         // and every pointer they follow comes from the references above.
         unsafe {
-            let mut a = load(state_a, words_a);
-            let mut b = load(state_b, words_b);
+            let mut s = load(state, words);
+            macro_rules! groups {
+                ($($i:literal)*) => { $( if $i < V { rounds(&mut s, $i); } )* };
+            }
+            groups!(0 1 2);
+            put(state_out, 0, s.abef);
+            put(state_out, 4, s.cdgh);
+            for (j, w) in s.w.iter().enumerate() {
+                put(w_out, 4 * j, *w);
+            }
+        }
+    }
+
+    /// Two compressions with their rounds interleaved (the two streams
+    /// share no data, so each one's round waits overlap the other's), each
+    /// starting at group `V` from its `start` state and the schedule
+    /// registers `w_start` that [`prefix`] left, with the chunk's groups
+    /// from `V` on taken from `words_a` and `words_b`; `feed` is each
+    /// state before the compression, added at the end. The results go to
+    /// `out_a` and `out_b`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub unsafe fn compress2_from<const V: usize>(
+        start: [&[u32; 8]; 2],
+        w_start: &[u32; 16],
+        feed: [&[u32; 8]; 2],
+        words_a: &[u32; 16],
+        words_b: &[u32; 16],
+        out_a: &mut [u32; 8],
+        out_b: &mut [u32; 8],
+    ) {
+        // SAFETY: this function's features are the helpers' requirements,
+        // and every pointer they follow comes from the references above.
+        unsafe {
+            let w = |words: &[u32; 16], j: usize| {
+                if j < V {
+                    get(w_start, 4 * j)
+                } else {
+                    get(words, 4 * j)
+                }
+            };
+            let stream = |start: &[u32; 8], words: &[u32; 16]| Stream {
+                abef: get(start, 0),
+                cdgh: get(start, 4),
+                w: [w(words, 0), w(words, 1), w(words, 2), w(words, 3)],
+            };
+            let (mut a, mut b) = (stream(start[0], words_a), stream(start[1], words_b));
             // Written out, not looped: with each group's index a constant,
             // the message words stay in registers (a loop is not unrolled
             // at this size, and indexed words went to the stack: measured
             // slower than two plain compressions).
             macro_rules! groups {
-                ($($i:literal)*) => { $( rounds(&mut a, $i); rounds(&mut b, $i); )* };
+                ($($i:literal)*) => { $( if $i >= V { rounds(&mut a, $i); rounds(&mut b, $i); } )* };
             }
             groups!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-            store(&a, state_a);
-            store(&b, state_b);
+            put(out_a, 0, _mm_add_epi32(a.abef, get(feed[0], 0)));
+            put(out_a, 4, _mm_add_epi32(a.cdgh, get(feed[0], 4)));
+            put(out_b, 0, _mm_add_epi32(b.abef, get(feed[1], 0)));
+            put(out_b, 4, _mm_add_epi32(b.cdgh, get(feed[1], 4)));
         }
     }
 }
@@ -227,6 +360,27 @@ mod tests {
             prop_assert_eq!(a.to_state(), plain(&state_a, &block_a));
             prop_assert_eq!(b.to_state(), plain(&state_b, &block_b));
             prop_assert_eq!(a.first_word(), plain(&state_a, &block_a)[0]);
+        }
+
+        #[test]
+        fn prepared_compressions_equal_plain_ones(
+            state in any::<[u32; 8]>(),
+            block_a in proptest::collection::vec(any::<u8>(), 64),
+            tail in proptest::collection::vec(any::<u8>(), 64),
+            constant in 0usize..=16,
+        ) {
+            let Some(two_way) = TwoWay::detect() else {
+                return Ok(());
+            };
+            // The two chunks share their first `constant` words.
+            let block_a: [u8; 64] = block_a.try_into().unwrap();
+            let mut block_b = block_a;
+            block_b[4 * constant..].copy_from_slice(&tail[4 * constant..]);
+            let (words_a, words_b) = (chunk_words(&block_a), chunk_words(&block_b));
+            let prepared = two_way.prepare(Lanes::from_state(&state), &words_a, constant);
+            let (a, b) = two_way.compress2_prepared(&prepared, &words_a, &words_b);
+            prop_assert_eq!(a.to_state(), plain(&state, &block_a));
+            prop_assert_eq!(b.to_state(), plain(&state, &block_b));
         }
     }
 }
