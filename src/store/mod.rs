@@ -188,8 +188,8 @@ impl Store {
         Ok(loaded)
     }
 
-    /// The blocks in `orphaned/`, the `limit` most recently moved there,
-    /// for the node to show its side branches. Best effort: a file that is
+    /// The blocks in `orphaned/`, the `limit` most recently moved there
+    /// (newest first), for the node to show its side branches. Best effort: a file that is
     /// not a block of at most `max_bytes`, or cannot be read, is passed
     /// over (it stays where it is; the load reported it when it moved it).
     pub fn recent_orphans(&self, limit: usize, max_bytes: u64) -> Vec<Block> {
@@ -206,10 +206,11 @@ impl Store {
             })
             .collect();
         files.sort_unstable_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+        // Newest first, until `limit` of them are blocks.
         files
             .into_iter()
-            .take(limit)
             .filter_map(|(_, path)| Block::from_json(&fs::read(path).ok()?).ok())
+            .take(limit)
             .collect()
     }
 
