@@ -29,7 +29,7 @@ use crate::block::{Block, BlockHash, header_prefix};
 use crate::chain::Template;
 use crate::pow::{Target, U256};
 use crate::priority::set_thread_nice;
-use crate::sha256x2::{Lanes, Prepared, TwoWay, chunk_words};
+use crate::sha256x2::{Kernel, KernelUser, Lanes, Prepared, TwoWay, chunk_words};
 
 /// SHA-256's initial state.
 const SHA256_IV: [u32; 8] = [
@@ -119,15 +119,14 @@ impl NonceHasher {
     /// interleaved: the chunks both messages have go through the two-way
     /// path together, a second chunk only one of them has (around a change
     /// in the nonce's digit count) through the plain one.
-    #[inline]
+    #[inline(always)]
     pub fn state_pair(
         two_way: TwoWay,
-        prepared: &Prepared,
+        kernel: impl Kernel,
         a: &NonceHasher,
         b: &NonceHasher,
     ) -> (Lanes, Lanes) {
-        let (mut lanes_a, mut lanes_b) =
-            two_way.compress2_prepared(prepared, &a.words[0], &b.words[0]);
+        let (mut lanes_a, mut lanes_b) = kernel.pair(&a.words[0], &b.words[0]);
         let common = a.used_chunks.min(b.used_chunks);
         if common == 2 {
             two_way.compress2(&mut lanes_a, &a.words[1], &mut lanes_b, &b.words[1]);
@@ -490,46 +489,83 @@ fn search_two_way(
     if !range.count.is_multiple_of(2) || range.start.checked_add(range.count).is_none() {
         return search(range, hashes, keep_going);
     }
-    let mut a = NonceHasher::new(range.prefix, range.start);
-    let mut b = NonceHasher::new(range.prefix, range.start + half);
+    let a = NonceHasher::new(range.prefix, range.start);
+    let b = NonceHasher::new(range.prefix, range.start + half);
     let prepared = a.prepare(two_way);
-    let mut left = half;
-    while left > 0 {
-        let batch = left.min(BATCH / 2);
-        for tried in 1..=batch {
-            let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &prepared, &a, &b);
-            for (lanes, hasher) in [(lanes_a, &a), (lanes_b, &b)] {
-                // The first word decides almost always; the rest only when
-                // it is at the target's.
-                if lanes.first_word() > range.target[0] {
-                    continue;
-                }
-                let state = lanes.to_state();
-                if state_meets_target(&state, range.target) {
-                    let plain = NonceHasher::new(range.prefix, hasher.nonce()).state();
-                    if plain == state {
-                        hashes.fetch_add(2 * tried, Ordering::Relaxed);
-                        return Search::Found(hasher.nonce());
+    let pairs = Pairs {
+        two_way,
+        range,
+        a,
+        b,
+        half,
+        hashes,
+        keep_going,
+    };
+    two_way.with_kernel(&prepared, pairs)
+}
+
+/// The loop of [`search_two_way`]: `half` pairs of nonces, `a`'s and `b`'s.
+struct Pairs<'a> {
+    two_way: TwoWay,
+    range: &'a Range<'a>,
+    a: NonceHasher,
+    b: NonceHasher,
+    half: u64,
+    hashes: &'a AtomicU64,
+    keep_going: &'a dyn Fn() -> bool,
+}
+
+impl KernelUser for Pairs<'_> {
+    type Output = Search;
+
+    fn run<K: Kernel>(self, kernel: K) -> Search {
+        let Pairs {
+            two_way,
+            range,
+            mut a,
+            mut b,
+            half,
+            hashes,
+            keep_going,
+        } = self;
+        let mut left = half;
+        while left > 0 {
+            let batch = left.min(BATCH / 2);
+            for tried in 1..=batch {
+                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, kernel, &a, &b);
+                for (lanes, hasher) in [(lanes_a, &a), (lanes_b, &b)] {
+                    // The first word decides almost always; the rest only
+                    // when it is at the target's.
+                    if lanes.first_word() > range.target[0] {
+                        continue;
                     }
-                    tracing::error!(
-                        nonce = hasher.nonce(),
-                        "the two-way hash path disagreed with the plain one; the nonce is passed over"
-                    );
+                    let state = lanes.to_state();
+                    if state_meets_target(&state, range.target) {
+                        let plain = NonceHasher::new(range.prefix, hasher.nonce()).state();
+                        if plain == state {
+                            hashes.fetch_add(2 * tried, Ordering::Relaxed);
+                            return Search::Found(hasher.nonce());
+                        }
+                        tracing::error!(
+                            nonce = hasher.nonce(),
+                            "the two-way hash path disagreed with the plain one; the nonce is passed over"
+                        );
+                    }
                 }
+                // Within a range that fits the nonce space, neither runs out.
+                a.advance();
+                b.advance();
             }
-            // Within a range that fits the nonce space, neither runs out.
-            a.advance();
-            b.advance();
+            left -= batch;
+            hashes.fetch_add(2 * batch, Ordering::Relaxed);
+            // As in `search`: let a woken server thread onto the core.
+            std::thread::yield_now();
+            if !keep_going() {
+                return Search::Interrupted;
+            }
         }
-        left -= batch;
-        hashes.fetch_add(2 * batch, Ordering::Relaxed);
-        // As in `search`: let a woken server thread onto the core.
-        std::thread::yield_now();
-        if !keep_going() {
-            return Search::Interrupted;
-        }
+        Search::Exhausted
     }
-    Search::Exhausted
 }
 
 /// Tries the range's nonces one at a time, checking `keep_going` between
@@ -672,6 +708,7 @@ fn compression_rate(duration: Duration) -> f64 {
 mod tests {
     use super::*;
     use crate::block::header_hash;
+    use crate::sha256x2::AnyShape;
     use proptest::prelude::*;
 
     fn fast_hash(prefix: &str, nonce: u64) -> BlockHash {
@@ -739,7 +776,8 @@ mod tests {
             let mut b = NonceHasher::new(prefix.as_bytes(), start + gap);
             let prepared = a.prepare(two_way);
             for _ in 0..8 {
-                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, &prepared, &a, &b);
+                let kernel = AnyShape { two_way, prepared: &prepared };
+                let (lanes_a, lanes_b) = NonceHasher::state_pair(two_way, kernel, &a, &b);
                 prop_assert_eq!(state_to_hash(&lanes_a.to_state()), header_hash(&prefix, a.nonce()));
                 prop_assert_eq!(state_to_hash(&lanes_b.to_state()), header_hash(&prefix, b.nonce()));
                 a.advance();

@@ -80,7 +80,7 @@ impl TwoWay {
         // (`V = 0`), it reads no schedule registers: the chunks' own words
         // are given for both.
         unsafe {
-            x86::compress2_from::<0>(
+            x86::compress2_from::<0, false>(
                 [&start_a, &start_b],
                 words_a,
                 [&start_a, &start_b],
@@ -94,14 +94,52 @@ impl TwoWay {
         unreachable!("no TwoWay exists off x86_64: {start_a:?} {start_b:?} {words_b:?}")
     }
 
+    /// Runs `work` compiled for the SHA extensions, so that the two-way
+    /// compressions it calls can be inlined into its loop rather than
+    /// called across a feature boundary.
+    #[inline]
+    pub fn run<R>(self, work: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `TwoWay` proves this CPU has the features
+        // `x86::with_features` is compiled for; it only calls `work`.
+        unsafe {
+            x86::with_features(work)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        work()
+    }
+
+    /// Runs `user` with the compression for `prepared`'s shape, compiled
+    /// for the SHA extensions (so the compression is inlined into its loop).
+    pub fn with_kernel<U: KernelUser>(self, prepared: &Prepared, user: U) -> U::Output {
+        macro_rules! kernel {
+            ($v:literal, $half:literal) => {
+                self.run(|| user.run(PreparedKernel::<$v, $half> { prepared }))
+            };
+        }
+        match (prepared.groups, prepared.half) {
+            (0, false) => kernel!(0, false),
+            (0, true) => kernel!(0, true),
+            (1, false) => kernel!(1, false),
+            (1, true) => kernel!(1, true),
+            (2, false) => kernel!(2, false),
+            (2, true) => kernel!(2, true),
+            (_, false) => kernel!(3, false),
+            (_, true) => kernel!(3, true),
+        }
+    }
+
     /// Does the first groups of rounds of compressing a chunk into `state`
     /// that depend only on its first `constant_words` words, once for all
     /// the chunks that share them (a block's last chunk before the nonce's
     /// digits): [`TwoWay::compress2_prepared`] starts after them.
     pub fn prepare(self, state: Lanes, words: &[u32; 16], constant_words: usize) -> Prepared {
         let groups = (constant_words / 4).min(3);
+        // The next group's first two rounds too, when their words are.
+        let half = constant_words >= 4 * groups + 2;
         let mut prepared = Prepared {
             groups,
+            half,
             start: [0; 8],
             w: [0; 16],
             feed: state.0,
@@ -111,19 +149,24 @@ impl TwoWay {
         // `x86::prefix` needs; it reads and writes only the arrays passed.
         unsafe {
             let (start, w) = (&mut prepared.start, &mut prepared.w);
-            match groups {
-                0 => x86::prefix::<0>(&state.0, words, start, w),
-                1 => x86::prefix::<1>(&state.0, words, start, w),
-                2 => x86::prefix::<2>(&state.0, words, start, w),
-                _ => x86::prefix::<3>(&state.0, words, start, w),
+            match (groups, half) {
+                (0, false) => x86::prefix::<0, false>(&state.0, words, start, w),
+                (0, true) => x86::prefix::<0, true>(&state.0, words, start, w),
+                (1, false) => x86::prefix::<1, false>(&state.0, words, start, w),
+                (1, true) => x86::prefix::<1, true>(&state.0, words, start, w),
+                (2, false) => x86::prefix::<2, false>(&state.0, words, start, w),
+                (2, true) => x86::prefix::<2, true>(&state.0, words, start, w),
+                (_, false) => x86::prefix::<3, false>(&state.0, words, start, w),
+                (_, true) => x86::prefix::<3, true>(&state.0, words, start, w),
             }
         }
         prepared
     }
 
     /// Compresses two chunks that share the words `prepared` was made
-    /// from (up to its constant ones) into the state it was made on.
-    #[inline]
+    /// from (up to its constant ones) into the state it was made on,
+    /// choosing the compression for its shape at each call.
+    #[cfg(test)]
     pub fn compress2_prepared(
         self,
         prepared: &Prepared,
@@ -133,6 +176,7 @@ impl TwoWay {
         let (mut a, mut b) = (Lanes([0; 8]), Lanes([0; 8]));
         let Prepared {
             groups,
+            half,
             start,
             w,
             feed,
@@ -145,13 +189,90 @@ impl TwoWay {
         unsafe {
             let (out_a, out_b) = (&mut a.0, &mut b.0);
             let (start, feed) = ([start, start], [feed, feed]);
-            match groups {
-                0 => x86::compress2_from::<0>(start, w, feed, words_a, words_b, out_a, out_b),
-                1 => x86::compress2_from::<1>(start, w, feed, words_a, words_b, out_a, out_b),
-                2 => x86::compress2_from::<2>(start, w, feed, words_a, words_b, out_a, out_b),
-                _ => x86::compress2_from::<3>(start, w, feed, words_a, words_b, out_a, out_b),
+            macro_rules! from {
+                ($v:literal, $half:literal) => {
+                    x86::compress2_from::<$v, $half>(start, w, feed, words_a, words_b, out_a, out_b)
+                };
+            }
+            match (groups, half) {
+                (0, false) => from!(0, false),
+                (0, true) => from!(0, true),
+                (1, false) => from!(1, false),
+                (1, true) => from!(1, true),
+                (2, false) => from!(2, false),
+                (2, true) => from!(2, true),
+                (_, false) => from!(3, false),
+                (_, true) => from!(3, true),
             }
         }
+        (a, b)
+    }
+}
+
+/// What runs a loop of two-way compressions of one [`Prepared`] chunk:
+/// [`TwoWay::with_kernel`] calls it with the compression for that chunk's
+/// shape, so the loop is compiled once per shape with the compression
+/// inlined into it.
+pub trait KernelUser {
+    type Output;
+    fn run<K: Kernel>(self, kernel: K) -> Self::Output;
+}
+
+/// Two-way compressions of chunks that share a [`Prepared`] start.
+pub trait Kernel: Copy {
+    /// The states after compressing the chunks `words_a` and `words_b`.
+    fn pair(&self, words_a: &[u32; 16], words_b: &[u32; 16]) -> (Lanes, Lanes);
+}
+
+/// The compression for any [`Prepared`] shape, chosen at each call: for
+/// tests (loops use [`TwoWay::with_kernel`]).
+#[cfg(test)]
+#[derive(Clone, Copy)]
+pub struct AnyShape<'a> {
+    pub two_way: TwoWay,
+    pub prepared: &'a Prepared,
+}
+
+#[cfg(test)]
+impl Kernel for AnyShape<'_> {
+    fn pair(&self, words_a: &[u32; 16], words_b: &[u32; 16]) -> (Lanes, Lanes) {
+        self.two_way
+            .compress2_prepared(self.prepared, words_a, words_b)
+    }
+}
+
+/// The compression of [`Prepared`] chunks with `V` groups and, with
+/// `HALF`, two more rounds done beforehand.
+#[derive(Clone, Copy)]
+struct PreparedKernel<'a, const V: usize, const HALF: bool> {
+    prepared: &'a Prepared,
+}
+
+impl<const V: usize, const HALF: bool> Kernel for PreparedKernel<'_, V, HALF> {
+    #[inline(always)]
+    fn pair(&self, words_a: &[u32; 16], words_b: &[u32; 16]) -> (Lanes, Lanes) {
+        let (mut a, mut b) = (Lanes([0; 8]), Lanes([0; 8]));
+        let Prepared { start, w, feed, .. } = self.prepared;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `PreparedKernel` is made only by `TwoWay::with_kernel`,
+        // so a `TwoWay` proved the features `x86::compress2_from` needs,
+        // for a `Prepared` of this very shape (`V`, `HALF`), whose schedule
+        // registers it reads; it reads and writes only the arrays passed.
+        unsafe {
+            x86::compress2_from::<V, HALF>(
+                [start, start],
+                w,
+                [feed, feed],
+                words_a,
+                words_b,
+                &mut a.0,
+                &mut b.0,
+            )
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "no TwoWay exists off x86_64: {start:?} {w:?} {feed:?} {words_a:?} {words_b:?}"
+        );
         (a, b)
     }
 }
@@ -161,6 +282,8 @@ impl TwoWay {
 pub struct Prepared {
     /// Groups of four rounds done (0 to 3).
     groups: usize,
+    /// And the first two rounds of the next group.
+    half: bool,
     /// The state after them, in the rounds' order.
     start: [u32; 8],
     /// The four schedule registers after them.
@@ -216,15 +339,18 @@ mod x86 {
     }
 
     /// Rounds `4 * i` to `4 * i + 3` of one stream, and the schedule's
-    /// step that belongs with them.
+    /// step that belongs with them; with `done_half`, the first two rounds
+    /// were done beforehand (their words are constant).
     #[inline(always)]
-    unsafe fn rounds(s: &mut Stream, i: usize) {
+    unsafe fn rounds(s: &mut Stream, i: usize, done_half: bool) {
         // SAFETY (whole function): the caller runs with SHA and SSSE3; the
         // one load reads K[4i..4i+4], inside the table for i < 16.
         unsafe {
             let k = _mm_loadu_si128(K.as_ptr().add(4 * i).cast());
             let msg = _mm_add_epi32(s.w[i % 4], k);
-            s.cdgh = _mm_sha256rnds2_epu32(s.cdgh, s.abef, msg);
+            if !done_half {
+                s.cdgh = _mm_sha256rnds2_epu32(s.cdgh, s.abef, msg);
+            }
             if (3..15).contains(&i) {
                 let carried = _mm_alignr_epi8(s.w[i % 4], s.w[(i + 3) % 4], 4);
                 let next = _mm_add_epi32(s.w[(i + 1) % 4], carried);
@@ -235,6 +361,12 @@ mod x86 {
                 s.w[(i + 3) % 4] = _mm_sha256msg1_epu32(s.w[(i + 3) % 4], s.w[i % 4]);
             }
         }
+    }
+
+    /// Calls `work` in code compiled for the SHA extensions.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub unsafe fn with_features<R>(work: impl FnOnce() -> R) -> R {
+        work()
     }
 
     /// Stores 16 bytes at `out[at..at + 4]`.
@@ -253,11 +385,12 @@ mod x86 {
         unsafe { _mm_loadu_si128(values.as_ptr().add(at).cast()) }
     }
 
-    /// The first `V` groups of rounds of one compression (no feed-forward):
-    /// the state after them and the four schedule registers as they are
-    /// then, written to `state_out` and `w_out`.
+    /// The first `V` groups of rounds of one compression (no feed-forward),
+    /// and with `HALF` the first two rounds of the next: the state after
+    /// them and the four schedule registers as they are then, written to
+    /// `state_out` and `w_out`.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn prefix<const V: usize>(
+    pub unsafe fn prefix<const V: usize, const HALF: bool>(
         state: &[u32; 8],
         words: &[u32; 16],
         state_out: &mut [u32; 8],
@@ -268,9 +401,14 @@ mod x86 {
         unsafe {
             let mut s = load(state, words);
             macro_rules! groups {
-                ($($i:literal)*) => { $( if $i < V { rounds(&mut s, $i); } )* };
+                ($($i:literal)*) => { $( if $i < V { rounds(&mut s, $i, false); } )* };
             }
             groups!(0 1 2);
+            if HALF {
+                let k = _mm_loadu_si128(K.as_ptr().add(4 * V).cast());
+                let msg = _mm_add_epi32(s.w[V % 4], k);
+                s.cdgh = _mm_sha256rnds2_epu32(s.cdgh, s.abef, msg);
+            }
             put(state_out, 0, s.abef);
             put(state_out, 4, s.cdgh);
             for (j, w) in s.w.iter().enumerate() {
@@ -287,8 +425,9 @@ mod x86 {
     /// state before the compression, added at the end. The results go to
     /// `out_a` and `out_b`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn compress2_from<const V: usize>(
+    pub unsafe fn compress2_from<const V: usize, const HALF: bool>(
         start: [&[u32; 8]; 2],
         w_start: &[u32; 16],
         feed: [&[u32; 8]; 2],
@@ -318,7 +457,11 @@ mod x86 {
             // at this size, and indexed words went to the stack: measured
             // slower than two plain compressions).
             macro_rules! groups {
-                ($($i:literal)*) => { $( if $i >= V { rounds(&mut a, $i); rounds(&mut b, $i); } )* };
+                ($($i:literal)*) => { $( if $i >= V {
+                    let done_half = HALF && $i == V;
+                    rounds(&mut a, $i, done_half);
+                    rounds(&mut b, $i, done_half);
+                } )* };
             }
             groups!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
             put(out_a, 0, _mm_add_epi32(a.abef, get(feed[0], 0)));
