@@ -13,29 +13,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::browser::{find_chromium, js, launch, screenshot, wait_in_page, wait_in_page_for};
+use common::browser::{js, launch, run_with_chromium, screenshot, wait_in_page, wait_in_page_for};
 use common::{Jbc, PATIENCE};
 use headless_chrome::Tab;
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
 const NAME: &str = "the_explorer_shows_blocks_live_block_pages_and_data_in_a_real_browser";
 
 fn main() {
-    let arguments = Arguments::from_args();
-    let chromium = find_chromium();
-    if chromium.is_none() {
-        eprintln!(
-            "explorer: skipped, no Chromium found (looked at $CHROME and for chromium, \
-             chromium-browser, google-chrome on PATH; `.ci/run` installs Debian's chromium)"
-        );
-    }
-    let trial = Trial::test(NAME, move || {
-        let chromium = chromium.clone().expect("not run when ignored");
-        explorer_in_a_browser(&chromium).map_err(Failed::from)
-    })
-    .with_ignored_flag(find_chromium().is_none());
-    libtest_mimic::run(&arguments, vec![trial]).exit();
+    run_with_chromium("explorer", NAME, explorer_in_a_browser)
 }
 
 /// The top row's block index in the latest blocks table.

@@ -18,29 +18,15 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::browser::{find_chromium, js, launch, screenshot, screenshot_of, wait_in_page};
+use common::browser::{js, launch, run_with_chromium, screenshot, screenshot_of, wait_in_page};
 use common::{Jbc, PATIENCE, get, post_as_operator, wait_for};
 use headless_chrome::Tab;
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
 const NAME: &str = "a_fork_shows_in_the_tree_resolves_and_the_network_view_times_a_block";
 
 fn main() {
-    let arguments = Arguments::from_args();
-    let chromium = find_chromium();
-    if chromium.is_none() {
-        eprintln!(
-            "forks: skipped, no Chromium found (looked at $CHROME and for chromium, \
-             chromium-browser, google-chrome on PATH; `.ci/run` installs Debian's chromium)"
-        );
-    }
-    let trial = Trial::test(NAME, move || {
-        let chromium = chromium.clone().expect("not run when ignored");
-        watch_a_fork(&chromium).map_err(Failed::from)
-    })
-    .with_ignored_flag(find_chromium().is_none());
-    libtest_mimic::run(&arguments, vec![trial]).exit();
+    run_with_chromium("forks", NAME, watch_a_fork)
 }
 
 async fn json_of(url: &str) -> Result<Value, String> {

@@ -94,3 +94,29 @@ pub fn screenshot_of(tab: &Tab, selector: &str, dir: &Path, name: &str) -> Resul
     eprintln!("screenshot {}", path.display());
     Ok(())
 }
+
+/// Runs `test` as the one trial `name` of a test binary without the
+/// standard harness, with the Chromium found. Without one, the binary says
+/// why (as `binary`) and the trial counts as ignored (skipped), never as
+/// passed.
+pub fn run_with_chromium(
+    binary: &str,
+    name: &'static str,
+    test: fn(&Path) -> Result<(), String>,
+) -> ! {
+    let arguments = libtest_mimic::Arguments::from_args();
+    let chromium = find_chromium();
+    if chromium.is_none() {
+        eprintln!(
+            "{binary}: skipped, no Chromium found (looked at $CHROME and for chromium, \
+             chromium-browser, google-chrome on PATH; `.ci/run` installs Debian's chromium)"
+        );
+    }
+    let ignored = chromium.is_none();
+    let trial = libtest_mimic::Trial::test(name, move || {
+        let chromium = chromium.expect("not run when ignored");
+        test(&chromium).map_err(libtest_mimic::Failed::from)
+    })
+    .with_ignored_flag(ignored);
+    libtest_mimic::run(&arguments, vec![trial]).exit()
+}
