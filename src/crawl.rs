@@ -10,7 +10,7 @@
 //! [`FRESH_FOR`], so a page open in many tabs costs the network one crawl;
 //! and only addresses the address manager would keep from the node that
 //! listed them are followed (no link-local address, no loopback named by a
-//! remote node).
+//! remote node), at most [`MAX_PER_HOST`] at one host.
 //!
 //! It changes nothing: no handshake, no peer added, no block taken. Whom
 //! the node talks to is [`crate::gossip`]'s.
@@ -42,6 +42,10 @@ pub const CRAWL_TIME: Duration = Duration::from_secs(3);
 pub const FRESH_FOR: Duration = Duration::from_secs(2);
 /// Nodes asked at once.
 const AT_ONCE: usize = 8;
+/// Addresses at one host (other than this machine) a crawl asks at most, so
+/// that nodes listing many ports of one machine cannot turn every crawl
+/// into a flood of requests to it.
+const MAX_PER_HOST: usize = 16;
 /// The most bytes read of a node's `/peers`.
 const PEER_LIST_BYTES: u64 = 512 * 1024;
 
@@ -165,6 +169,7 @@ impl Crawler {
         let mut reached: HashMap<String, usize> = HashMap::from([(own_url.clone(), 0)]);
         let mut by_id: HashMap<String, usize> = HashMap::from([(own_id, 0)]);
         let mut tried: HashSet<String> = HashSet::from([own_url]);
+        let mut per_host: HashMap<String, usize> = HashMap::new();
         let mut queue: VecDeque<PeerUrl> = VecDeque::new();
         for url in self.gossip.book().urls() {
             if tried.insert(url.to_string()) {
@@ -207,7 +212,14 @@ impl Crawler {
                 continue;
             }
             for url in worth_following(&listed, &next.url) {
-                if tried.insert(url.to_string()) {
+                let host = url
+                    .ip()
+                    .map(|ip| ip.to_string())
+                    .or_else(|| url.host_name());
+                let at_host = per_host.entry(host.unwrap_or_default()).or_default();
+                let this_machine = url.ip().is_some_and(|ip| ip.is_loopback());
+                if (this_machine || *at_host < MAX_PER_HOST) && tried.insert(url.to_string()) {
+                    *at_host += 1;
                     queue.push_back(url);
                 }
             }
