@@ -23,7 +23,7 @@ use jbc::{Access, AppState, OperatorKey, ServerLimits, app, serve as serve_api};
 use jbc::{AddrMan, Limits};
 use jbc::{ChainState, Source};
 use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
-use jbc::{Outcome, catch_up as sync_with};
+use jbc::{Outcome, Told, catch_up as sync_with};
 use jbc::{PeerBook, PeerUrl};
 use tokio_util::sync::CancellationToken;
 
@@ -193,8 +193,11 @@ async fn catch_up(
             .unwrap();
         None
     } else {
-        let status = client.status(peer, false).await.unwrap();
-        Some(sync_with(&node, &client, peer, status.as_ref()).await)
+        let told = match client.status(peer, false).await.unwrap() {
+            Some(status) => Told::Status(Box::new(status)),
+            None => Told::NoStatus { chain: None },
+        };
+        Some(sync_with(&node, &client, peer, told).await)
     };
     let elapsed = started.elapsed();
     if let Some(outcome) = outcome {

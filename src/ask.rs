@@ -20,7 +20,8 @@ use crate::human::{duration_in_words, rate_in_words};
 use crate::item::IdPrefix;
 use crate::operator::{COOKIE_FILE, read_cookie};
 use crate::protocol::{
-    ItemAnswer, ItemStatus, MineOrdered, MineRequest, PeerRequest, Status, route,
+    BanRequest, Banned, ItemAnswer, ItemStatus, MineOrdered, MineRequest, PeerRequest, Status,
+    route,
 };
 
 /// The node asked when none is named: the first node of a local network.
@@ -271,6 +272,23 @@ impl Node {
             PeerChange::Remove => println!("removed {url}"),
             PeerChange::Unban => println!("lifted the ban on {url}"),
         }
+        Ok(())
+    }
+
+    /// `jbc peers ban URL [--for TIME]`, as the node's operator.
+    pub fn ban_peer(&self, url: &str, time: Option<Duration>) -> Result<(), AskError> {
+        let request = BanRequest {
+            url: url.into(),
+            seconds: time.map(|time| time.as_secs().max(1)),
+            reason: None,
+        };
+        let body = serde_json::to_string(&request).expect("a ban serialises");
+        let answer: Banned = self.read(self.ask(Method::POST, route::BANS, Some(body), true)?)?;
+        let left = answer.banned_until.saturating_sub(crate::clock::unix_now());
+        println!(
+            "banned {url} for {} (jbc peers unban {url} lifts it)",
+            duration_in_words(left as f64)
+        );
         Ok(())
     }
 

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
-use crate::chain::{ChainError, Network};
+use crate::chain::Network;
 use crate::config::PeerSettings;
-use crate::peers::PeerUrl;
+use crate::peers::{Failure, PeerUrl};
 use crate::protocol::{
     ADDRESSES_BYTES, Addresses, DataRequest, MAX_ADDRESSES, PAGE_BYTES, PEER_HEADER,
     SMALL_ANSWER_BYTES, Status, route,
@@ -52,86 +52,59 @@ pub struct PeerClient {
     whole_chains: Arc<Semaphore>,
 }
 
-/// Why a peer could not be used.
+/// Why a request to a peer brought nothing usable: the transport failed,
+/// or the answer was not one this protocol gives. Whether that says
+/// anything about the peer's honesty is for whoever asked to judge
+/// ([`crate::sync::SyncError::misbehaviour`]); a refused connection or a
+/// timeout never does.
 #[derive(Debug, thiserror::Error)]
-pub enum PeerError {
+pub enum FetchError {
     #[error("unreachable: {0}")]
     Unreachable(String),
     #[error("timed out")]
     Timeout,
     #[error("answered HTTP {0}")]
     Status(u16),
+    /// An answer other than 2xx to something we sent (an announcement),
+    /// with its first line.
+    #[error("refused it: {0}")]
+    Refused(String),
     #[error("answer larger than the {limit}-byte limit for it")]
     TooLarge { limit: u64 },
     #[error("invalid answer: {0}")]
     Parse(ParseError),
-    #[error("invalid chain: {0}")]
-    Invalid(ChainError),
-    #[error("on another network ({0})")]
-    OtherNetwork(String),
-    #[error("could not save its blocks: {0}")]
-    Save(String),
-    #[error("refused it: {0}")]
-    Refused(String),
-    #[error("changed its chain while we read it; trying again")]
-    Raced,
-    /// It said it had a better chain, then served none.
-    #[error(
-        "claimed a better chain at height {claimed}, but what it served (up to height {served}) is not better than ours"
-    )]
-    Unfounded { claimed: u64, served: u64 },
 }
 
-impl PeerError {
-    /// A short name for the way the peer failed, to tell a repeated failure
-    /// from a new one.
-    pub fn kind(&self) -> &'static str {
+impl FetchError {
+    /// The way the request failed, to tell a repeated failure from a new
+    /// one.
+    pub fn failure(&self) -> Failure {
         match self {
-            PeerError::Unreachable(_) => "unreachable",
-            PeerError::Timeout => "timed out",
-            PeerError::Status(_) => "HTTP error",
-            PeerError::TooLarge { .. } => "too large",
-            PeerError::Parse(_) => "invalid answer",
-            PeerError::Invalid(_) => "invalid chain",
-            PeerError::OtherNetwork(_) => "another network",
-            PeerError::Save(_) => "not saved",
-            PeerError::Refused(_) => "refused",
-            PeerError::Raced => "raced",
-            PeerError::Unfounded { .. } => "unfounded claim",
+            FetchError::Unreachable(_) => Failure::Unreachable,
+            FetchError::Timeout => Failure::TimedOut,
+            FetchError::Status(_) => Failure::HttpError,
+            FetchError::Refused(_) => Failure::Refused,
+            FetchError::TooLarge { .. } => Failure::TooLarge,
+            FetchError::Parse(_) => Failure::InvalidAnswer,
         }
     }
 
-    /// Misbehaviour points for this failure: what an honest node never
-    /// does. Blocks that are invalid in themselves (bad hash, too little
-    /// work, too large) or break the rules of their place (an easier target
-    /// than the rules give, a timestamp not after the median) are never
-    /// served by an honest peer; a broken link may be a reorganisation
-    /// during the sync, a block ahead of our clock may be our clock's
-    /// fault, and a dead peer is only unlucky, so those cost nothing.
-    pub fn misbehaviour(&self) -> u32 {
-        match self {
-            PeerError::Invalid(
-                ChainError::Block(_)
-                | ChainError::AboveTarget { .. }
-                | ChainError::TimeTooEarly { .. }
-                | ChainError::TimeNotSeconds { .. },
-            ) => 100,
-            PeerError::TooLarge { .. } => 50,
-            PeerError::Parse(_) | PeerError::Unfounded { .. } => 20,
-            _ => 0,
-        }
+    /// Whether the network failed (nothing came, or not in time), as
+    /// opposed to an answer that came and was wrong.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, FetchError::Unreachable(_) | FetchError::Timeout)
     }
 
-    fn from_request(error: reqwest::Error) -> PeerError {
+    fn from_request(error: reqwest::Error) -> FetchError {
         if error.is_timeout() {
-            return PeerError::Timeout;
+            return FetchError::Timeout;
         }
         // The innermost cause says the most ("connection refused").
         let mut cause: &dyn std::error::Error = &error;
         while let Some(inner) = cause.source() {
             cause = inner;
         }
-        PeerError::Unreachable(cause.to_string())
+        FetchError::Unreachable(cause.to_string())
     }
 }
 
@@ -187,7 +160,7 @@ impl PeerClient {
     }
 
     /// `GET {peer}{path}`, read up to `limit` bytes.
-    async fn get(&self, peer: &PeerUrl, path: &str, limit: u64) -> Result<Vec<u8>, PeerError> {
+    async fn get(&self, peer: &PeerUrl, path: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
         self.get_as(peer, path, limit, false).await
     }
 
@@ -200,14 +173,14 @@ impl PeerClient {
         path: &str,
         limit: u64,
         introduce: bool,
-    ) -> Result<Vec<u8>, PeerError> {
+    ) -> Result<Vec<u8>, FetchError> {
         let mut request = self.http.get(peer.endpoint(path));
         if introduce && let Some(own) = &self.own_url {
             request = request.header(PEER_HEADER, own);
         }
-        let response = request.send().await.map_err(PeerError::from_request)?;
+        let response = request.send().await.map_err(FetchError::from_request)?;
         if !response.status().is_success() {
-            return Err(PeerError::Status(response.status().as_u16()));
+            return Err(FetchError::Status(response.status().as_u16()));
         }
         read_capped(response, limit).await
     }
@@ -219,13 +192,13 @@ impl PeerClient {
         path: &str,
         limit: u64,
         parse: F,
-    ) -> Result<T, PeerError>
+    ) -> Result<T, FetchError>
     where
         T: Send + 'static,
         F: FnOnce(&[u8]) -> Result<T, ParseError> + Send + 'static,
     {
         let body = self.get(peer, path, limit).await?;
-        tokio::task::spawn_blocking(move || parse(&body).map_err(PeerError::Parse))
+        tokio::task::spawn_blocking(move || parse(&body).map_err(FetchError::Parse))
             .await
             .expect("parsing does not panic")
     }
@@ -238,13 +211,13 @@ impl PeerClient {
         &self,
         peer: &PeerUrl,
         introduce: bool,
-    ) -> Result<Option<Status>, PeerError> {
+    ) -> Result<Option<Status>, FetchError> {
         match self
             .get_as(peer, route::STATUS, SMALL_ANSWER_BYTES, introduce)
             .await
         {
             Ok(body) => parse_json::<Status>(&body).map(Some),
-            Err(PeerError::Status(404)) => Ok(None),
+            Err(FetchError::Status(404)) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -262,10 +235,10 @@ impl PeerClient {
         peer: &PeerUrl,
         path: &str,
         limit: u64,
-    ) -> Result<Option<T>, PeerError> {
+    ) -> Result<Option<T>, FetchError> {
         match self.get(peer, path, limit).await {
             Ok(body) => parse_json(&body).map(Some),
-            Err(PeerError::Status(404)) => Ok(None),
+            Err(FetchError::Status(404)) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -273,10 +246,10 @@ impl PeerClient {
     /// The addresses a peer gives out (`GET /peers/addr`): at most
     /// [`MAX_ADDRESSES`], each parsed (the ones that do not parse are left
     /// out); `Ok(None)` when it has no such endpoint (an older node).
-    pub async fn addresses(&self, peer: &PeerUrl) -> Result<Option<Vec<PeerUrl>>, PeerError> {
+    pub async fn addresses(&self, peer: &PeerUrl) -> Result<Option<Vec<PeerUrl>>, FetchError> {
         let body = match self.get(peer, route::ADDRESSES, ADDRESSES_BYTES).await {
             Ok(body) => body,
-            Err(PeerError::Status(404)) => return Ok(None),
+            Err(FetchError::Status(404)) => return Ok(None),
             Err(error) => return Err(error),
         };
         let answer = parse_json::<Addresses>(&body)?;
@@ -291,7 +264,7 @@ impl PeerClient {
     }
 
     /// The peer's block at `index`.
-    pub async fn block(&self, peer: &PeerUrl, index: u64) -> Result<Block, PeerError> {
+    pub async fn block(&self, peer: &PeerUrl, index: u64) -> Result<Block, FetchError> {
         let body = self
             .get(
                 peer,
@@ -299,18 +272,18 @@ impl PeerClient {
                 self.block_bytes,
             )
             .await?;
-        let block = Block::from_json(&body).map_err(PeerError::Parse)?;
+        let block = Block::from_json(&body).map_err(FetchError::Parse)?;
         if block.index != index {
-            return Err(PeerError::Invalid(ChainError::BadIndex {
-                expected: index,
-                got: block.index,
-            }));
+            return Err(FetchError::Parse(ParseError::Shape(format!(
+                "asked for block {index}, it served block {}",
+                block.index
+            ))));
         }
         Ok(block)
     }
 
     /// The hash of the peer's block at `index`.
-    pub async fn hash_at(&self, peer: &PeerUrl, index: u64) -> Result<BlockHash, PeerError> {
+    pub async fn hash_at(&self, peer: &PeerUrl, index: u64) -> Result<BlockHash, FetchError> {
         Ok(self.block(peer, index).await?.hash)
     }
 
@@ -320,7 +293,7 @@ impl PeerClient {
         peer: &PeerUrl,
         from: u64,
         limit: u64,
-    ) -> Result<Vec<Block>, PeerError> {
+    ) -> Result<Vec<Block>, FetchError> {
         let _permit = self.pages.acquire().await.expect("never closed");
         let path = format!("{}?from={from}&limit={limit}", route::BLOCKS);
         let blocks = self
@@ -332,7 +305,7 @@ impl PeerClient {
 
     /// The peer's whole chain, parsed but not yet validated, in the order
     /// of the indices (the original serves its files in directory order).
-    pub async fn whole_chain(&self, peer: &PeerUrl) -> Result<Vec<Block>, PeerError> {
+    pub async fn whole_chain(&self, peer: &PeerUrl) -> Result<Vec<Block>, FetchError> {
         let _permit = self.whole_chains.acquire().await.expect("never closed");
         let mut blocks = self
             .get_parsed(
@@ -349,7 +322,7 @@ impl PeerClient {
 
     /// `POST {peer}/mined` with `block`; the peer's answer, for the log. An
     /// answer other than 2xx is an error.
-    pub async fn announce(&self, peer: &PeerUrl, block: &Block) -> Result<String, PeerError> {
+    pub async fn announce(&self, peer: &PeerUrl, block: &Block) -> Result<String, FetchError> {
         let mut request = self
             .http
             .post(peer.endpoint(route::MINED))
@@ -358,7 +331,7 @@ impl PeerClient {
         if let Some(own) = &self.own_url {
             request = request.header(PEER_HEADER, own);
         }
-        let response = request.send().await.map_err(PeerError::from_request)?;
+        let response = request.send().await.map_err(FetchError::from_request)?;
         let status = response.status();
         let body = read_capped(response, SMALL_ANSWER_BYTES)
             .await
@@ -367,7 +340,7 @@ impl PeerClient {
         if status.is_success() {
             Ok(answer)
         } else {
-            Err(PeerError::Refused(answer))
+            Err(FetchError::Refused(answer))
         }
     }
 }
@@ -382,7 +355,7 @@ pub fn data_request(text: &str) -> String {
 
 impl PeerClient {
     /// `POST {peer}/data` with a data item, for the peer to relay and mine.
-    pub async fn relay_item(&self, peer: &PeerUrl, text: &str) -> Result<(), PeerError> {
+    pub async fn relay_item(&self, peer: &PeerUrl, text: &str) -> Result<(), FetchError> {
         let mut request = self
             .http
             .post(peer.endpoint(route::DATA))
@@ -391,13 +364,13 @@ impl PeerClient {
         if let Some(own) = &self.own_url {
             request = request.header(PEER_HEADER, own);
         }
-        let response = request.send().await.map_err(PeerError::from_request)?;
+        let response = request.send().await.map_err(FetchError::from_request)?;
         let status = response.status();
         let _ = read_capped(response, SMALL_ANSWER_BYTES).await;
         if status.is_success() {
             Ok(())
         } else {
-            Err(PeerError::Status(status.as_u16()))
+            Err(FetchError::Status(status.as_u16()))
         }
     }
 }
@@ -431,14 +404,14 @@ fn first_line_of_text(body: &[u8]) -> String {
         .collect()
 }
 
-async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, PeerError> {
+async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, FetchError> {
     if response.content_length().is_some_and(|len| len > limit) {
-        return Err(PeerError::TooLarge { limit });
+        return Err(FetchError::TooLarge { limit });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(PeerError::from_request)? {
+    while let Some(chunk) = response.chunk().await.map_err(FetchError::from_request)? {
         if body.len() as u64 + chunk.len() as u64 > limit {
-            return Err(PeerError::TooLarge { limit });
+            return Err(FetchError::TooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
@@ -449,9 +422,9 @@ async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<
 /// what kind of JSON came and which field was missing, never the values the
 /// URL served: it reaches whoever posted the URL, who must not learn what
 /// an address they could not read themselves serves.
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, FetchError> {
     serde_json::from_slice(body).map_err(|error| {
-        PeerError::Parse(if error.is_data() {
+        FetchError::Parse(if error.is_data() {
             let found = serde_json::from_slice::<serde_json::Value>(body)
                 .map_or("something else", |value| crate::block::json_kind(&value));
             let message = error.to_string();

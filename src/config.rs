@@ -117,7 +117,8 @@ pub struct Settings {
     /// Most bytes of data items waiting for a block [default: 16777216]
     #[arg(long, value_parser = rule::pool_max_bytes)]
     pub pool_max_bytes: Option<u64>,
-    /// Seconds a misbehaving peer stays banned [default: 86400]
+    /// Seconds an operator's ban lasts unless it says how long (jbc peers
+    /// ban --for), and a removed peer is not taken back [default: 86400]
     #[arg(long, value_parser = rule::ban_seconds)]
     pub ban_seconds: Option<u64>,
     /// Outbound peers the node keeps, chosen from the addresses it learns
@@ -128,6 +129,11 @@ pub struct Settings {
     /// blocks [default: 64]
     #[arg(long, value_parser = rule::max_inbound)]
     pub max_inbound: Option<usize>,
+    /// Most connections served at once; past it, the youngest of the
+    /// network group holding the most is dropped for a newcomer [default:
+    /// what the open-file limit allows, at most 8192]
+    #[arg(long, value_parser = rule::max_connections)]
+    pub max_connections: Option<usize>,
     /// The base URL other nodes reach this one at, sent with announcements
     /// [default: http://HOST:PORT, with the connection's address for 0.0.0.0]
     #[arg(long)]
@@ -189,6 +195,7 @@ impl Settings {
             pool_max_bytes: overrides.pool_max_bytes.or(self.pool_max_bytes),
             outbound_peers: overrides.outbound_peers.or(self.outbound_peers),
             max_inbound: overrides.max_inbound.or(self.max_inbound),
+            max_connections: overrides.max_connections.or(self.max_connections),
             advertise: overrides.advertise.or(self.advertise),
             allowed_hosts: overrides.allowed_hosts.or(self.allowed_hosts),
             operator_key: overrides.operator_key.or(self.operator_key),
@@ -277,6 +284,8 @@ pub mod rule {
     pub const OUTBOUND_RANGE: RangeInclusive<usize> = 0..=64;
     pub const MAX_INBOUND: &str = "a whole number from 0 to 1024";
     pub const INBOUND_RANGE: RangeInclusive<usize> = 0..=1024;
+    pub const MAX_CONNECTIONS: &str = "a whole number from 16 to 8192";
+    pub const CONNECTIONS_RANGE: RangeInclusive<usize> = 16..=8192;
 
     pub const TARGET_BLOCK_SECONDS: &str = "a whole number of seconds from 1 to 86400";
     pub const TARGET_BLOCK_RANGE: RangeInclusive<u64> = 1..=86_400;
@@ -341,6 +350,9 @@ pub mod rule {
     pub fn max_inbound(text: &str) -> Result<usize, String> {
         number(text, INBOUND_RANGE, MAX_INBOUND)
     }
+    pub fn max_connections(text: &str) -> Result<usize, String> {
+        number(text, CONNECTIONS_RANGE, MAX_CONNECTIONS)
+    }
     pub fn bench_seconds(text: &str) -> Result<f64, String> {
         number(text, 0.1..=3600.0, BENCH_SECONDS)
     }
@@ -401,6 +413,8 @@ pub struct Config {
     pub outbound_peers: usize,
     /// Most inbound peers.
     pub max_inbound: usize,
+    /// Most connections served at once, if set (else the open-file limit's).
+    pub max_connections: Option<usize>,
     /// The URL this node gives for itself, if set.
     pub advertise: Option<PeerUrl>,
     /// Host names requests may name besides IP addresses, `localhost` and
@@ -591,6 +605,13 @@ impl Config {
             rule::MAX_INBOUND,
         )
         .map_err(invalid("max_inbound"))?;
+        let max_connections = settings
+            .max_connections
+            .map(|most| {
+                rule::within(most, rule::CONNECTIONS_RANGE, rule::MAX_CONNECTIONS)
+                    .map_err(invalid("max_connections"))
+            })
+            .transpose()?;
         let advertise = settings
             .advertise
             .as_deref()
@@ -664,6 +685,7 @@ impl Config {
             pool,
             outbound_peers,
             max_inbound,
+            max_connections,
             advertise,
             allowed_hosts,
             operator_key,

@@ -5,12 +5,19 @@
 //! the block this node's tip was at the crawl's start, so a block can be
 //! watched travelling.
 //!
-//! Bounded three ways: at most [`MAX_NODES`] nodes and [`CRAWL_TIME`] a
-//! crawl; one crawl at a time, its map served to every asker for
-//! [`FRESH_FOR`], so a page open in many tabs costs the network one crawl;
-//! and only addresses the address manager would keep from the node that
-//! listed them are followed (no link-local address, no loopback named by a
-//! remote node), at most [`MAX_PER_HOST`] at one host.
+//! It is no port scanner for whoever asks: it visits only nodes that a node
+//! already mapped lists as a peer that is up and passed its handshake (a
+//! node of this software), and only addresses the address manager would
+//! keep from that node (no link-local address, no loopback named by a
+//! remote node); an address is mapped only if it answers as a node of this
+//! network, and the map says of the others only that they were not
+//! reached, never how (refused, timed out, something else answered).
+//!
+//! Bounded: at most [`MAX_NODES`] nodes, [`MAX_ASKED`] addresses asked and
+//! [`CRAWL_TIME`] a crawl, at most [`MAX_PER_HOST`] addresses asked at one
+//! remote host ([`MAX_NODES`] at this machine's, where a one-machine
+//! devnet lives); one crawl at a time, its map served to every asker for
+//! [`FRESH_FOR`], so a page open in many tabs costs the network one crawl.
 //!
 //! It changes nothing: no handshake, no peer added, no block taken. Whom
 //! the node talks to is [`crate::gossip`]'s.
@@ -24,12 +31,13 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::block::BlockHash;
+use crate::chain::Network;
 use crate::client::PeerClient;
 use crate::clock::unix_now_ms;
 use crate::events::BlockRef;
 use crate::gossip::Gossip;
-use crate::peers::PeerUrl;
 use crate::peers::addrman::fit_to_keep;
+use crate::peers::{Identity, PeerState, PeerUrl};
 use crate::protocol::{SMALL_ANSWER_BYTES, Status, route};
 use crate::state::ChainState;
 use crate::tree::{SeenAt, Sighting};
@@ -40,12 +48,14 @@ pub const MAX_NODES: usize = 64;
 pub const CRAWL_TIME: Duration = Duration::from_secs(3);
 /// How long a map is served before the next ask crawls again.
 pub const FRESH_FOR: Duration = Duration::from_secs(2);
+/// Addresses a crawl asks at most, mapped or not.
+pub const MAX_ASKED: usize = 2 * MAX_NODES;
 /// Nodes asked at once.
 const AT_ONCE: usize = 8;
 /// Addresses at one host (other than this machine) a crawl asks at most, so
 /// that nodes listing many ports of one machine cannot turn every crawl
 /// into a flood of requests to it.
-const MAX_PER_HOST: usize = 16;
+pub const MAX_PER_HOST: usize = 16;
 /// The most bytes read of a node's `/peers`.
 const PEER_LIST_BYTES: u64 = 512 * 1024;
 
@@ -60,8 +70,8 @@ pub struct NetworkMap {
     pub followed: BlockRef,
     /// Every node reached, this one first.
     pub nodes: Vec<MappedNode>,
-    /// Addresses listed by a node reached that did not answer in time, or
-    /// answered as something else than a node.
+    /// Addresses listed by a node reached that did not answer as a node of
+    /// this network (how, is not said).
     pub unreached: Vec<Unreached>,
     /// Whether the crawl stopped at [`MAX_NODES`] or [`CRAWL_TIME`] with
     /// addresses left to try.
@@ -104,7 +114,6 @@ pub struct Link {
 #[derive(Debug, Clone, Serialize)]
 pub struct Unreached {
     pub url: String,
-    pub error: String,
 }
 
 /// A peer of another node as its `/peers` lists it (only what is read).
@@ -112,6 +121,9 @@ pub struct Unreached {
 struct Listed {
     url: String,
     state: String,
+    /// `jbc` for a node of this software (what its handshake found).
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// The crawler: one per node, shared by the handlers.
@@ -123,10 +135,11 @@ pub struct Crawler {
     last: Mutex<Option<(Instant, Arc<NetworkMap>)>>,
 }
 
-/// What asking one node gave.
+/// What asking one node gave: nothing, when it did not answer as a node of
+/// this network.
 struct Visit {
     url: PeerUrl,
-    result: Result<(Status, Vec<Listed>, Option<Sighting>), String>,
+    answer: Option<(Status, Vec<Listed>, Option<Sighting>)>,
 }
 
 impl Crawler {
@@ -171,20 +184,26 @@ impl Crawler {
         let mut tried: HashSet<String> = HashSet::from([own_url]);
         let mut per_host: HashMap<String, usize> = HashMap::new();
         let mut queue: VecDeque<PeerUrl> = VecDeque::new();
-        for url in self.gossip.book().urls() {
-            if tried.insert(url.to_string()) {
-                queue.push_back(url);
+        for view in self.gossip.book().views() {
+            let live =
+                view.state == PeerState::Up && matches!(view.identity, Some(Identity::Jbc { .. }));
+            if live && tried.insert(view.url.to_string()) {
+                queue.push_back(view.url);
             }
         }
+        let mut asked = 0;
         let mut unreached = Vec::new();
         let mut visits: JoinSet<Visit> = JoinSet::new();
         let mut incomplete = false;
         loop {
             while visits.len() < AT_ONCE
                 && nodes.len() + visits.len() < MAX_NODES
+                && asked < MAX_ASKED
                 && let Some(url) = queue.pop_front()
             {
-                visits.spawn(visit(client.clone(), url, followed.clone()));
+                asked += 1;
+                let network = self.state.network().clone();
+                visits.spawn(visit(client.clone(), url, followed.clone(), network));
             }
             let next = match tokio::time::timeout_at(deadline, visits.join_next()).await {
                 Ok(Some(Ok(visit))) => visit,
@@ -195,15 +214,11 @@ impl Crawler {
                     break;
                 }
             };
-            let (status, listed, seen) = match next.result {
-                Ok(answer) => answer,
-                Err(error) => {
-                    unreached.push(Unreached {
-                        url: next.url.to_string(),
-                        error,
-                    });
-                    continue;
-                }
+            let Some((status, listed, seen)) = next.answer else {
+                unreached.push(Unreached {
+                    url: next.url.to_string(),
+                });
+                continue;
             };
             let id = status.node_id.as_ref().map(ToString::to_string);
             if let Some(known) = id.as_ref().and_then(|id| by_id.get(id)) {
@@ -218,7 +233,12 @@ impl Crawler {
                     .or_else(|| url.host_name());
                 let at_host = per_host.entry(host.unwrap_or_default()).or_default();
                 let this_machine = url.ip().is_some_and(|ip| ip.is_loopback());
-                if (this_machine || *at_host < MAX_PER_HOST) && tried.insert(url.to_string()) {
+                let most = if this_machine {
+                    MAX_NODES
+                } else {
+                    MAX_PER_HOST
+                };
+                if *at_host < most && tried.insert(url.to_string()) {
                     *at_host += 1;
                     queue.push_back(url);
                 }
@@ -246,7 +266,7 @@ impl Crawler {
                 mining: status.mining,
                 seen_followed: seen,
             });
-            if nodes.len() >= MAX_NODES {
+            if nodes.len() >= MAX_NODES || (asked >= MAX_ASKED && visits.is_empty()) {
                 incomplete |= !queue.is_empty() || !visits.is_empty();
                 break;
             }
@@ -293,18 +313,18 @@ impl Crawler {
 }
 
 /// Asks one node for its status, its peers, and when it first saw the
-/// followed block.
-async fn visit(client: PeerClient, url: PeerUrl, followed: BlockRef) -> Visit {
-    let result = async {
-        let status = match client.status(&url, false).await {
-            Ok(Some(status)) => status,
-            Ok(None) => return Err("no /status: not a jbc node".to_string()),
-            Err(error) => return Err(error.to_string()),
-        };
+/// followed block; nothing more once it does not answer as a node of
+/// `network`.
+async fn visit(client: PeerClient, url: PeerUrl, followed: BlockRef, network: Network) -> Visit {
+    let answer = async {
+        let status = client.status(&url, false).await.ok()??;
+        if status.genesis != network.genesis.hash || status.node_id.is_none() {
+            return None;
+        }
         let listed: Vec<Listed> = client
             .small_json(&url, route::PEERS, PEER_LIST_BYTES)
             .await
-            .map_err(|error| error.to_string())?
+            .ok()?
             .unwrap_or_default();
         // A node too old to say when it saw a block is mapped all the same.
         let seen = client
@@ -317,18 +337,21 @@ async fn visit(client: PeerClient, url: PeerUrl, followed: BlockRef) -> Visit {
             .ok()
             .flatten()
             .and_then(|seen| sighting_of(seen, &followed.hash));
-        Ok((status, listed, seen))
+        Some((status, listed, seen))
     }
     .await;
-    Visit { url, result }
+    Visit { url, answer }
 }
 
-/// The peers `lister` listed that the crawl may ask: well-formed URLs the
-/// address manager would keep from it (so a node cannot steer the crawl to
-/// a link-local address, or from afar to this machine's loopback).
+/// The peers `lister` listed that the crawl may ask: nodes of this
+/// software that are up (they passed its handshake and answer it), at
+/// well-formed URLs the address manager would keep from it (so a node
+/// cannot steer the crawl to a link-local address, or from afar to this
+/// machine's loopback).
 fn worth_following(listed: &[Listed], lister: &PeerUrl) -> Vec<PeerUrl> {
     listed
         .iter()
+        .filter(|peer| peer.state == PeerState::Up.as_str() && peer.kind.as_deref() == Some("jbc"))
         .filter_map(|peer| PeerUrl::parse(&peer.url).ok())
         .filter(|url| fit_to_keep(url, lister.ip()).is_ok())
         .collect()
@@ -384,12 +407,13 @@ mod tests {
     }
 
     #[test]
-    fn only_addresses_the_address_manager_would_keep_are_followed() {
+    fn only_live_nodes_at_addresses_the_address_manager_would_keep_are_followed() {
         let listed = |urls: &[&str]| -> Vec<Listed> {
             urls.iter()
                 .map(|url| Listed {
                     url: url.to_string(),
                     state: "up".into(),
+                    kind: Some("jbc".into()),
                 })
                 .collect()
         };
@@ -412,6 +436,16 @@ mod tests {
                 "http://10.1.2.3:5001",
                 "http://203.0.113.7:5001"
             ]
+        );
+        // Only peers the lister reports up, of this software: not one it
+        // merely heard of, nor one that failed its handshake.
+        let mut others = listed(&["http://127.0.0.1:5007", "http://127.0.0.1:5008"]);
+        others[0].state = "new".into();
+        others[1].kind = None;
+        others.extend(listed(&["http://127.0.0.1:5009"]));
+        assert_eq!(
+            shown(worth_following(&others, &local)),
+            ["http://127.0.0.1:5009"]
         );
         // A node on the internet cannot send the crawl to this machine's
         // loopback or to a private network.

@@ -11,11 +11,14 @@
 //! named it (config or `POST /peers`), and only if its `/blockchain.json`
 //! starts with our genesis block.
 //!
-//! The same check runs at the start of every sync, so a peer that changes
-//! network or turns out to be ourselves is found out then too.
+//! What the handshake fetched is handed to the first sync ([`Handshaken`]),
+//! so a new peer is asked once, and an original's whole chain is read
+//! once. The same check runs at the start of every later sync, so a peer
+//! that changes network or turns out to be ourselves is found out then too.
 
+use crate::block::Block;
 use crate::chain::Network;
-use crate::client::{PeerClient, PeerError};
+use crate::client::{FetchError, PeerClient};
 use crate::peers::{Identity, Origin, PeerUrl};
 use crate::pow::Kind;
 use crate::protocol::{NodeId, Status};
@@ -24,7 +27,7 @@ use crate::protocol::{NodeId, Status};
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error("{0}")]
-    Unreachable(PeerError),
+    Unreachable(FetchError),
     #[error("it is on another network: {0}")]
     OtherNetwork(String),
     #[error("it is this node itself")]
@@ -47,12 +50,24 @@ pub enum HandshakeError {
     Full(usize),
 }
 
-impl HandshakeError {
-    /// The failure as a peer error, for the book's record and the log.
-    pub fn into_peer_error(self) -> PeerError {
+/// What a handshake fetched, for the first sync to start from.
+#[derive(Debug)]
+pub enum Handshaken {
+    /// A node of this software, and the `/status` it answered.
+    Jbc {
+        identity: Identity,
+        status: Box<Status>,
+    },
+    /// An original node, and the whole chain it served (sorted by index).
+    Original { chain: Vec<Block> },
+}
+
+impl Handshaken {
+    /// Who the peer is.
+    pub fn identity(&self) -> Identity {
         match self {
-            HandshakeError::Unreachable(error) => error,
-            other => PeerError::OtherNetwork(other.to_string()),
+            Handshaken::Jbc { identity, .. } => identity.clone(),
+            Handshaken::Original { .. } => Identity::Original,
         }
     }
 }
@@ -125,52 +140,66 @@ pub fn check_status(
     }
 }
 
-/// Handshakes with `url`, which came into view as `origin`.
+/// Handshakes with `url`, which came into view as `origin`. A peer the
+/// node is about to sync from (configured, added, chosen) is told who we
+/// are, so it reaches us back as an inbound peer at once; a node being
+/// reached back (`Inbound`) is not, or two nodes would handshake each
+/// other back and forth.
 pub async fn handshake(
     client: &PeerClient,
     url: &PeerUrl,
     origin: Origin,
     network: &Network,
     own_id: &NodeId,
-) -> Result<Identity, HandshakeError> {
-    match client.status(url, false).await {
-        Ok(Some(status)) if origin == Origin::Learned => {
-            let identity = check_status(&status, network, own_id)?;
-            match status.connections {
-                Some(c) if c.max_inbound.is_some_and(|max| c.inbound >= max) => {
-                    Err(HandshakeError::Full(c.inbound))
-                }
-                _ => Ok(identity),
-            }
-        }
-        Ok(Some(status)) => check_status(&status, network, own_id),
+) -> Result<Handshaken, HandshakeError> {
+    let introduce = origin != Origin::Inbound;
+    let status = match client.status(url, introduce).await {
+        Ok(Some(status)) => status,
         Ok(None) if matches!(origin, Origin::Learned | Origin::Inbound) => {
-            Err(HandshakeError::OriginalNotNamed)
+            return Err(HandshakeError::OriginalNotNamed);
         }
-        Ok(None) if network.kind != Kind::Fixed => Err(HandshakeError::OriginalInAdaptive),
-        Ok(None) => check_original(client, url, network).await,
-        Err(error) => Err(HandshakeError::Unreachable(error)),
+        Ok(None) if network.kind != Kind::Fixed => {
+            return Err(HandshakeError::OriginalInAdaptive);
+        }
+        Ok(None) => return check_original(client, url, network).await,
+        Err(error) => return Err(HandshakeError::Unreachable(error)),
+    };
+    let identity = check_status(&status, network, own_id)?;
+    if origin == Origin::Learned
+        && let Some(c) = &status.connections
+        && c.max_inbound.is_some_and(|max| c.inbound >= max)
+    {
+        return Err(HandshakeError::Full(c.inbound));
     }
+    Ok(Handshaken::Jbc {
+        identity,
+        status: Box::new(status),
+    })
 }
 
 /// An original node passes if its chain starts with our genesis block.
-pub async fn check_original(
+async fn check_original(
     client: &PeerClient,
     url: &PeerUrl,
     network: &Network,
-) -> Result<Identity, HandshakeError> {
-    let blocks = client
+) -> Result<Handshaken, HandshakeError> {
+    let chain = client
         .whole_chain(url)
         .await
         .map_err(HandshakeError::Unreachable)?;
-    match blocks.first() {
-        Some(first) if *first == network.genesis => Ok(Identity::Original),
-        Some(first) => Err(HandshakeError::OtherNetwork(format!(
+    starts_with_genesis(&chain, network).map_err(HandshakeError::OtherNetwork)?;
+    Ok(Handshaken::Original { chain })
+}
+
+/// Whether a chain an original served (sorted by index) starts with our
+/// genesis block; if not, why, in words.
+pub fn starts_with_genesis(chain: &[Block], network: &Network) -> Result<(), String> {
+    match chain.first() {
+        Some(first) if *first == network.genesis => Ok(()),
+        Some(first) => Err(format!(
             "its first block is {}, our genesis block {}",
             first.hash, network.genesis.hash
-        ))),
-        None => Err(HandshakeError::OtherNetwork(
-            "its /blockchain.json is empty".into(),
         )),
+        None => Err("its /blockchain.json is empty".into()),
     }
 }

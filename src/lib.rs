@@ -16,7 +16,8 @@
 //!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
 //!    [`logline`]: how a log line reads (the message once).
-//!    [`priority`]: a thread's nice level.
+//!    [`priority`]: a thread's nice level. [`netgroup`]: network groups,
+//!    what the node shares out by.
 //!    [`sha256x2`]: two SHA-256 compressions interleaved with SHA-NI (the
 //!    only `unsafe` code).
 //! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
@@ -84,6 +85,7 @@ mod init;
 mod logline;
 mod metrics;
 mod miner;
+mod netgroup;
 mod node;
 mod operator;
 mod orders;
@@ -121,4 +123,4 @@ pub use operator::{COOKIE_FILE, OperatorKey, read_cookie};
 pub use peers::{AddrMan, Limits, PeerBook, PeerUrl};
 pub use state::{ChainState, Source};
 pub use stats::Stats;
-pub use sync::{Outcome, catch_up};
+pub use sync::{Outcome, Told, catch_up};

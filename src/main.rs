@@ -157,7 +157,16 @@ enum PeersAction {
     Add { url: String },
     /// Take a peer out of the book.
     Remove { url: String },
-    /// Lift the ban on a URL.
+    /// Ban a URL: the node leaves it alone (no sync, no announcement, not
+    /// taken back) until the ban ends, across restarts.
+    Ban {
+        url: String,
+        /// How long: `90s`, `30m`, `24h`, `7d` [default: the node's
+        /// ban_seconds, 24h]
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        time: Option<Duration>,
+    },
+    /// Lift the ban on a URL (and forget its misbehaviour).
     Unban { url: String },
 }
 
@@ -233,6 +242,7 @@ fn main() -> ExitCode {
             None | Some(PeersAction::List) => node.print_peers(json),
             Some(PeersAction::Add { url }) => node.change_peer(PeerChange::Add, &url),
             Some(PeersAction::Remove { url }) => node.change_peer(PeerChange::Remove, &url),
+            Some(PeersAction::Ban { url, time }) => node.ban_peer(&url, time),
             Some(PeersAction::Unban { url }) => node.change_peer(PeerChange::Unban, &url),
         }),
         Some(Command::Mine {

@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::gossip::Gossip;
-use crate::peers::PeerBook;
+use crate::peers::{PeerBook, PeerState};
 use crate::state::ChainState;
 use crate::stats::Stats;
 
@@ -90,9 +90,6 @@ impl fmt::Debug for NodeCollector {
     }
 }
 
-/// Every state a peer can be in, so each is reported (as 0 when none is).
-const PEER_STATES: [&str; 5] = ["new", "up", "backing off", "banned", "itself"];
-
 impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let height = self.state.len().saturating_sub(1);
@@ -127,11 +124,25 @@ impl Collector for NodeCollector {
             "Blocks taken out of the chain by switches of branch",
             self.state.orphaned(),
         )?;
+        counter(
+            &mut encoder,
+            "misbehaviour",
+            "Offences peers were judged for: what no honest node does (points that fade)",
+            self.stats.misbehaviour(),
+        )?;
+        counter(
+            &mut encoder,
+            "discouraged",
+            "Peers discouraged for misbehaving (in memory, for an hour)",
+            self.stats.discouraged(),
+        )?;
 
+        // Every state a peer can be in is reported (as 0 when none is).
         let views = self.book.views();
-        let mut by_state: BTreeMap<&str, u64> = PEER_STATES.iter().map(|s| (*s, 0)).collect();
+        let mut by_state: BTreeMap<&str, u64> =
+            PeerState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         for view in &views {
-            *by_state.entry(view.state).or_default() += 1;
+            *by_state.entry(view.state.as_str()).or_default() += 1;
         }
         let mut family = encoder.encode_descriptor(
             "peers",
@@ -175,7 +186,7 @@ impl Collector for NodeCollector {
         // keeps up stays near 0.
         let best_peer = views
             .iter()
-            .filter(|view| view.state == "up")
+            .filter(|view| view.state == PeerState::Up)
             .filter_map(|view| view.height)
             .max()
             .unwrap_or(0);

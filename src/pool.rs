@@ -27,6 +27,7 @@ use tracing::warn;
 use crate::clock::unix_now;
 use crate::fsio::{Journal, SaveOnChange, set_aside_damaged};
 use crate::item::{IdPrefix, ItemId, room_taken};
+use crate::netgroup::NetGroup;
 
 /// How the pool is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +67,11 @@ pub enum PoolError {
         max_bytes: usize,
     },
     #[error(
-        "{address} has {items} items ({bytes} bytes) waiting, its share of a pool more than half \
-         full: try again once blocks have taken some"
+        "your network group ({group}) has {items} items ({bytes} bytes) waiting, its share of a \
+         pool more than half full: try again once blocks have taken some"
     )]
     Share {
-        address: IpAddr,
+        group: NetGroup,
         items: usize,
         bytes: usize,
     },
@@ -103,7 +104,8 @@ impl Submitter {
 }
 
 /// Past this share of its limits (items or bytes) the pool is busy, and
-/// one remote submitter may hold at most [`SHARE`] of them.
+/// one network group of remote submitters may hold at most [`SHARE`] of
+/// them.
 const HIGH_WATER: f64 = 0.5;
 /// What one remote submitter may hold of a busy pool's limits.
 const SHARE: f64 = 1.0 / 8.0;
@@ -137,8 +139,8 @@ struct Waiting {
     /// Its size as stored (a JSON string, escapes included): what the
     /// pool's byte limit counts.
     stored: usize,
-    /// Who sent it, when a share applies to them.
-    from: Option<IpAddr>,
+    /// The network group of who sent it, when a share applies to them.
+    from: Option<NetGroup>,
 }
 
 #[derive(Debug, Default)]
@@ -148,8 +150,8 @@ struct Items {
     order: BTreeMap<u64, ItemId>,
     bytes: usize,
     next_seq: u64,
-    /// Items and bytes waiting, by remote submitter.
-    by_submitter: HashMap<IpAddr, (usize, usize)>,
+    /// Items and bytes waiting, by the network group of remote submitters.
+    by_submitter: HashMap<NetGroup, (usize, usize)>,
 }
 
 /// The shared pool.
@@ -231,7 +233,7 @@ impl Pool {
         }
         let received = unix_now();
         let from = match submitter {
-            Submitter::Remote(ip) => Some(ip),
+            Submitter::Remote(ip) => Some(NetGroup::of_ip(ip)),
             Submitter::Trusted => None,
         };
         let added = Pool::insert(&mut self.items(), limits, text.into(), received, from)?;
@@ -260,7 +262,7 @@ impl Pool {
         limits: &PoolLimits,
         text: Arc<str>,
         received: u64,
-        from: Option<IpAddr>,
+        from: Option<NetGroup>,
     ) -> Result<(ItemId, bool), PoolError> {
         let id = ItemId::of(&text);
         if items.by_id.contains_key(&id) {
@@ -269,19 +271,16 @@ impl Pool {
         let stored = serde_json::to_string(&*text)
             .expect("a string serialises")
             .len();
-        if let Some(address) = from {
-            let (held_items, held_bytes) = items
-                .by_submitter
-                .get(&address)
-                .copied()
-                .unwrap_or_default();
+        if let Some(group) = &from {
+            let (held_items, held_bytes) =
+                items.by_submitter.get(group).copied().unwrap_or_default();
             let busy = items.by_id.len() as f64 >= limits.max_items as f64 * HIGH_WATER
                 || items.bytes as f64 >= limits.max_bytes as f64 * HIGH_WATER;
             let over_share = held_items as f64 >= limits.max_items as f64 * SHARE
                 || (held_bytes + stored) as f64 > limits.max_bytes as f64 * SHARE;
             if busy && over_share {
                 return Err(PoolError::Share {
-                    address,
+                    group: group.clone(),
                     items: held_items,
                     bytes: held_bytes,
                 });
@@ -298,8 +297,8 @@ impl Pool {
         let seq = items.next_seq;
         items.next_seq += 1;
         items.bytes += stored;
-        if let Some(address) = from {
-            let held = items.by_submitter.entry(address).or_default();
+        if let Some(group) = &from {
+            let held = items.by_submitter.entry(group.clone()).or_default();
             held.0 += 1;
             held.1 += stored;
         }
@@ -389,13 +388,13 @@ impl Pool {
             if let Some(waiting) = items.by_id.remove(id) {
                 items.order.remove(&waiting.seq);
                 items.bytes -= waiting.stored;
-                if let Some(address) = waiting.from
-                    && let Some(held) = items.by_submitter.get_mut(&address)
+                if let Some(group) = &waiting.from
+                    && let Some(held) = items.by_submitter.get_mut(group)
                 {
                     held.0 -= 1;
                     held.1 -= waiting.stored;
                     if held.0 == 0 {
-                        items.by_submitter.remove(&address);
+                        items.by_submitter.remove(group);
                     }
                 }
                 changed = true;
@@ -404,6 +403,35 @@ impl Pool {
         if changed {
             self.inner.file.mark_changed();
         }
+    }
+
+    /// Writes `texts`, items a switch of branches is about to put back, to
+    /// the journal, durably, before the switch happens: an item the node
+    /// took (a 202) must survive a crash right after the switch, when it is
+    /// in no block of the chain and not yet in `pool.json`. Items that end
+    /// up in the chain after all are dropped from the pool at the next
+    /// start. Blocking (a sync).
+    pub fn journal_returning(&self, texts: &[String]) -> Result<(), PoolError> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let received = unix_now();
+        let mut lines = Vec::new();
+        for text in texts {
+            if !lines.is_empty() {
+                lines.push(b'\n');
+            }
+            let saved = Saved {
+                data: text.clone(),
+                received,
+            };
+            lines.extend(serde_json::to_vec(&saved).expect("an item serialises"));
+        }
+        let saved = match &self.inner.journal {
+            Ok(journal) => journal.append(&lines).map_err(|e| e.to_string()),
+            Err(error) => Err(error.clone()),
+        };
+        saved.map_err(|reason| PoolError::Unsaved { reason })
     }
 
     /// Puts back the items of blocks that left the chain (they wait again,
@@ -614,8 +642,13 @@ mod tests {
             max_item_bytes: 40,
         };
         let pool = Pool::open(dir.path().join("pool.json"), limits);
-        // Addresses only compared, never contacted (TEST-NET-1).
-        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        // Addresses only compared, never contacted (TEST-NET-1 and -2);
+        // `near` is in `a`'s /16, so shares `a`'s share.
+        let (a, b): (IpAddr, IpAddr) = (
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let near: IpAddr = "192.0.99.3".parse().unwrap();
         // Below half full, anyone may add.
         for n in 0..7 {
             pool.add(&format!("a {n}"), Submitter::Remote(a)).unwrap();
@@ -624,10 +657,14 @@ mod tests {
         // Half full now: `a` holds 7 of 16, more than its eighth.
         match pool.add("a 7", Submitter::Remote(a)) {
             Err(PoolError::Share {
-                address, items: 7, ..
-            }) => assert_eq!(address, a),
+                group, items: 7, ..
+            }) => assert_eq!(group, NetGroup::of_ip(a)),
             other => panic!("expected a share refusal, got {other:?}"),
         }
+        assert!(matches!(
+            pool.add("near 0", Submitter::Remote(near)),
+            Err(PoolError::Share { items: 7, .. })
+        ));
         pool.add("b 0", Submitter::Remote(b)).unwrap();
         pool.add("b 1", Submitter::Remote(b)).unwrap();
         assert!(matches!(

@@ -297,6 +297,24 @@ pub struct PeerRemoved {
     pub removed: bool,
 }
 
+/// The body of `POST /peers/bans`: `{"url": "http://…", "seconds": 3600}`
+/// (`seconds`, how long the ban lasts, defaults to the node's
+/// `ban_seconds`; `reason` to "banned by the operator").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BanRequest {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What `POST /peers/bans` answers: until when (seconds since the epoch).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Banned {
+    pub banned_until: u64,
+}
+
 /// What `DELETE /peers/bans` answers when the URL was banned.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BanLifted {

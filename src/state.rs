@@ -169,6 +169,10 @@ pub enum CommitError {
     /// The chain state stopped taking changes after a storage failure.
     #[error("the node is stopping: {0}")]
     Stopped(String),
+    /// The items a switch of branches puts back could not be made durable
+    /// first, so the switch was not made.
+    #[error("cannot keep the data items the switch puts back: {0}")]
+    Pool(#[from] PoolError),
 }
 
 impl ChainState {
@@ -192,14 +196,24 @@ impl ChainState {
             .collect();
         pool.remove(&confirmed);
         let mut records = Records::default();
-        for block in store.recent_orphans(SIDE_BLOCKS_KEPT, network.max_block_text_bytes()) {
-            if chain.by_hash(&block.hash).is_none() {
-                let work = side_work(&chain, &network, &block);
-                records.side.insert(SideBlock {
-                    block,
-                    work,
-                    off: Off::LeftTheChain,
-                });
+        let max_bytes = network.max_block_text_bytes();
+        // Side blocks whose bodies are on disk: the ones that left the
+        // chain, then the lost ones (the newest of each kept, up to the
+        // bounds; a lost one's file the record no longer keeps goes).
+        let orphans = (store
+            .recent_orphans(SIDE_BLOCKS_KEPT, max_bytes)
+            .into_iter())
+        .map(|(block, file)| (block, file, Off::LeftTheChain));
+        let lost = (store.side_blocks(max_bytes).into_iter())
+            .map(|(block, file)| (block, file, Off::Lost));
+        for (block, file, off) in orphans.chain(lost) {
+            if chain.by_hash(&block.hash).is_some() {
+                store.drop_side(&file);
+                continue;
+            }
+            let work = side_work(&chain, &network, &block);
+            for dropped in records.side.insert(SideBlock::of(&block, file, work, off)) {
+                store.drop_side(&dropped.file);
             }
         }
         let (tip, _) = watch::channel(Tip {
@@ -558,6 +572,33 @@ impl ChainState {
                 })
                 .unzip()
         };
+        let carried: Vec<ItemId> = incoming
+            .iter()
+            .flat_map(|block| items_in(&block.data).unwrap_or_default())
+            .map(|text| ItemId::of(&text))
+            .collect();
+        // Items of blocks that leave the chain wait again, unless the new
+        // branch carries them too (or a block below the fork does): on
+        // disk before the switch, so a crash right after it loses none.
+        let returned: Vec<String> = if outgoing.is_empty() {
+            Vec::new()
+        } else {
+            let current = self.current();
+            let carried: std::collections::HashSet<&ItemId> = carried.iter().collect();
+            outgoing
+                .iter()
+                .flat_map(|block| items_in(&block.data).unwrap_or_default())
+                .filter(|text| {
+                    let id = ItemId::of(text);
+                    !carried.contains(&id)
+                        && current
+                            .chain
+                            .item_block(&id)
+                            .is_none_or(|index| index >= fork)
+                })
+                .collect()
+        };
+        self.shared.pool.journal_returning(&returned)?;
         let written = if outgoing.is_empty() {
             self.shared.store.append_all(&incoming)
         } else {
@@ -574,28 +615,16 @@ impl ChainState {
         let tip = incoming.last().expect("better, so not empty").clone();
         log_commit(&base, &incoming, &outgoing, &source, since_last);
         log_retargets(&retargets, network, &source);
-        let carried: Vec<ItemId> = incoming
-            .iter()
-            .flat_map(|block| items_in(&block.data).unwrap_or_default())
-            .map(|text| ItemId::of(&text))
-            .collect();
         let added = incoming.len() as u64;
         self.remember_commit(&incoming, &outgoing, outgoing_works, &source);
-        let returned = {
+        {
             let mut current = self.current();
             current.chain.truncate(fork);
             for block in incoming {
                 current.chain.push_trusted(block);
             }
             current.changed_at = Some(Instant::now());
-            // Items of blocks that left the chain wait again, unless the
-            // new branch carries them too.
-            outgoing
-                .iter()
-                .flat_map(|block| items_in(&block.data).unwrap_or_default())
-                .filter(|text| current.chain.item_block(&ItemId::of(text)).is_none())
-                .collect::<Vec<String>>()
-        };
+        }
         self.shared.pool.remove(&carried);
         if !returned.is_empty() {
             info!(
@@ -619,23 +648,36 @@ impl ChainState {
         source: &Source,
     ) {
         let sighting = sighting_now(source);
+        let store = &self.shared.store;
+        let mut unneeded = Vec::new();
         let mut records = self.records();
         for block in incoming {
-            records.side.remove(block);
+            unneeded.extend(records.side.remove(block));
             records.sightings.record(block.hash, sighting.clone());
         }
         for (block, work) in outgoing.iter().zip(outgoing_works) {
-            records.side.insert(SideBlock {
-                block: block.clone(),
-                work: Some(work),
-                off: Off::LeftTheChain,
-            });
+            let file = store.orphan_file(block);
+            unneeded.extend(records.side.insert(SideBlock::of(
+                block,
+                file,
+                Some(work),
+                Off::LeftTheChain,
+            )));
+        }
+        drop(records);
+        for side in unneeded {
+            store.drop_side(&side.file);
         }
     }
 
     /// Remembers valid blocks that did not make the best chain, with their
-    /// work when known (else worked out here if the parent is ours).
-    fn remember_side(&self, blocks: Vec<(Block, Option<Work>)>, source: &Source) {
+    /// work when known (else worked out here if the parent is ours): their
+    /// headers here, their bodies in `side/` (a block that cannot be
+    /// written there is not remembered).
+    fn remember_side(&self, mut blocks: Vec<(Block, Option<Work>)>, source: &Source) {
+        // A long branch: only its highest blocks would be kept.
+        blocks.sort_by_key(|(block, _)| block.index);
+        let blocks = blocks.split_off(blocks.len().saturating_sub(SIDE_BLOCKS_KEPT));
         let blocks: Vec<(Block, Option<Work>)> = {
             let current = self.current();
             blocks
@@ -648,18 +690,30 @@ impl ChainState {
                 .collect()
         };
         let sighting = sighting_now(source);
-        let mut records = self.records();
+        let store = &self.shared.store;
         for (block, work) in blocks {
             self.shared.events.publish(Event::SideBlock {
                 block: BlockRef::from(&block),
                 source: source.to_string(),
             });
+            let mut records = self.records();
             records.sightings.record(block.hash, sighting.clone());
-            records.side.insert(SideBlock {
-                block,
-                work,
-                off: Off::Lost,
-            });
+            if records.side.by_hash(&block.hash).is_some() {
+                continue;
+            }
+            drop(records);
+            let file = match store.keep_side(&block) {
+                Ok(file) => file,
+                Err(error) => {
+                    tracing::debug!(%error, "a side block's body was not kept");
+                    continue;
+                }
+            };
+            let side = SideBlock::of(&block, file, work, Off::Lost);
+            let dropped = self.records().side.insert(side);
+            for dropped in dropped {
+                store.drop_side(&dropped.file);
+            }
         }
     }
 
@@ -685,10 +739,7 @@ impl ChainState {
         let tip = chain.tip().hash;
         drop(current);
         let records = self.records();
-        let side = records
-            .side
-            .between(from, to)
-            .map(|side| TreeBlock::new(&side.block, false, Some(side.off), side.work));
+        let side = records.side.between(from, to).map(TreeBlock::side);
         best.extend(side);
         best.sort_by_key(|block| (block.index, !block.best));
         for block in &mut best {
@@ -716,11 +767,10 @@ impl ChainState {
     }
 
     /// A side block by hash, for a block page one click from the tree.
+    /// Blocking: reads the block's file.
     pub fn side_block(&self, hash: &BlockHash) -> Option<Block> {
-        self.records()
-            .side
-            .by_hash(hash)
-            .map(|side| side.block.clone())
+        let file = self.records().side.by_hash(hash)?.file.clone();
+        self.shared.store.read_side(&file, hash)
     }
 
     fn records(&self) -> MutexGuard<'_, Records> {

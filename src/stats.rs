@@ -20,6 +20,10 @@ pub struct Stats {
     hashrate: AtomicU64,
     /// The catch-up under way, if one is.
     catching_up: Mutex<Option<CatchUp>>,
+    /// Offences peers were judged for since start (what no honest node
+    /// does), and the discouragements they came to.
+    misbehaviour: AtomicU64,
+    discouraged: AtomicU64,
 }
 
 /// A long catch-up with one peer, for `/status` and the progress log.
@@ -88,5 +92,25 @@ impl Stats {
     /// The catch-up under way.
     pub fn catching_up(&self) -> Option<CatchUp> {
         self.catching_up.lock().expect("stats lock").clone()
+    }
+
+    /// Counts an offence a peer was judged for.
+    pub fn count_misbehaviour(&self) {
+        self.misbehaviour.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Offences peers were judged for since start.
+    pub fn misbehaviour(&self) -> u64 {
+        self.misbehaviour.load(Ordering::Relaxed)
+    }
+
+    /// Counts a peer discouraged.
+    pub fn count_discouraged(&self) {
+        self.discouraged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Peers discouraged since start.
+    pub fn discouraged(&self) -> u64 {
+        self.discouraged.load(Ordering::Relaxed)
     }
 }

@@ -20,11 +20,13 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::block::{Block, BlockHash};
-use crate::chain::{ChainError, Clock, better_chain};
-use crate::client::{PeerClient, PeerError};
+use crate::chain::{ChainError, Clock, Network, better_chain};
+use crate::client::{FetchError, PeerClient};
+use crate::handshake::{HandshakeError, starts_with_genesis};
 use crate::human::{duration_in_words, switch_in_words};
-use crate::peers::PeerUrl;
-use crate::pow::Kind;
+use crate::peers::score::Misbehaviour;
+use crate::peers::{Failure, PeerUrl};
+use crate::pow::{Kind, Work};
 use crate::protocol::{MAX_PAGE, Status};
 use crate::state::{Adoption, ChainState, CommitError, Source};
 use crate::stats::CatchUp;
@@ -50,7 +52,7 @@ pub enum Outcome {
         served: Option<Served>,
     },
     /// It could not be used.
-    Failed(PeerError),
+    Failed(SyncError),
 }
 
 impl Outcome {
@@ -196,31 +198,118 @@ impl fmt::Display for Outcome {
     }
 }
 
-impl From<CommitError> for PeerError {
-    fn from(error: CommitError) -> PeerError {
-        match error {
-            // Our chain changed under the sync: the branch no longer links.
-            CommitError::Invalid(ChainError::BadPrevHash { .. } | ChainError::BadIndex { .. }) => {
-                PeerError::Raced
-            }
-            CommitError::Invalid(error) => PeerError::Invalid(error),
-            CommitError::Store(error) => PeerError::Save(error.to_string()),
-            CommitError::Stopped(reason) => PeerError::Save(reason),
+/// Why a sync with a peer brought nothing: a failure (the network, our
+/// disk, a race with our own chain) or a verdict on what the peer served.
+/// Only [`SyncError::misbehaviour`] says which of them no honest node
+/// causes.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// What it served breaks the chain's rules.
+    #[error("invalid chain: {0}")]
+    Invalid(ChainError),
+    /// Its answer to the handshake's questions is not ours to take (another
+    /// network, no node id).
+    #[error("{0}")]
+    Handshake(HandshakeError),
+    #[error("it is on another network: {0}")]
+    OtherNetwork(String),
+    /// An original's whole chain outgrew what we read of one
+    /// (`max_response_bytes`): our limit, not its fault.
+    #[error("its whole chain is larger than the {limit}-byte limit for one (max_response_bytes)")]
+    ChainTooLarge { limit: u64 },
+    #[error("changed its chain while we read it; trying again")]
+    Raced,
+    #[error("could not save its blocks: {0}")]
+    Save(String),
+    /// It claimed a chain with more work than the blocks it then served
+    /// carry: its work cannot have gone down.
+    #[error(
+        "claimed a chain with work {claimed} at height {height}, but the blocks it served (up to height {served}) carry only {served_work}"
+    )]
+    Unfounded {
+        height: u64,
+        claimed: Work,
+        served: u64,
+        served_work: Work,
+    },
+}
+
+impl SyncError {
+    /// What this says against the peer, if anything: only what no honest
+    /// node does. Blocks that are invalid in themselves (bad hash, too
+    /// little work, too large) or break the rules of their place (an
+    /// easier target than the rules give, a timestamp not after the
+    /// median), an answer too large or not of this protocol, a claim its
+    /// own blocks contradict. A broken link may be a reorganisation during
+    /// the sync, a block ahead of our clock may be our clock's fault, a
+    /// dead or slow peer is only unlucky, and a chain that turned out not
+    /// better than ours (ours moved on meanwhile) is no error at all.
+    pub fn misbehaviour(&self) -> Option<Misbehaviour> {
+        match self {
+            SyncError::Invalid(
+                ChainError::Block(_)
+                | ChainError::AboveTarget { .. }
+                | ChainError::TimeTooEarly { .. }
+                | ChainError::TimeNotSeconds { .. },
+            ) => Some(Misbehaviour::InvalidBlock),
+            SyncError::Fetch(FetchError::TooLarge { .. }) => Some(Misbehaviour::Oversized),
+            SyncError::Fetch(FetchError::Parse(_)) => Some(Misbehaviour::Garbled),
+            SyncError::Unfounded { .. } => Some(Misbehaviour::Unfounded),
+            _ => None,
+        }
+    }
+
+    /// The way the sync failed, to tell a repeated failure from a new one.
+    pub fn failure(&self) -> Failure {
+        match self {
+            SyncError::Fetch(error) => error.failure(),
+            SyncError::Invalid(_) => Failure::InvalidChain,
+            SyncError::Handshake(_) | SyncError::OtherNetwork(_) => Failure::OtherNetwork,
+            SyncError::ChainTooLarge { .. } => Failure::TooLarge,
+            SyncError::Raced => Failure::InvalidChain,
+            SyncError::Save(_) => Failure::NotSaved,
+            SyncError::Unfounded { .. } => Failure::Unfounded,
         }
     }
 }
 
-/// Catches up with one peer whose `/status` said `status` (`None`: it has
-/// no `/status`, so its whole chain is fetched).
+impl From<CommitError> for SyncError {
+    fn from(error: CommitError) -> SyncError {
+        match error {
+            // Our chain changed under the sync: the branch no longer links.
+            CommitError::Invalid(ChainError::BadPrevHash { .. } | ChainError::BadIndex { .. }) => {
+                SyncError::Raced
+            }
+            CommitError::Invalid(error) => SyncError::Invalid(error),
+            CommitError::Store(error) => SyncError::Save(error.to_string()),
+            CommitError::Stopped(reason) => SyncError::Save(reason),
+            CommitError::Pool(error) => SyncError::Save(error.to_string()),
+        }
+    }
+}
+
+/// What the peer told before the sync.
+#[derive(Debug)]
+pub enum Told {
+    /// Its `/status`.
+    Status(Box<Status>),
+    /// It has no `/status` (an original node): its whole chain is read,
+    /// unless the handshake read it a moment ago (sorted by index).
+    NoStatus { chain: Option<Vec<Block>> },
+}
+
+/// Catches up with one peer, from what it told.
 pub async fn catch_up(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
-    status: Option<&Status>,
+    told: Told,
 ) -> Outcome {
-    let result = match status {
-        Some(status) => catch_up_incrementally(state, client, peer, status).await,
-        None => catch_up_whole_chain(state, client, peer).await,
+    let result = match told {
+        Told::Status(status) => catch_up_incrementally(state, client, peer, &status).await,
+        Told::NoStatus { chain } => catch_up_whole_chain(state, client, peer, chain).await,
     };
     result.unwrap_or_else(Outcome::Failed)
 }
@@ -230,7 +319,7 @@ async fn catch_up_incrementally(
     client: &PeerClient,
     peer: &PeerUrl,
     status: &Status,
-) -> Result<Outcome, PeerError> {
+) -> Result<Outcome, SyncError> {
     let (our_height, our_work) = {
         let (tip, work) = state.tip_and_work();
         (tip.index, work)
@@ -251,13 +340,17 @@ async fn catch_up_incrementally(
     let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
     let start_fork = fork;
     // What the fetched blocks must meet, block after block.
-    let mut cursor = state.cursor_at(fork - 1).ok_or(PeerError::Raced)?;
+    let mut cursor = state.cursor_at(fork - 1).ok_or(SyncError::Raced)?;
     let mut progress = Progress::start(client, peer, status.height, our_height);
 
     // A task fetches pages ahead (a few at most), while this one checks
     // what has arrived and commits it all at once: the batch grows to what
     // the disk can take in the time a page takes to arrive.
     let last_wanted = status.height.min(fork + MAX_BLOCKS_PER_SYNC - 1);
+    // Stopped short of its claimed tip on purpose: the rest is the next
+    // sync's, and the claim is not judged by part of it (unless it ran out
+    // of blocks first).
+    let capped = last_wanted < status.height;
     let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_AHEAD);
     let fetcher = {
         let (client, peer) = (client.clone(), peer.clone());
@@ -283,6 +376,8 @@ async fn catch_up_incrementally(
     let mut broken = None;
     // Our own chain grew past the branch meanwhile: no fault of the peer's.
     let mut outgrown = false;
+    // It served no more blocks before the height it claimed.
+    let mut ran_out = false;
     'fetching: while let Some(first) = arrived.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_PAGES_PER_COMMIT
@@ -301,6 +396,7 @@ async fn catch_up_incrementally(
                 }
             };
             ended |= page.is_empty();
+            ran_out |= page.is_empty();
             fetched += page.len() as u64;
             for block in page {
                 if let Err(error) = cursor.step(&block, network, clock) {
@@ -372,20 +468,42 @@ async fn catch_up_incrementally(
         });
     }
     match (failure, broken) {
-        (Some(error), _) => Err(PeerError::Invalid(error)),
-        (None, Some(error)) => Err(error),
-        (None, None) if outgrown => Ok(Outcome::NotBetter {
-            height: status.height,
-            longer: false,
-            served: None,
-        }),
+        (Some(error), _) => Err(SyncError::Invalid(error)),
+        (None, Some(error)) => Err(error.into()),
         // It said its chain was better (that is why we asked), then served
-        // blocks that are not: a claim not borne out costs it.
-        (None, None) => Err(PeerError::Unfounded {
-            claimed: status.height,
-            served: height,
-        }),
+        // blocks with less work than it said: an honest node's work never
+        // goes down, so that claim was a lie. Not better for any other
+        // reason (ours grew meanwhile, or we stopped short of its tip) is
+        // a race, and costs nothing.
+        (None, None) => match claimed_work(status, network) {
+            Some(claimed) if !outgrown && (ran_out || !capped) && cursor.work < claimed => {
+                Err(SyncError::Unfounded {
+                    height: status.height,
+                    claimed,
+                    served: height,
+                    served_work: cursor.work,
+                })
+            }
+            _ => Ok(Outcome::NotBetter {
+                height: status.height,
+                longer: false,
+                served: None,
+            }),
+        },
     }
+}
+
+/// The work a peer's `/status` claims for its chain: as it says, or, for
+/// a node too old to say, in a fixed network, what its height is worth.
+fn claimed_work(status: &Status, network: &Network) -> Option<Work> {
+    status.work().or_else(|| {
+        (network.kind == Kind::Fixed).then(|| {
+            Work::times(
+                Work::of(&network.pow_limit()),
+                status.height.saturating_add(1),
+            )
+        })
+    })
 }
 
 /// Pages fetched ahead of the one being checked and written.
@@ -479,10 +597,10 @@ async fn find_fork(
     client: &PeerClient,
     peer: &PeerUrl,
     top: u64,
-) -> Result<u64, PeerError> {
+) -> Result<u64, SyncError> {
     let matches = |index: u64| async move {
         let theirs = client.hash_at(peer, index).await?;
-        Ok::<bool, PeerError>(state.hash_at(index) == Some(theirs))
+        Ok::<bool, SyncError>(state.hash_at(index) == Some(theirs))
     };
     let mut differs = top + 1; // lowest height known to differ
     let mut step = 1;
@@ -492,7 +610,7 @@ async fn find_fork(
             break height;
         }
         if height == 0 {
-            return Err(PeerError::OtherNetwork(
+            return Err(SyncError::OtherNetwork(
                 "its block 0 is not our genesis block".into(),
             ));
         }
@@ -521,16 +639,19 @@ async fn catch_up_whole_chain(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
-) -> Result<Outcome, PeerError> {
-    let mut blocks = client.whole_chain(peer).await?;
-    match blocks.first() {
-        Some(first) if *first == state.network().genesis => {}
-        _ => {
-            return Err(PeerError::OtherNetwork(
-                "its chain does not start with our genesis block".into(),
-            ));
-        }
-    }
+    fetched: Option<Vec<Block>>,
+) -> Result<Outcome, SyncError> {
+    let mut blocks = match fetched {
+        Some(blocks) => blocks,
+        None => client
+            .whole_chain(peer)
+            .await
+            .map_err(|error| match error {
+                FetchError::TooLarge { limit } => SyncError::ChainTooLarge { limit },
+                error => error.into(),
+            })?,
+    };
+    starts_with_genesis(&blocks, state.network()).map_err(SyncError::OtherNetwork)?;
     let served = Served::of(&blocks);
     blocks.truncate(served.contiguous as usize);
     let fetched = blocks.len() as u64;
@@ -551,7 +672,7 @@ async fn catch_up_whole_chain(
             served: Some(served),
         });
     }
-    let mut cursor = state.cursor_at(fork - 1).ok_or(PeerError::Raced)?;
+    let mut cursor = state.cursor_at(fork - 1).ok_or(SyncError::Raced)?;
     let (incoming, failure, work) = tokio::task::spawn_blocking(move || {
         let clock = Clock::now();
         let mut incoming: Vec<Block> = Vec::new();
@@ -566,7 +687,7 @@ async fn catch_up_whole_chain(
     .await
     .expect("validation does not panic");
     if let Some(error) = failure {
-        return Err(PeerError::Invalid(error));
+        return Err(SyncError::Invalid(error));
     }
     if !better_chain(our_work, work) {
         return Ok(Outcome::NotBetter {

@@ -4,13 +4,16 @@
 //! ([`SideBlocks`]): blocks that left its chain in a switch of branches,
 //! and valid blocks that arrived and lost. Both are bounded, oldest out
 //! first, so a long run or a flood of side blocks costs a fixed amount of
-//! memory.
+//! memory: of a side block only its header is kept here, its body is in a
+//! file (`chaindata/orphaned/` when it was ours, `chaindata/side/` when it
+//! lost on arrival, where [`SIDE_BYTES_KEPT`] bounds the bodies on disk).
 //!
 //! It decides nothing: which chain is best is [`crate::state`]'s, and the
-//! records here are fed by its commit path. It does not persist anything
-//! (a side block's file is in `chaindata/orphaned/` when it was ours).
+//! records here are fed by its commit path. It writes no file; it says
+//! which ones are no longer needed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,9 @@ use crate::pow::Work;
 pub const SIGHTINGS_KEPT: usize = 10_000;
 /// Side blocks remembered.
 pub const SIDE_BLOCKS_KEPT: usize = 1_000;
+/// Bytes of the bodies of side blocks that lost on arrival kept on disk
+/// (`chaindata/side/`); past it, the lowest go, as past [`SIDE_BLOCKS_KEPT`].
+pub const SIDE_BYTES_KEPT: u64 = 64 * 1024 * 1024;
 /// Heights one `/tree` answer covers at most.
 pub const TREE_SPAN: u64 = 500;
 
@@ -103,52 +109,102 @@ pub enum Off {
     Lost,
 }
 
-/// A valid block of a side branch.
+/// A valid block of a side branch: its header, and where its body is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SideBlock {
-    pub block: Block,
+    pub index: u64,
+    pub hash: BlockHash,
+    /// Its parent's hash, as the block writes it.
+    pub parent: String,
+    /// The file its body is in, and that file's size.
+    pub file: PathBuf,
+    pub bytes: u64,
     /// Its work, when its target is known here (its parent is on our chain,
     /// or it was).
     pub work: Option<Work>,
     pub off: Off,
 }
 
-/// The side blocks this node knows, at most [`SIDE_BLOCKS_KEPT`]: the
-/// lowest first out, as the oldest forks matter least.
+impl SideBlock {
+    /// The side block `block`, whose body is in `file`.
+    pub fn of(block: &Block, file: PathBuf, work: Option<Work>, off: Off) -> SideBlock {
+        SideBlock {
+            index: block.index,
+            hash: block.hash,
+            parent: block.prev_hash.to_string(),
+            bytes: block.json_len() as u64,
+            file,
+            work,
+            off,
+        }
+    }
+}
+
+/// The side blocks this node knows, at most [`SIDE_BLOCKS_KEPT`], and
+/// bodies of lost ones of at most [`SIDE_BYTES_KEPT`]: the lowest first
+/// out, as the oldest forks matter least.
 #[derive(Debug)]
 pub struct SideBlocks {
     by_height: BTreeMap<(u64, BlockHash), SideBlock>,
     capacity: usize,
+    /// The bodies of the lost ones, in bytes, and their bound.
+    lost_bytes: u64,
+    max_lost_bytes: u64,
 }
 
 impl SideBlocks {
-    pub fn new(capacity: usize) -> SideBlocks {
+    pub fn new(capacity: usize, max_lost_bytes: u64) -> SideBlocks {
         SideBlocks {
             by_height: BTreeMap::new(),
             capacity,
+            lost_bytes: 0,
+            max_lost_bytes,
         }
     }
 
     /// Remembers a side block. One that left the chain stays marked so,
-    /// even if it arrives again later and loses.
-    pub fn insert(&mut self, side: SideBlock) {
-        let key = (side.block.index, side.block.hash);
-        match self.by_height.get_mut(&key) {
-            Some(known) => {
-                known.work = known.work.or(side.work);
-            }
-            None => {
-                self.by_height.insert(key, side);
-                while self.by_height.len() > self.capacity {
-                    self.by_height.pop_first();
-                }
-            }
+    /// even if it arrives again later and loses. Returns the side blocks
+    /// that made way (lowest first), whose files the caller may drop; the
+    /// newcomer itself when it is the lowest of a full record, and any
+    /// second copy's file when it was known already.
+    #[must_use]
+    pub fn insert(&mut self, side: SideBlock) -> Vec<SideBlock> {
+        let key = (side.index, side.hash);
+        if let Some(known) = self.by_height.get_mut(&key) {
+            known.work = known.work.or(side.work);
+            return if known.file == side.file {
+                Vec::new()
+            } else {
+                vec![side]
+            };
         }
+        if side.off == Off::Lost {
+            self.lost_bytes += side.bytes;
+        }
+        self.by_height.insert(key, side);
+        let mut dropped = Vec::new();
+        while self.by_height.len() > self.capacity || self.lost_bytes > self.max_lost_bytes {
+            let Some((_, lowest)) = self.by_height.pop_first() else {
+                break;
+            };
+            self.forget_bytes(&lowest);
+            dropped.push(lowest);
+        }
+        dropped
     }
 
-    /// Forgets a block that is on the best chain now.
-    pub fn remove(&mut self, block: &Block) {
-        self.by_height.remove(&(block.index, block.hash));
+    /// Forgets a block that is on the best chain now; what was remembered
+    /// of it.
+    pub fn remove(&mut self, block: &Block) -> Option<SideBlock> {
+        let removed = self.by_height.remove(&(block.index, block.hash))?;
+        self.forget_bytes(&removed);
+        Some(removed)
+    }
+
+    fn forget_bytes(&mut self, side: &SideBlock) {
+        if side.off == Off::Lost {
+            self.lost_bytes -= side.bytes;
+        }
     }
 
     /// The side blocks at heights `from..=to`, lowest first.
@@ -161,9 +217,7 @@ impl SideBlocks {
     /// The side block with `hash`, if known.
     pub fn by_hash(&self, hash: &BlockHash) -> Option<&SideBlock> {
         // Side blocks are few (bounded); a scan is cheap and keeps one index.
-        self.by_height
-            .values()
-            .find(|side| side.block.hash == *hash)
+        self.by_height.values().find(|side| side.hash == *hash)
     }
 
     pub fn len(&self) -> usize {
@@ -182,7 +236,7 @@ impl Default for Records {
     fn default() -> Records {
         Records {
             sightings: Sightings::new(SIGHTINGS_KEPT),
-            side: SideBlocks::new(SIDE_BLOCKS_KEPT),
+            side: SideBlocks::new(SIDE_BLOCKS_KEPT, SIDE_BYTES_KEPT),
         }
     }
 }
@@ -215,6 +269,19 @@ impl TreeBlock {
             best,
             off,
             work: work.map(|work| work.to_string()),
+            seen: None,
+        }
+    }
+
+    /// A side block, from what is remembered of it.
+    pub fn side(side: &SideBlock) -> TreeBlock {
+        TreeBlock {
+            index: side.index,
+            hash: side.hash,
+            parent: side.parent.clone(),
+            best: false,
+            off: Some(side.off),
+            work: side.work.map(|work| work.to_string()),
             seen: None,
         }
     }
@@ -276,50 +343,70 @@ mod tests {
         assert_eq!(sightings.len(), 100);
     }
 
+    fn side(index: u64, tag: u8, off: Off) -> SideBlock {
+        let block = block(index, tag);
+        SideBlock::of(&block, PathBuf::from(format!("{index}-{tag}")), None, off)
+    }
+
     #[test]
     fn side_blocks_are_bounded_and_the_lowest_go_first() {
-        let mut side = SideBlocks::new(50);
+        let mut sides = SideBlocks::new(50, u64::MAX);
+        let mut dropped = Vec::new();
         // Inserted in no particular order of height.
         for i in (0..200u64).rev().chain(200..400) {
-            side.insert(SideBlock {
-                block: block(i, 1),
-                work: None,
-                off: Off::Lost,
-            });
+            dropped.extend(sides.insert(side(i, 1, Off::Lost)));
         }
-        assert_eq!(side.len(), 50);
-        let heights: Vec<u64> = side.between(0, u64::MAX).map(|s| s.block.index).collect();
+        assert_eq!(sides.len(), 50);
+        let heights: Vec<u64> = sides.between(0, u64::MAX).map(|s| s.index).collect();
         assert_eq!(heights, (350..400).collect::<Vec<_>>());
-        assert!(side.by_hash(&block(349, 1).hash).is_none());
-        assert!(side.by_hash(&block(399, 1).hash).is_some());
+        assert!(sides.by_hash(&block(349, 1).hash).is_none());
+        assert!(sides.by_hash(&block(399, 1).hash).is_some());
+        assert_eq!(dropped.len(), 350, "each dropped one is told, for its file");
+    }
+
+    #[test]
+    fn the_bodies_of_lost_blocks_are_bounded_in_bytes() {
+        let one = side(1, 1, Off::Lost).bytes;
+        let mut sides = SideBlocks::new(1_000, one * 10);
+        let mut dropped = Vec::new();
+        for i in 0..30u64 {
+            dropped.extend(sides.insert(side(i, 1, Off::Lost)));
+            // Blocks that were ours are not bounded by bytes: their files
+            // are never deleted.
+            dropped.extend(sides.insert(side(i, 2, Off::LeftTheChain)));
+        }
+        assert!(sides.lost_bytes <= one * 10 + 30, "{}", sides.lost_bytes);
+        assert!(dropped.iter().all(|s| s.index < 30));
+        let kept_lost = sides.between(0, 100).filter(|s| s.off == Off::Lost).count();
+        assert!((9..=10).contains(&kept_lost), "{kept_lost}");
+        // A block that joins the chain is forgotten, and its bytes with it.
+        let before = sides.lost_bytes;
+        let removed = sides.remove(&block(29, 1)).unwrap();
+        assert_eq!(sides.lost_bytes, before - removed.bytes);
     }
 
     #[test]
     fn a_block_that_left_the_chain_stays_marked_so() {
-        let mut side = SideBlocks::new(10);
+        let mut sides = SideBlocks::new(10, u64::MAX);
         let orphan = block(5, 2);
-        side.insert(SideBlock {
-            block: orphan.clone(),
-            work: Some(Work::of(&crate::pow::Target::limit(1))),
-            off: Off::LeftTheChain,
-        });
-        side.insert(SideBlock {
-            block: orphan.clone(),
-            work: None,
-            off: Off::Lost,
-        });
-        let kept = side.by_hash(&orphan.hash).unwrap();
+        let work = Some(Work::of(&crate::pow::Target::limit(1)));
+        let _ = sides.insert(SideBlock::of(
+            &orphan,
+            "orphaned".into(),
+            work,
+            Off::LeftTheChain,
+        ));
+        let copy = sides.insert(SideBlock::of(&orphan, "side".into(), None, Off::Lost));
+        assert_eq!(copy.len(), 1, "the second copy's file can go");
+        let kept = sides.by_hash(&orphan.hash).unwrap();
         assert_eq!(kept.off, Off::LeftTheChain);
+        assert_eq!(kept.file, PathBuf::from("orphaned"));
         assert!(kept.work.is_some());
         // Two blocks at one height are both kept, and listed by height.
-        side.insert(SideBlock {
-            block: block(5, 3),
-            work: None,
-            off: Off::Lost,
-        });
-        assert_eq!(side.between(5, 5).count(), 2);
-        assert_eq!(side.between(6, 9).count(), 0);
-        side.remove(&orphan);
-        assert_eq!(side.between(5, 5).count(), 1);
+        let _ = sides.insert(side(5, 3, Off::Lost));
+        assert_eq!(sides.between(5, 5).count(), 2);
+        assert_eq!(sides.between(6, 9).count(), 0);
+        sides.remove(&orphan);
+        assert_eq!(sides.between(5, 5).count(), 1);
     }
 }

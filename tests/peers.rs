@@ -260,7 +260,7 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_serving_invalid_blocks_is_banned_once_and_the_ban_survives_a_restart() {
+async fn a_peer_serving_invalid_blocks_is_discouraged_once_and_a_restart_forgets_it() {
     let tmp = tempfile::tempdir().unwrap();
     // A liar: on our network, ahead, serving a block with too little work.
     let mut lazy = mine_chain(2, 1, "lazy")[1].clone();
@@ -279,41 +279,125 @@ async fn a_peer_serving_invalid_blocks_is_banned_once_and_the_ban_survives_a_res
         &format!("{},{}", front.url, witness.url),
     ];
     let node = Jbc::start(&tmp.path().join("node"), &args);
-    node.wait_for_log(&format!("banned {} for 24 h", front.url));
-    assert_eq!(
-        peer_view(&node, &front.url).await.unwrap()["state"],
-        "banned"
+    node.wait_for_log(&format!("discouraged {} for 60.0 min", front.url));
+    let view = peer_view(&node, &front.url).await.unwrap();
+    assert_eq!(view["state"], "discouraged", "{view}");
+    assert!(
+        view["discouraged_reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not meet difficulty"),
+        "{view}"
     );
-    // While the witness is asked again and again, the banned peer is not.
+    // A configured peer stays in the book, left alone meanwhile: while the
+    // witness is asked again and again, the discouraged peer is not.
     let asked = front.requests().len();
     let seen = witness.requests().len();
     wait_for("more syncs with the witness", PATIENCE, || async {
         (witness.requests().len() >= seen + 5).then_some(())
     })
     .await;
-    assert_eq!(front.requests().len(), asked, "a banned peer is left alone");
+    assert_eq!(
+        front.requests().len(),
+        asked,
+        "a discouraged peer is left alone"
+    );
     let logs = node.logs();
     assert_eq!(
-        logs.matches(&format!("banned {}", front.url)).count(),
+        logs.matches(&format!("discouraged {}", front.url)).count(),
         1,
         "{logs}"
     );
+    let metrics = String::from_utf8(get(&format!("{}/metrics", node.url)).await.unwrap()).unwrap();
+    assert!(metrics.contains("jbc_discouraged_total 1"), "{metrics}");
     assert_eq!(node.chain().await, vec![genesis()]);
     assert!(node.terminate().success());
 
+    // Nothing of it is saved: the restarted node asks it again (and judges
+    // it again).
     let restarted = Jbc::start(&tmp.path().join("node"), &args);
-    let seen = witness.requests().len();
-    wait_for(
-        "syncs with the witness after the restart",
-        PATIENCE,
-        || async { (witness.requests().len() >= seen + 5).then_some(()) },
+    restarted.wait_for_log(&format!("discouraged {} for 60.0 min", front.url));
+    assert!(front.requests().len() > asked, "a restart forgets it");
+    assert!(
+        !std::fs::read_to_string(tmp.path().join("node/peers.json"))
+            .unwrap()
+            .contains("difficulty")
+    );
+    assert!(restarted.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_the_operator_bans_is_left_alone_across_a_restart_and_the_node_mines_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let banned = Recorder::start(Some(3)).await;
+    let dir = tmp.path().join("node");
+    let args = [
+        "--difficulty",
+        "3",
+        "--sync-interval",
+        "0.1",
+        "--peers",
+        &banned.url,
+    ];
+    let node = Jbc::start(&dir, &args);
+    wait_for("the peer asked", PATIENCE, || async {
+        (!banned.requests().is_empty()).then_some(())
+    })
+    .await;
+    let (code, answer) = post_as_operator(
+        &node,
+        "/peers/bans",
+        serde_json::json!({"url": banned.url, "seconds": 3600, "reason": "maintenance"}),
     )
     .await;
-    assert_eq!(front.requests().len(), asked, "the ban survives a restart");
-    assert_eq!(
-        peer_view(&restarted, &front.url).await.unwrap()["state"],
-        "banned"
+    assert_eq!(code, 200, "{answer}");
+    let view = peer_view(&node, &banned.url).await.unwrap();
+    assert_eq!(view["state"], "banned", "{view}");
+    assert_eq!(view["ban_reason"], "maintenance", "{view}");
+    node.wait_for_log(&format!("{} is left alone for", banned.url));
+    assert!(node.terminate().success());
+
+    // Restarted with the mining on: it mines from its first second, whatever
+    // the banned peer does, and says once why it leaves it alone.
+    let asked = banned.requests().len();
+    let mut mining = args.to_vec();
+    mining.extend(["--mine", "--threads", "1"]);
+    let restarted = Jbc::start(&dir, &mining);
+    restarted.chain_of_at_least(3).await;
+    // By the node's own clock: from listening to its first block.
+    let logs = restarted.logs();
+    let at = |needle: &str| {
+        let line = logs.lines().find(|line| line.contains(needle)).unwrap();
+        chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next().unwrap()).unwrap()
+    };
+    let took = at("mined block") - at("listening on");
+    assert!(
+        took < chrono::TimeDelta::seconds(2),
+        "first block {took} after the start:\n{logs}"
     );
+    restarted.wait_for_log(&format!("{} is left alone for ", banned.url));
+    assert!(
+        restarted
+            .logs()
+            .contains("min: banned by the operator: maintenance (tried again then)"),
+        "{}",
+        restarted.logs()
+    );
+    assert_eq!(banned.requests().len(), asked, "the ban survives a restart");
+    // The operator's word lifts it, and the peer is asked at once.
+    let response = reqwest::Client::new()
+        .delete(format!("{}/peers/bans", restarted.url))
+        .bearer_auth(restarted.operator_key())
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "url": banned.url }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    wait_for("the peer asked again", PATIENCE, || async {
+        (banned.requests().len() > asked).then_some(())
+    })
+    .await;
     assert!(restarted.terminate().success());
 }
 
@@ -671,9 +755,10 @@ async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_whose_claims_are_not_borne_out_is_scored_until_banned() {
+async fn a_peer_whose_claims_its_blocks_contradict_is_discouraged() {
     let tmp = tempfile::tempdir().unwrap();
-    // It claims the highest height there is, and serves only the genesis.
+    // It claims the highest height there is, and serves only the genesis:
+    // the work it claims is not in the blocks it serves.
     let liar = Recorder::claiming(vec![genesis()], 3, u64::MAX).await;
     let node = Jbc::start(
         &tmp.path().join("node"),
@@ -686,16 +771,16 @@ async fn a_peer_whose_claims_are_not_borne_out_is_scored_until_banned() {
             "0.1",
         ],
     );
-    let view = wait_for("the liar banned", PATIENCE, || async {
+    let view = wait_for("the liar discouraged", PATIENCE, || async {
         let view = peer_view(&node, &liar.url).await?;
-        (view["state"] == "banned").then_some(view)
+        (view["state"] == "discouraged").then_some(view)
     })
     .await;
     assert!(
-        view["ban_reason"]
+        view["discouraged_reason"]
             .as_str()
             .unwrap()
-            .contains("claimed a better chain"),
+            .contains("but the blocks it served (up to height 0) carry only"),
         "{view}"
     );
     let metrics = String::from_utf8(get(&format!("{}/metrics", node.url)).await.unwrap()).unwrap();

@@ -85,9 +85,11 @@ impl From<BookError> for ApiError {
     fn from(error: BookError) -> ApiError {
         match error {
             BookError::Save(_) => ApiError::Unavailable(error.to_string()),
-            BookError::Banned { .. } | BookError::Full { .. } | BookError::Removed => {
-                ApiError::Unprocessable(error.to_string())
-            }
+            BookError::Banned { .. }
+            | BookError::Discouraged { .. }
+            | BookError::Full { .. }
+            | BookError::GroupFull { .. }
+            | BookError::Removed => ApiError::Unprocessable(error.to_string()),
         }
     }
 }
@@ -104,12 +106,13 @@ impl From<Refusal> for ApiError {
     }
 }
 
-/// An announced block that breaks the rules (422), or one the node cannot
-/// save now (503).
+/// An announced block that breaks the rules or comes from a peer on
+/// another network (422), or one the node cannot save now (503).
 impl From<ReceiveError> for ApiError {
     fn from(error: ReceiveError) -> ApiError {
         match error {
             ReceiveError::Invalid(reason) => ApiError::InvalidBlock(reason),
+            error @ ReceiveError::OtherNetwork { .. } => ApiError::InvalidBlock(error.to_string()),
             error @ ReceiveError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
         }
     }

@@ -25,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::extract::Sender;
 use super::{ApiError, AppState};
 use crate::metrics::{CONTENT_TYPE, RequestLabels};
+use crate::netgroup::NetGroup;
 
 const PAGE: &str = include_str!("explorer/index.html");
 const SCRIPT: &str = include_str!("explorer/explorer.js");
@@ -70,35 +71,36 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], app.metrics.render())
 }
 
-/// Most `/events` streams open at once from one client address, and in
-/// all: a stream costs a connection and a task for as long as it is open,
-/// so without a bound one client could hold every connection the server
-/// has.
-pub const STREAMS_PER_ADDRESS: usize = 64;
+/// Most `/events` streams open at once from one network group of clients
+/// ([`crate::netgroup`]), and in all: a stream costs a connection and a
+/// task for as long as it is open, so without a bound one client could
+/// hold every connection the server has.
+pub const STREAMS_PER_GROUP: usize = 64;
 pub const STREAMS_IN_ALL: usize = 1024;
 
-/// The open `/events` streams, by client address.
+/// The open `/events` streams, by the client's network group.
 #[derive(Debug, Default)]
 pub struct StreamSlots {
-    open: Mutex<HashMap<Option<IpAddr>, usize>>,
+    open: Mutex<HashMap<Option<NetGroup>, usize>>,
 }
 
 /// One open stream's place; given back when the stream ends.
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
-    address: Option<IpAddr>,
+    group: Option<NetGroup>,
 }
 
 impl StreamSlots {
     /// A place for a stream from `address`, or why there is none.
     fn take(self: &Arc<Self>, address: Option<IpAddr>) -> Result<StreamSlot, ApiError> {
+        let group = address.map(NetGroup::of_ip);
         let mut open = self.open.lock().expect("never poisoned");
         let in_all: usize = open.values().sum();
-        let mine = open.get(&address).copied().unwrap_or(0);
-        if mine >= STREAMS_PER_ADDRESS {
+        let mine = open.get(&group).copied().unwrap_or(0);
+        if mine >= STREAMS_PER_GROUP {
             return Err(ApiError::Busy(format!(
-                "this address has {mine} event streams open, the most one address may have; \
-                 close one first"
+                "your network group has {mine} event streams open, the most one group may \
+                 have; close one first"
             )));
         }
         if in_all >= STREAMS_IN_ALL {
@@ -106,10 +108,10 @@ impl StreamSlots {
                 "the node has {in_all} event streams open, the most it serves; try again later"
             )));
         }
-        *open.entry(address).or_default() += 1;
+        *open.entry(group.clone()).or_default() += 1;
         Ok(StreamSlot {
             slots: Arc::clone(self),
-            address,
+            group,
         })
     }
 }
@@ -117,10 +119,10 @@ impl StreamSlots {
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut open = self.slots.open.lock().expect("never poisoned");
-        if let Some(count) = open.get_mut(&self.address) {
+        if let Some(count) = open.get_mut(&self.group) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.address);
+                open.remove(&self.group);
             }
         }
     }
@@ -129,7 +131,7 @@ impl Drop for StreamSlot {
 /// `GET /events`: the node's events as Server-Sent Events, each named by
 /// its kind with its JSON as data, from now until the node stops. A reader
 /// too slow to keep up gets a `lagged` event saying how many it missed.
-/// At most [`STREAMS_PER_ADDRESS`] streams per client address and
+/// At most [`STREAMS_PER_GROUP`] streams per network group of clients and
 /// [`STREAMS_IN_ALL`] in all (503 beyond).
 pub async fn events(
     State(app): State<AppState>,

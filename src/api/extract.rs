@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::{ApiError, AppState};
 use crate::block::json_kind;
 use crate::peers::PeerUrl;
-use crate::protocol::{DataRequest, MineRequest, PEER_HEADER, PeerRequest};
+use crate::protocol::{BanRequest, DataRequest, MineRequest, PEER_HEADER, PeerRequest};
 
 /// The sender of a request, as far as it can be told.
 pub struct Sender {
@@ -151,6 +151,10 @@ pub trait Expected {
 impl Expected for PeerRequest {
     const SHAPE: &'static str =
         r#"a peer is given as a JSON object like {"url": "http://127.0.0.1:5002"}"#;
+}
+
+impl Expected for BanRequest {
+    const SHAPE: &'static str = r#"a ban is given as a JSON object like {"url": "http://127.0.0.1:5002", "seconds": 86400}"#;
 }
 
 impl Expected for MineRequest {

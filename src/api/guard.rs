@@ -2,7 +2,8 @@
 //!
 //! - [`Operator`]: the proof that a request carries the operator key
 //!   (`Authorization: Bearer KEY`), taken by every route that changes whom
-//!   the node trusts; without it, 401 saying where the key is;
+//!   the node trusts; without it, 401 saying where the key is (its path
+//!   only to a client on this machine);
 //! - [`check_host`]: a request must name the node by an IP address,
 //!   `localhost`, the host it advertises or a configured name, so a page
 //!   whose name was rebound to the node's address (DNS rebinding) is
@@ -14,10 +15,10 @@
 //! ([`super::extract::RawBody`]): a page of another site cannot send
 //! `application/json` without a preflight, and no preflight is granted.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -49,16 +50,25 @@ impl FromRequestParts<AppState> for Operator {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
+        // Where the key is, is told only to a client on this machine: to
+        // anyone else the cookie's path would tell user and folder names.
+        let local = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none_or(|ConnectInfo(address)| address.ip().to_canonical().is_loopback());
+        let cookie = if local {
+            app.access.key.cookie().display().to_string()
+        } else {
+            "operator.cookie beside the node's chaindata folder, on its machine".to_string()
+        };
         match presented {
             Some(key) if app.access.key.accepts(key) => Ok(Operator),
             Some(_) => Err(ApiError::Unauthorized(format!(
-                "the operator key is wrong; this node's key is in {} (it changes at each start)",
-                app.access.key.cookie().display()
+                "the operator key is wrong; this node's key is in {cookie} (it changes at each start)"
             ))),
             None => Err(ApiError::Unauthorized(format!(
                 "this changes whom the node trusts, so it needs the operator key: send \
-                 `Authorization: Bearer KEY` with the key from {} (or use `jbc peers`, which reads it)",
-                app.access.key.cookie().display()
+                 `Authorization: Bearer KEY` with the key from {cookie} (or use `jbc peers`, which reads it)"
             ))),
         }
     }

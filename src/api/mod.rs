@@ -7,22 +7,27 @@
 //! ([`ApiError`] is the one place that maps failures to HTTP).
 //!
 //! - [`body`]: request bodies and times, for every route;
+//! - [`connections`]: the connections held, by network group, and whom to
+//!   drop for a newcomer;
 //! - [`error`]: the error type;
 //! - [`explorer`]: the explorer page, `/events`, `/metrics` and what every
 //!   answer gets on its way out (CORS for reading, request counts);
 //! - `extract`: what handlers take from a request (its sender, its body);
 //! - `guard`: the operator key, the Host check, the framing policy;
+//! - [`pace`]: the pace a client must read at;
 //! - [`serve`]: the connection loop, with its limits.
 
 mod body;
+mod connections;
 mod error;
 mod explorer;
 mod extract;
 mod guard;
+mod pace;
 mod serve;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -52,9 +57,9 @@ use crate::peers::{PeerUrl, PeerView};
 use crate::pool::{PendingView, Submitter};
 
 use crate::protocol::{
-    Addresses, BanLifted, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer, ItemStatus, MAX_PAGE,
-    MineOrdered, MineRequest, MinedAnswer, PAGE_BYTES, PeerAdded, PeerRemoved, PeerRequest, Status,
-    VERSION, route,
+    Addresses, BanLifted, BanRequest, Banned, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer,
+    ItemStatus, MAX_PAGE, MineOrdered, MineRequest, MinedAnswer, PAGE_BYTES, PeerAdded,
+    PeerRemoved, PeerRequest, Status, VERSION, route,
 };
 use crate::state::{ChainState, Submitted};
 use crate::stats::Stats;
@@ -66,7 +71,7 @@ const TREE_DEFAULT: u64 = 100;
 /// The endpoints, for the answer to a request for one that does not exist.
 const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
     GET /blocks/{index}, GET /blocks/{index}/proof, GET /blocks/{index}/seen, GET /block/{hash}, GET /tree?from=H&limit=N, GET /network, POST /mined, GET /peers, POST /peers, DELETE /peers, \
-    DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}, POST /mine";
+    POST /peers/bans, DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}, POST /mine";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -171,7 +176,7 @@ pub fn app(state: AppState) -> Router {
             route::PEERS,
             get(list_peers).post(add_peer).delete(remove_peer),
         )
-        .route(route::BANS, axum::routing::delete(lift_ban))
+        .route(route::BANS, post(ban_peer).delete(lift_ban))
         .route(route::ADDRESSES, get(addresses))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
@@ -483,15 +488,19 @@ async fn block_by_hash(
     let hash: BlockHash = hash
         .parse()
         .map_err(|e: HashParseError| ApiError::BadRequest(e.to_string()))?;
-    app.state
-        .block_by_hash(&hash)
-        .or_else(|| app.state.side_block(&hash))
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no block of this chain, nor of a side branch this node remembers, has hash {hash}"
-            ))
-        })
+    let state = app.state.clone();
+    tokio::task::spawn_blocking(move || {
+        state
+            .block_by_hash(&hash)
+            .or_else(|| state.side_block(&hash))
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no block of this chain, nor of a side branch this node remembers, has hash {hash}"
+        ))
+    })
 }
 
 /// `POST /mined`: a peer announces a block (the original's endpoint and
@@ -585,8 +594,40 @@ async fn remove_peer(
     }
 }
 
+/// `POST /peers/bans` with `{"url": "http://127.0.0.1:5004", "seconds": N}`
+/// (operator only): the node leaves the URL alone for N seconds (default
+/// `ban_seconds`), across restarts; only the operator bans.
+async fn ban_peer(
+    State(app): State<AppState>,
+    _: Operator,
+    JsonBody(request): JsonBody<BanRequest>,
+) -> Result<Json<Banned>, ApiError> {
+    let url =
+        PeerUrl::parse(&request.url).map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    let time = match request.seconds {
+        None => app.gossip.book().ban_time(),
+        Some(seconds) if (1..=MAX_BAN_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
+        Some(seconds) => {
+            return Err(ApiError::Unprocessable(format!(
+                "seconds is how long the ban lasts: 1 to {MAX_BAN_SECONDS} (a year), not {seconds}"
+            )));
+        }
+    };
+    let reason = (request.reason)
+        .filter(|reason| !reason.trim().is_empty())
+        .unwrap_or_else(|| "banned by the operator".into());
+    let gossip = app.gossip.clone();
+    let ban = tokio::task::spawn_blocking(move || gossip.ban(&url, time, &reason)).await??;
+    Ok(Json(Banned {
+        banned_until: ban.until,
+    }))
+}
+
+/// The longest ban the operator can ask for: a year.
+const MAX_BAN_SECONDS: u64 = 365 * 86_400;
+
 /// `DELETE /peers/bans` with `{"url": "http://127.0.0.1:5004"}`: lifts
-/// the ban on a URL (operator only).
+/// the ban on a URL, and forgets its misbehaviour (operator only).
 async fn lift_ban(
     State(app): State<AppState>,
     _: Operator,
@@ -598,7 +639,9 @@ async fn lift_ban(
         tokio::task::spawn_blocking(move || gossip.unban(&url).map(|l| (l, url))).await??;
     match lifted {
         (true, _) => Ok(Json(BanLifted { lifted: true })),
-        (false, url) => Err(ApiError::NotFound(format!("{url} is not banned"))),
+        (false, url) => Err(ApiError::NotFound(format!(
+            "{url} is not banned, nor discouraged"
+        ))),
     }
 }
 

@@ -1,16 +1,16 @@
 //! The server's connection loop: axum's router on hyper, with the limits a
 //! node on a network needs.
 //!
-//! Connections are bounded in number, and each must send a request's
-//! headers within [`HEADER_READ_TIMEOUT`] (also the longest a connection
-//! may sit idle between requests), so a thousand clients that open
-//! connections and trickle bytes into them hold a slot each for seconds at
-//! most and cannot keep others from being answered. Beyond the bound, new
-//! connections wait in the kernel's queue until a slot frees. The node
-//! raises its open-file limit to the most it may (see [`ServerLimits`]).
-//! A client that stops reading an answer (a whole chain, a stream) holds
-//! its slot no longer than [`WRITE_STALL_TIMEOUT`] after the last byte it
-//! took.
+//! Connections are bounded in number and shared by network group
+//! ([`super::connections`]): past the bound, the youngest connection of the
+//! group holding the most is dropped, so a newcomer of any other group is
+//! always served at once, however many connections one address opened.
+//! Each must send a request's headers within [`HEADER_READ_TIMEOUT`] (also
+//! the longest a connection may sit idle between requests), so a thousand
+//! clients that open connections and trickle bytes into them hold a place
+//! each for seconds at most. The node raises its open-file limit to the
+//! most it may (see [`ServerLimits`]). A client whose answers wait on it
+//! must read at [`super::pace::MIN_BYTES_PER_SECOND`].
 //!
 //! A connection whose first request is `GET /blockchain.json` is served on
 //! a runtime of its own whose threads run [`BULK_NICE_ABOVE`] nice levels
@@ -21,7 +21,6 @@
 //! once, and a download takes what is left.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,18 +28,16 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use super::connections::{Connections, Place};
+use super::pace::Paced;
+
 /// The time a connection has to send a request's headers, counted from
 /// when it opens or its previous answer went out.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a write to a client may make no progress before the
-/// connection is closed: time enough for a slow link, not for a client
-/// that keeps a large answer (and a slot) waiting for good.
-pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may delay shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How many nice levels below the node's the bulk writers run.
@@ -52,7 +49,7 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 /// The most connections served at once, whatever the descriptor limit.
 const MAX_CONNECTIONS: u64 = 8192;
 
-/// How many connections the server takes at once.
+/// How many connections the server holds at once.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     pub connections: usize,
@@ -60,8 +57,16 @@ pub struct ServerLimits {
 
 impl ServerLimits {
     /// Raises this process's open-file limit to its hard limit, and bounds
-    /// connections by what that allows.
-    pub fn from_system() -> ServerLimits {
+    /// connections by what that allows, and by `most` when given (the
+    /// `max_connections` setting).
+    pub fn from_system(most: Option<usize>) -> ServerLimits {
+        let allowed = ServerLimits::allowed_by_system();
+        ServerLimits {
+            connections: most.map_or(allowed, |most| most.min(allowed)),
+        }
+    }
+
+    fn allowed_by_system() -> usize {
         use nix::sys::resource::{Resource, getrlimit, setrlimit};
         let descriptors = match getrlimit(Resource::RLIMIT_NOFILE) {
             Ok((soft, hard)) => {
@@ -73,12 +78,9 @@ impl ServerLimits {
             }
             Err(_) => 1024,
         };
-        let connections = descriptors
+        descriptors
             .saturating_sub(RESERVED_DESCRIPTORS)
-            .clamp(64, MAX_CONNECTIONS);
-        ServerLimits {
-            connections: connections as usize,
-        }
+            .clamp(64, MAX_CONNECTIONS) as usize
     }
 }
 
@@ -90,17 +92,13 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.connections));
+    let connections = Connections::new(limits.connections);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let bulk = bulk_runtime();
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
-            _ = shutdown.cancelled() => break,
-        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -115,6 +113,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        let place = connections.open(remote.ip());
         let connection = Connection {
             app: app.clone(),
             http: http.clone(),
@@ -136,16 +135,12 @@ pub async fn serve(
                     // Moved to the bulk runtime's reactor.
                     Ok(stream) => drop(bulk.spawn(async move {
                         if let Ok(stream) = TcpStream::from_std(stream) {
-                            connection.serve(stream).await;
+                            connection.serve(stream, place).await;
                         }
-                        drop(slot);
                     })),
                     Err(error) => debug!(%error, %remote, "handing a connection over failed"),
                 },
-                _ => {
-                    connection.serve(stream).await;
-                    drop(slot);
-                }
+                _ => connection.serve(stream, place).await,
             }
         });
     }
@@ -171,17 +166,15 @@ struct Connection {
 
 impl Connection {
     /// Serves HTTP/1 requests on `stream` until the client or the node
-    /// closes it.
-    async fn serve(self, stream: TcpStream) {
+    /// closes it, or it is evicted for a newcomer (`place`).
+    async fn serve(self, stream: TcpStream, place: Place) {
         let Connection {
             app,
             http,
             remote,
             watcher,
         } = self;
-        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
-        let stream = Box::pin(stream);
+        let stream = Paced::new(stream);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request
                 .extensions_mut()
@@ -189,9 +182,17 @@ impl Connection {
             app.clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-        if let Err(error) = connection.await {
-            debug!(%error, %remote, "connection ended");
+        tokio::select! {
+            ended = connection => if let Err(error) = ended {
+                debug!(%error, %remote, "connection ended");
+            },
+            _ = place.evicted.cancelled() => debug!(
+                %remote,
+                evicted = place.connections().evicted(),
+                "connection dropped for a newcomer: its network group holds the most"
+            ),
         }
+        drop(place);
     }
 }
 

@@ -6,8 +6,9 @@
 //! A node needs one address to join. It asks each outbound peer it reaches
 //! for the addresses it knows to be good (`GET /peers/addr`), keeps them as
 //! candidates in its [`AddrMan`](crate::peers::AddrMan), and keeps
-//! `outbound_peers` of them as its chosen outbound peers, at most
-//! [`PER_GROUP`] per network group where it has the choice; one that fails
+//! `outbound_peers` of them as its chosen outbound peers, one per network
+//! group ([`crate::netgroup`]: a LAN machine or a local port is a group of
+//! its own); one that fails
 //! [`REPLACE_AFTER_FAILURES`] syncs in a row is replaced. It says who it is
 //! when it syncs (the peer header of `GET /status`), so the node it syncs
 //! from reaches it back, takes it as an inbound peer and announces its
@@ -19,7 +20,7 @@
 //! address its request came from, so nobody can point this node at a
 //! third party by naming it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::{Considered, Gossip, Refusal};
-use crate::client::PeerError;
+use crate::client::FetchError;
 use crate::handshake::{HandshakeError, handshake};
 use crate::peers::addrman::{fit_to_keep, group_of_ip, network_group, shuffle};
 use crate::peers::{Contact, Origin, PeerUrl};
@@ -51,9 +52,9 @@ const ADDRESS_CACHE_FOR: Duration = Duration::from_secs(300);
 /// How long a shorter answer stays the same: a young network's nodes
 /// learn of each other within seconds, and a short answer maps little.
 const SHORT_ADDRESS_CACHE_FOR: Duration = Duration::from_secs(5);
-/// Most chosen outbound peers in one network group, where the node has the
-/// choice: one operator with many addresses in a /16 gets few of them.
-pub(super) const PER_GROUP: usize = 2;
+/// Most addresses of one network group in an answer to `GET /peers/addr`
+/// (an eighth of it): a hundred ports of one host are one address's worth.
+pub(super) const ADDRESSES_PER_GROUP: usize = MAX_ADDRESSES / 8;
 /// Failed syncs in a row after which a chosen outbound peer is replaced,
 /// or failed contacts after which an inbound peer is dropped.
 pub(super) const REPLACE_AFTER_FAILURES: u32 = 3;
@@ -135,22 +136,17 @@ impl Gossip {
     async fn choose_one(&self) -> Chose {
         let inner = &self.inner;
         let book = &inner.book;
-        let mut groups: HashMap<String, usize> = HashMap::new();
-        for url in book.working_chosen() {
-            *groups.entry(network_group(&url)).or_default() += 1;
-        }
+        let groups: HashSet<String> = book.chosen().iter().map(network_group).collect();
         // An inbound peer may be chosen too: in a small network every node
         // may be one already.
         let skip = |url: &PeerUrl| {
             (book.contains(url) && book.origin(url) != Some(Origin::Inbound))
-                || book.ban(url).is_some()
+                || book.left_alone(url).is_some()
                 || book.removed_by_operator(url)
         };
-        let crowded = |group: &str| groups.get(group).is_some_and(|&n| n >= PER_GROUP);
-        let candidate = inner
-            .addrman
-            .select(skip, crowded)
-            .or_else(|| inner.addrman.select(skip, |_| false));
+        // One chosen peer per network group, as Core's one outbound per
+        // netgroup: addresses one operator made up cannot take them all.
+        let candidate = inner.addrman.select(skip, |group| groups.contains(group));
         let Some(url) = candidate else {
             self.ask_for_more_addresses().await;
             return Chose::NoCandidate;
@@ -244,7 +240,7 @@ impl Gossip {
                 return kept;
             }
             Ok(None) => debug!(peer = %peer, "{peer} has no /peers/addr (an older node)"),
-            Err(PeerError::Status(code)) => {
+            Err(FetchError::Status(code)) => {
                 debug!(peer = %peer, "{peer} answered HTTP {code} when asked for addresses")
             }
             Err(error) => debug!(peer = %peer, "asking {peer} for addresses failed: {error}"),
@@ -276,13 +272,8 @@ impl Gossip {
     /// if it is reachable there and new here, it becomes a candidate, and
     /// is reached back as an inbound peer.
     pub fn introduced(&self, url: PeerUrl, remote: IpAddr) {
-        let remote = remote.to_canonical();
-        let at_remote = match url.ip() {
-            Some(ip) => ip.to_canonical() == remote,
-            None => url.host_name().as_deref() == Some("localhost") && remote.is_loopback(),
-        };
         let book = &self.inner.book;
-        if !at_remote || book.contains(&url) || book.removed_by_operator(&url) {
+        if !url.is_at(remote) || book.contains(&url) || book.removed_by_operator(&url) {
             return;
         }
         // A flood of introductions waits for nobody: while every handshake
@@ -301,7 +292,8 @@ impl Gossip {
     }
 
     /// What `GET /peers/addr` answers: peers that answered lately and
-    /// addresses that did, at most [`MAX_ADDRESSES`], in random order, the
+    /// addresses that did, at most [`MAX_ADDRESSES`] and at most
+    /// [`ADDRESSES_PER_GROUP`] of one network group, in random order, the
     /// same for [`ADDRESS_CACHE_FOR`] once it is full.
     pub fn addresses_for_others(&self) -> Vec<PeerUrl> {
         let mut cache = self.inner.address_cache.lock().expect("lock");
@@ -322,6 +314,12 @@ impl Gossip {
             }
         }
         shuffle(&mut addresses);
+        let mut per_group: HashMap<String, usize> = HashMap::new();
+        addresses.retain(|url| {
+            let given = per_group.entry(network_group(url)).or_default();
+            *given += 1;
+            *given <= ADDRESSES_PER_GROUP
+        });
         addresses.truncate(MAX_ADDRESSES);
         *cache = Some(AddressCache {
             made: Instant::now(),
@@ -349,7 +347,12 @@ impl Gossip {
     /// [`REPLACE_AFTER_FAILURES`] times in a row makes way for another, and
     /// an inbound peer that stopped answering is dropped (it comes back
     /// when it syncs from us again).
-    pub(super) fn replace_if_failing(&self, peer: &PeerUrl, contact: Contact, error: &PeerError) {
+    pub(super) fn replace_if_failing(
+        &self,
+        peer: &PeerUrl,
+        contact: Contact,
+        error: &dyn std::fmt::Display,
+    ) {
         let book = &self.inner.book;
         let failures = book.failures_in_a_row(peer, contact);
         if failures < REPLACE_AFTER_FAILURES {

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -39,16 +39,16 @@ use original::{FILL_GAP, Fill};
 pub use receive::{ReceiveError, Received};
 
 use crate::block::{Block, BlockHash};
-use crate::client::{PeerClient, PeerError};
-use crate::clock::unix_now;
-use crate::handshake::{HandshakeError, check_status, handshake};
-use crate::peers::addrman::network_group;
+use crate::client::{FetchError, PeerClient};
+use crate::handshake::{HandshakeError, Handshaken, check_status, handshake};
+use crate::peers::addrman::{group_of_ip, network_group};
 use crate::peers::{
-    AddrMan, Admitted, BookError, Change, Contact, Identity, Origin, PeerBook, PeerUrl,
+    AddrMan, Admitted, BookError, Change, Contact, Failure, Identity, Origin, PeerBook, PeerUrl,
+    Verdict,
 };
 use crate::protocol::NodeId;
 use crate::state::{ChainState, Source};
-use crate::sync::{Outcome, catch_up};
+use crate::sync::{Outcome, SyncError, Told, catch_up};
 
 /// Handshakes with new URLs under way at once.
 const HANDSHAKES_AT_ONCE: usize = 16;
@@ -110,13 +110,6 @@ struct Relayed {
     from: Option<PeerUrl>,
 }
 
-fn contact_in_words(contact: Contact) -> &'static str {
-    match contact {
-        Contact::Sync => "sync with",
-        Contact::Announce => "announcing to",
-    }
-}
-
 /// What a peer task has told the log and need not repeat while it lasts.
 #[derive(Default)]
 struct Said {
@@ -124,6 +117,8 @@ struct Said {
     refused_longer: bool,
     /// The chain it served had holes.
     holes: bool,
+    /// It is banned or discouraged, and left alone meanwhile.
+    left_alone: bool,
 }
 
 /// A peer's task, as the manager holds it.
@@ -253,14 +248,12 @@ impl Gossip {
 
     /// Starts a task for every peer in the book, the connector that keeps
     /// the outbound peers, and the periodic save of the book and the
-    /// addresses; resolves once every peer had its first sync attempt (or
-    /// at shutdown).
-    pub async fn start(&self) {
-        let mut first_attempts = Vec::new();
+    /// addresses. Returns at once: nothing else the node does waits for a
+    /// peer (the miner starts on the chain it has, and restarts on every
+    /// better one a sync brings).
+    pub fn start(&self) {
         for url in self.inner.book.urls() {
-            let (done, attempted) = oneshot::channel();
-            self.spawn_peer(url, Some(done));
-            first_attempts.push(attempted);
+            self.spawn_peer(url, None);
         }
         let gossip = self.clone();
         self.spawn(async move { gossip.keep_outbound().await });
@@ -286,10 +279,6 @@ impl Gossip {
                 .await;
             }
         });
-        tokio::select! {
-            _ = futures_util::future::join_all(first_attempts) => {}
-            _ = self.inner.shutdown.cancelled() => {}
-        }
     }
 
     /// Asks for a sync now with `peer`, or with every peer.
@@ -310,12 +299,24 @@ impl Gossip {
     /// [`connect::INBOUND_RETRY`].
     pub async fn consider(&self, url: PeerUrl, origin: Origin) -> Result<Considered, Refusal> {
         let book = &self.inner.book;
-        if let Some(ban) = book.ban(&url).filter(|_| origin != Origin::Added) {
-            return Err(BookError::Banned {
-                until: ban.until,
-                reason: ban.reason,
+        if origin != Origin::Added {
+            if let Some(ban) = book.ban(&url) {
+                return Err(BookError::Banned {
+                    until: ban.until,
+                    reason: ban.reason,
+                }
+                .into());
             }
-            .into());
+            if let Some(discouraged) = book.discouraged(&url) {
+                return Err(BookError::Discouraged {
+                    seconds: discouraged
+                        .until
+                        .saturating_duration_since(std::time::Instant::now())
+                        .as_secs(),
+                    reason: discouraged.reason,
+                }
+                .into());
+            }
         }
         // The operator adding a peer the node found by itself makes it one
         // the node keeps.
@@ -331,7 +332,7 @@ impl Gossip {
         if origin == Origin::Inbound && !book.first_attempt(&url, connect::INBOUND_RETRY) {
             return Err(Refusal::TriedRecently);
         }
-        let identity = {
+        let handshaken = {
             let _permit = self.inner.handshakes.acquire().await.expect("never closed");
             let network = self.inner.state.network();
             handshake(
@@ -344,17 +345,18 @@ impl Gossip {
             .await
         };
         match origin {
-            Origin::Learned => self.inner.addrman.attempted(&url, identity.is_ok()),
+            Origin::Learned => self.inner.addrman.attempted(&url, handshaken.is_ok()),
             // It answered at the address it gave: an address worth keeping,
             // whether or not it ever named itself to us in a sync (it may
             // have announced first), and whether or not the book has room.
-            Origin::Inbound if identity.is_ok() => {
+            Origin::Inbound if handshaken.is_ok() => {
                 self.inner.addrman.add(&url, &network_group(&url));
                 self.inner.addrman.attempted(&url, true);
             }
             _ => {}
         }
-        let identity = identity?;
+        let handshaken = handshaken?;
+        let identity = handshaken.identity();
         let admitted = {
             let (book, url, identity) = (book.clone(), url.clone(), identity.clone());
             tokio::task::spawn_blocking(move || book.admit(&url, origin, identity))
@@ -391,17 +393,42 @@ impl Gossip {
                     Origin::Inbound => "inbound: it syncs from us",
                 };
                 info!(peer = %url, "new peer {url} ({what}, {kind}): it passed the handshake");
-                self.spawn_peer(url, None);
+                self.spawn_peer(url, Some(handshaken));
                 Ok(Considered::Added)
             }
         }
     }
 
-    /// Lifts the ban on `url` (the operator's word); false if it had none.
+    /// Bans `url` for `time` at the operator's word: it is not contacted
+    /// nor taken back until then (a configured peer stays in the book, left
+    /// alone).
+    pub fn ban(
+        &self,
+        url: &PeerUrl,
+        time: Duration,
+        reason: &str,
+    ) -> Result<crate::peers::Ban, BookError> {
+        let ban = self.inner.book.ban_by_operator(url, time, reason)?;
+        if !self.inner.book.contains(url) {
+            self.stop_peer(url);
+        }
+        self.inner.addrman.forget(url);
+        warn!(
+            peer = %url,
+            "the operator banned {url} for {}: {reason}",
+            crate::human::duration_in_words(time.as_secs_f64())
+        );
+        Ok(ban)
+    }
+
+    /// Lifts the operator's ban on `url`, and forgets its misbehaviour (the
+    /// operator's word); false if it had neither. A configured peer left
+    /// alone is synced with at once.
     pub fn unban(&self, url: &PeerUrl) -> Result<bool, BookError> {
         let lifted = self.inner.book.unban(url)?;
         if lifted {
-            info!(peer = %url, "lifted the ban on {url}");
+            info!(peer = %url, "lifted the ban on {url}, and forgot its misbehaviour");
+            self.request_sync(Some(url));
         }
         Ok(lifted)
     }
@@ -418,62 +445,75 @@ impl Gossip {
     }
 
     /// Acts on an announcement from `sender` (the URL in its peer header,
-    /// as seen from the connection's address): a sender that gave us a new
-    /// block is considered as a peer; one that is ahead is synced from if
-    /// it is a peer, and otherwise every peer is asked while it is
-    /// considered. A peer we have not reached yet (or whose syncs failed)
-    /// evidently is up: it is synced with now rather than after its pause.
-    fn heard(&self, heard: Heard, sender: Option<PeerUrl>) {
+    /// as seen from `remote`, the connection's address). A peer in the book
+    /// that showed it is up or ahead is synced with now, rather than after
+    /// its pause; every peer is asked when a stranger is ahead. A block
+    /// whose parent nobody here knows could be anyone's replay: it never
+    /// wakes a peer past its back-off, and wakes all of them at most once
+    /// per [`UNLINKED_WAKE_INTERVAL`]. A stranger is never contacted for
+    /// it: the URL it gives, if it is its own address, is kept as a
+    /// candidate for the address manager to try in its turn.
+    fn heard(&self, heard: Heard, sender: Option<PeerUrl>, remote: Option<std::net::IpAddr>) {
         let book = &self.inner.book;
-        let known = sender.as_ref().is_some_and(|url| book.urls().contains(url));
-        if heard == (Heard::Ahead { linked: false }) && !known {
-            // Anyone can replay a far-ahead block naming anyone: one
-            // catch-up from the peers we have, now and then, and nobody
-            // new is considered. (A peer in the book named as the sender
-            // is synced with at once, below: its task's wake-ups coalesce
-            // while it syncs.)
-            let mut last = self.inner.unlinked_wake.lock().expect("wake lock");
-            if last.is_none_or(|at| at.elapsed() >= UNLINKED_WAKE_INTERVAL) {
-                *last = Some(std::time::Instant::now());
-                self.request_sync(None);
-            }
-            return;
-        }
-        if let Some(url) = sender.as_ref().filter(|_| known)
-            && (book.identity(url).is_none() || book.is_failing(url))
-        {
-            self.request_sync(Some(url));
-        }
-        match heard {
-            Heard::Nothing => return,
-            Heard::Ahead { .. } if known => self.request_sync(sender.as_ref()),
-            Heard::Ahead { .. } => self.request_sync(None),
-            Heard::Accepted => {}
-        }
-        if let Some(url) = sender.filter(|_| !known) {
-            let gossip = self.clone();
-            self.spawn(async move {
-                match gossip.consider(url.clone(), Origin::Inbound).await {
-                    Ok(_) | Err(Refusal::TriedRecently) => {}
-                    Err(refusal) => debug!(peer = %url, "an announcing node: {refusal}"),
+        let known = sender.clone().filter(|url| book.talks_to(url));
+        let known = known.as_ref();
+        match (heard, known) {
+            (Heard::Nothing, _) => {}
+            // It gave us a block: evidently up, whatever its last sync said.
+            (Heard::Accepted, Some(url)) => {
+                if book.identity(url).is_none() || book.is_failing(url) {
+                    self.request_sync(Some(url));
                 }
-            });
+            }
+            (Heard::Accepted, None) => {}
+            (Heard::Ahead { linked: true }, Some(url)) => self.request_sync(Some(url)),
+            (Heard::Ahead { linked: true }, None) => self.request_sync(None),
+            (Heard::Ahead { linked: false }, Some(url)) if !book.is_failing(url) => {
+                self.request_sync(Some(url))
+            }
+            (Heard::Ahead { linked: false }, _) => {
+                let mut last = self.inner.unlinked_wake.lock().expect("wake lock");
+                if last.is_none_or(|at| at.elapsed() >= UNLINKED_WAKE_INTERVAL) {
+                    *last = Some(std::time::Instant::now());
+                    self.request_sync(None);
+                }
+            }
+        }
+        let useful = matches!(heard, Heard::Accepted | Heard::Ahead { linked: true });
+        if let (true, None, Some(url), Some(remote)) = (useful, known, sender, remote)
+            && url.is_at(remote)
+            && !book.contains(&url)
+            && !book.removed_by_operator(&url)
+            && self.inner.addrman.add(&url, &group_of_ip(remote))
+        {
+            debug!(peer = %url, "{url} announced a block: kept as a candidate address");
+            self.inner.connect_wake.notify_one();
         }
     }
 
-    /// Adds a failure's misbehaviour points to `peer`; bans it (logged
-    /// once) at the threshold.
-    fn penalise(&self, peer: &PeerUrl, error: &PeerError) {
-        let points = error.misbehaviour();
-        if points == 0 {
+    /// Judges `peer` for what a sync with it showed, if it showed anything
+    /// no honest node does; says once when that discourages it.
+    fn penalise(&self, peer: &PeerUrl, error: &SyncError) {
+        let Some(offence) = error.misbehaviour() else {
             return;
-        }
-        if let Some(ban) = self.inner.book.misbehaved(peer, points, &error.to_string()) {
-            let hours = (ban.until.saturating_sub(unix_now())) as f64 / 3600.0;
-            warn!(peer = %peer, "banned {peer} for {hours:.0} h: {}", ban.reason);
-            if !self.inner.book.contains(peer) {
-                self.stop_peer(peer);
+        };
+        let stats = self.inner.client.stats();
+        stats.count_misbehaviour();
+        match self.inner.book.judge(peer, offence, &error.to_string()) {
+            Verdict::Scored { points } => {
+                debug!(peer = %peer, points, "{peer} misbehaved ({points} points, fading): {error}")
             }
+            Verdict::Discouraged { seconds, left } => {
+                stats.count_discouraged();
+                let time = crate::human::duration_in_words(seconds as f64);
+                if left {
+                    warn!(peer = %peer, "discouraged {peer} for {time}, and dropped it: {error}");
+                    self.stop_peer(peer);
+                } else {
+                    warn!(peer = %peer, "discouraged {peer} for {time}: {error} (a peer the operator named stays, left alone meanwhile)");
+                }
+            }
+            Verdict::Nothing => {}
         }
     }
 
@@ -485,9 +525,9 @@ impl Gossip {
         (self.inner.flaps.lock().expect("flaps lock")).retain(|(peer, _), _| peer != url);
     }
 
-    /// Starts `url`'s task, unless it runs already; `first` hears when its
-    /// first sync attempt is over.
-    fn spawn_peer(&self, url: PeerUrl, first: Option<oneshot::Sender<()>>) {
+    /// Starts `url`'s task, unless it runs already; `handshaken`: what its
+    /// handshake fetched a moment ago, for its first sync.
+    fn spawn_peer(&self, url: PeerUrl, handshaken: Option<Handshaken>) {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut tasks = self.inner.tasks.lock().expect("tasks lock");
         if tasks.contains_key(&url) {
@@ -510,7 +550,7 @@ impl Gossip {
         self.inner.running.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = gossip.run_peer(&url, &wake, &fill, first) => {}
+                _ = gossip.run_peer(&url, &wake, &fill, handshaken) => {}
             }
             let mut tasks = gossip.inner.tasks.lock().expect("tasks lock");
             if tasks.get(&url).is_some_and(|task| task.id == id) {
@@ -526,31 +566,47 @@ impl Gossip {
         peer: &PeerUrl,
         wake: &Notify,
         fill: &Arc<Fill>,
-        mut first: Option<oneshot::Sender<()>>,
+        mut handshaken: Option<Handshaken>,
     ) {
         // Tells the announcer the peer answered for the first time in this
         // task (a handshake just passed, or a peer added, or known from the
         // book after a restart), so it hears of our tip at once rather than
         // at the next block.
-        let handshaken = Notify::new();
+        let answered = Notify::new();
         let syncing = async {
             // What the last syncs showed, to say it once rather than each
             // time.
             let mut said = Said::default();
             let mut heard_from = false;
             loop {
-                if let Some(ban) = self.inner.book.ban(peer) {
-                    let left = Duration::from_secs(ban.until.saturating_sub(unix_now()));
-                    tokio::time::sleep(left.max(Duration::from_secs(1))).await;
+                // Banned by the operator, or discouraged: left alone until
+                // then (or until the operator lifts it, which wakes us).
+                if let Some((left, why)) = self.inner.book.left_alone(peer) {
+                    if !said.left_alone {
+                        info!(
+                            peer = %peer,
+                            "{peer} is left alone for {}: {why} (tried again then)",
+                            crate::human::duration_in_words(left.as_secs_f64())
+                        );
+                        said.left_alone = true;
+                    }
+                    handshaken = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(left.max(Duration::from_secs(1))) => {}
+                        _ = wake.notified() => {}
+                    }
                     continue;
                 }
-                let go_on = self.sync_once(peer, fill, &mut said).await;
+                said.left_alone = false;
+                let go_on = self
+                    .sync_once(peer, fill, &mut said, handshaken.take())
+                    .await;
                 if !heard_from
                     && self.inner.book.identity(peer).is_some()
                     && !self.inner.book.is_failing(peer)
                 {
                     heard_from = true;
-                    handshaken.notify_one();
+                    answered.notify_one();
                     // An outbound peer is asked once what nodes it knows.
                     if matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
                         && self.inner.book.origin(peer) != Some(Origin::Inbound)
@@ -560,9 +616,6 @@ impl Gossip {
                             gossip.ask_for_addresses(&peer).await;
                         });
                     }
-                }
-                if let Some(done) = first.take() {
-                    let _ = done.send(());
                 }
                 if !go_on {
                     return;
@@ -582,7 +635,7 @@ impl Gossip {
         };
         tokio::select! {
             _ = syncing => {}
-            _ = self.announce_to(peer, &handshaken, fill) => {}
+            _ = self.announce_to(peer, &answered, fill) => {}
             _ = self.relay_items_to(peer) => {}
         }
     }
@@ -616,12 +669,14 @@ impl Gossip {
             if !has_endpoint || item.from.as_ref() == Some(peer) {
                 continue;
             }
-            if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
+            if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
+                || self.inner.book.left_alone(peer).is_some()
+            {
                 continue;
             }
             match self.inner.client.relay_item(peer, &item.text).await {
                 Ok(()) => {}
-                Err(PeerError::Status(404 | 405)) => {
+                Err(FetchError::Status(404 | 405)) => {
                     debug!(peer = %peer, "{peer} has no /data: items are not relayed to it");
                     has_endpoint = false;
                 }
@@ -630,51 +685,31 @@ impl Gossip {
         }
     }
 
-    /// Checks who `peer` is, then catches up with it. False when it turned
-    /// out to be this node itself (nothing more is said to it).
-    async fn sync_once(&self, peer: &PeerUrl, fill: &Arc<Fill>, said: &mut Said) -> bool {
+    /// Checks who `peer` is, then catches up with it; `handshaken`: what
+    /// its handshake fetched a moment ago, which answers the first
+    /// question. False when it turned out to be this node itself (nothing
+    /// more is said to it).
+    async fn sync_once(
+        &self,
+        peer: &PeerUrl,
+        fill: &Arc<Fill>,
+        said: &mut Said,
+        handshaken: Option<Handshaken>,
+    ) -> bool {
         let inner = &self.inner;
-        let status = match inner.client.status(peer, true).await {
-            Ok(status) => status,
-            Err(error) => {
-                self.report_failure(peer, Contact::Sync, &error);
-                self.penalise(peer, &error);
-                return true;
-            }
-        };
-        let identity = match &status {
-            Some(status) => match check_status(status, inner.state.network(), &inner.node_id) {
-                Ok(identity) => identity,
-                Err(HandshakeError::Itself) => {
-                    inner.book.mark_itself(peer);
-                    info!(peer = %peer, "{peer} is this node itself (it answered with our node id); it is not contacted again");
-                    return false;
-                }
-                Err(error) => {
-                    self.report_failure(peer, Contact::Sync, &error.into_peer_error());
-                    return true;
-                }
+        let told = match handshaken {
+            Some(Handshaken::Jbc { status, .. }) => Told::Status(status),
+            Some(Handshaken::Original { chain }) => Told::NoStatus { chain: Some(chain) },
+            None => match self.ask_who(peer).await {
+                Ok(told) => told,
+                Err(go_on) => return go_on,
             },
-            None if matches!(
-                inner.book.origin(peer),
-                Some(Origin::Learned | Origin::Inbound)
-            ) =>
-            {
-                let error = HandshakeError::OriginalNotNamed.into_peer_error();
-                self.report_failure(peer, Contact::Sync, &error);
-                return true;
-            }
-            None => Identity::Original,
         };
-        let original = identity == Identity::Original;
-        if inner.book.identity(peer).as_ref() != Some(&identity) {
-            let (book, url) = (inner.book.clone(), peer.clone());
-            let _ = tokio::task::spawn_blocking(move || book.set_identity(&url, identity)).await;
-        }
+        let original = matches!(told, Told::NoStatus { .. });
         if original {
             fill.sync_started();
         }
-        let outcome = catch_up(&inner.state, &inner.client, peer, status.as_ref()).await;
+        let outcome = catch_up(&inner.state, &inner.client, peer, told).await;
         if original {
             let (fill, state, served) = (
                 Arc::clone(fill),
@@ -690,12 +725,12 @@ impl Gossip {
             }
         }
         match &outcome {
-            Outcome::Failed(PeerError::Raced) => {
+            Outcome::Failed(SyncError::Raced) => {
                 debug!(peer = %peer, "sync with {peer}: {outcome}");
                 self.request_sync(Some(peer));
             }
             Outcome::Failed(error) => {
-                self.report_failure(peer, Contact::Sync, error);
+                self.report_failure(peer, Contact::Sync, error.failure(), error);
                 self.penalise(peer, error);
             }
             _ => self.report_sync(peer, &outcome),
@@ -714,6 +749,53 @@ impl Gossip {
         }
         said.holes = holes;
         true
+    }
+
+    /// Asks `peer` who it is (its `/status`, naming ourselves so it
+    /// reaches us back), checks the answer as the handshake does, and notes
+    /// what it found. `Err(go_on)` when there is nothing to sync: it failed
+    /// (true: tried again later), or it is this node itself (false).
+    async fn ask_who(&self, peer: &PeerUrl) -> Result<Told, bool> {
+        let inner = &self.inner;
+        let status = match inner.client.status(peer, true).await {
+            Ok(status) => status,
+            Err(error) => {
+                let error = SyncError::from(error);
+                self.report_failure(peer, Contact::Sync, error.failure(), &error);
+                self.penalise(peer, &error);
+                return Err(true);
+            }
+        };
+        let (told, identity) = match status {
+            Some(status) => match check_status(&status, inner.state.network(), &inner.node_id) {
+                Ok(identity) => (Told::Status(Box::new(status)), identity),
+                Err(HandshakeError::Itself) => {
+                    inner.book.mark_itself(peer);
+                    info!(peer = %peer, "{peer} is this node itself (it answered with our node id); it is not contacted again");
+                    return Err(false);
+                }
+                Err(error) => {
+                    let error = SyncError::Handshake(error);
+                    self.report_failure(peer, Contact::Sync, error.failure(), &error);
+                    return Err(true);
+                }
+            },
+            None if matches!(
+                inner.book.origin(peer),
+                Some(Origin::Learned | Origin::Inbound)
+            ) =>
+            {
+                let error = SyncError::Handshake(HandshakeError::OriginalNotNamed);
+                self.report_failure(peer, Contact::Sync, error.failure(), &error);
+                return Err(true);
+            }
+            None => (Told::NoStatus { chain: None }, Identity::Original),
+        };
+        if inner.book.identity(peer).as_ref() != Some(&identity) {
+            let (book, url) = (inner.book.clone(), peer.clone());
+            let _ = tokio::task::spawn_blocking(move || book.set_identity(&url, identity)).await;
+        }
+        Ok(told)
     }
 
     /// Records a sync's outcome and logs what is news. (An adoption has
@@ -785,7 +867,7 @@ impl Gossip {
         peer: &PeerUrl,
         contact: Contact,
         change: &Change,
-        error: Option<&PeerError>,
+        error: Option<&dyn std::fmt::Display>,
     ) -> bool {
         let recovered = matches!(change, Change::Recovered { .. });
         let say = {
@@ -796,7 +878,7 @@ impl Gossip {
                 recovered,
             )
         };
-        let what = contact_in_words(contact);
+        let what = contact.in_words();
         let minute = flaps::WINDOW.as_secs();
         match say {
             Say::AsUsual => return true,
@@ -818,10 +900,17 @@ impl Gossip {
         false
     }
 
-    /// Records a failed contact and logs it if it is news.
-    fn report_failure(&self, peer: &PeerUrl, contact: Contact, error: &PeerError) {
-        let what = contact_in_words(contact);
-        let change = self.inner.book.record_failure(peer, contact, error.kind());
+    /// Records a failed contact (`failure` is its kind, `error` says it in
+    /// words) and logs it if it is news.
+    fn report_failure(
+        &self,
+        peer: &PeerUrl,
+        contact: Contact,
+        failure: Failure,
+        error: &dyn std::fmt::Display,
+    ) {
+        let what = contact.in_words();
+        let change = self.inner.book.record_failure(peer, contact, failure);
         self.replace_if_failing(peer, contact, error);
         if !self.said_as_usual(peer, contact, &change, Some(error)) {
             return;
@@ -894,17 +983,10 @@ impl Gossip {
     /// block an original announces comes without a peer header, and is
     /// told from others' only by that.
     pub fn originals_at(&self, remote: std::net::IpAddr) -> Vec<PeerUrl> {
-        let remote = remote.to_canonical();
         let book = &self.inner.book;
         book.urls()
             .into_iter()
-            .filter(|url| {
-                let here = match url.ip() {
-                    Some(ip) => ip.to_canonical() == remote,
-                    None => url.host_name().as_deref() == Some("localhost") && remote.is_loopback(),
-                };
-                here && book.identity(url) == Some(Identity::Original)
-            })
+            .filter(|url| url.is_at(remote) && book.identity(url) == Some(Identity::Original))
             .collect()
     }
 
@@ -916,8 +998,12 @@ impl Gossip {
         }
     }
 
-    /// Posts one block to `peer`; true if it was taken.
+    /// Posts one block to `peer`; true if it was taken. Nothing is sent to
+    /// a peer left alone (banned or discouraged).
     async fn announce(&self, peer: &PeerUrl, block: &Block) -> bool {
+        if self.inner.book.left_alone(peer).is_some() {
+            return false;
+        }
         let index = block.index;
         match self.inner.client.announce(peer, block).await {
             Ok(answer) => {
@@ -934,7 +1020,7 @@ impl Gossip {
                 true
             }
             Err(error) => {
-                self.report_failure(peer, Contact::Announce, &error);
+                self.report_failure(peer, Contact::Announce, error.failure(), &error);
                 false
             }
         }

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::{Gossip, Heard};
 use crate::block::Block;
-use crate::peers::PeerUrl;
+use crate::peers::{Failure, PeerUrl};
 use crate::state::{Added, CommitError, Source};
 
 /// What an announced block came to, for the sender's answer.
@@ -41,6 +41,14 @@ pub enum ReceiveError {
     /// This node cannot take blocks now (its disk refused a write).
     #[error("cannot save the block: {0}")]
     Unavailable(String),
+    /// The sender is a peer whose chain, at our last sync with it, was not
+    /// of our network, and the block does not link to ours: nothing of
+    /// that chain can be taken, and no sync is worth starting for it.
+    #[error(
+        "this node's last sync with {peer} found its chain is not of this network ({reason}): \
+         its blocks are not taken (give both nodes the same genesis block and settings)"
+    )]
+    OtherNetwork { peer: PeerUrl, reason: &'static str },
 }
 
 impl Gossip {
@@ -72,6 +80,17 @@ impl Gossip {
             }
         }
 
+        if !linked
+            && let Some(peer) = &sender
+            && self.inner.book.sync_failure(peer) == Some(Failure::OtherNetwork)
+        {
+            debug!(peer = %peer, "a block from {peer}, a peer on another network: refused");
+            return Err(ReceiveError::OtherNetwork {
+                peer: peer.clone(),
+                reason: "its blocks do not start with our genesis block, or its settings differ",
+            });
+        }
+
         let (state, source) = (state.clone(), Source::Announced(sender.clone()));
         let added = tokio::task::spawn_blocking(move || state.add_block(block, source))
             .await
@@ -82,7 +101,9 @@ impl Gossip {
                 debug!(from = ?sender, %error, "rejected an announced block");
                 return Err(ReceiveError::Invalid(error.to_string()));
             }
-            Err(error @ (CommitError::Store(_) | CommitError::Stopped(_))) => {
+            Err(
+                error @ (CommitError::Store(_) | CommitError::Stopped(_) | CommitError::Pool(_)),
+            ) => {
                 return Err(ReceiveError::Unavailable(error.to_string()));
             }
         };
@@ -92,7 +113,7 @@ impl Gossip {
             Added::NotOnTip { ahead: true } => (Received::Syncing, Heard::Ahead { linked }),
             Added::NotOnTip { ahead: false } => (Received::NotBetter, Heard::Nothing),
         };
-        self.heard(heard, sender);
+        self.heard(heard, sender, remote);
         Ok(received)
     }
 }

@@ -150,7 +150,7 @@ pub async fn run(
         state.events().clone(),
         shutdown.clone(),
     ));
-    let limits = ServerLimits::from_system();
+    let limits = ServerLimits::from_system(config.max_connections);
     info!("listening on http://{address}");
     info!("the explorer page: http://{address}/ (events: /events, metrics: /metrics)");
     debug!(connections = limits.connections, "server limits");
@@ -168,7 +168,7 @@ pub async fn run(
         let list: Vec<String> = startup_peers.iter().map(ToString::to_string).collect();
         info!("peers: {}; syncing with them", list.join(", "));
     }
-    gossip.start().await;
+    gossip.start();
 
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));

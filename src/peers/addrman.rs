@@ -32,6 +32,7 @@ use tracing::warn;
 use super::PeerUrl;
 use crate::clock::unix_now;
 use crate::fsio::{SaveOnChange, set_aside_damaged};
+use crate::netgroup::{NetGroup, is_private};
 
 /// Buckets of the new table.
 pub const NEW_BUCKETS: usize = 128;
@@ -57,27 +58,16 @@ const MAX_COLLISIONS: usize = 16;
 /// after it last answered.
 const GOOD_FOR_SECS: u64 = 3 * 3600;
 
-/// The network group of an address: what one operator can easily have
-/// many addresses in. IPv4 /16, IPv6 /32, a host name by itself.
+/// The network group of an address, as the tables key it (see
+/// [`crate::netgroup`]).
 pub fn network_group(url: &PeerUrl) -> String {
-    match url.ip().map(|ip| ip.to_canonical()) {
-        Some(ip) => group_of_ip(ip),
-        None => url.host_name().unwrap_or_default(),
-    }
+    url.group().to_string()
 }
 
-/// The network group of an IP address (see [`network_group`]).
+/// The network group of a source known by its IP address (see
+/// [`crate::netgroup`]).
 pub fn group_of_ip(ip: IpAddr) -> String {
-    match ip.to_canonical() {
-        IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            format!("{a}.{b}")
-        }
-        IpAddr::V6(ip) => {
-            let s = ip.segments();
-            format!("{:x}:{:x}", s[0], s[1])
-        }
-    }
+    NetGroup::of_ip(ip).to_string()
 }
 
 /// Why an address heard from a peer is not kept.
@@ -129,17 +119,6 @@ fn is_link_local(ip: IpAddr) -> bool {
 
 fn is_broadcast(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V4(ip) if ip.is_broadcast())
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            // 100.64.0.0/10: carrier-grade NAT, a LAN by another name.
-            ip.is_private() || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(ip) => (ip.segments()[0] & 0xfe00) == 0xfc00,
-    }
 }
 
 /// One address, as saved.

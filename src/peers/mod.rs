@@ -1,6 +1,7 @@
-//! The peers a node knows: what a peer's address may be ([`PeerUrl`]) and
-//! the [`PeerBook`] of everyone the node talks to, what it knows of each,
-//! and whom it has banned.
+//! The peers a node knows: what a peer's address may be ([`PeerUrl`]), the
+//! [`PeerBook`] of everyone the node talks to and what it knows of each
+//! (their [`health`] and their [`score`]), the operator's bans, and the
+//! [`AddrMan`] of everyone it could talk to.
 //!
 //! This module keeps records; it does not talk to peers. The handshake
 //! that lets a URL in is [`crate::handshake`]'s, the conversation with the
@@ -8,12 +9,15 @@
 
 pub mod addrman;
 mod book;
+mod health;
+pub mod score;
 mod url;
 mod watch;
 
 pub use addrman::AddrMan;
 pub use book::{
-    Admitted, BookError, Change, Contact, Identity, Limits, Origin, PeerBook, PeerView,
+    Admitted, Ban, BookError, Identity, Limits, Origin, PeerBook, PeerState, PeerView, Verdict,
 };
+pub use health::{Change, Contact, Failure};
 pub use url::{PeerUrl, PeerUrlError};
 pub use watch::watch_peers;

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::netgroup::NetGroup;
+
 /// A peer's base URL: `http`, a host, an optional port and nothing after
 /// it. Written without a trailing slash, as people type it
 /// (`http://127.0.0.1:5002`).
@@ -72,6 +74,30 @@ impl PeerUrl {
             url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
             url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
             url::Host::Domain(_) => None,
+        }
+    }
+
+    /// The network group of the node at this URL (see
+    /// [`crate::netgroup`]): `localhost` is loopback, a name is itself.
+    pub fn group(&self) -> NetGroup {
+        let port = self.0.port_or_known_default().unwrap_or(80);
+        match (self.ip(), self.host_name()) {
+            (Some(ip), _) => NetGroup::of_node(ip, port),
+            (None, Some(name)) if name == "localhost" => {
+                NetGroup::LocalNode(std::net::Ipv4Addr::LOCALHOST.into(), port)
+            }
+            (None, name) => NetGroup::Name(name.unwrap_or_default()),
+        }
+    }
+
+    /// Whether this URL's host is `remote`, the address a request came
+    /// from (`localhost` is any loopback address): a node that names itself
+    /// in a request is believed only at the address it sent from.
+    pub fn is_at(&self, remote: IpAddr) -> bool {
+        let remote = remote.to_canonical();
+        match self.ip() {
+            Some(ip) => ip.to_canonical() == remote,
+            None => self.host_name().as_deref() == Some("localhost") && remote.is_loopback(),
         }
     }
 

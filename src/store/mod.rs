@@ -43,6 +43,9 @@ const COMMITTED: &str = "COMMITTED";
 const QUARANTINE: &str = "quarantine";
 /// Folder for valid blocks that lost to a branch with more work.
 const ORPHANED: &str = "orphaned";
+/// Folder for the bodies of valid blocks that lost on arrival (never part
+/// of this node's chain), bounded: what the block tree shows of them.
+const SIDE: &str = "side";
 
 /// The name of the file that holds block `index`.
 pub fn block_file_name(index: u64) -> String {
@@ -189,11 +192,65 @@ impl Store {
     }
 
     /// The blocks in `orphaned/`, the `limit` most recently moved there
-    /// (newest first), for the node to show its side branches. Best effort: a file that is
-    /// not a block of at most `max_bytes`, or cannot be read, is passed
-    /// over (it stays where it is; the load reported it when it moved it).
-    pub fn recent_orphans(&self, limit: usize, max_bytes: u64) -> Vec<Block> {
-        let Ok(entries) = fs::read_dir(self.dir.join(ORPHANED)) else {
+    /// (newest first), with their files, for the node to show its side
+    /// branches. Best effort: a file that is not a block of at most
+    /// `max_bytes`, or cannot be read, is passed over (it stays where it
+    /// is; the load reported it when it moved it).
+    pub fn recent_orphans(&self, limit: usize, max_bytes: u64) -> Vec<(Block, PathBuf)> {
+        recent_blocks(&self.dir.join(ORPHANED), limit, max_bytes)
+    }
+
+    /// The blocks kept in `side/`, newest first, with their files: every
+    /// one that is a block of at most `max_bytes`. A file that is not is
+    /// passed over.
+    pub fn side_blocks(&self, max_bytes: u64) -> Vec<(Block, PathBuf)> {
+        recent_blocks(&self.dir.join(SIDE), usize::MAX, max_bytes)
+    }
+
+    /// Keeps the body of `block`, a valid block that lost on arrival, in
+    /// `side/`; the file it is in. Not synced: it is only what the block
+    /// tree shows, and a crash that takes it takes nothing of the chain.
+    pub fn keep_side(&self, block: &Block) -> Result<PathBuf, StoreError> {
+        let dir = self.dir.join(SIDE);
+        fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        let name = format!("{:06}-{}.json", block.index, block.hash);
+        let path = dir.join(&name);
+        let tmp = dir.join(crate::fsio::temp_name(&name));
+        fs::write(&tmp, block.to_json_line()).map_err(io_error("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_error("rename into place", &path))?;
+        Ok(path)
+    }
+
+    /// The file a block of the chain that leaves it in a switch is moved
+    /// to (see [`Store::switch`]).
+    pub fn orphan_file(&self, block: &Block) -> PathBuf {
+        self.dir
+            .join(ORPHANED)
+            .join(format!("{:06}-{}.json", block.index, block.hash))
+    }
+
+    /// Deletes `file` if it is in `side/`: the body of a side block the
+    /// tree no longer remembers. Never a block of the chain or of
+    /// `orphaned/`.
+    pub fn drop_side(&self, file: &Path) {
+        if file.parent() == Some(self.dir.join(SIDE).as_path()) {
+            let _ = fs::remove_file(file);
+        }
+    }
+
+    /// The block in `file`, if it is one with hash `hash`.
+    pub fn read_side(&self, file: &Path, hash: &BlockHash) -> Option<Block> {
+        Block::from_json(&fs::read(file).ok()?)
+            .ok()
+            .filter(|block| block.hash == *hash)
+    }
+}
+
+/// The blocks in `dir`, newest first, the first `limit` that are blocks of
+/// at most `max_bytes`, with their files.
+fn recent_blocks(dir: &Path, limit: usize, max_bytes: u64) -> Vec<(Block, PathBuf)> {
+    {
+        let Ok(entries) = fs::read_dir(dir) else {
             return Vec::new();
         };
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
@@ -209,11 +266,13 @@ impl Store {
         // Newest first, until `limit` of them are blocks.
         files
             .into_iter()
-            .filter_map(|(_, path)| Block::from_json(&fs::read(path).ok()?).ok())
+            .filter_map(|(_, path)| Some((Block::from_json(&fs::read(&path).ok()?).ok()?, path)))
             .take(limit)
             .collect()
     }
+}
 
+impl Store {
     /// Writes new blocks after the last one, each to its file; they are
     /// durable when this returns.
     ///
@@ -312,7 +371,7 @@ impl Store {
         }
         for block in outgoing {
             let from = self.dir.join(block_file_name(block.index));
-            let to = orphan_dir.join(format!("{:06}-{}.json", block.index, block.hash));
+            let to = self.orphan_file(block);
             if to.exists() {
                 continue; // moved by an earlier attempt
             }

@@ -596,10 +596,50 @@ fn the_orphans_shown_are_the_blocks_moved_there_last_and_junk_is_passed_over() {
     fs::write(orphans.join("junk.json"), "not a block").unwrap();
     fs::write(orphans.join("big.json"), vec![b' '; 100_000]).unwrap();
     fs::write(orphans.join("note.reason"), "why").unwrap();
-    let mut shown = store.recent_orphans(100, 10_000);
+    let mut shown: Vec<Block> = (store.recent_orphans(100, 10_000).into_iter())
+        .map(|(block, file)| {
+            assert_eq!(fs::read(&file).unwrap(), block.to_json_line());
+            block
+        })
+        .collect();
     shown.sort_by_key(|block| block.index);
     assert_eq!(shown, ours[2..].to_vec());
     assert_eq!(store.recent_orphans(1, 10_000).len(), 1);
     // Nothing is moved or removed.
     assert_eq!(fs::read_dir(&orphans).unwrap().count(), ours.len() - 2 + 3);
+}
+
+#[test]
+fn side_blocks_are_kept_in_their_folder_and_only_there_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let block = Block::new(
+        3,
+        1,
+        crate::block::PrevHash::none(),
+        "a side block".into(),
+        0,
+    );
+    let file = store.keep_side(&block).unwrap();
+    assert!(file.starts_with(dir.path().join(SIDE)));
+    assert_eq!(store.read_side(&file, &block.hash), Some(block.clone()));
+    let other = Block::new(3, 1, crate::block::PrevHash::none(), "another".into(), 0);
+    assert_eq!(
+        store.read_side(&file, &other.hash),
+        None,
+        "the hash is checked"
+    );
+    let kept: Vec<Block> = store
+        .side_blocks(10_000)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    assert_eq!(kept, std::slice::from_ref(&block));
+    // A file of the chain or of orphaned/ is never dropped through it.
+    let chain_file = dir.path().join(block_file_name(0));
+    fs::write(&chain_file, "x").unwrap();
+    store.drop_side(&chain_file);
+    assert!(chain_file.exists());
+    store.drop_side(&file);
+    assert!(!file.exists());
 }

@@ -622,7 +622,7 @@ function drawNetwork(map) {
     el("td", { class: "travel-cell" }, seen ? `${seen.first_seen_ms != null && first != null ? `+${seen.first_seen_ms - first} ms · ` : ""}${seenWords(seen)}` : "not yet"));
   }));
   $("network-unreached").textContent = map.unreached.length
-    ? `Not reached: ${map.unreached.map((u) => `${u.url} (${u.error})`).join("; ")}` : "";
+    ? `Not reached: ${map.unreached.map((u) => u.url).join(", ")}` : "";
 }
 
 async function showItem(id) {

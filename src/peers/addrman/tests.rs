@@ -176,13 +176,13 @@ fn tables_survive_a_restart_and_a_damaged_file_is_set_aside() {
 fn select_skips_what_it_is_told_to_and_what_failed_a_moment_ago() {
     let dir = tempfile::tempdir().unwrap();
     let addrs = open_in(&dir);
-    let a = url("http://10.0.0.1:5001");
-    assert!(addrs.add(&a, "10.0"));
-    let b = add_in_a_slot_of_its_own(&addrs, "10.1.0", "10.0");
+    let a = url("http://20.0.0.1:5001");
+    assert!(addrs.add(&a, "20.0"));
+    let b = add_in_a_slot_of_its_own(&addrs, "20.1.0", "20.0");
     for _ in 0..20 {
         assert_eq!(addrs.select(|u| u == &a, |_| false), Some(b.clone()));
         assert_eq!(
-            addrs.select(|_| false, |group| group == "10.1"),
+            addrs.select(|_| false, |group| group == "20.1"),
             Some(a.clone())
         );
     }
@@ -220,8 +220,17 @@ fn only_addresses_a_node_can_be_reached_at_are_kept() {
 }
 
 #[test]
-fn network_groups_are_ipv4_sixteens() {
-    assert_eq!(network_group(&url("http://10.200.3.4:5001")), "10.200");
+fn network_groups_are_public_sixteens_lan_machines_and_local_ports() {
+    assert_eq!(network_group(&url("http://20.200.3.4:5001")), "20.200");
+    assert_eq!(network_group(&url("http://10.200.3.4:5001")), "10.200.3.4");
+    assert_eq!(
+        network_group(&url("http://127.0.0.1:5001")),
+        "127.0.0.1:5001"
+    );
+    assert_eq!(
+        network_group(&url("http://localhost:5002")),
+        "127.0.0.1:5002"
+    );
     assert_eq!(network_group(&url("http://[2001:db8::1]:5001")), "2001:db8");
     assert_eq!(network_group(&url("http://[::ffff:1.2.3.4]:5001")), "1.2");
     assert_eq!(
