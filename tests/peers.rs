@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use jbc::block::{Block, PrevHash};
 use serde_json::Value;
 
 /// `POST {node}/peers` with `url`: the status and the answer.
@@ -985,4 +986,143 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
             "an error page in the log:\n{logs}"
         );
     }
+}
+
+/// How many times the stand-in original logged each block index with
+/// `what` ("failed", "stored", …) on a `mined` line.
+fn original_posts(original: &Original, what: &str) -> std::collections::HashMap<u64, usize> {
+    let mut posts = std::collections::HashMap::new();
+    for line in original.logs() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["mined", index, _, outcome] = words[..]
+            && outcome == what
+            && let Ok(index) = index.parse::<u64>()
+        {
+            *posts.entry(index).or_default() += 1;
+        }
+    }
+    posts
+}
+
+/// How many times the stand-in original served its whole chain.
+fn chains_served(original: &Original) -> usize {
+    (original.logs().iter())
+        .filter(|line| line.starts_with("served "))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_that_refuses_every_block_gets_each_at_most_three_times_a_minute() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The part-2 original answers 500 to every POST /mined.
+    let original = Original::start(
+        &tmp.path().join("original"),
+        &mine_chain(1, 3, ""),
+        3,
+        &["--master", "--fail-every", "1"],
+    );
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--sync-interval",
+            "0.2",
+            "--peers",
+            &original.url,
+        ],
+    );
+    let (code, answer) = post_as_operator(&node, "/mine", serde_json::json!({"blocks": 8})).await;
+    assert_eq!(code, 202, "{answer}");
+    node.chain_of_at_least(9).await;
+    // Every sync plans again what it lacks, and each failed post stops the
+    // sending until the next: block 8 is offered once blocks 1 to 7 were
+    // tried their three times, and none of them more.
+    let failed = wait_for("block 8 offered", PATIENCE, || async {
+        let failed = original_posts(&original, "failed");
+        failed.contains_key(&8).then_some(failed)
+    })
+    .await;
+    assert_eq!(
+        failed
+            .keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<u64>>(),
+        (1..=8).collect(),
+        "{failed:?}"
+    );
+    assert!(failed.values().all(|&tries| tries <= 3), "{failed:?}");
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_on_another_network_gets_a_422_in_words_and_no_sync_past_its_back_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A master original on a genesis block of its own, mining every 0.1 s
+    // and posting each block to the node (started after it, so it keeps its
+    // own chain).
+    let other_genesis = Block::new(0, 1_600_000_000, PrevHash::none(), "elsewhere".into(), 0);
+    let theirs = extend_chain(&[other_genesis], 3, 3, "theirs");
+    let port = free_port();
+    let node_url = format!("http://127.0.0.1:{port}");
+    let original = Original::start(
+        &tmp.path().join("original"),
+        &theirs,
+        3,
+        &[&node_url, "--master", "--mine-every", "0.1"],
+    );
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--port",
+            &port.to_string(),
+            "--sync-interval",
+            "0.2",
+            "--peers",
+            &original.url,
+        ],
+    );
+    let self_mined = || {
+        (original.logs().iter())
+            .filter(|line| line.starts_with("self-mined"))
+            .count()
+    };
+    wait_for("forty blocks posted by the original", PATIENCE, || async {
+        (self_mined() >= 40).then_some(())
+    })
+    .await;
+    // Its blocks are refused in words...
+    let block = original.chain().await.pop().unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{node_url}/mined"))
+        .header("content-type", "application/json")
+        .body(block.to_json_line())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not of this network"),
+        "{answer}"
+    );
+    // ...and each post sent no sync past the back-off: its chain was read
+    // as the pauses between syncs with a failing peer allow (doubling from
+    // 0.2 s), not once a post. (The two reads by the test count too.)
+    let posts = self_mined();
+    let served = chains_served(&original);
+    assert!(served <= 12, "{served} downloads for {posts} posts");
+    assert!(
+        node.logs()
+            .contains("it is on another network: its first block is"),
+        "{}",
+        node.logs()
+    );
+    assert_eq!(node.chain().await, vec![genesis()]);
+    assert!(node.terminate().success());
 }

@@ -141,12 +141,18 @@ impl Fill {
     }
 
     /// The next of our blocks to send, oldest first: what it lacked, then
-    /// each new block. Counted as sent.
+    /// each new block. Counted as sent. A block sent [`TRIES_PER_WINDOW`]
+    /// times within [`RETRY_WINDOW`] is passed over, whatever asks (a new
+    /// tip, a failed send, a sync): a peer that refuses every block gets
+    /// each at most that often; a sync after the window plans it again.
     pub fn next(&self, state: &ChainState) -> Option<Block> {
         let mut plan = self.plan();
         if !plan.known {
             return None;
         }
+        let now = Instant::now();
+        plan.tries
+            .retain(|_, (_, _, since)| now.duration_since(*since) < RETRY_WINDOW);
         loop {
             let index = match plan.lacking.pop_front() {
                 Some(index) => index,
@@ -162,7 +168,13 @@ impl Fill {
             if plan.from_it.get(&index) == Some(&block.hash) {
                 continue;
             }
-            let now = Instant::now();
+            let tried_enough = plan
+                .tries
+                .get(&index)
+                .is_some_and(|(hash, count, _)| *hash == block.hash && *count >= TRIES_PER_WINDOW);
+            if tried_enough {
+                continue;
+            }
             plan.sent.push_back((index, now));
             let tries = plan.tries.entry(index).or_insert((block.hash, 0, now));
             if tries.0 != block.hash {

@@ -23,8 +23,9 @@ With --master it behaves as the original's master branch does instead:
 
 Usage: node.py PORT CHAINDATA DIFFICULTY [PEER_URL ...] [--master]
        [--drop-every N] [--fail-every N] [--mine-every SECONDS]
-It prints "listening on PORT" once it serves, and one line per /mined:
-"mined INDEX HASH stored|dropped|failed|confirmed|refused".
+It prints "listening on PORT" once it serves, one line per /mined:
+"mined INDEX HASH stored|dropped|failed|confirmed|refused", and one per
+GET /blockchain.json: "served N blocks".
 """
 
 import hashlib
@@ -176,7 +177,9 @@ def serve(port, node):
 
         def do_GET(self):
             if self.path == "/blockchain.json":
-                self.answer(200, node.local())
+                chain = node.local()
+                print("served %d blocks" % len(chain), flush=True)
+                self.answer(200, chain)
             else:
                 self.answer(404, {"error": "not found"})
 
@@ -203,6 +206,10 @@ def serve(port, node):
             with node.lock:
                 node.posts += 1
                 posts = node.posts
+            try:
+                posted = json.loads(body)
+            except Exception:
+                posted = None
             if options.fail_every and posts % options.fail_every == 0:
                 page = ("<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n"
                         "<title>500 Internal Server Error</title>\n"
@@ -214,13 +221,13 @@ def serve(port, node):
                 self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
                 self.wfile.write(page)
-                report(None, "failed")
+                report(posted, "failed")
                 return
+            block = posted
             try:
-                block = json.loads(body)
                 ok = proof_ok(block, node.difficulty)
             except Exception:
-                block, ok = None, False
+                ok = False
             self.answer(200, {"received": True})
             if not ok:
                 report(block, "refused")
