@@ -197,7 +197,7 @@ pub fn starts_with_genesis(chain: &[Block], network: &Network) -> Result<(), Str
     match chain.first() {
         Some(first) if *first == network.genesis => Ok(()),
         Some(first) => Err(format!(
-            "its first block is {}, our genesis block {}",
+            "its chain does not start with our genesis block (its first block is {}, ours {})",
             first.hash, network.genesis.hash
         )),
         None => Err("its /blockchain.json is empty".into()),

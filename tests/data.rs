@@ -531,3 +531,40 @@ async fn every_item_answered_202_survives_kill_9_at_any_moment() {
     );
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_a_reorg_returns_survive_kill_9_right_after_the_switch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts: Vec<String> = (0..20).map(|n| format!("returned {n}")).collect();
+    let ids: Vec<ItemId> = texts.iter().map(|t| ItemId::of(t)).collect();
+    let genesis = genesis();
+    let carrier =
+        jbc::chain::Template::next(&genesis, data_for(&texts), 1_700_000_000, 4).solve_plainly();
+    let longer = mine_chain(4, 4, "longer");
+    // Not a node: it takes no item, so nothing comes back from it.
+    let peer = Recorder::serving(longer.clone(), 4).await;
+    for trial in 0..3 {
+        // The node's chain carries the items in block 1 (they were never
+        // in its pool file); the peer's longer chain does not.
+        let dir = tmp.path().join(format!("node{trial}"));
+        write_chaindata(&dir.join("chaindata"), &[genesis.clone(), carrier.clone()]);
+        let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+        assert_eq!(item_status(&node, &ids[0]).await["status"], "confirmed");
+        let (code, answer) =
+            post_as_operator(&node, "/peers", serde_json::json!({ "url": peer.url })).await;
+        assert_eq!(code, 201, "{answer}");
+        // The switch is visible: kill -9 at once, before any save of the
+        // pool could happen.
+        node.chain_of_at_least(longer.len()).await;
+        node.kill_hard();
+        let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+        for id in &ids {
+            assert_eq!(
+                item_status(&node, id).await["status"],
+                "pending",
+                "trial {trial}, item {id}"
+            );
+        }
+        assert!(node.terminate().success());
+    }
+}

@@ -929,8 +929,43 @@ async fn a_client_that_stops_reading_a_large_answer_is_cut_off() {
         .write_all(b"GET /blockchain.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
-    // Not reading, for longer than the node lets a write stall (30 s);
-    // it keeps answering others meanwhile.
+    // Another reads it at 8 KiB a second through a small receive buffer
+    // (its reads keep the node's writes moving, below the pace of 16 KiB/s)
+    // for longer than the node lets it, then reads what is left, fast: the
+    // end comes before the whole chain if the node closed it.
+    let slow_socket = tokio::net::TcpSocket::new_v4().unwrap();
+    slow_socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut slow = slow_socket
+        .connect(([127, 0, 0, 1], node.port).into())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /blockchain.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let slow_reader = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut read = 0;
+        let mut buffer = vec![0u8; 1 << 16];
+        while started.elapsed() < Duration::from_secs(40) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            match slow.read(&mut buffer[..4096]).await {
+                Ok(0) | Err(_) => return Some(read),
+                Ok(n) => read += n,
+            }
+        }
+        let drained = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match slow.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => read += n,
+                }
+            }
+        })
+        .await;
+        drained.is_ok().then_some(read)
+    });
+    // Not reading, for longer than the node lets writes wait on a client
+    // (30 s); it keeps answering others meanwhile.
     let stalled = Instant::now();
     while stalled.elapsed() < Duration::from_secs(36) {
         get(&format!("{}/status", node.url)).await.unwrap();
@@ -953,5 +988,98 @@ async fn a_client_that_stops_reading_a_large_answer_is_cut_off() {
         answer.len() < whole,
         "the whole chain ({whole} bytes) arrived: the writer never stalled"
     );
+    // The slow reader is cut too, below the pace (16 KiB/s over 30 s).
+    let read = slow_reader
+        .await
+        .unwrap()
+        .expect("the slow reader's connection stayed open");
+    assert!(read < whole, "the slow reader got the whole chain");
+    assert!(node.terminate().success());
+}
+
+/// A block of `data` at index 1 on the genesis block, of the least work a
+/// difficulty-1 network takes, found with a midstate (the data is hashed
+/// once, not once per nonce).
+fn sibling(data: String) -> Block {
+    let genesis = genesis();
+    let template = jbc::chain::Template::next(&genesis, data, 1_700_000_000, 1);
+    let prefix = jbc::block::header_prefix(1, &template.prev_hash, &template.data, 1_700_000_000);
+    let mut nonce = 0;
+    let mut hasher = jbc::NonceHasher::new(prefix.as_bytes(), nonce);
+    while !jbc::state_meets_difficulty(&hasher.state(), 1) {
+        nonce += 1;
+        if !hasher.advance() {
+            hasher = jbc::NonceHasher::new(prefix.as_bytes(), nonce);
+        }
+    }
+    let block = template.block(hasher.nonce());
+    assert!(block.hash.meets_difficulty(1));
+    block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hundred_side_blocks_of_a_mebibyte_cost_memory_only_their_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tip = mine_chain(2, 1, "ours");
+    let node = Jbc::serving(tmp.path(), &tip, 1);
+    // Warm: the server's buffers for a large body, once.
+    let client = reqwest::Client::new();
+    let post = |block: &Block| {
+        client
+            .post(format!("{}/mined", node.url))
+            .header("content-type", "application/json")
+            .body(block.to_json_line())
+            .send()
+    };
+    let first = sibling(format!("side 0 {}", "x".repeat(1_000_000)));
+    assert_eq!(post(&first).await.unwrap().status().as_u16(), 200);
+    let before = rss_kib(node.pid());
+    // 400 valid siblings of the tip, 1 MB of data each: each loses (as
+    // much work as the tip), and the node keeps its header and sighting.
+    for n in 1..400 {
+        let block = sibling(format!("side {n} {}", "x".repeat(1_000_000)));
+        let answer = post(&block).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    let after = rss_kib(node.pid());
+    eprintln!("resident: {before} KiB before, {after} KiB after 400 side blocks");
+    assert!(
+        after < before + 50 * 1024,
+        "resident {before} KiB before, {after} KiB after"
+    );
+    // The tree shows what it keeps, the bodies are on disk, bounded there.
+    let tree: Value = serde_json::from_slice(
+        &get(&format!("{}/tree?from=1&limit=1", node.url))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let side = tree["side_blocks_kept"].as_u64().unwrap();
+    assert!((50..=70).contains(&side), "{side} side blocks kept");
+    let on_disk: u64 = std::fs::read_dir(tmp.path().join("chaindata/side"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 64 * 1024 * 1024, "{on_disk} bytes in side/");
+    // One the tree shows is served whole, from its file.
+    let shown = (tree["blocks"].as_array().unwrap().iter())
+        .find(|block| block["best"] == false)
+        .unwrap();
+    let body = get(&format!(
+        "{}/block/{}",
+        node.url,
+        shown["hash"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    let served = Block::from_json(&body).unwrap_or_else(|error| {
+        panic!(
+            "{error}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )
+    });
+    assert_eq!(served.hash.to_string(), shown["hash"]);
+    assert!(served.data.len() > 1_000_000);
+    assert_eq!(node.chain().await, tip);
     assert!(node.terminate().success());
 }

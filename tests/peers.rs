@@ -1126,3 +1126,96 @@ async fn an_original_on_another_network_gets_a_422_in_words_and_no_sync_past_its
     assert_eq!(node.chain().await, vec![genesis()]);
     assert!(node.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_header_is_an_address_to_keep_never_one_to_contact() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Ten valid blocks from one address, each naming another target.
+    let targets: Vec<Recorder> =
+        futures_util::future::join_all((0..10).map(|_| Recorder::start(None))).await;
+    let witness = Recorder::start(Some(3)).await;
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &[
+            "--difficulty",
+            "3",
+            "--sync-interval",
+            "0.1",
+            "--outbound-peers",
+            "0",
+            "--peers",
+            &witness.url,
+        ],
+    );
+    let blocks = mine_chain(11, 3, "named");
+    let client = reqwest::Client::new();
+    for (block, target) in blocks[1..].iter().zip(&targets) {
+        let answer = client
+            .post(format!("{}/mined", node.url))
+            .header("content-type", "application/json")
+            .header("x-jbc-peer", &target.url)
+            .body(block.to_json_line())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    assert_eq!(node.chain().await, blocks);
+    // Kept as candidates (each is at the address the blocks came from)...
+    let status: Value =
+        serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
+    assert_eq!(status["connections"]["addresses_new"], 10, "{status}");
+    // ...and, while the witness is asked again and again, none contacted.
+    let seen = witness.requests().len();
+    wait_for("more syncs with the witness", PATIENCE, || async {
+        (witness.requests().len() >= seen + 10).then_some(())
+    })
+    .await;
+    for target in &targets {
+        assert!(target.requests().is_empty(), "{} was contacted", target.url);
+    }
+    assert!(node.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_map_is_no_port_scanner() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Sixty targets, listed by a peer as the peers it has heard of (new),
+    // failed to reach, or that are no nodes of this software.
+    let targets: Vec<Recorder> =
+        futures_util::future::join_all((0..60).map(|_| Recorder::start(None))).await;
+    let states = ["new", "backing off", "banned", "up"];
+    let listed: Vec<Value> = targets
+        .iter()
+        .enumerate()
+        .map(|(n, target)| {
+            let state = states[n % states.len()];
+            // Those it says are up, it says are not of this software.
+            serde_json::json!({"url": target.url, "state": state, "kind": "original"})
+        })
+        .collect();
+    let lister = Recorder::listing(serde_json::Value::Array(listed).to_string()).await;
+    let node = Jbc::start(
+        &tmp.path().join("node"),
+        &["--difficulty", "3", "--peers", &lister.url],
+    );
+    wait_for("the lister up", PATIENCE, || async {
+        let view = peers(&node)
+            .await
+            .into_iter()
+            .find(|p| p["url"] == lister.url)?;
+        (view["state"] == "up").then_some(())
+    })
+    .await;
+    let map: Value =
+        serde_json::from_slice(&get(&format!("{}/network", node.url)).await.unwrap()).unwrap();
+    let mapped: Vec<&str> = (map["nodes"].as_array().unwrap().iter())
+        .map(|n| n["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(mapped.len(), 2, "this node and the lister: {map}");
+    assert!(!map.to_string().contains("error"), "{map}");
+    for target in &targets {
+        assert!(target.requests().is_empty(), "{} was contacted", target.url);
+    }
+    assert!(node.terminate().success());
+}

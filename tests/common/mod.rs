@@ -498,14 +498,24 @@ impl Recorder {
     /// A jbc node serving `blocks` whose `/status` claims `height`.
     #[allow(dead_code)]
     pub async fn claiming(blocks: Vec<Block>, difficulty: u32, height: u64) -> Recorder {
-        Recorder::listen_claiming(Some((blocks, difficulty)), Some(height)).await
+        Recorder::listen_as(Some((blocks, difficulty)), Some(height), None).await
+    }
+
+    /// A jbc node at height 0 of the test network at difficulty 3 whose
+    /// `GET /peers` answers `peers` (JSON).
+    pub async fn listing(peers: String) -> Recorder {
+        Recorder::listen_as(Some((vec![genesis()], 3)), None, Some(peers)).await
     }
 
     async fn listen(chain: Option<(Vec<Block>, u32)>) -> Recorder {
-        Recorder::listen_claiming(chain, None).await
+        Recorder::listen_as(chain, None, None).await
     }
 
-    async fn listen_claiming(chain: Option<(Vec<Block>, u32)>, claimed: Option<u64>) -> Recorder {
+    async fn listen_as(
+        chain: Option<(Vec<Block>, u32)>,
+        claimed: Option<u64>,
+        listing: Option<String>,
+    ) -> Recorder {
         // Each recorder is its own node, with its own id.
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let node_id = format!(
@@ -520,6 +530,7 @@ impl Recorder {
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
                 let (sink, chain, node_id) = (Arc::clone(&sink), Arc::clone(&chain), node_id.clone());
+                let listing = listing.clone();
                 async move {
                     let path = uri.path().to_string();
                     sink.lock().unwrap().push(Recorded {
@@ -545,6 +556,7 @@ impl Recorder {
                         })
                         .to_string()),
                         "/mined" => ok(r#"{"status":"known"}"#.into()),
+                        "/peers" if listing.is_some() => ok(listing.unwrap_or_default()),
                         "/blockchain.json" => ok(serde_json::to_string(blocks).unwrap()),
                         "/blocks" => {
                             let from = uri
