@@ -498,7 +498,7 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
     for node in &nodes {
         assert_eq!(metric(node, "jbc_misbehaviour_total").await, 0.0);
         assert_eq!(metric(node, "jbc_discouraged_total").await, 0.0);
-        for view in peers(node).await {
+        for view in common::peers(node).await {
             assert_ne!(view["state"], "discouraged", "{view}");
             assert_ne!(view["state"], "banned", "{view}");
         }
