@@ -20,7 +20,7 @@ use common::{Jbc, genesis};
 use jbc::block::Block;
 use jbc::chain::{Chain, Network};
 use libtest_mimic::{Arguments, Failed, Trial};
-use net::{Client, Net, namespaces_unavailable, wait};
+use net::{Client, Net, in_namespace, namespaces_unavailable, wait};
 
 /// Hosts of the first test.
 const HOSTS: usize = 3;
@@ -54,6 +54,16 @@ fn main() {
         Trial::test(
             "one_address_flooding_the_pool_holds_its_share_and_others_still_get_in",
             || one_address_floods_the_pool().map_err(Failed::from),
+        )
+        .with_ignored_flag(unavailable.is_some()),
+        Trial::test(
+            "a_host_holding_every_connection_it_can_keeps_no_other_host_waiting",
+            || one_host_floods_connections().map_err(Failed::from),
+        )
+        .with_ignored_flag(unavailable.is_some()),
+        Trial::test(
+            "a_hundred_fake_nodes_on_one_host_hold_one_host_s_share_of_the_peers",
+            || one_host_floods_inbound_slots().map_err(Failed::from),
         )
         .with_ignored_flag(unavailable.is_some()),
     ];
@@ -330,6 +340,298 @@ fn one_address_floods_the_pool() -> Result<(), String> {
     );
     if !node.terminate().success() {
         return Err("the node did not stop cleanly".into());
+    }
+    Ok(())
+}
+
+/// Connections the flooding host opens, and the most the node holds.
+const FLOOD_CONNECTIONS: usize = 2000;
+const MAX_CONNECTIONS: usize = 256;
+
+/// Raises this process's open-file limit to its hard limit: the flood holds
+/// thousands of sockets.
+fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// What the flood saw.
+#[derive(Default)]
+struct Flood {
+    stop: std::sync::atomic::AtomicBool,
+    /// Connections the node closed on it.
+    closed: std::sync::atomic::AtomicUsize,
+}
+
+/// Holds one keep-alive connection to `address`, a request every 5 s
+/// (within the node's 10 s for the next request's headers), opening
+/// another 2 s after the node closes it, until told to stop.
+async fn hold_a_connection(address: std::net::SocketAddr, flood: std::sync::Arc<Flood>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while !flood.stop.load(Relaxed) {
+        let Ok(Ok(mut stream)) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        else {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            continue;
+        };
+        let mut buffer = vec![0u8; 8192];
+        'asking: while !flood.stop.load(Relaxed) {
+            let request = b"GET /favicon.svg HTTP/1.1\r\nHost: 10.200.0.1\r\n\r\n";
+            if stream.write_all(request).await.is_err() {
+                break;
+            }
+            // The answer: headers, then Content-Length bytes.
+            let mut got = Vec::new();
+            loop {
+                let read = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    stream.read(&mut buffer),
+                )
+                .await;
+                match read {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buffer[..n]),
+                    _ => break 'asking,
+                }
+                let text = String::from_utf8_lossy(&got);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = (head.lines())
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_string)
+                        })
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+            }
+            for _ in 0..50 {
+                if flood.stop.load(Relaxed) {
+                    break 'asking;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        flood.closed.fetch_add(1, Relaxed);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// How long `GET /status` takes on a new connection from inside
+/// `namespace`, each of `count` times, one after the other.
+fn status_times(namespace: &str, count: usize) -> Result<Vec<std::time::Duration>, String> {
+    in_namespace(namespace, move || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut times = Vec::new();
+        for _ in 0..count {
+            let started = std::time::Instant::now();
+            let answered = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                let mut stream = tokio::net::TcpStream::connect("10.200.0.1:5001").await?;
+                stream
+                    .write_all(
+                        b"GET /status HTTP/1.1\r\nHost: 10.200.0.1\r\nConnection: close\r\n\r\n",
+                    )
+                    .await?;
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).await?;
+                Ok::<_, std::io::Error>(answer)
+            })
+            .await;
+            match answered {
+                Ok(Ok(answer)) if answer.starts_with(b"HTTP/1.1 200") => {
+                    times.push(started.elapsed())
+                }
+                Ok(Ok(answer)) => {
+                    return Err(format!(
+                        "answered {:?}",
+                        String::from_utf8_lossy(&answer[..answer.len().min(80)])
+                    ));
+                }
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(_) => return Err("no answer within 10 s".into()),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(times)
+    })
+    .join()
+    .map_err(|_| "the client thread panicked".to_string())?
+}
+
+fn one_host_floods_connections() -> Result<(), String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    raise_open_files();
+    let net = Net::create(3, 'c', DIFFICULTY)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let most = MAX_CONNECTIONS.to_string();
+    let node = net.start_with(0, tmp.path(), false, "", &["--max-connections", &most]);
+    let bridge = Client::start(&net.switch);
+    wait("the node to answer", || bridge.status(0).ok())?;
+    let flood = std::sync::Arc::new(Flood::default());
+    let flooding = {
+        let flood = std::sync::Arc::clone(&flood);
+        in_namespace(&net.hosts[1], move || async move {
+            let address: std::net::SocketAddr = "10.200.0.1:5001".parse().unwrap();
+            let mut holders = tokio::task::JoinSet::new();
+            for _ in 0..FLOOD_CONNECTIONS {
+                holders.spawn(hold_a_connection(address, std::sync::Arc::clone(&flood)));
+            }
+            while holders.join_next().await.is_some() {}
+        })
+    };
+    // The flood holds what the node lets it, and the node drops the rest
+    // as they come (each newcomer of the crowd is its youngest).
+    let held = wait("the node to drop the flood's surplus", || {
+        (flood.closed.load(Relaxed) >= FLOOD_CONNECTIONS - MAX_CONNECTIONS).then_some(())
+    });
+    // Meanwhile another host is answered at once, on a new connection each
+    // time.
+    let times = held.and_then(|_| status_times(&net.hosts[2], 20));
+    let closed = flood.closed.load(Relaxed);
+    flood.stop.store(true, Relaxed);
+    let _ = flooding.join();
+    let mut times = times?;
+    times.sort();
+    let slowest = *times.last().unwrap();
+    eprintln!(
+        "netns: one host kept {FLOOD_CONNECTIONS} keep-alive connections asking (the node \
+         holds {MAX_CONNECTIONS} at most, and closed {closed} of the host's); another host's \
+         /status on new connections: median {:?}, slowest {slowest:?}",
+        times[times.len() / 2]
+    );
+    if slowest > std::time::Duration::from_millis(250) {
+        return Err(format!(
+            "another host waited {slowest:?} for /status: {times:?}"
+        ));
+    }
+    if !node.terminate().success() {
+        return Err("the node did not stop cleanly".into());
+    }
+    Ok(())
+}
+
+/// Fake nodes of this network on `ports` of the namespace's host: each
+/// answers `/status` as `status` says with an id of its own, and
+/// `/peers/addr` with all of them; each names itself to the node at
+/// `target` in a sync's `/status`, `rounds` times.
+async fn fake_nodes(
+    status: serde_json::Value,
+    host: &'static str,
+    ports: Vec<u16>,
+    target: &'static str,
+) {
+    let urls: Vec<String> = ports.iter().map(|p| format!("http://{host}:{p}")).collect();
+    let addresses = serde_json::json!({ "addresses": urls });
+    for &port in &ports {
+        let mut status = status.clone();
+        status["node_id"] = format!("fake-{port}-{}", std::process::id()).into();
+        status["connections"]["inbound"] = 0.into();
+        let (status, addresses) = (status.to_string(), addresses.to_string());
+        let app = axum::Router::new()
+            .route("/status", axum::routing::get(move || async move { status }))
+            .route(
+                "/peers/addr",
+                axum::routing::get(move || async move { addresses }),
+            );
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        for url in &urls {
+            let _ = client
+                .get(format!("{target}/status"))
+                .header("x-jbc-peer", url)
+                .send()
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Serve on while the test looks.
+    std::future::pending::<()>().await;
+}
+
+fn one_host_floods_inbound_slots() -> Result<(), String> {
+    let net = Net::create(3, 'i', DIFFICULTY)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |n: usize| tmp.path().join(format!("host{n}"));
+    let node = net.start_with(0, &dir(0), false, "", &[]);
+    let bridge = Client::start(&net.switch);
+    let status = wait("the node to answer", || bridge.status(0).ok())?;
+    // A hundred fake nodes on host b's 100 ports name themselves to host a.
+    let ports: Vec<u16> = (6000..6100).collect();
+    std::mem::drop(in_namespace(&net.hosts[1], move || {
+        fake_nodes(status, "10.200.0.2", ports, "http://10.200.0.1:5001")
+    }));
+    let crowd = |url: &str| url.starts_with("http://10.200.0.2:");
+    let peers = || -> Option<Vec<serde_json::Value>> {
+        serde_json::from_slice(&bridge.get(&format!("{}/peers", Net::url(0))).ok()?).ok()
+    };
+    wait("the crowd to fill its share", || {
+        let inbound = (peers()?.iter())
+            .filter(|p| crowd(p["url"].as_str().unwrap_or("")))
+            .count();
+        (inbound >= 8).then_some(())
+    })?;
+    // An honest node on host c syncs from host a, and gets in.
+    let honest = net.start_with(2, &dir(2), false, &Net::url(0), &[]);
+    let honest_url = Net::url(2);
+    let views = wait("the honest node admitted", || {
+        let views = peers()?;
+        views
+            .iter()
+            .any(|p| p["url"] == honest_url)
+            .then_some(views)
+    })?;
+    // Give the connector a moment to choose among the crowd's addresses:
+    // until host a has chosen two outbound peers (one of the crowd's /16,
+    // and the honest node), or at most 20 s.
+    let _ = net::wait_up_to("two chosen", std::time::Duration::from_secs(20), || {
+        (bridge.status(0).ok()?["connections"]["chosen"].as_u64()? >= 2).then_some(())
+    });
+    let views = peers().unwrap_or(views);
+    let of_crowd = |origin: &str| {
+        (views.iter())
+            .filter(|p| crowd(p["url"].as_str().unwrap_or("")) && p["origin"] == origin)
+            .count()
+    };
+    let (inbound, chosen) = (of_crowd("inbound"), of_crowd("learned"));
+    let addresses: serde_json::Value =
+        serde_json::from_slice(&bridge.get(&format!("{}/peers/addr", Net::url(0)))?)
+            .map_err(|e| e.to_string())?;
+    let given = (addresses["addresses"].as_array().unwrap().iter())
+        .filter(|a| crowd(a.as_str().unwrap_or("")))
+        .count();
+    eprintln!(
+        "netns: 100 fake nodes on one host: {inbound} inbound slots (of 64), {chosen} chosen \
+         outbound, {given} of {} addresses given out; the honest node admitted",
+        addresses["addresses"].as_array().unwrap().len()
+    );
+    if inbound > 8 {
+        return Err(format!("one host holds {inbound} inbound slots"));
+    }
+    if chosen > 1 {
+        return Err(format!("{chosen} outbound peers chosen from one host"));
+    }
+    if given > 12 {
+        return Err(format!("{given} of the addresses given out are one host's"));
+    }
+    for node in [node, honest] {
+        if !node.terminate().success() {
+            return Err("a node did not stop cleanly".into());
+        }
     }
     Ok(())
 }

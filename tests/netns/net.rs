@@ -297,3 +297,26 @@ pub fn wait_up_to<T>(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `work` on a thread of its own inside `namespace`, with a tokio
+/// runtime of its own: every socket it makes is the namespace's.
+pub fn in_namespace<T, F>(
+    namespace: &str,
+    work: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let path = format!("/var/run/netns/{namespace}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("the namespace exists");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("the thread enters the namespace");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work())
+    })
+}
