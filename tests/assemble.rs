@@ -1,4 +1,5 @@
-//! A network that assembles itself: nodes that each know only one address
+//! A network that assembles itself: forty nodes on 127.0.0.1 (each a
+//! network group of its own, by port), each knowing only one address,
 //! learn of each other, keep their outbound target, and carry a block to
 //! every node by announcements (the sync interval is far too long for
 //! polling to do it); a new node joins from one address, and a node
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 const DIFFICULTY: &str = "3";
 /// Nodes besides the seed.
-const NODES: usize = 11;
+const NODES: usize = 39;
 const TARGET: usize = 3;
 const TARGET_TEXT: &str = "3";
 
