@@ -242,8 +242,13 @@ impl Node {
                 Value::Null => "-".into(),
                 other => other.to_string(),
             };
+            let why = [&peer["ban_reason"], &peer["discouraged_reason"]]
+                .into_iter()
+                .find_map(Value::as_str)
+                .map(|reason| format!("  ({reason})"))
+                .unwrap_or_default();
             println!(
-                "{}  {}  {}  height {}",
+                "{}  {}  {}  height {}{why}",
                 field("url"),
                 field("origin"),
                 field("state"),

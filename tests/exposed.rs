@@ -74,15 +74,17 @@ async fn peer_admin_needs_the_operator_key_from_the_cookie() {
         )
         .await;
         assert_eq!(status, 401);
-        let (status, _) = ask(
-            &node,
-            reqwest::Method::DELETE,
-            "/peers/bans",
-            serde_json::json!({ "url": attacker.url }),
-            key,
-        )
-        .await;
-        assert_eq!(status, 401);
+        for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+            let (status, _) = ask(
+                &node,
+                method,
+                "/peers/bans",
+                serde_json::json!({ "url": honest.url }),
+                key,
+            )
+            .await;
+            assert_eq!(status, 401);
+        }
     }
     assert_eq!(peer_urls(&node).await, vec![honest.url.clone()]);
 
@@ -126,6 +128,24 @@ async fn peer_admin_needs_the_operator_key_from_the_cookie() {
     let (ok, output) = jbc(&["peers", "unban", &attacker.url, &node_flag]);
     assert!(!ok, "nothing to lift");
     assert!(output.contains("is not banned"), "{output}");
+    // The operator bans for a time of its choosing, and lifts it.
+    let (ok, output) = jbc(&["peers", "ban", &attacker.url, "--for", "2h", &node_flag]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("banned {} for 2", attacker.url)),
+        "{output}"
+    );
+    let (ok, output) = jbc(&["peers", &node_flag]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("{}  -  banned", attacker.url))
+            && output.contains("(banned by the operator)"),
+        "{output}"
+    );
+    let (ok, output) = jbc(&["peers", "ban", &attacker.url, "--for", "soon", &node_flag]);
+    assert!(!ok, "{output}");
+    let (ok, output) = jbc(&["peers", "unban", &attacker.url, &node_flag]);
+    assert!(ok, "{output}");
     let (ok, output) = run_to_end_printing(
         honest_dir.path(),
         &["peers", "add", &attacker.url, &node_flag],

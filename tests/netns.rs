@@ -476,6 +476,17 @@ fn one_host_floods_connections() -> Result<(), String> {
     let node = net.start_with(0, tmp.path(), false, "", &["--max-connections", &most]);
     let bridge = Client::start(&net.switch);
     wait("the node to answer", || bridge.status(0).ok())?;
+    // A client on another machine is told what the operator key is for,
+    // never where the node keeps it (the path names users and folders).
+    let (code, answer) = bridge.post(
+        &format!("{}/peers", Net::url(0)),
+        &serde_json::json!({"url": "http://10.200.0.3:5001"}),
+    )?;
+    let answer = String::from_utf8_lossy(&answer);
+    let folder = tmp.path().to_string_lossy();
+    if code != 401 || answer.contains(&*folder) || !answer.contains("operator.cookie") {
+        return Err(format!("a remote client's 401: {code} {answer}"));
+    }
     let flood = std::sync::Arc::new(Flood::default());
     let flooding = {
         let flood = std::sync::Arc::clone(&flood);

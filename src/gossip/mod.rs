@@ -921,7 +921,12 @@ impl Gossip {
             }
             _ => {
                 let again = match contact {
-                    Contact::Sync => "retried after growing pauses".to_string(),
+                    Contact::Sync => format!(
+                        "tried again in {}, then after growing pauses",
+                        crate::human::duration_in_words(
+                            self.inner.book.next_sync_in(peer).as_secs_f64()
+                        )
+                    ),
                     Contact::Announce => "each new block is offered again".to_string(),
                 };
                 warn!(

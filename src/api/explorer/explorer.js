@@ -318,7 +318,7 @@ async function refreshPeers() {
   const now = Date.now() / 1000;
   $("peers").tBodies[0].replaceChildren(...peers.map((p) => el("tr", {},
     el("td", { class: "hash" }, p.url),
-    el("td", { class: `state-${p.state.split(" ")[0]}` }, p.state + (p.ban_reason ? ` (${p.ban_reason})` : "")),
+    el("td", { class: `state-${p.state.split(" ")[0]}` }, p.state + ((p.ban_reason || p.discouraged_reason) ? ` (${p.ban_reason || p.discouraged_reason})` : "")),
     el("td", {}, p.height != null ? p.height : ""),
     el("td", {}, p.last_success ? ago(now - p.last_success) : "never"))));
   if (!peers.length) $("peers").tBodies[0].append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no peers")));
