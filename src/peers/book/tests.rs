@@ -26,6 +26,20 @@ fn book(dir: &Path, configured: &[&str]) -> PeerBook {
     )
 }
 
+/// A book of no configured peer, with `inbound` inbound slots.
+fn book_with_inbound(dir: &Path, inbound: usize) -> PeerBook {
+    PeerBook::open(
+        Vec::new(),
+        dir.join("peers.json"),
+        Duration::from_secs(86_400),
+        Duration::from_secs(5),
+        Limits {
+            outbound: 8,
+            inbound,
+        },
+    )
+}
+
 #[test]
 fn a_book_with_a_bad_record_keeps_the_good_ones_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,16 +220,7 @@ fn misbehaviour_discourages_a_found_peer_out_and_leaves_a_named_one_alone() {
 #[test]
 fn one_group_holds_at_most_its_share_of_inbound_slots_and_a_crowd_makes_way() {
     let dir = tempfile::tempdir().unwrap();
-    let peers = PeerBook::open(
-        Vec::new(),
-        dir.path().join("peers.json"),
-        Duration::from_secs(86_400),
-        Duration::from_secs(5),
-        Limits {
-            outbound: 8,
-            inbound: 16,
-        },
-    );
+    let peers = book_with_inbound(dir.path(), 16);
     assert_eq!(inbound_per_group(16), 2);
     // One host, many ports: its share, then no more.
     let crowd = |n: u16| url(&format!("http://203.0.113.7:{}", 6000 + n));
@@ -254,16 +259,7 @@ fn one_group_holds_at_most_its_share_of_inbound_slots_and_a_crowd_makes_way() {
     // ...but a newcomer never displaces groups no bigger than its own would
     // be: four groups of one, and a fifth knocks.
     let dir2 = tempfile::tempdir().unwrap();
-    let crowded = PeerBook::open(
-        Vec::new(),
-        dir2.path().join("peers.json"),
-        Duration::from_secs(86_400),
-        Duration::from_secs(5),
-        Limits {
-            outbound: 8,
-            inbound: 4,
-        },
-    );
+    let crowded = book_with_inbound(dir2.path(), 4);
     for n in 0..4u16 {
         // inbound 4: one per group; four groups fill it.
         let peer = url(&format!("http://{}.0.0.1:5001", 11 + n));
@@ -291,16 +287,7 @@ fn one_group_holds_at_most_its_share_of_inbound_slots_and_a_crowd_makes_way() {
 #[test]
 fn the_youngest_of_the_biggest_group_makes_way_for_a_newcomer() {
     let dir = tempfile::tempdir().unwrap();
-    let peers = PeerBook::open(
-        Vec::new(),
-        dir.path().join("peers.json"),
-        Duration::from_secs(86_400),
-        Duration::from_secs(5),
-        Limits {
-            outbound: 8,
-            inbound: 24,
-        },
-    );
+    let peers = book_with_inbound(dir.path(), 24);
     // Share 3: one /16 takes 3, seven others fill the rest (21 more).
     let crowd: Vec<PeerUrl> = (0..3u16)
         .map(|n| url(&format!("http://203.0.113.{}:5001", n + 1)))
