@@ -17,37 +17,40 @@
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
 //!    [`logline`]: how a log line reads (the message once).
 //!    [`priority`]: a thread's nice level. [`netgroup`]: network groups,
-//!    what the node shares out by.
+//!    what the node shares out by. [`orders`]: blocks the operator asked
+//!    to be mined now.
 //!    [`sha256x2`]: two SHA-256 compressions interleaved with SHA-NI (the
 //!    only `unsafe` code).
 //! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
 //!    [`pool`]: data items waiting for a block, and their journal.
 //!    [`operator`]: the operator key and its cookie file.
 //!    [`events`]: what happens on the node, as a stream (`GET /events`).
-//!    [`orders`]: blocks the operator asked to be mined now.
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
 //!    choosing between chains, and the template of the next block.
-//!    [`peers`]: peer URLs, the peer book (whom the node talks to) and the
-//!    address manager (whom it could), their limits and their files.
+//!    [`peers`]: peer URLs, the peer book (whom the node talks to, their
+//!    health and their fading scores, the operator's bans) and the address
+//!    manager (whom it could), their limits and their files.
 //!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
 //!    [`tree`]: when and from where recent blocks were first seen, and the
 //!    side branches the node knows (bounded): what the block tree shows.
 //! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //!    [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
-//!    [`config`]: settings from the config file and flags.
 //! 5. [`state`]: the chain in memory and the one path by which it changes.
-//!    [`client`]: the HTTP client side: asking peers, announcing to them.
+//!    [`config`]: settings from the config file and flags.
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
-//! 6. [`sync`]: catching up with one peer. [`handshake`]: what a URL must
-//!    answer to become a peer. [`ask`]: the commands that ask a running
-//!    node (`jbc status`, `blocks`, `data`, `mine`, …).
-//! 7. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
+//! 6. [`client`]: the HTTP client side: asking peers, announcing to them.
+//! 7. [`handshake`]: what a URL must answer to become a peer. [`ask`]: the
+//!    commands that ask a running node (`jbc status`, `blocks`, `data`, …).
+//! 8. [`sync`]: catching up with one peer, and what it shows against it.
+//! 9. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    outbound peers the node chooses and the addresses it passes on.
-//! 8. [`crawl`]: the network as this node can see it, a bounded crawl of
+//! 10. [`crawl`]: the network as this node can see it, a bounded crawl of
 //!    the peer graph for the explorer's Network view.
-//!    [`metrics`]: figures for Prometheus. [`api`]: the HTTP router, its extractors and guards (the operator
-//!    key, the Host check), handlers and their one error type.
-//! 9. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
+//!    [`metrics`]: figures for Prometheus.
+//! 11. [`api`]: the HTTP router, its extractors and guards (the operator
+//!    key, the Host check), handlers and their one error type; the
+//!    connections it holds, by network group.
+//! 12. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!
 //! `main.rs` sits on top: it parses the command line and calls these.
 //!
