@@ -45,11 +45,11 @@
 //! 9. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    outbound peers the node chooses and the addresses it passes on.
 //! 10. [`crawl`]: the network as this node can see it, a bounded crawl of
-//!    the peer graph for the explorer's Network view.
-//!    [`metrics`]: figures for Prometheus.
+//!     the peer graph for the explorer's Network view.
+//!     [`metrics`]: figures for Prometheus.
 //! 11. [`api`]: the HTTP router, its extractors and guards (the operator
-//!    key, the Host check), handlers and their one error type; the
-//!    connections it holds, by network group.
+//!     key, the Host check), handlers and their one error type; the
+//!     connections it holds, by network group.
 //! 12. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!
 //! `main.rs` sits on top: it parses the command line and calls these.
