@@ -498,6 +498,11 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
     }
     // Nobody was judged, nobody left alone.
     for node in &nodes {
+        let logs = node.logs();
+        let judged: Vec<&str> = (logs.lines())
+            .filter(|line| line.contains("misbehaved"))
+            .collect();
+        assert!(judged.is_empty(), "{judged:#?}");
         assert_eq!(metric(node, "jbc_misbehaviour_total").await, 0.0);
         assert_eq!(metric(node, "jbc_discouraged_total").await, 0.0);
         for view in common::peers(node).await {

@@ -270,9 +270,11 @@ async fn status(State(app): State<AppState>, sender: Sender) -> Json<Status> {
     if let (Some(peer), Some(remote)) = (sender.peer, sender.remote) {
         app.gossip.introduced(peer, remote);
     }
-    let tip = app.state.tip();
-    let network = app.state.network();
+    // Height, tip and work from one reading of the chain: a peer judges
+    // our claim by the blocks at the height we give, so the work must be
+    // that height's, not a later tip's.
     let cursor = app.state.tip_cursor();
+    let network = app.state.network();
     let (seconds, window) = network.kind.timing();
     Json(Status {
         kind: Some(network.kind.name().to_string()),
@@ -285,8 +287,8 @@ async fn status(State(app): State<AppState>, sender: Sender) -> Json<Status> {
         mean_block_seconds: app
             .state
             .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN), app.started_at_unix()),
-        height: tip.index,
-        tip: tip.hash,
+        height: cursor.index,
+        tip: cursor.hash,
         difficulty: network.difficulty,
         genesis: network.genesis.hash,
         peers: app.gossip.book().count(),

@@ -507,8 +507,9 @@ impl Gossip {
         let stats = self.inner.client.stats();
         stats.count_misbehaviour();
         match self.inner.book.judge(peer, offence, &error.to_string()) {
+            // Rare in an honest network: worth the operator's eye.
             Verdict::Scored { points } => {
-                debug!(peer = %peer, points, "{peer} misbehaved ({points} points, fading): {error}")
+                info!(peer = %peer, points, "{peer} misbehaved ({points} points, fading): {error}")
             }
             Verdict::Discouraged { seconds, left } => {
                 stats.count_discouraged();
