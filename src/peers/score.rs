@@ -54,8 +54,11 @@ impl Misbehaviour {
     pub fn points(self) -> u32 {
         match self {
             Misbehaviour::InvalidBlock => 100,
-            Misbehaviour::Oversized | Misbehaviour::Unfounded => 50,
-            Misbehaviour::Garbled => 20,
+            Misbehaviour::Oversized => 50,
+            // A liar only wastes a download; and a node of an earlier
+            // version could give a later tip's work with its height now
+            // and then (it read the two apart): five in an hour discourage.
+            Misbehaviour::Garbled | Misbehaviour::Unfounded => 20,
         }
     }
 }
@@ -210,16 +213,20 @@ mod tests {
         );
         assert_eq!(
             scores.judge(&peer, Misbehaviour::Unfounded, "a lie", start),
-            Judged::Scored { points: 70 }
+            Judged::Scored { points: 40 }
+        );
+        assert_eq!(
+            scores.judge(&peer, Misbehaviour::Oversized, "too large", start),
+            Judged::Scored { points: 90 }
         );
         let until = start + DISCOURAGED_FOR;
         assert_eq!(
-            scores.judge(&peer, Misbehaviour::Oversized, "too large", start),
+            scores.judge(&peer, Misbehaviour::Garbled, "junk again", start),
             Judged::Discouraged { until }
         );
         assert_eq!(
             scores.discouraged(&peer, start).unwrap().reason,
-            "too large"
+            "junk again"
         );
         assert_eq!(
             scores.judge(&peer, Misbehaviour::InvalidBlock, "again", start),
@@ -245,7 +252,7 @@ mod tests {
         }
         assert_eq!(scores.points(&peer, now), 0);
         // Half faded after half the time.
-        scores.judge(&peer, Misbehaviour::Unfounded, "a lie", now);
+        scores.judge(&peer, Misbehaviour::Oversized, "too large", now);
         assert_eq!(scores.points(&peer, now + FADE_EVERY * 25), 25);
     }
 
