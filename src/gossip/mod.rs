@@ -36,32 +36,29 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+mod announce;
 mod connect;
 mod flaps;
 mod original;
 mod receive;
+mod relay;
+mod report;
 
-use flaps::{Flaps, Say};
-use original::{FILL_GAP, Fill};
+use flaps::Flaps;
+use original::Fill;
 pub use receive::{ReceiveError, Received};
+use relay::{RELAY_QUEUE, Relayed};
 
-use crate::block::{Block, BlockHash};
-use crate::client::{FetchError, PeerClient};
+use crate::client::PeerClient;
 use crate::handshake::{HandshakeError, Handshaken, check_status, handshake};
-use crate::peers::addrman::{group_of_ip, network_group};
-use crate::peers::{
-    AddrMan, Admitted, BookError, Change, Contact, Failure, Identity, Origin, PeerBook, PeerUrl,
-    Verdict,
-};
+use crate::peers::addrman::network_group;
+use crate::peers::{AddrMan, Admitted, BookError, Contact, Identity, Origin, PeerBook, PeerUrl};
 use crate::protocol::NodeId;
-use crate::state::{ChainState, Source};
+use crate::state::ChainState;
 use crate::sync::{Outcome, SyncError, Told, catch_up};
 
 /// Handshakes with new URLs under way at once.
 const HANDSHAKES_AT_ONCE: usize = 16;
-/// Data items waiting to be relayed to a peer; beyond, they are dropped
-/// for that peer.
-const RELAY_QUEUE: usize = 4096;
 /// How often what was learned of the peers is saved.
 const BOOK_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -88,7 +85,8 @@ struct Inner {
     /// New data items, for every peer's task to relay.
     items: tokio::sync::broadcast::Sender<Relayed>,
     /// When blocks of unknown parent last woke the peers: at most once
-    /// per [`UNLINKED_WAKE_INTERVAL`], however often one is replayed.
+    /// per [`receive::UNLINKED_WAKE_INTERVAL`], however often one is
+    /// replayed.
     unlinked_wake: Mutex<Option<std::time::Instant>>,
     /// Each peer's recent failures and recoveries, per kind of contact.
     flaps: Mutex<HashMap<(PeerUrl, Contact), Flaps>>,
@@ -104,17 +102,6 @@ struct Inner {
     address_requests: Mutex<connect::AddressRequests>,
     /// The answer to `GET /peers/addr`.
     address_cache: Mutex<Option<connect::AddressCache>>,
-}
-
-/// The least time between two catch-ups woken by announced blocks whose
-/// parent we do not have.
-const UNLINKED_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A data item to relay, and the peer it came from.
-#[derive(Debug, Clone)]
-struct Relayed {
-    text: Arc<str>,
-    from: Option<PeerUrl>,
 }
 
 /// What a peer task has told the log and need not repeat while it lasts.
@@ -137,23 +124,6 @@ struct PeerTask {
     wake: Arc<Notify>,
     /// What an original peer lacks.
     fill: Arc<Fill>,
-}
-
-/// What an announcement came to, for deciding about its sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Heard {
-    /// The block was new and extended our tip.
-    Accepted,
-    /// The block is valid and ahead of our tip: its sender has blocks we
-    /// lack. `linked`: its parent is a block of our chain, so the sender
-    /// showed it shares our chain; a block with an unknown parent could be
-    /// one replayed by anyone, so from a sender not in the book it is never
-    /// a reason to consider the sender, and it wakes the peers at most once
-    /// per [`UNLINKED_WAKE_INTERVAL`].
-    Ahead { linked: bool },
-    /// Anything else (known, not better, invalid): the sender is not
-    /// considered.
-    Nothing,
 }
 
 /// What [`Gossip::consider`] did with a URL.
@@ -451,80 +421,6 @@ impl Gossip {
         Ok(removed)
     }
 
-    /// Acts on an announcement from `sender` (the URL in its peer header,
-    /// as seen from `remote`, the connection's address). A peer in the book
-    /// that showed it is up or ahead is synced with now, rather than after
-    /// its pause; every peer is asked when a stranger is ahead. A block
-    /// whose parent nobody here knows could be anyone's replay: it never
-    /// wakes a peer past its back-off, and wakes all of them at most once
-    /// per [`UNLINKED_WAKE_INTERVAL`]. A stranger is never contacted for
-    /// it: the URL it gives, if it is its own address, is kept as a
-    /// candidate for the address manager to try in its turn.
-    fn heard(&self, heard: Heard, sender: Option<PeerUrl>, remote: Option<std::net::IpAddr>) {
-        let book = &self.inner.book;
-        let known = sender.clone().filter(|url| book.talks_to(url));
-        let known = known.as_ref();
-        match (heard, known) {
-            (Heard::Nothing, _) => {}
-            // It gave us a block: evidently up, whatever its last sync said.
-            (Heard::Accepted, Some(url)) => {
-                if book.identity(url).is_none() || book.is_failing(url) {
-                    self.request_sync(Some(url));
-                }
-            }
-            (Heard::Accepted, None) => {}
-            (Heard::Ahead { linked: true }, Some(url)) => self.request_sync(Some(url)),
-            (Heard::Ahead { linked: true }, None) => self.request_sync(None),
-            (Heard::Ahead { linked: false }, Some(url)) if !book.is_failing(url) => {
-                self.request_sync(Some(url))
-            }
-            (Heard::Ahead { linked: false }, _) => {
-                let mut last = self.inner.unlinked_wake.lock().expect("wake lock");
-                if last.is_none_or(|at| at.elapsed() >= UNLINKED_WAKE_INTERVAL) {
-                    *last = Some(std::time::Instant::now());
-                    self.request_sync(None);
-                }
-            }
-        }
-        let useful = matches!(heard, Heard::Accepted | Heard::Ahead { linked: true });
-        if let (true, None, Some(url), Some(remote)) = (useful, known, sender, remote)
-            && url.is_at(remote)
-            && !book.contains(&url)
-            && !book.removed_by_operator(&url)
-            && self.inner.addrman.add(&url, &group_of_ip(remote))
-        {
-            debug!(peer = %url, "{url} announced a block: kept as a candidate address");
-            self.inner.connect_wake.notify_one();
-        }
-    }
-
-    /// Judges `peer` for what a sync with it showed, if it showed anything
-    /// no honest node does; says once when that discourages it.
-    fn penalise(&self, peer: &PeerUrl, error: &SyncError) {
-        let Some(offence) = error.misbehaviour() else {
-            return;
-        };
-        let stats = self.inner.client.stats();
-        stats.count_misbehaviour();
-        match self.inner.book.judge(peer, offence, &error.to_string()) {
-            // Rare in an honest network: worth the operator's eye.
-            Verdict::Scored { points } => {
-                info!(peer = %peer, points, "{peer} misbehaved ({points} points, fading): {error}")
-            }
-            Verdict::Discouraged { seconds, left } => {
-                stats.count_discouraged();
-                let time = crate::human::duration_in_words(seconds as f64);
-                if left {
-                    warn!(peer = %peer, "discouraged {peer} for {time}, and dropped it: {error}");
-                    self.stop_peer(peer);
-                } else {
-                    warn!(peer = %peer, "discouraged {peer} for {time}: {error} (a peer the operator named stays, left alone meanwhile)");
-                }
-            }
-            Verdict::Nothing => {}
-        }
-    }
-
     fn stop_peer(&self, url: &PeerUrl) {
         if let Some(task) = self.inner.tasks.lock().expect("tasks lock").remove(url) {
             task.cancel.cancel();
@@ -648,51 +544,6 @@ impl Gossip {
         }
     }
 
-    /// Offers a new data item to every peer (but the one it came from).
-    pub fn relay_item(&self, text: String, from: Option<PeerUrl>) {
-        // Nobody listening (no peers) is no error.
-        let _ = self.inner.items.send(Relayed {
-            text: text.into(),
-            from,
-        });
-    }
-
-    /// Posts every new data item to `peer`, one at a time, until the
-    /// channel closes. A node without the data endpoints (an original one,
-    /// or one that answers 404) is skipped without noise; items that pile
-    /// up faster than a peer takes them are dropped for it (every node that
-    /// has an item mines it, and the node it reached relays it too).
-    async fn relay_items_to(&self, peer: &PeerUrl) {
-        let mut items = self.inner.items.subscribe();
-        let mut has_endpoint = true;
-        loop {
-            let item = match items.recv().await {
-                Ok(item) => item,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    debug!(peer = %peer, missed, "relaying to {peer} fell behind; {missed} items not offered");
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if !has_endpoint || item.from.as_ref() == Some(peer) {
-                continue;
-            }
-            if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
-                || self.inner.book.left_alone(peer).is_some()
-            {
-                continue;
-            }
-            match self.inner.client.relay_item(peer, &item.text).await {
-                Ok(()) => {}
-                Err(FetchError::Status(404 | 405)) => {
-                    debug!(peer = %peer, "{peer} has no /data: items are not relayed to it");
-                    has_endpoint = false;
-                }
-                Err(error) => debug!(peer = %peer, "relaying an item to {peer} failed: {error}"),
-            }
-        }
-    }
-
     /// Checks who `peer` is, then catches up with it; `handshaken`: what
     /// its handshake fetched a moment ago, which answers the first
     /// question. False when it turned out to be this node itself (nothing
@@ -804,238 +655,5 @@ impl Gossip {
             let _ = tokio::task::spawn_blocking(move || book.set_identity(&url, identity)).await;
         }
         Ok(told)
-    }
-
-    /// Records a sync's outcome and logs what is news. (An adoption has
-    /// been told in words by the chain state already.)
-    fn report_sync(&self, peer: &PeerUrl, outcome: &Outcome) {
-        let height = outcome.height();
-        let change = self.inner.book.record_success(peer, Contact::Sync, height);
-        if matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
-            self.inner.addrman.answered(peer);
-        }
-        if !self.said_as_usual(peer, Contact::Sync, &change, None) {
-            return;
-        }
-        match change {
-            Change::FirstAnswer => {
-                info!(
-                    peer = %peer,
-                    "peer {peer} is up, at height {}",
-                    height.unwrap_or_default()
-                );
-                self.offer_waiting_items(peer);
-            }
-            Change::Recovered { failures } => {
-                info!(
-                    peer = %peer,
-                    "peer {peer} is up again, at height {} (after {failures} failed contacts)",
-                    height.unwrap_or_default()
-                );
-                self.offer_waiting_items(peer);
-            }
-            _ => {}
-        }
-        debug!(peer = %peer, "sync with {peer}: {outcome}");
-    }
-
-    /// Offers a peer that has just come up every item waiting in our pool,
-    /// oldest first, as a Bitcoin node sends its mempool to a new peer:
-    /// items relayed while it was down, or before its handshake, would
-    /// otherwise never reach it. It takes the ones it has as known.
-    fn offer_waiting_items(&self, peer: &PeerUrl) {
-        if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. })) {
-            return;
-        }
-        let items = self.inner.state.pool().select(usize::MAX, |_| false);
-        if items.is_empty() {
-            return;
-        }
-        let (gossip, peer) = (self.clone(), peer.clone());
-        self.spawn(async move {
-            let count = items.len();
-            for text in items {
-                if gossip.inner.shutdown.is_cancelled() {
-                    return;
-                }
-                if let Err(error) = gossip.inner.client.relay_item(&peer, &text).await {
-                    debug!(peer = %peer, "offering our waiting items to {peer} stopped: {error}");
-                    return;
-                }
-            }
-            debug!(peer = %peer, "offered {count} waiting items to {peer}");
-        });
-    }
-
-    /// Counts a contact with `peer` (`error`: it failed) towards telling
-    /// whether it flaps; says what the flapping calls for, and returns
-    /// whether the usual line for `change` is to be said.
-    fn said_as_usual(
-        &self,
-        peer: &PeerUrl,
-        contact: Contact,
-        change: &Change,
-        error: Option<&dyn std::fmt::Display>,
-    ) -> bool {
-        let recovered = matches!(change, Change::Recovered { .. });
-        let say = {
-            let mut flaps = self.inner.flaps.lock().expect("flaps lock");
-            flaps.entry((peer.clone(), contact)).or_default().contact(
-                std::time::Instant::now(),
-                error.is_some(),
-                recovered,
-            )
-        };
-        let what = contact.in_words();
-        let minute = flaps::WINDOW.as_secs();
-        match say {
-            Say::AsUsual => return true,
-            Say::StartsFlapping => warn!(
-                peer = %peer,
-                "{what} {peer} fails and works by turns: from now on summarised once every {minute} s"
-            ),
-            Say::Nothing => {}
-            Say::Summary { failed, tried } => warn!(
-                peer = %peer,
-                "{what} {peer}: {failed} of {tried} contacts failed in the last {minute} s{}",
-                error.map(|e| format!(" (the last: {e})")).unwrap_or_default()
-            ),
-            Say::Steady { tried } => info!(
-                peer = %peer,
-                "{what} {peer} is steady again: {tried} contacts in the last {minute} s, none failed"
-            ),
-        }
-        false
-    }
-
-    /// Records a failed contact (`failure` is its kind, `error` says it in
-    /// words) and logs it if it is news.
-    fn report_failure(
-        &self,
-        peer: &PeerUrl,
-        contact: Contact,
-        failure: Failure,
-        error: &dyn std::fmt::Display,
-    ) {
-        let what = contact.in_words();
-        let change = self.inner.book.record_failure(peer, contact, failure);
-        self.replace_if_failing(peer, contact, error);
-        if !self.said_as_usual(peer, contact, &change, Some(error)) {
-            return;
-        }
-        match change {
-            Change::StillFailing { failures } => {
-                debug!(peer = %peer, failures, "{what} {peer} failed again: {error}")
-            }
-            _ => {
-                let again = match contact {
-                    Contact::Sync => format!(
-                        "tried again in {}, then after growing pauses",
-                        crate::human::duration_in_words(
-                            self.inner.book.next_sync_in(peer).as_secs_f64()
-                        )
-                    ),
-                    Contact::Announce => "each new block is offered again".to_string(),
-                };
-                warn!(
-                    peer = %peer,
-                    "{what} {peer} failed: {error} ({again}; logged again only when this changes)"
-                )
-            }
-        }
-    }
-
-    /// Announces every new tip to `peer` until the tip channel closes, and
-    /// the current one when its handshake passes. Tips that arrive while an
-    /// announcement is in flight are folded into the next one, so a slow
-    /// peer only delays its own announcements. An original peer gets what
-    /// its `fill` plans instead, after each sync and each new tip.
-    async fn announce_to(&self, peer: &PeerUrl, handshaken: &Notify, fill: &Fill) {
-        let inner = &self.inner;
-        let mut tips = inner.state.subscribe();
-        tips.borrow_and_update();
-        loop {
-            tokio::select! {
-                changed = tips.changed() => if changed.is_err() { return },
-                _ = handshaken.notified() => {}
-                _ = fill.wanted() => {}
-            }
-            let tip = tips.borrow_and_update().clone();
-            match inner.book.identity(peer) {
-                // Every node has the genesis block; a peer need not hear
-                // of its own block again.
-                Some(Identity::Jbc { .. }) if tip.block.index > 0 && !tip.source.is_from(peer) => {
-                    self.announce(peer, &tip.block).await;
-                }
-                Some(Identity::Original) => {
-                    if !matches!(tip.source, Source::Mined | Source::Announced(None)) {
-                        fill.left_to_sync(tip.block.index);
-                    }
-                    self.fill_original(peer, fill).await
-                }
-                // Nothing is sent to a URL before its handshake.
-                _ => {}
-            }
-        }
-    }
-
-    /// Sends an original peer what it lacks, oldest first, one block per
-    /// [`FILL_GAP`], until nothing is left or a send fails (the next sync
-    /// or tip tries again).
-    async fn fill_original(&self, peer: &PeerUrl, fill: &Fill) {
-        while let Some(block) = fill.next(&self.inner.state) {
-            if !self.announce(peer, &block).await {
-                fill.not_sent(block.index);
-                return;
-            }
-            tokio::time::sleep(FILL_GAP).await;
-        }
-    }
-
-    /// The original peers at `remote`, the address a request came from: a
-    /// block an original announces comes without a peer header, and is
-    /// told from others' only by that.
-    pub fn originals_at(&self, remote: std::net::IpAddr) -> Vec<PeerUrl> {
-        let book = &self.inner.book;
-        book.urls()
-            .into_iter()
-            .filter(|url| url.is_at(remote) && book.identity(url) == Some(Identity::Original))
-            .collect()
-    }
-
-    /// Notes that `peer`, an original, gave us block `index` (`hash`): it is
-    /// never sent back to it.
-    pub fn came_from_original(&self, peer: &PeerUrl, index: u64, hash: BlockHash) {
-        if let Some(task) = self.inner.tasks.lock().expect("tasks lock").get(peer) {
-            task.fill.came_from_it(index, hash);
-        }
-    }
-
-    /// Posts one block to `peer`; true if it was taken. Nothing is sent to
-    /// a peer left alone (banned or discouraged).
-    async fn announce(&self, peer: &PeerUrl, block: &Block) -> bool {
-        if self.inner.book.left_alone(peer).is_some() {
-            return false;
-        }
-        let index = block.index;
-        match self.inner.client.announce(peer, block).await {
-            Ok(answer) => {
-                let change = self
-                    .inner
-                    .book
-                    .record_success(peer, Contact::Announce, None);
-                if let Change::Recovered { failures } = change
-                    && self.said_as_usual(peer, Contact::Announce, &change, None)
-                {
-                    info!(peer = %peer, "announcing to {peer} works again (after {failures} failures)");
-                }
-                debug!(peer = %peer, index, "announced block {index}: {answer}");
-                true
-            }
-            Err(error) => {
-                self.report_failure(peer, Contact::Announce, error.failure(), &error);
-                false
-            }
-        }
     }
 }

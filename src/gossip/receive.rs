@@ -8,16 +8,104 @@
 //! The sender named in a peer header is a claim anyone can make, so a block
 //! that is invalid costs the peer it names nothing here: peers are scored
 //! only for what the node fetched from them itself ([`super::Gossip`]'s
-//! sync).
+//! sync). What the block showed about its sender is decided by [`decide`],
+//! as values a unit test can read, then acted on.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::{Gossip, Heard};
+use super::Gossip;
 use crate::block::Block;
+use crate::peers::addrman::group_of_ip;
 use crate::peers::{Failure, PeerUrl};
 use crate::state::{Added, CommitError, Source};
+
+/// The least time between two catch-ups woken by announced blocks whose
+/// parent we do not have.
+pub(super) const UNLINKED_WAKE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What an announcement came to, for deciding about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// The block was new and extended our tip.
+    Accepted,
+    /// The block is valid and ahead of our tip: its sender has blocks we
+    /// lack. `linked`: its parent is a block of our chain, so the sender
+    /// showed it shares our chain; a block with an unknown parent could be
+    /// one replayed by anyone.
+    Ahead { linked: bool },
+    /// Anything else (known, not better, invalid): the sender is not
+    /// considered.
+    Nothing,
+}
+
+/// What the node knows of an announcement's sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Standing {
+    /// A peer the node talks to.
+    peer: bool,
+    /// Its last sync failed, or it has not been reached yet.
+    failing: bool,
+    unreached: bool,
+    /// In the book in some way (itself included), or removed by the
+    /// operator lately: never a candidate.
+    kept_out: bool,
+    /// Its URL names the address the request came from.
+    at_remote: bool,
+}
+
+/// What to do about an announcement's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Act {
+    /// Sync with this peer now, past its pause.
+    SyncWith(PeerUrl),
+    /// Sync with every peer now.
+    SyncEveryone,
+    /// Sync with every peer, unless that was done for the same reason
+    /// within [`UNLINKED_WAKE_INTERVAL`].
+    SyncEveryoneNowAndThen,
+    /// Keep its URL as a candidate for the address manager.
+    Keep(PeerUrl),
+}
+
+/// What an announcement of `heard` from `sender` calls for. A peer that
+/// showed it is up (a new block) or ahead is synced with now, rather than
+/// after its pause; every peer is asked when a stranger is ahead. A block
+/// whose parent nobody here knows could be anyone's replay: it never wakes
+/// a failing peer past its back-off, and wakes all of them at most now and
+/// then. A stranger is never contacted for it: the URL it gives, if it is
+/// its own address and the block was of use, is kept as a candidate the
+/// address manager tries in its turn.
+fn decide(heard: Heard, sender: Option<(&PeerUrl, Standing)>) -> Vec<Act> {
+    let peer = sender.filter(|(_, standing)| standing.peer);
+    let mut acts = Vec::new();
+    match (heard, peer) {
+        (Heard::Nothing, _) | (Heard::Accepted, None) => {}
+        (Heard::Accepted, Some((url, standing))) => {
+            if standing.unreached || standing.failing {
+                acts.push(Act::SyncWith(url.clone()));
+            }
+        }
+        (Heard::Ahead { linked: true }, Some((url, _))) => acts.push(Act::SyncWith(url.clone())),
+        (Heard::Ahead { linked: true }, None) => acts.push(Act::SyncEveryone),
+        (Heard::Ahead { linked: false }, Some((url, standing))) if !standing.failing => {
+            acts.push(Act::SyncWith(url.clone()))
+        }
+        (Heard::Ahead { linked: false }, _) => acts.push(Act::SyncEveryoneNowAndThen),
+    }
+    let useful = matches!(heard, Heard::Accepted | Heard::Ahead { linked: true });
+    if let Some((url, standing)) = sender
+        && useful
+        && !standing.peer
+        && !standing.kept_out
+        && standing.at_remote
+    {
+        acts.push(Act::Keep(url.clone()));
+    }
+    acts
+}
 
 /// What an announced block came to, for the sender's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,5 +203,134 @@ impl Gossip {
         };
         self.heard(heard, sender, remote);
         Ok(received)
+    }
+
+    /// Acts on what an announcement from `sender` (as seen from `remote`)
+    /// showed: see [`decide`].
+    fn heard(&self, heard: Heard, sender: Option<PeerUrl>, remote: Option<IpAddr>) {
+        let book = &self.inner.book;
+        let standing = sender.as_ref().map(|url| Standing {
+            peer: book.talks_to(url),
+            failing: book.is_failing(url),
+            unreached: book.identity(url).is_none(),
+            kept_out: book.contains(url) || book.removed_by_operator(url),
+            at_remote: remote.is_some_and(|remote| url.is_at(remote)),
+        });
+        let sender = sender.as_ref().zip(standing);
+        for act in decide(heard, sender) {
+            match act {
+                Act::SyncWith(url) => self.request_sync(Some(&url)),
+                Act::SyncEveryone => self.request_sync(None),
+                Act::SyncEveryoneNowAndThen => {
+                    let mut last = self.inner.unlinked_wake.lock().expect("wake lock");
+                    if last.is_none_or(|at| at.elapsed() >= UNLINKED_WAKE_INTERVAL) {
+                        *last = Some(Instant::now());
+                        self.request_sync(None);
+                    }
+                }
+                Act::Keep(url) => {
+                    let remote = remote.expect("kept only when at the remote address");
+                    if self.inner.addrman.add(&url, &group_of_ip(remote)) {
+                        debug!(peer = %url, "{url} announced a block: kept as a candidate address");
+                        self.inner.connect_wake.notify_one();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(port: u16) -> PeerUrl {
+        PeerUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap()
+    }
+
+    const PEER: Standing = Standing {
+        peer: true,
+        failing: false,
+        unreached: false,
+        kept_out: true,
+        at_remote: true,
+    };
+    const STRANGER: Standing = Standing {
+        peer: false,
+        failing: false,
+        unreached: true,
+        kept_out: false,
+        at_remote: true,
+    };
+
+    #[test]
+    fn a_peer_that_shows_it_is_up_or_ahead_is_synced_with_now() {
+        let peer = url(5002);
+        let failing = Standing {
+            failing: true,
+            ..PEER
+        };
+        let accepted = Heard::Accepted;
+        assert_eq!(decide(accepted, Some((&peer, PEER))), [], "up already");
+        assert_eq!(
+            decide(accepted, Some((&peer, failing))),
+            [Act::SyncWith(peer.clone())],
+            "evidently up again"
+        );
+        let linked = Heard::Ahead { linked: true };
+        assert_eq!(
+            decide(linked, Some((&peer, failing))),
+            [Act::SyncWith(peer.clone())]
+        );
+        assert_eq!(decide(Heard::Nothing, Some((&peer, failing))), []);
+    }
+
+    #[test]
+    fn a_block_anyone_could_replay_never_wakes_a_failing_peer_past_its_pause() {
+        let peer = url(5002);
+        let unlinked = Heard::Ahead { linked: false };
+        assert_eq!(
+            decide(unlinked, Some((&peer, PEER))),
+            [Act::SyncWith(peer.clone())]
+        );
+        let failing = Standing {
+            failing: true,
+            ..PEER
+        };
+        assert_eq!(
+            decide(unlinked, Some((&peer, failing))),
+            [Act::SyncEveryoneNowAndThen]
+        );
+        assert_eq!(
+            decide(unlinked, Some((&url(9), STRANGER))),
+            [Act::SyncEveryoneNowAndThen],
+            "and a stranger's is not even kept"
+        );
+        assert_eq!(decide(unlinked, None), [Act::SyncEveryoneNowAndThen]);
+    }
+
+    #[test]
+    fn a_stranger_is_a_candidate_at_its_own_address_never_a_contact() {
+        let stranger = url(7000);
+        let linked = Heard::Ahead { linked: true };
+        assert_eq!(
+            decide(linked, Some((&stranger, STRANGER))),
+            [Act::SyncEveryone, Act::Keep(stranger.clone())]
+        );
+        assert_eq!(
+            decide(Heard::Accepted, Some((&stranger, STRANGER))),
+            [Act::Keep(stranger.clone())]
+        );
+        let elsewhere = Standing {
+            at_remote: false,
+            ..STRANGER
+        };
+        assert_eq!(decide(Heard::Accepted, Some((&stranger, elsewhere))), []);
+        let removed = Standing {
+            kept_out: true,
+            ..STRANGER
+        };
+        assert_eq!(decide(Heard::Accepted, Some((&stranger, removed))), []);
+        assert_eq!(decide(Heard::Nothing, Some((&stranger, STRANGER))), []);
     }
 }
