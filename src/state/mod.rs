@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -27,19 +27,18 @@ use crate::chain::{
     Chain, ChainError, ChainJson, Clock, Cursor, Network, Template, better_chain, check_block,
 };
 use crate::events::{BlockRef, Event, Events};
-use crate::human::switch_in_words;
 use crate::item::{IdPrefix, ItemId, data_for, items_in};
 use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits, Submitter};
-use crate::pow::{Kind, Target, Work};
+use crate::pow::Work;
 use crate::protocol::ItemStatus;
 use crate::store::{SetAside, Store, StoreError};
-use crate::tree::{
-    Off, Records, SIDE_BLOCKS_KEPT, SeenAt, SideBlock, Sighting, TREE_SPAN, Tree, TreeBlock, Via,
-};
+mod log;
+mod records;
 
-/// Orphaned blocks listed one by one in the log; more are summarised.
-const ORPHANS_LISTED: usize = 10;
+use crate::tree::{Off, Records, SIDE_BLOCKS_KEPT, SideBlock};
+use log::{Retarget, log_commit, log_retargets};
+use records::{side_work, sighting_now};
 
 /// Handle to the node's chain.
 #[derive(Clone)]
@@ -638,145 +637,6 @@ impl ChainState {
         Ok(Adoption::Switched { orphaned: outgoing })
     }
 
-    /// Records what a commit changed in the tree: the new blocks' first
-    /// sightings, and the blocks that left the chain as a side branch.
-    fn remember_commit(
-        &self,
-        incoming: &[Block],
-        outgoing: &[Block],
-        outgoing_works: Vec<Work>,
-        source: &Source,
-    ) {
-        let sighting = sighting_now(source);
-        let store = &self.shared.store;
-        let mut unneeded = Vec::new();
-        let mut records = self.records();
-        for block in incoming {
-            unneeded.extend(records.side.remove(block));
-            records.sightings.record(block.hash, sighting.clone());
-        }
-        for (block, work) in outgoing.iter().zip(outgoing_works) {
-            let file = store.orphan_file(block);
-            unneeded.extend(records.side.insert(SideBlock::of(
-                block,
-                file,
-                Some(work),
-                Off::LeftTheChain,
-            )));
-        }
-        drop(records);
-        for side in unneeded {
-            store.drop_side(&side.file);
-        }
-    }
-
-    /// Remembers valid blocks that did not make the best chain, with their
-    /// work when known (else worked out here if the parent is ours): their
-    /// headers here, their bodies in `side/` (a block that cannot be
-    /// written there is not remembered).
-    fn remember_side(&self, mut blocks: Vec<(Block, Option<Work>)>, source: &Source) {
-        // A long branch: only its highest blocks would be kept.
-        blocks.sort_by_key(|(block, _)| block.index);
-        let blocks = blocks.split_off(blocks.len().saturating_sub(SIDE_BLOCKS_KEPT));
-        let blocks: Vec<(Block, Option<Work>)> = {
-            let current = self.current();
-            blocks
-                .into_iter()
-                .filter(|(block, _)| current.chain.by_hash(&block.hash).is_none())
-                .map(|(block, work)| {
-                    let work = work.or_else(|| side_work(&current.chain, self.network(), &block));
-                    (block, work)
-                })
-                .collect()
-        };
-        let sighting = sighting_now(source);
-        let store = &self.shared.store;
-        for (block, work) in blocks {
-            self.shared.events.publish(Event::SideBlock {
-                block: BlockRef::from(&block),
-                source: source.to_string(),
-            });
-            let mut records = self.records();
-            records.sightings.record(block.hash, sighting.clone());
-            if records.side.by_hash(&block.hash).is_some() {
-                continue;
-            }
-            drop(records);
-            let file = match store.keep_side(&block) {
-                Ok(file) => file,
-                Err(error) => {
-                    tracing::debug!(%error, "a side block's body was not kept");
-                    continue;
-                }
-            };
-            let side = SideBlock::of(&block, file, work, Off::Lost);
-            let dropped = self.records().side.insert(side);
-            for dropped in dropped {
-                store.drop_side(&dropped.file);
-            }
-        }
-    }
-
-    /// The blocks this node knows at heights `from` to `from + limit - 1`
-    /// (at most [`TREE_SPAN`] heights), on the best chain and off it.
-    pub fn tree(&self, from: u64, limit: u64) -> Tree {
-        let span = limit.clamp(1, TREE_SPAN);
-        let current = self.current();
-        let chain = &current.chain;
-        let height = chain.tip().index;
-        let to = from.saturating_add(span - 1);
-        let mut best: Vec<TreeBlock> = (from..=to.min(height))
-            .filter_map(|i| {
-                let block = chain.get(i)?;
-                Some(TreeBlock::new(
-                    &block,
-                    true,
-                    None,
-                    Some(Work::of(&chain.target_at(i))),
-                ))
-            })
-            .collect();
-        let tip = chain.tip().hash;
-        drop(current);
-        let records = self.records();
-        let side = records.side.between(from, to).map(TreeBlock::side);
-        best.extend(side);
-        best.sort_by_key(|block| (block.index, !block.best));
-        for block in &mut best {
-            block.seen = Some(sighting_of(&records, &block.hash));
-        }
-        Tree {
-            from,
-            to,
-            height,
-            tip,
-            blocks: best,
-            side_blocks_kept: records.side.len(),
-            side_blocks_capacity: SIDE_BLOCKS_KEPT,
-        }
-    }
-
-    /// Each block this node knows at height `index`, with when and from
-    /// where it first saw it; none when it knows no block there.
-    pub fn seen_at(&self, index: u64) -> Option<SeenAt> {
-        let tree = self.tree(index, 1);
-        (!tree.blocks.is_empty()).then_some(SeenAt {
-            index,
-            blocks: tree.blocks,
-        })
-    }
-
-    /// A side block by hash, for a block page one click from the tree.
-    /// Blocking: reads the block's file.
-    pub fn side_block(&self, hash: &BlockHash) -> Option<Block> {
-        let file = self.records().side.by_hash(hash)?.file.clone();
-        self.shared.store.read_side(&file, hash)
-    }
-
-    fn records(&self) -> MutexGuard<'_, Records> {
-        self.shared.records.lock().expect("records lock")
-    }
-
     /// Tells listeners of a commit: a reorg or a longer tip, then the items
     /// that blocks carry now. Counts reorgs and orphans for the metrics.
     fn publish_commit(
@@ -837,188 +697,5 @@ impl ChainState {
 
     fn writer(&self) -> MutexGuard<'_, ()> {
         self.shared.writer.lock().expect("writer lock")
-    }
-}
-
-/// Where a change from `source` was first seen from, now.
-fn sighting_now(source: &Source) -> Sighting {
-    let via = match source {
-        Source::Loaded => Via::Files,
-        Source::Mined => Via::Mined,
-        Source::Announced(Some(peer)) | Source::Synced(peer) => Via::Peer {
-            peer: peer.to_string(),
-        },
-        Source::Announced(None) => Via::Unnamed,
-    };
-    let first_seen_ms = (via != Via::Files).then(crate::clock::unix_now_ms);
-    Sighting { first_seen_ms, via }
-}
-
-/// The remembered sighting of `hash`; a block of the chain with none was
-/// read from the node's files or seen too long ago to be remembered.
-fn sighting_of(records: &Records, hash: &BlockHash) -> Sighting {
-    records.sightings.get(hash).cloned().unwrap_or(Sighting {
-        first_seen_ms: None,
-        via: Via::Files,
-    })
-}
-
-/// The work of a side block whose parent is on `chain`: one block at the
-/// target that parent sets. None when the parent is not ours.
-fn side_work(chain: &Chain, network: &Network, block: &Block) -> Option<Work> {
-    let parent = block.index.checked_sub(1)?;
-    if !block.prev_hash.links_to(&chain.hash_at(parent)?) {
-        return None;
-    }
-    Some(Work::of(&chain.cursor_at(parent)?.next_target(network)))
-}
-
-/// Tells the operator what a commit did, in words: one line for a single
-/// new block, one for a switch of chains, and the blocks that left it.
-fn log_commit(
-    base: &Block,
-    incoming: &[Block],
-    outgoing: &[Block],
-    source: &Source,
-    since_last: Option<Duration>,
-) {
-    let tip = incoming.last().expect("a commit adds blocks");
-    match (incoming, source) {
-        // A sync tells of its whole catch-up once, not of each batch.
-        (_, Source::Synced(_)) => {}
-        ([block], _) if outgoing.is_empty() => {
-            let what = match source {
-                Source::Mined => format!("mined block {}", block.index),
-                _ => format!("accepted block {} from {source}", block.index),
-            };
-            info!(
-                index = block.index,
-                hash = %block.hash,
-                "{what}: {}, {}",
-                shorten(&block.data),
-                interval(base, block, since_last)
-            )
-        }
-        _ => info!(
-            height = tip.index,
-            tip = %tip.hash,
-            "{}",
-            switch_in_words(
-                source,
-                incoming.len() as u64,
-                base.index,
-                outgoing.len() as u64,
-                tip.index
-            )
-        ),
-    }
-    for block in outgoing.iter().take(ORPHANS_LISTED) {
-        info!(
-            index = block.index,
-            hash = %block.hash,
-            "orphaned block {}: {} (kept in chaindata/orphaned/)",
-            block.index,
-            shorten(&block.data)
-        );
-    }
-    if outgoing.len() > ORPHANS_LISTED {
-        info!(
-            "orphaned {} more blocks, up to block {} (kept in chaindata/orphaned/)",
-            outgoing.len() - ORPHANS_LISTED,
-            outgoing.last().map_or(0, |b| b.index)
-        );
-    }
-}
-
-/// A change of target at a retarget block.
-struct Retarget {
-    index: u64,
-    old: Target,
-    new: Target,
-    /// The mean time between the blocks of the window it measured.
-    mean_seconds: Option<f64>,
-}
-
-/// Tells the operator of each change of target; a sync's batch tells of its
-/// last only.
-fn log_retargets(retargets: &[Retarget], network: &Network, source: &Source) {
-    let Kind::Adaptive {
-        target_block_seconds,
-        ..
-    } = network.kind
-    else {
-        return;
-    };
-    let shown = match source {
-        Source::Synced(_) => &retargets[retargets.len().saturating_sub(1)..],
-        _ => retargets,
-    };
-    for retarget in shown {
-        let mean = retarget
-            .mean_seconds
-            .map_or_else(|| "unknown".to_string(), |s| format!("{s:.2} s"));
-        info!(
-            index = retarget.index,
-            "retarget at block {}: target {} → {} (difficulty {:.2} → {:.2}), the mean block time was {mean} against {target_block_seconds} s",
-            retarget.index,
-            short_target(&retarget.old),
-            short_target(&retarget.new),
-            retarget.old.difficulty(),
-            retarget.new.difficulty(),
-        );
-    }
-}
-
-/// A target for a log line: its leading hex digits up to the first 8
-/// significant ones, then the number of digits.
-fn short_target(target: &Target) -> String {
-    let hex = target.to_string();
-    let zeros = hex.len() - hex.trim_start_matches('0').len();
-    format!("{}…", &hex[..(zeros + 8).min(hex.len())])
-}
-
-/// A block's data for a log line: its items, or the note quoted, shortened
-/// when long.
-pub fn shorten(data: &str) -> String {
-    if let Some(items) = items_in(data) {
-        let shown: Vec<String> = items.iter().take(3).map(|item| quoted(item)).collect();
-        let more = if items.len() > 3 { ", …" } else { "" };
-        let plural = if items.len() == 1 { "" } else { "s" };
-        return format!(
-            "{} data item{plural} ({}{more})",
-            items.len(),
-            shown.join(", ")
-        );
-    }
-    quoted(data)
-}
-
-/// Text quoted for a log line, shortened when long.
-fn quoted(data: &str) -> String {
-    const SHOWN: usize = 48;
-    let mut shown: String = data.chars().take(SHOWN).collect();
-    if data.chars().nth(SHOWN).is_some() {
-        shown.push('…');
-    }
-    format!("{shown:?}")
-}
-
-/// "4.2 s after block 11": the time since the chain last changed, as this
-/// node saw it; for the first block since the node started, the difference
-/// of the blocks' timestamps.
-fn interval(prev: &Block, block: &Block, since_last: Option<Duration>) -> String {
-    if let Some(elapsed) = since_last {
-        return format!("{:.1} s after block {}", elapsed.as_secs_f64(), prev.index);
-    }
-    if prev.index == 0 {
-        return "the first block after the genesis block".to_string();
-    }
-    match (prev.epoch_seconds(), block.epoch_seconds()) {
-        (Some(before), Some(after)) if after >= before => format!(
-            "{} s after block {} by their timestamps",
-            i128::from(after) - i128::from(before),
-            prev.index
-        ),
-        _ => format!("after block {}", prev.index),
     }
 }
