@@ -25,6 +25,8 @@ mod extract;
 mod guard;
 mod pace;
 mod serve;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,10 +70,35 @@ use crate::tree::{SeenAt, TREE_SPAN, Tree};
 /// Heights a `/tree` answer covers when the request does not say.
 const TREE_DEFAULT: u64 = 100;
 
-/// The endpoints, for the answer to a request for one that does not exist.
-const ENDPOINTS: &str = "GET / (the explorer page), GET /events, GET /metrics, GET /blockchain.json, GET /status, GET /blocks?from=N&limit=M, \
-    GET /blocks/{index}, GET /blocks/{index}/proof, GET /blocks/{index}/seen, GET /block/{hash}, GET /tree?from=H&limit=N, GET /network, POST /mined, GET /peers, POST /peers, DELETE /peers, \
-    POST /peers/bans, DELETE /peers/bans, GET /peers/addr, POST /data, GET /data, GET /data/{id}, POST /mine";
+/// Every route the node answers, `METHOD PATH` (with the query it takes,
+/// if any): the list a request for an unknown one is answered with, and
+/// the first column of the README's tables of routes (the unit tests hold
+/// the three together: this list, the README and the router).
+pub const ROUTES: &[&str] = &[
+    "GET /",
+    "GET /events",
+    "GET /metrics",
+    "GET /blockchain.json",
+    "GET /status",
+    "GET /blocks?from=N&limit=M",
+    "GET /blocks/{index}",
+    "GET /blocks/{index}/proof",
+    "GET /block/{hash}",
+    "GET /blocks/{index}/seen",
+    "GET /tree?from=H&limit=N",
+    "GET /network",
+    "POST /mined",
+    "GET /peers/addr",
+    "GET /peers",
+    "POST /peers",
+    "DELETE /peers",
+    "POST /peers/bans",
+    "DELETE /peers/bans",
+    "POST /mine",
+    "POST /data",
+    "GET /data",
+    "GET /data/{id}",
+];
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -189,8 +216,9 @@ pub fn app(state: AppState) -> Router {
             |State(app): State<AppState>, method: Method, uri: Uri| async move {
                 explorer::count_unrouted(&app, &method, StatusCode::NOT_FOUND);
                 ApiError::NotFound(format!(
-                    "there is no {method} {}; the endpoints are {ENDPOINTS}",
-                    uri.path()
+                    "there is no {method} {}; the endpoints are {}",
+                    uri.path(),
+                    ROUTES.join(", ")
                 ))
             },
         )
@@ -583,17 +611,11 @@ async fn add_peer(
 /// out of the book (a configured one comes back at the next start).
 async fn remove_peer(
     State(app): State<AppState>,
-    _: Operator,
-    JsonBody(request): JsonBody<PeerRequest>,
+    operator: Operator,
+    body: JsonBody<PeerRequest>,
 ) -> Result<Json<PeerRemoved>, ApiError> {
-    let url = peer_url(request)?;
-    let gossip = app.gossip.clone();
-    let removed =
-        tokio::task::spawn_blocking(move || gossip.remove(&url).map(|r| (r, url))).await??;
-    match removed {
-        (true, _) => Ok(Json(PeerRemoved { removed: true })),
-        (false, url) => Err(ApiError::NotFound(format!("{url} is not a peer"))),
-    }
+    let removed = change_peer(app, operator, body, Gossip::remove, "is not a peer").await?;
+    Ok(Json(PeerRemoved { removed }))
 }
 
 /// `POST /peers/bans` with `{"url": "http://127.0.0.1:5004", "seconds": N}`
@@ -604,8 +626,7 @@ async fn ban_peer(
     _: Operator,
     JsonBody(request): JsonBody<BanRequest>,
 ) -> Result<Json<Banned>, ApiError> {
-    let url =
-        PeerUrl::parse(&request.url).map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    let url = peer_url(PeerRequest { url: request.url })?;
     let time = match request.seconds {
         None => app.gossip.book().ban_time(),
         Some(seconds) if (1..=MAX_BAN_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
@@ -632,18 +653,38 @@ const MAX_BAN_SECONDS: u64 = 365 * 86_400;
 /// the ban on a URL, and forgets its misbehaviour (operator only).
 async fn lift_ban(
     State(app): State<AppState>,
+    operator: Operator,
+    body: JsonBody<PeerRequest>,
+) -> Result<Json<BanLifted>, ApiError> {
+    let lifted = change_peer(
+        app,
+        operator,
+        body,
+        Gossip::unban,
+        "is not banned, nor discouraged",
+    )
+    .await?;
+    Ok(Json(BanLifted { lifted }))
+}
+
+/// Applies the operator's `change` to the peer a request names (it saves
+/// the book: off the async runtime); a 404 saying the URL `not_there`
+/// when it changed nothing.
+async fn change_peer(
+    app: AppState,
     _: Operator,
     JsonBody(request): JsonBody<PeerRequest>,
-) -> Result<Json<BanLifted>, ApiError> {
+    change: fn(&Gossip, &PeerUrl) -> Result<bool, crate::peers::BookError>,
+    not_there: &str,
+) -> Result<bool, ApiError> {
     let url = peer_url(request)?;
     let gossip = app.gossip.clone();
-    let lifted =
-        tokio::task::spawn_blocking(move || gossip.unban(&url).map(|l| (l, url))).await??;
-    match lifted {
-        (true, _) => Ok(Json(BanLifted { lifted: true })),
-        (false, url) => Err(ApiError::NotFound(format!(
-            "{url} is not banned, nor discouraged"
-        ))),
+    let (changed, url) =
+        tokio::task::spawn_blocking(move || change(&gossip, &url).map(|c| (c, url))).await??;
+    if changed {
+        Ok(true)
+    } else {
+        Err(ApiError::NotFound(format!("{url} {not_there}")))
     }
 }
 
