@@ -7,7 +7,7 @@
 //! addresses it learned ([`Limits::outbound`]) and the inbound peers that
 //! sync from it ([`Limits::inbound`]). Inbound slots are shared by network
 //! group ([`crate::netgroup`]): one group holds at most
-//! [`inbound_per_group`] of them, and when the slots are full a newcomer
+//! [`evict::inbound_per_group`] of them, and when the slots are full a newcomer
 //! takes the place of a failing inbound peer, else of the youngest peer of
 //! the group holding the most, so an address with a hundred ports holds
 //! its group's share and honest nodes can always join. Inbound peers are
@@ -24,9 +24,11 @@
 //! [`crate::handshake`]); this module keeps the records, it does not talk
 //! to anyone.
 
+mod evict;
 mod file;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,12 +39,13 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::PeerUrl;
-use super::health::{Change, Contact, Failure, Healths, retry_delay};
+use super::health::{Change, Contact, Failure, Health, Healths, retry_delay};
 use super::score::{Discouragement, Judged, Misbehaviour, Scores};
 use crate::clock::unix_now;
 use crate::fsio::{FileError, SaveOnChange};
-use crate::netgroup::NetGroup;
 use file::{Saved, read_saved};
+
+pub use view::{PeerState, PeerView};
 
 /// Most configured and added peers a node keeps.
 pub const MAX_PEERS: usize = 64;
@@ -63,12 +66,6 @@ impl Default for Limits {
             inbound: 64,
         }
     }
-}
-
-/// The most inbound peers one network group may hold: an eighth of the
-/// slots (at least one).
-pub fn inbound_per_group(inbound: usize) -> usize {
-    (inbound / 8).max(1)
 }
 
 /// Most bans remembered; the oldest make way.
@@ -183,82 +180,6 @@ pub struct Directions {
     pub chosen: usize,
     /// Nodes that sync from it.
     pub inbound: usize,
-}
-
-/// Where a peer stands, as `GET /peers` and the events tell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum PeerState {
-    /// Not reached yet.
-    #[serde(rename = "new")]
-    New,
-    /// Its last sync worked.
-    #[serde(rename = "up")]
-    Up,
-    /// Its last syncs failed: retried after growing pauses.
-    #[serde(rename = "backing off")]
-    BackingOff,
-    /// It misbehaved: left alone for a while (in memory).
-    #[serde(rename = "discouraged")]
-    Discouraged,
-    /// The operator banned it.
-    #[serde(rename = "banned")]
-    Banned,
-    /// The URL leads to this node itself.
-    #[serde(rename = "itself")]
-    Itself,
-}
-
-impl std::fmt::Display for PeerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PeerState {
-    /// Every state, for the metrics.
-    pub const ALL: [PeerState; 6] = [
-        PeerState::New,
-        PeerState::Up,
-        PeerState::BackingOff,
-        PeerState::Discouraged,
-        PeerState::Banned,
-        PeerState::Itself,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PeerState::New => "new",
-            PeerState::Up => "up",
-            PeerState::BackingOff => "backing off",
-            PeerState::Discouraged => "discouraged",
-            PeerState::Banned => "banned",
-            PeerState::Itself => "itself",
-        }
-    }
-}
-
-/// A peer as `GET /peers` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerView {
-    pub url: PeerUrl,
-    pub origin: Option<Origin>,
-    pub state: PeerState,
-    #[serde(flatten)]
-    pub identity: Option<Identity>,
-    pub height: Option<u64>,
-    /// Seconds since the epoch.
-    pub last_success: Option<u64>,
-    pub failures: u32,
-    /// Misbehaviour points now (they fade; at 100 it is discouraged).
-    pub score: u32,
-    /// Seconds since the epoch, for a peer the operator banned.
-    pub banned_until: Option<u64>,
-    pub ban_reason: Option<String>,
-    /// Seconds since the epoch, for a discouraged peer, and why.
-    pub discouraged_until: Option<u64>,
-    pub discouraged_reason: Option<String>,
-    /// Milliseconds until the next attempt, for a peer backing off.
-    pub retry_in_ms: Option<u64>,
 }
 
 /// Why a peer could not be put in the book.
@@ -473,7 +394,7 @@ impl PeerBook {
             .filter(|r| {
                 !r.runtime.itself
                     && r.failures == 0
-                    && r.runtime.health.sync == super::health::Health::Up
+                    && r.runtime.health.sync == Health::Up
                     && matches!(r.identity, Some(Identity::Jbc { .. }))
             })
             .map(|r| r.url.clone())
@@ -493,83 +414,6 @@ impl PeerBook {
         self.book()
             .record(url)
             .and_then(|r| r.runtime.health.sync_failure())
-    }
-
-    /// Every peer, ban and discouragement, for `GET /peers`.
-    pub fn views(&self) -> Vec<PeerView> {
-        let book = self.book();
-        let now = Instant::now();
-        let unix = unix_now();
-        let unix_at = |at: Instant| unix + at.saturating_duration_since(now).as_secs();
-        let blank = |url: &PeerUrl, state: PeerState| PeerView {
-            url: url.clone(),
-            origin: None,
-            state,
-            identity: None,
-            height: None,
-            last_success: None,
-            failures: 0,
-            score: book.scores.points(url, now),
-            banned_until: None,
-            ban_reason: None,
-            discouraged_until: None,
-            discouraged_reason: None,
-            retry_in_ms: None,
-        };
-        let mut views: Vec<PeerView> = Vec::new();
-        for record in &book.records {
-            let ban = book.bans.get(&record.url).filter(|ban| ban.until > unix);
-            let discouraged = book.scores.discouraged(&record.url, now);
-            let retry_in = record
-                .runtime
-                .retry_at
-                .and_then(|at| at.checked_duration_since(now));
-            let state = if record.runtime.itself {
-                PeerState::Itself
-            } else if ban.is_some() {
-                PeerState::Banned
-            } else if discouraged.is_some() {
-                PeerState::Discouraged
-            } else if record.failures > 0 {
-                PeerState::BackingOff
-            } else if record.runtime.health.sync == super::health::Health::Up {
-                PeerState::Up
-            } else {
-                PeerState::New
-            };
-            views.push(PeerView {
-                origin: Some(record.origin),
-                identity: record.identity.clone(),
-                height: record.height,
-                last_success: record.last_success,
-                failures: record.failures,
-                banned_until: ban.map(|ban| ban.until),
-                ban_reason: ban.map(|ban| ban.reason.clone()),
-                discouraged_until: discouraged.map(|d| unix_at(d.until)),
-                discouraged_reason: discouraged.map(|d| d.reason.clone()),
-                retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
-                ..blank(&record.url, state)
-            });
-        }
-        for (url, ban) in &book.bans {
-            if ban.until > unix && book.record(url).is_none() {
-                views.push(PeerView {
-                    banned_until: Some(ban.until),
-                    ban_reason: Some(ban.reason.clone()),
-                    ..blank(url, PeerState::Banned)
-                });
-            }
-        }
-        for (url, discouragement) in book.scores.discouragements(now) {
-            if book.record(url).is_none() && !book.bans.contains_key(url) {
-                views.push(PeerView {
-                    discouraged_until: Some(unix_at(discouragement.until)),
-                    discouraged_reason: Some(discouragement.reason.clone()),
-                    ..blank(url, PeerState::Discouraged)
-                });
-            }
-        }
-        views
     }
 
     /// Whether `url` is in the book (itself included).
@@ -1037,114 +881,4 @@ impl Book {
     fn record_mut(&mut self, url: &PeerUrl) -> Option<&mut Record> {
         self.records.iter_mut().find(|r| &r.url == url)
     }
-
-    /// Makes room for newcomer `url` of `origin`, evicting a peer of its
-    /// kind if need be; the one evicted, or why there is no room.
-    fn make_room(
-        &mut self,
-        url: &PeerUrl,
-        origin: Origin,
-        limits: Limits,
-    ) -> Result<Option<PeerUrl>, BookError> {
-        let (limit, what) = match origin {
-            Origin::Config | Origin::Added => (MAX_PEERS, "configured and added"),
-            Origin::Learned => (limits.outbound, "outbound"),
-            Origin::Inbound => (limits.inbound, "inbound"),
-        };
-        let kind = |r: &&Record| match origin {
-            Origin::Config | Origin::Added => r.origin.by_operator(),
-            _ => r.origin == origin,
-        };
-        if origin == Origin::Inbound {
-            let group = url.group();
-            let share = inbound_per_group(limits.inbound);
-            let in_group: Vec<&Record> = self
-                .records
-                .iter()
-                .filter(kind)
-                .filter(|r| r.url.group() == group)
-                .collect();
-            if in_group.len() >= share {
-                // Its own group is at its share: a failing one of the group
-                // makes way, else none.
-                let victim = in_group
-                    .iter()
-                    .filter(|r| r.failing())
-                    .min_by_key(|r| longest_failing(r))
-                    .map(|r| r.url.clone());
-                let Some(victim) = victim else {
-                    return Err(BookError::GroupFull {
-                        group: group.to_string(),
-                        limit: share,
-                    });
-                };
-                self.drop_record(&victim);
-                return Ok(Some(victim));
-            }
-        }
-        if self.records.iter().filter(kind).count() < limit {
-            return Ok(None);
-        }
-        let victim = match origin {
-            Origin::Config | Origin::Added => None,
-            Origin::Learned => self.outbound_to_evict(),
-            Origin::Inbound => self.inbound_to_evict(&url.group()),
-        };
-        let Some(victim) = victim else {
-            return Err(BookError::Full { what, limit });
-        };
-        self.drop_record(&victim);
-        Ok(Some(victim))
-    }
-
-    /// The chosen outbound peer to evict for a newcomer: the one failing
-    /// longest, else the one silent longest.
-    fn outbound_to_evict(&self) -> Option<PeerUrl> {
-        self.records
-            .iter()
-            .filter(|r| r.origin == Origin::Learned)
-            .min_by_key(|r| longest_failing(r))
-            .map(|r| r.url.clone())
-    }
-
-    /// The inbound peer to evict for a newcomer of group `newcomer`, as
-    /// Core's inbound eviction does: one that fails, else the youngest of
-    /// the group holding the most inbound peers, when that group holds
-    /// more than the newcomer's would (so no group grows at another's
-    /// expense, and a node never churns through the honest nodes that
-    /// sync from it for one crowd).
-    fn inbound_to_evict(&self, newcomer: &NetGroup) -> Option<PeerUrl> {
-        let inbound = || self.records.iter().filter(|r| r.origin == Origin::Inbound);
-        if let Some(failing) = inbound()
-            .filter(|r| r.failing())
-            .min_by_key(|r| longest_failing(r))
-        {
-            return Some(failing.url.clone());
-        }
-        let mut groups: HashMap<NetGroup, Vec<&Record>> = HashMap::new();
-        for record in inbound() {
-            groups.entry(record.url.group()).or_default().push(record);
-        }
-        let newcomers = groups.get(newcomer).map_or(0, Vec::len);
-        let (_, crowd) = groups
-            .iter()
-            .max_by_key(|(group, members)| (members.len(), *group))?;
-        if crowd.len() <= newcomers + 1 {
-            return None;
-        }
-        crowd
-            .iter()
-            .max_by_key(|r| r.runtime.admitted)
-            .map(|r| r.url.clone())
-    }
-}
-
-/// Sorts peers so the one failing longest comes first, then the one silent
-/// longest.
-fn longest_failing(record: &Record) -> (bool, u64, u64) {
-    (
-        record.failing_since.is_none(),
-        record.failing_since.unwrap_or(u64::MAX),
-        record.last_success.unwrap_or(0),
-    )
 }

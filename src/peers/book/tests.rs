@@ -1,5 +1,6 @@
 //! The peer book's unit tests.
 
+use super::evict::inbound_per_group;
 use super::*;
 
 fn url(text: &str) -> PeerUrl {
