@@ -11,7 +11,7 @@
 //!   how many items taken are neither in it (once) nor waiting.
 //!
 //! Run with `cargo bench --bench race`. CI runs a 20-second version in
-//! `tests/network.rs`.
+//! `tests/it/network.rs`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -1,11 +1,9 @@
 //! `jbc` as a client of a running node, as `bitcoin-cli` is of `bitcoind`:
 //! real `jbc` processes asking a real node on 127.0.0.1.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use jbc::block::{Block, blocks_from_json};
 use jbc::item::ItemId;
 use serde_json::Value;

@@ -3,12 +3,10 @@
 //! returns to the pool when its block leaves the chain, and bad input gets
 //! clear answers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use jbc::block::Block;
 use jbc::item::{ItemId, data_for, items_in};
 use serde_json::Value;

@@ -2,12 +2,10 @@
 //! says at start-up, how quietly it waits for peers that are not up yet,
 //! what its errors say, how flags reject bad values, and `jbc init`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use jbc::block::Block;
 use serde_json::Value;
 

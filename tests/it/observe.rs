@@ -2,11 +2,9 @@
 //! it, `/metrics` as Prometheus parses it, and who may read what from other
 //! origins (CORS). Real processes on loopback, bounded waits.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{Jbc, PATIENCE, extend_chain, get, mine_chain, wait_for};
+use crate::common::{Jbc, PATIENCE, extend_chain, get, mine_chain, wait_for};
 use serde_json::Value;
 
 /// Reads Server-Sent Events from `url` until `done` has seen what it needs
@@ -108,7 +106,7 @@ async fn events_tell_of_new_tips_data_and_peers() {
     // a lone miner never has.
     assert_eq!(block["hash"], tip["tip"]["hash"]);
 
-    let (status, answer) = common::post_as_operator(
+    let (status, answer) = crate::common::post_as_operator(
         &node,
         "/data",
         serde_json::json!({"data": "seen on the stream"}),
@@ -129,7 +127,8 @@ async fn events_tell_of_new_tips_data_and_peers() {
     let peer_dir = tempfile::tempdir().unwrap();
     let peer = Jbc::start(peer_dir.path(), &["--difficulty", "5", "--peers", ""]);
     let (status, _) =
-        common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url})).await;
+        crate::common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url}))
+            .await;
     assert_eq!(status, 201);
     let added = events.until("peer", |e| e["url"] == peer.url).await;
     assert!(added["previous"].is_null(), "{added}");
@@ -168,7 +167,8 @@ async fn a_reorg_is_one_event_with_its_depth_and_both_tips() {
     let mut events = EventStream::open(&node).await;
 
     let (status, _) =
-        common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url})).await;
+        crate::common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url}))
+            .await;
     assert_eq!(status, 201);
     let reorg = events.until("reorg", |_| true).await;
     assert_eq!(reorg["depth"], 3, "{reorg}");
@@ -241,7 +241,7 @@ async fn metrics_parse_and_match_what_the_node_says_elsewhere() {
         get(&format!("{}/blocks/2", node.url)).await.unwrap();
     }
     get(&format!("{}/nope", node.url)).await.unwrap();
-    common::post_as_operator(&node, "/data", serde_json::json!({"data": "waits"})).await;
+    crate::common::post_as_operator(&node, "/data", serde_json::json!({"data": "waits"})).await;
 
     let metrics = scrape(&node).await;
     assert_eq!(value(&metrics, "jbc_height", &[]), 4.0);

@@ -4,11 +4,9 @@
 //! chain with the most work winning over a longer one, and blocks that
 //! break the rules refused with the reason.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Jbc, PATIENCE, genesis, get, peers, wait_for, write_chaindata};
+use crate::common::{Jbc, PATIENCE, genesis, get, peers, wait_for, write_chaindata};
 use jbc::block::Block;
 use jbc::chain::Template;
 use jbc::chain::{Clock, Cursor, Network};
@@ -293,7 +291,7 @@ async fn a_longer_branch_with_less_work_loses_and_is_orphaned() {
         status(&a).await["chainwork"]
     );
     // Every lone block is kept aside as orphaned, none lost.
-    let orphaned = common::block_files(&alone.chaindata().join("orphaned"));
+    let orphaned = crate::common::block_files(&alone.chaindata().join("orphaned"));
     assert_eq!(orphaned.len(), lone.len() - 1);
     for (_, bytes) in &orphaned {
         let block = Block::from_json(bytes).unwrap();

@@ -1,11 +1,9 @@
 //! Several real `jbc` nodes on 127.0.0.1 mining and agreeing: announcements,
 //! incremental sync, reorganisations.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use jbc::block::Block;
 use jbc::chain::{Chain, Network};
 use serde_json::Value;
@@ -505,7 +503,7 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
         assert!(judged.is_empty(), "{judged:#?}");
         assert_eq!(metric(node, "jbc_misbehaviour_total").await, 0.0);
         assert_eq!(metric(node, "jbc_discouraged_total").await, 0.0);
-        for view in common::peers(node).await {
+        for view in crate::common::peers(node).await {
             assert_ne!(view["state"], "discouraged", "{view}");
             assert_ne!(view["state"], "banned", "{view}");
         }

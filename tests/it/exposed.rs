@@ -4,11 +4,9 @@
 //! cannot post), the Host header must name the node, the explorer cannot
 //! be framed, and event streams are bounded per client and in all.
 
-mod common;
-
 use std::net::IpAddr;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `METHOD {node}{path}` with a JSON `body` and the `key`, if any: the

@@ -3,12 +3,10 @@
 //! read-only disk. The node must lose nothing, let nothing bad in, never
 //! panic, and say why it refused.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use jbc::block::Block;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

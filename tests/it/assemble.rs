@@ -5,11 +5,9 @@
 //! polling to do it); a new node joins from one address, and a node
 //! restarted while the seed is gone rejoins from the addresses it kept.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Jbc, PATIENCE, free_port, get, mine_chain, wait_for};
+use crate::common::{Jbc, PATIENCE, free_port, get, mine_chain, wait_for};
 use serde_json::Value;
 
 const DIFFICULTY: &str = "3";

@@ -1,12 +1,10 @@
 //! The node end to end: real `jbc` processes on 127.0.0.1 with their own
 //! chaindata folders, driven over HTTP.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use jbc::chain::{Chain, Network};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,11 +3,9 @@
 //! a node that finds itself, nodes of the original Python implementation,
 //! and an attacker who tries to steer whom the node talks to.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use jbc::block::{Block, PrevHash};
 use serde_json::Value;
 
