@@ -20,7 +20,7 @@ use jbc::chain::Network;
 use jbc::chain::Template;
 use jbc::protocol::NodeId;
 use jbc::{Access, AppState, OperatorKey, ServerLimits, app, serve as serve_api};
-use jbc::{AddrMan, Limits};
+use jbc::{AddrMan, PeerSlots};
 use jbc::{ChainState, Source};
 use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
 use jbc::{Outcome, Told, catch_up as sync_with};
@@ -119,7 +119,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         chaindata.with_file_name("peers.json"),
         Duration::from_secs(60),
         Duration::from_secs(3600),
-        Limits::default(),
+        PeerSlots::default(),
     );
     let stats = Arc::new(Stats::default());
     let client = PeerClient::new(&settings(), network, None, Arc::clone(&stats));

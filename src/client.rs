@@ -19,18 +19,61 @@ use tokio::sync::Semaphore;
 
 use crate::block::{Block, BlockHash, ParseError, blocks_from_json};
 use crate::chain::Network;
-use crate::config::PeerSettings;
 use crate::peers::{Failure, PeerUrl};
 use crate::protocol::{
     ADDRESSES_BYTES, Addresses, DataRequest, MAX_ADDRESSES, PAGE_BYTES, PEER_HEADER,
     SMALL_ANSWER_BYTES, Status, route,
 };
+use crate::setting::Setting;
 use crate::stats::Stats;
 
 /// `/blocks` pages read at once, from all peers together.
 const PAGES_AT_ONCE: usize = 8;
 /// Whole chains (`/blockchain.json`) read at once, from all peers together.
 const WHOLE_CHAINS_AT_ONCE: usize = 1;
+
+pub const CONNECT_TIMEOUT_MS: Setting<u64> = Setting {
+    key: "connect_timeout_ms",
+    help: "milliseconds a peer has to accept a connection",
+    default: 2_000,
+    range: Some(1..=3_600_000),
+    unit: "a whole number of milliseconds",
+};
+pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
+    key: "request_timeout_ms",
+    help: "milliseconds a whole request to a peer may take",
+    default: 10_000,
+    ..CONNECT_TIMEOUT_MS
+};
+/// Only an original node's whole chain may be this large.
+pub const MAX_RESPONSE_BYTES: Setting<u64> = Setting {
+    key: "max_response_bytes",
+    help: "largest whole chain read from an original node",
+    default: 256 * 1024 * 1024,
+    range: Some(1024..=u64::MAX),
+    unit: "a whole number of bytes",
+};
+
+/// How the node talks to its peers.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, body included.
+    pub request_timeout: Duration,
+    /// Responses larger than this are refused.
+    pub max_response_bytes: u64,
+}
+
+impl Default for PeerSettings {
+    fn default() -> PeerSettings {
+        PeerSettings {
+            connect_timeout: Duration::from_millis(CONNECT_TIMEOUT_MS.default),
+            request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS.default),
+            max_response_bytes: MAX_RESPONSE_BYTES.default,
+        }
+    }
+}
 
 /// An HTTP client for peers, with the node's timeouts and limits.
 #[derive(Clone)]

@@ -17,6 +17,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use crate::setting::Setting;
+
 /// An item's id: the SHA-256 of its text.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ItemId(pub [u8; 32]);
@@ -149,6 +151,35 @@ pub fn data_for<S: AsRef<str>>(items: &[S]) -> String {
 /// empty list (`[]`) plus their room, less one (the first has no comma).
 pub fn room_taken(text: &str) -> usize {
     escaped_len(&serde_json::to_string(text).expect("a string serialises")) + 1
+}
+
+/// The largest data item a node takes, in bytes of UTF-8 (a network
+/// setting): 4 KiB, or less when a block could not hold one.
+pub const MAX_ITEM_BYTES: Setting<u64> = Setting {
+    key: "max_item_bytes",
+    help: "largest data item, in bytes of UTF-8 (network setting; at most what a block holds)",
+    default: 4096,
+    range: Some(1..=1024 * 1024),
+    unit: "a whole number of bytes",
+};
+
+/// Bytes of a block's JSON besides its items, with room to spare.
+const BLOCK_BESIDES_ITEMS: u64 = 1024;
+/// Bytes of a block's JSON one byte of an item takes at worst: written as
+/// a JSON string inside the JSON string of the block's data, escaped
+/// twice, with room to spare.
+const WORST_BYTES_PER_ITEM_BYTE: u64 = 12;
+
+/// The largest block an item of `item_bytes` could need.
+pub fn block_bytes_needed(item_bytes: u64) -> u64 {
+    item_bytes
+        .saturating_mul(WORST_BYTES_PER_ITEM_BYTE)
+        .saturating_add(BLOCK_BESIDES_ITEMS)
+}
+
+/// The largest item every block of `max_block_bytes` holds (at least 1).
+pub fn largest_item_held(max_block_bytes: u64) -> u64 {
+    (max_block_bytes.saturating_sub(BLOCK_BESIDES_ITEMS) / WORST_BYTES_PER_ITEM_BYTE).max(1)
 }
 
 /// The length of `text` written inside a JSON string, without the quotes.

@@ -73,6 +73,7 @@ pub mod chain;
 pub mod item;
 pub mod pow;
 pub mod protocol;
+pub mod setting;
 
 // Asking a running node, as `jbc status` and the other commands do.
 pub mod ask;
@@ -109,12 +110,13 @@ mod tree;
 
 // The node as `main.rs` runs it: its settings, the daemon, `jbc init`,
 // `jbc bench` and `jbc data`.
+pub use client::PeerSettings;
 pub use client::{data_request, http_client};
-pub use config::{Config, DEFAULT_DIFFICULTY, DEFAULT_GENESIS_JSON, PeerSettings, Settings, rule};
+pub use config::{Config, DEFAULT_GENESIS_JSON, Settings, declared as settings};
 pub use human::{duration_in_words, rate_in_words};
 pub use init::{NewNetwork, init};
 pub use logline::MessageFirst;
-pub use miner::{DEFAULT_NICE as DEFAULT_MINER_NICE, bench};
+pub use miner::bench;
 pub use node::run;
 
 // The chaindata folder, for tools and tests that write or read one.
@@ -128,7 +130,7 @@ pub use fsio::write_all_atomic;
 pub use gossip::Gossip;
 pub use miner::{NonceHasher, state_meets_difficulty, state_to_hash};
 pub use operator::{COOKIE_FILE, OperatorKey, read_cookie};
-pub use peers::{AddrMan, Limits, PeerBook, PeerUrl};
+pub use peers::{AddrMan, PeerBook, PeerSlots, PeerUrl};
 pub use state::{ChainState, Source};
 pub use stats::Stats;
 pub use sync::{Outcome, Told, catch_up};

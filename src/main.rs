@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use jbc::ask::PeerChange;
-use jbc::{Config, DEFAULT_DIFFICULTY, Settings, rule};
+use jbc::settings::{
+    BENCH_SECONDS, DIFFICULTY, MINER_NICE, RETARGET_WINDOW, TARGET_BLOCK_SECONDS, THREADS,
+};
+use jbc::{Config, Settings};
 use jbc::{duration_in_words, rate_in_words};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -34,13 +37,13 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Bench {
         /// Mining threads [default: the number of cores]
-        #[arg(long, value_parser = rule::threads)]
+        #[arg(long, value_parser = THREADS.parser())]
         threads: Option<usize>,
         /// How long to mine
-        #[arg(long, default_value_t = 5.0, value_parser = rule::bench_seconds)]
+        #[arg(long, default_value_t = BENCH_SECONDS.default, value_parser = BENCH_SECONDS.parser())]
         seconds: f64,
         /// Nice level of the mining threads, as a node's `miner_nice`
-        #[arg(long, default_value_t = jbc::DEFAULT_MINER_NICE, value_parser = rule::miner_nice)]
+        #[arg(long, default_value_t = MINER_NICE.default, value_parser = MINER_NICE.parser())]
         miner_nice: u8,
     },
     /// What a running node is, where its chain is, whom it talks to.
@@ -113,20 +116,20 @@ enum Command {
         #[arg(default_value = ".", hide_default_value = true)]
         dir: PathBuf,
         /// Leading zero hex digits every block of the network needs
-        #[arg(long, default_value_t = DEFAULT_DIFFICULTY, value_parser = rule::difficulty)]
+        #[arg(long, default_value_t = DIFFICULTY.default, value_parser = DIFFICULTY.parser())]
         difficulty: u32,
         /// Make an adaptive network aiming at a block every this many
         /// seconds (with --retarget-window); difficulty is then the least
-        #[arg(long, value_parser = rule::target_block_seconds, requires = "retarget_window")]
+        #[arg(long, value_parser = TARGET_BLOCK_SECONDS.parser(), requires = "retarget_window")]
         target_block_seconds: Option<u64>,
         /// Blocks between an adaptive network's retargets
-        #[arg(long, value_parser = rule::retarget_window, requires = "target_block_seconds")]
+        #[arg(long, value_parser = RETARGET_WINDOW.parser(), requires = "target_block_seconds")]
         retarget_window: Option<u64>,
         /// The genesis block's data [default: "Genesis block of a jbc network, made DATE"]
         #[arg(long)]
         data: Option<String>,
         /// Threads to mine the genesis block on [default: the number of cores]
-        #[arg(long, value_parser = rule::threads)]
+        #[arg(long, value_parser = THREADS.parser())]
         threads: Option<usize>,
     },
 }

@@ -29,6 +29,7 @@ use crate::block::{Block, BlockHash, header_prefix};
 use crate::chain::Template;
 use crate::pow::{Target, U256};
 use crate::priority::set_thread_nice;
+use crate::setting::{Setting, Text, Unset, Words};
 use crate::sha256x2::{Kernel, KernelUser, Lanes, Prepared, TwoWay, chunk_words};
 
 /// SHA-256's initial state.
@@ -282,7 +283,7 @@ impl Miner {
     /// Starts `threads` idle threads; each block found is passed to `found`
     /// (on the thread that found it), which says whether the job is done.
     /// With `nice`, the threads run at that nice level (see
-    /// [`DEFAULT_NICE`]); without, at the caller's.
+    /// [`MINER_NICE`]'s default); without, at the caller's.
     pub fn start(
         threads: usize,
         nice: Option<u8>,
@@ -612,7 +613,42 @@ fn search(range: &Range, hashes: &AtomicU64, keep_going: &dyn Fn() -> bool) -> S
 /// better for HTTP latency here and starves mining outright under any other
 /// load.) On a machine busy with other work, 19 leaves the miner a few per
 /// cent of a core; `miner_nice` trades HTTP latency for hash rate there.
-pub const DEFAULT_NICE: u8 = 19;
+pub const MINER_NICE: Setting<u8> = Setting {
+    key: "miner_nice",
+    help: "nice level of the mining threads (below the node's own level needs privilege)",
+    default: 19,
+    range: Some(0..=19),
+    unit: "a nice level",
+};
+pub const MINE: Setting<Words, bool> = Setting {
+    key: "mine",
+    help: "mine in the background (--no-mine or --mine=false turns off a config file's mine = true)",
+    default: false,
+    range: None,
+    unit: "",
+};
+pub const THREADS: Setting<usize, Unset> = Setting {
+    key: "threads",
+    help: "mining threads",
+    default: Unset("the number of cores"),
+    range: Some(1..=1024),
+    unit: "a whole number of threads",
+};
+pub const DATA: Text = Setting {
+    key: "data",
+    help: "text of the blocks this node mines",
+    default: Unset("Mined by node on port PORT"),
+    range: None,
+    unit: "",
+};
+/// How long `jbc bench` runs (a flag of that command, not a setting).
+pub const BENCH_SECONDS: Setting<f64> = Setting {
+    key: "seconds",
+    help: "how long to mine",
+    default: 5.0,
+    range: Some(0.1..=3600.0),
+    unit: "a number of seconds",
+};
 
 /// What `jbc bench` measured.
 #[derive(Debug, Clone)]

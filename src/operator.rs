@@ -14,9 +14,20 @@
 use std::path::{Path, PathBuf};
 
 use crate::fsio::{FileError, replace_private_file};
+use crate::setting::{Setting, Text, Unset};
 
 /// The cookie's file name, beside the chaindata folder.
 pub const COOKIE_FILE: &str = "operator.cookie";
+
+/// A fixed key, for operators on other machines; in the config file only,
+/// so it never shows in a process list.
+pub const OPERATOR_KEY: Text = Setting {
+    key: "operator_key",
+    help: "a fixed operator key (16 to 256 printable ASCII characters, no spaces); the key is written to operator.cookie either way",
+    default: Unset("a random key each start"),
+    range: None,
+    unit: "",
+};
 
 /// The key operator requests must carry.
 #[derive(Clone)]

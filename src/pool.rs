@@ -28,6 +28,7 @@ use crate::clock::unix_now;
 use crate::fsio::{Journal, SaveOnChange, set_aside_damaged};
 use crate::item::{IdPrefix, ItemId, room_taken};
 use crate::netgroup::NetGroup;
+use crate::setting::Setting;
 
 /// How the pool is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +41,27 @@ pub struct PoolLimits {
     pub max_item_bytes: usize,
 }
 
+pub const POOL_MAX_ITEMS: Setting<u64> = Setting {
+    key: "pool_max_items",
+    help: "most data items waiting for a block",
+    default: 10_000,
+    range: Some(1..=10_000_000),
+    unit: "a whole number of items",
+};
+pub const POOL_MAX_BYTES: Setting<u64> = Setting {
+    key: "pool_max_bytes",
+    help: "most bytes of data items waiting, counted as stored (JSON strings, escapes included)",
+    default: 16 * 1024 * 1024,
+    range: Some(1024..=16 * 1024 * 1024 * 1024),
+    unit: "a whole number of bytes",
+};
+
 impl Default for PoolLimits {
-    /// 10 000 items, 16 MiB, items of 4 KiB.
     fn default() -> PoolLimits {
         PoolLimits {
-            max_items: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-            max_item_bytes: 4096,
+            max_items: POOL_MAX_ITEMS.default as usize,
+            max_bytes: POOL_MAX_BYTES.default as usize,
+            max_item_bytes: crate::item::MAX_ITEM_BYTES.default as usize,
         }
     }
 }

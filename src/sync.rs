@@ -28,8 +28,18 @@ use crate::peers::score::Misbehaviour;
 use crate::peers::{Failure, PeerUrl};
 use crate::pow::{Kind, Work};
 use crate::protocol::{MAX_PAGE, Status};
+use crate::setting::Setting;
 use crate::state::{Adoption, ChainState, CommitError, Source};
 use crate::stats::CatchUp;
+
+/// The safety net for lost announcements: every peer is synced this often.
+pub const SYNC_INTERVAL: Setting<f64> = Setting {
+    key: "sync_interval",
+    help: "seconds between syncs with all peers",
+    default: 5.0,
+    range: Some(0.05..=86_400.0),
+    unit: "a number of seconds",
+};
 
 /// The most blocks one sync may fetch; a longer claim is caught up in steps.
 const MAX_BLOCKS_PER_SYNC: u64 = 1_000_000;

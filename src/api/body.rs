@@ -24,7 +24,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the request middleware needs.
 #[derive(Clone)]
-pub struct Limits {
+pub struct RequestBounds {
     /// The largest request body read.
     pub max_body_bytes: usize,
     /// The chain state, to refuse requests once it stopped.
@@ -49,7 +49,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// A request that takes longer than [`REQUEST_TIMEOUT`] gets 408, with
 /// `Connection: close`.
 pub async fn finish_request_body(
-    State(limits): State<Limits>,
+    State(limits): State<RequestBounds>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -26,6 +26,22 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::operator::OperatorKey;
+use crate::setting::{Setting, Text, Unset};
+
+pub const ALLOWED_HOSTS: Text = Setting {
+    key: "allowed_hosts",
+    help: "host names, comma-separated, requests may name besides IP addresses, localhost and the host of advertise (421 otherwise, against DNS rebinding)",
+    default: Unset("none"),
+    range: None,
+    unit: "",
+};
+pub const ADVERTISE: Text = Setting {
+    key: "advertise",
+    help: "the base URL this node gives for itself in announcements",
+    default: Unset("http://HOST:PORT, with the connection's address for 0.0.0.0"),
+    range: None,
+    unit: "",
+};
 
 /// What the guards check against.
 #[derive(Clone, Debug)]

@@ -44,8 +44,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
-pub use guard::Access;
-pub use serve::{ServerLimits, serve};
+pub use guard::{ADVERTISE, ALLOWED_HOSTS, Access};
+pub use serve::{HOST, MAX_CONNECTIONS, PORT, ServerLimits, serve};
 
 use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
@@ -171,7 +171,7 @@ impl AppState {
 
 /// The node's HTTP routes.
 pub fn app(state: AppState) -> Router {
-    let limits = body::Limits {
+    let limits = body::RequestBounds {
         max_body_bytes: state.max_body_bytes(),
         state: state.state.clone(),
     };

@@ -20,7 +20,7 @@
 //! 2 929 alone). The kernel now gives a woken server thread the core at
 //! once, and a download takes what is left.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +34,7 @@ use tracing::{debug, warn};
 
 use super::connections::{Connections, Place};
 use super::pace::Paced;
+use crate::setting::{Setting, Unset, Words};
 
 /// The time a connection has to send a request's headers, counted from
 /// when it opens or its previous answer went out.
@@ -46,8 +47,30 @@ pub const BULK_NICE_ABOVE: u8 = 10;
 const BULK_REQUEST: &[u8] = b"GET /blockchain.json";
 /// Descriptors kept back from the connection bound for files and peers.
 const RESERVED_DESCRIPTORS: u64 = 256;
+pub const HOST: Setting<Words, IpAddr> = Setting {
+    key: "host",
+    help: "address to listen on; another than 127.0.0.1 is logged as a warning",
+    default: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    range: None,
+    unit: "",
+};
+pub const PORT: Setting<u16> = Setting {
+    key: "port",
+    help: "port to listen on (0: any free port)",
+    default: 5001,
+    range: Some(0..=u16::MAX),
+    unit: "a port number",
+};
 /// The most connections served at once, whatever the descriptor limit.
-const MAX_CONNECTIONS: u64 = 8192;
+const MOST_CONNECTIONS: usize = 8192;
+/// Unset, what the open-file limit allows.
+pub const MAX_CONNECTIONS: Setting<usize, Unset> = Setting {
+    key: "max_connections",
+    help: "most connections served at once; past it, the youngest of the network group holding the most is dropped for a newcomer",
+    default: Unset("what the open-file limit allows, at most 8192"),
+    range: Some(16..=MOST_CONNECTIONS),
+    unit: "a whole number",
+};
 
 /// How many connections the server holds at once.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +103,7 @@ impl ServerLimits {
         };
         descriptors
             .saturating_sub(RESERVED_DESCRIPTORS)
-            .clamp(64, MAX_CONNECTIONS) as usize
+            .clamp(64, MOST_CONNECTIONS as u64) as usize
     }
 }
 

@@ -13,10 +13,10 @@ use tower::ServiceExt;
 use super::{Access, AppState, ROUTES, app};
 use crate::chain::tests::test_network;
 use crate::client::PeerClient;
-use crate::config::PeerSettings;
+use crate::client::PeerSettings;
 use crate::gossip::Gossip;
 use crate::operator::OperatorKey;
-use crate::peers::{AddrMan, Limits, PeerBook};
+use crate::peers::{AddrMan, PeerBook, PeerSlots};
 use crate::protocol::NodeId;
 use crate::state::ChainState;
 use crate::stats::Stats;
@@ -38,7 +38,7 @@ fn router(dir: &std::path::Path) -> axum::Router {
         PeerBook::path_beside(&chaindata),
         Duration::from_secs(60),
         Duration::from_secs(60),
-        Limits::default(),
+        PeerSlots::default(),
     );
     let shutdown = CancellationToken::new();
     let gossip = Gossip::new(

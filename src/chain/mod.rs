@@ -18,6 +18,7 @@ pub use template::Template;
 
 use crate::block::{Block, BlockError, BlockHash};
 use crate::pow::{Kind, Target, Work};
+use crate::setting::{Setting, Text, Unset};
 
 /// The settings every node of one network must share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +40,53 @@ pub struct Network {
     pub max_item_bytes: u64,
 }
 
-/// The default largest block: 1 MiB of JSON.
-pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1024 * 1024;
-/// The default largest data item: 4 KiB.
-pub const DEFAULT_MAX_ITEM_BYTES: u64 = 4096;
-/// How far ahead of the clock a block may be by default: two hours, as in
-/// Bitcoin.
-pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 7200;
-
+/// Leading zero hex digits a block hash needs: a few seconds per block
+/// for a small network of nodes sharing one machine.
+pub const DIFFICULTY: Setting<u32> = Setting {
+    key: "difficulty",
+    help: "leading zero hex digits of a block hash; in an adaptive network the least (network setting)",
+    default: 7,
+    range: Some(0..=64),
+    unit: "a number of hex digits",
+};
+/// With `retarget_window`, makes the network adaptive.
+pub const TARGET_BLOCK_SECONDS: Setting<u64, Unset> = Setting {
+    key: "target_block_seconds",
+    help: "with retarget_window, makes the network adaptive: the seconds between blocks it aims for (network setting)",
+    default: Unset("unset: a fixed network"),
+    range: Some(1..=86_400),
+    unit: "a whole number of seconds",
+};
+pub const RETARGET_WINDOW: Setting<u64, Unset> = Setting {
+    key: "retarget_window",
+    help: "blocks between retargets of an adaptive network (network setting)",
+    default: Unset("unset"),
+    range: Some(2..=100_000),
+    unit: "a whole number of blocks",
+};
+/// Two hours, as in Bitcoin.
+pub const MAX_FUTURE_SECONDS: Setting<u64> = Setting {
+    key: "max_future_seconds",
+    help: "how far ahead of this node's clock a block's timestamp may be (adaptive networks)",
+    default: 7200,
+    range: Some(0..=30 * 86_400),
+    unit: "a whole number of seconds",
+};
+pub const GENESIS: Text = Setting {
+    key: "genesis",
+    help: "file holding the network's genesis block (network setting)",
+    default: Unset("the built-in first block"),
+    range: None,
+    unit: "",
+};
+/// 1 MiB of JSON.
+pub const MAX_BLOCK_BYTES: Setting<u64> = Setting {
+    key: "max_block_bytes",
+    help: "largest block, in bytes of its JSON (network setting)",
+    default: 1024 * 1024,
+    range: Some(1024..=64 * 1024 * 1024),
+    unit: "a whole number of bytes",
+};
 impl Network {
     /// A network with the default block size limit.
     pub fn new(genesis: Block, difficulty: u32) -> Network {
@@ -54,9 +94,9 @@ impl Network {
             genesis,
             difficulty,
             kind: Kind::Fixed,
-            max_future_seconds: DEFAULT_MAX_FUTURE_SECONDS,
-            max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
-            max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
+            max_future_seconds: MAX_FUTURE_SECONDS.default,
+            max_block_bytes: MAX_BLOCK_BYTES.default,
+            max_item_bytes: crate::item::MAX_ITEM_BYTES.default,
         }
     }
 

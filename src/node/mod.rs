@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigSource};
 use crate::gossip::Gossip;
 use crate::human::count_in_words;
 use crate::operator::OperatorKey;
-use crate::peers::{AddrMan, Limits, PeerBook, PeerUrl};
+use crate::peers::{AddrMan, PeerBook, PeerSlots, PeerUrl};
 use crate::pow::Kind;
 use crate::protocol::NodeId;
 use crate::state::ChainState;
@@ -95,7 +95,7 @@ pub async fn run(
         PeerBook::path_beside(&config.chaindata),
         config.ban_time,
         config.sync_interval,
-        Limits {
+        PeerSlots {
             outbound: config.outbound_peers,
             inbound: config.max_inbound,
         },
@@ -103,7 +103,7 @@ pub async fn run(
     let addrman = Arc::new(AddrMan::open(AddrMan::path_beside(&config.chaindata)));
     let stats = Arc::new(Stats::default());
     let client = PeerClient::new(
-        &config.peer,
+        &config.peer_client,
         &config.network,
         Some(own_url),
         Arc::clone(&stats),

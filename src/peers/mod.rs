@@ -16,8 +16,21 @@ mod watch;
 
 pub use addrman::AddrMan;
 pub use book::{
-    Admitted, Ban, BookError, Identity, Limits, Origin, PeerBook, PeerState, PeerView, Verdict,
+    Admitted, BAN_SECONDS, Ban, BookError, Identity, MAX_INBOUND, OUTBOUND_PEERS, Origin, PeerBook,
+    PeerSlots, PeerState, PeerView, Verdict,
 };
 pub use health::{Change, Contact, Failure};
 pub use url::{PeerUrl, PeerUrlError};
 pub use watch::watch_peers;
+
+use crate::setting::Text;
+
+/// The peers of the config: one list may serve every node of a network,
+/// each finding itself in it by its node id.
+pub const PEERS: Text = crate::setting::Setting {
+    key: "peers",
+    help: "peers' base URLs, comma-separated (http:// only); the node's own may be among them",
+    default: crate::setting::Unset("none"),
+    range: None,
+    unit: "",
+};

@@ -31,6 +31,7 @@ use crate::fsio::{
     FileError, file_error, remove_empty_dir, sync_dir, sync_filesystem, write_all_atomic,
     write_atomic,
 };
+use crate::setting::{Setting, Words};
 
 pub use aside::{SetAside, runs};
 
@@ -55,6 +56,15 @@ pub fn block_file_name(index: u64) -> String {
 /// The lock file that keeps two nodes off one folder. It holds the owner's
 /// pid; the lock itself is an OS file lock, released even on SIGKILL.
 const LOCK_FILE: &str = "jbc.lock";
+
+/// The folder of this node's block files, like the original's.
+pub const CHAINDATA: Setting<Words, &str> = Setting {
+    key: "chaindata",
+    help: "folder of this node's block files",
+    default: "chaindata",
+    range: None,
+    unit: "",
+};
 
 /// A node's chaindata folder, locked for as long as this value lives.
 #[derive(Debug)]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::{Book, BookError, Limits, MAX_PEERS, Origin, Record};
+use super::{Book, BookError, MAX_PEERS, Origin, PeerSlots, Record};
 use crate::netgroup::NetGroup;
 use crate::peers::PeerUrl;
 
@@ -26,7 +26,7 @@ impl Book {
         &mut self,
         url: &PeerUrl,
         origin: Origin,
-        limits: Limits,
+        limits: PeerSlots,
     ) -> Result<Option<PeerUrl>, BookError> {
         let (limit, what) = match origin {
             Origin::Config | Origin::Added => (MAX_PEERS, "configured and added"),

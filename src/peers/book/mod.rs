@@ -4,8 +4,8 @@
 //! Bitcoin Core's connection manager is the model. The book holds the
 //! peers the node talks to now: configured and added ones (at most
 //! [`MAX_PEERS`], never evicted), the outbound peers it chose from the
-//! addresses it learned ([`Limits::outbound`]) and the inbound peers that
-//! sync from it ([`Limits::inbound`]). Inbound slots are shared by network
+//! addresses it learned ([`PeerSlots::outbound`]) and the inbound peers that
+//! sync from it ([`PeerSlots::inbound`]). Inbound slots are shared by network
 //! group ([`crate::netgroup`]): one group holds at most
 //! [`evict::inbound_per_group`] of them, and when the slots are full a newcomer
 //! takes the place of a failing inbound peer, else of the youngest peer of
@@ -43,6 +43,7 @@ use super::health::{Change, Contact, Failure, Health, Healths, retry_delay};
 use super::score::{Discouragement, Judged, Misbehaviour, Scores};
 use crate::clock::unix_now;
 use crate::fsio::{FileError, SaveOnChange};
+use crate::setting::Setting;
 use file::{Saved, read_saved};
 
 pub use view::{PeerState, PeerView};
@@ -50,20 +51,42 @@ pub use view::{PeerState, PeerView};
 /// Most configured and added peers a node keeps.
 pub const MAX_PEERS: usize = 64;
 
+pub const OUTBOUND_PEERS: Setting<usize> = Setting {
+    key: "outbound_peers",
+    help: "outbound peers the node chooses from the addresses it learns, besides configured and added ones",
+    default: 8,
+    range: Some(0..=64),
+    unit: "a whole number",
+};
+pub const MAX_INBOUND: Setting<usize> = Setting {
+    key: "max_inbound",
+    help: "most inbound peers: nodes that sync from this one and hear its blocks, an eighth of them at most per network group",
+    default: 64,
+    range: Some(0..=1024),
+    unit: "a whole number",
+};
+pub const BAN_SECONDS: Setting<u64> = Setting {
+    key: "ban_seconds",
+    help: "how long an operator's ban lasts when it does not say (jbc peers ban --for), and how long a peer the operator removed is not taken back",
+    default: 86_400,
+    range: Some(1..=365 * 86_400),
+    unit: "a whole number of seconds",
+};
+
 /// How many peers of the kinds the node chooses itself it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct PeerSlots {
     /// Outbound peers chosen from learned addresses.
     pub outbound: usize,
     /// Inbound peers.
     pub inbound: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            outbound: 8,
-            inbound: 64,
+impl Default for PeerSlots {
+    fn default() -> PeerSlots {
+        PeerSlots {
+            outbound: OUTBOUND_PEERS.default,
+            inbound: MAX_INBOUND.default,
         }
     }
 }
@@ -247,7 +270,7 @@ struct Inner {
     /// after a failure.
     sync_interval: Duration,
     /// How many outbound and inbound peers are kept.
-    limits: Limits,
+    limits: PeerSlots,
 }
 
 struct Book {
@@ -271,7 +294,7 @@ impl PeerBook {
         path: PathBuf,
         ban_time: Duration,
         sync_interval: Duration,
-        limits: Limits,
+        limits: PeerSlots,
     ) -> PeerBook {
         let saved: Saved = read_saved(&path);
         let now = unix_now();
@@ -517,7 +540,7 @@ impl PeerBook {
     }
 
     /// How many chosen and inbound peers the book keeps.
-    pub fn limits(&self) -> Limits {
+    pub fn limits(&self) -> PeerSlots {
         self.inner.limits
     }
 

@@ -20,7 +20,7 @@ fn book(dir: &Path, configured: &[&str]) -> PeerBook {
         dir.join("peers.json"),
         Duration::from_secs(86_400),
         Duration::from_secs(5),
-        Limits {
+        PeerSlots {
             outbound: MAX_PEERS,
             inbound: 4,
         },
@@ -34,7 +34,7 @@ fn book_with_inbound(dir: &Path, inbound: usize) -> PeerBook {
         dir.join("peers.json"),
         Duration::from_secs(86_400),
         Duration::from_secs(5),
-        Limits {
+        PeerSlots {
             outbound: 8,
             inbound,
         },
