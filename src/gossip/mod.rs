@@ -38,12 +38,15 @@ use tracing::{debug, info, warn};
 
 mod announce;
 mod connect;
+mod first_round;
 mod flaps;
 mod original;
 mod receive;
 mod relay;
 mod report;
 
+pub use first_round::FirstRound;
+use first_round::Part;
 use flaps::Flaps;
 use original::Fill;
 pub use receive::{ReceiveError, Received};
@@ -225,12 +228,13 @@ impl Gossip {
 
     /// Starts a task for every peer in the book, the connector that keeps
     /// the outbound peers, and the periodic save of the book and the
-    /// addresses. Returns at once: nothing else the node does waits for a
-    /// peer (the miner starts on the chain it has, and restarts on every
-    /// better one a sync brings).
-    pub fn start(&self) {
-        for url in self.inner.book.urls() {
-            self.spawn_peer(url, None);
+    /// addresses. Returns at once, with the first round of syncs, which
+    /// the miner waits for (bounded); nothing else waits for a peer.
+    pub fn start(&self) -> FirstRound {
+        let urls = self.inner.book.urls();
+        let (round, parts) = FirstRound::of(urls.len());
+        for (url, part) in urls.into_iter().zip(parts) {
+            self.spawn_peer(url, None, Some(part));
         }
         let gossip = self.clone();
         self.spawn(async move { gossip.keep_outbound().await });
@@ -256,6 +260,7 @@ impl Gossip {
                 .await;
             }
         });
+        round
     }
 
     /// Asks for a sync now with `peer`, or with every peer.
@@ -370,7 +375,7 @@ impl Gossip {
                     Origin::Inbound => "inbound: it syncs from us",
                 };
                 info!(peer = %url, "new peer {url} ({what}, {kind}): it passed the handshake");
-                self.spawn_peer(url, Some(handshaken));
+                self.spawn_peer(url, Some(handshaken), None);
                 Ok(Considered::Added)
             }
         }
@@ -430,8 +435,9 @@ impl Gossip {
     }
 
     /// Starts `url`'s task, unless it runs already; `handshaken`: what its
-    /// handshake fetched a moment ago, for its first sync.
-    fn spawn_peer(&self, url: PeerUrl, handshaken: Option<Handshaken>) {
+    /// handshake fetched a moment ago, for its first sync; `part`: its part
+    /// in the first round of syncs, for a start-up peer.
+    fn spawn_peer(&self, url: PeerUrl, handshaken: Option<Handshaken>, part: Option<Part>) {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut tasks = self.inner.tasks.lock().expect("tasks lock");
         if tasks.contains_key(&url) {
@@ -454,7 +460,7 @@ impl Gossip {
         self.inner.running.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = gossip.run_peer(&url, &wake, &fill, handshaken) => {}
+                _ = gossip.run_peer(&url, &wake, &fill, handshaken, part) => {}
             }
             let mut tasks = gossip.inner.tasks.lock().expect("tasks lock");
             if tasks.get(&url).is_some_and(|task| task.id == id) {
@@ -471,6 +477,7 @@ impl Gossip {
         wake: &Notify,
         fill: &Arc<Fill>,
         mut handshaken: Option<Handshaken>,
+        mut part: Option<Part>,
     ) {
         // Tells the announcer the peer answered for the first time in this
         // task (a handshake just passed, or a peer added, or known from the
@@ -495,6 +502,7 @@ impl Gossip {
                         said.left_alone = true;
                     }
                     handshaken = None;
+                    drop(part.take());
                     tokio::select! {
                         _ = tokio::time::sleep(left.max(Duration::from_secs(1))) => {}
                         _ = wake.notified() => {}
@@ -505,6 +513,7 @@ impl Gossip {
                 let go_on = self
                     .sync_once(peer, fill, &mut said, handshaken.take())
                     .await;
+                drop(part.take());
                 if !heard_from
                     && self.inner.book.identity(peer).is_some()
                     && !self.inner.book.is_failing(peer)

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use crate::block::Block;
 use crate::chain::Network;
 use crate::config::Config;
+use crate::gossip::FirstRound;
 use crate::human::{duration_in_words, rate_in_words};
 use crate::miner::Miner;
 use crate::orders::MineOrders;
@@ -34,6 +35,16 @@ const TEMPLATE_REFRESH: Duration = Duration::from_millis(250);
 /// How long the miner waits after a block could not be saved.
 const MINE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// What the miner is told besides the config.
+pub(super) struct Brief {
+    /// The text of its blocks.
+    pub data: String,
+    /// The blocks the operator ordered.
+    pub orders: Arc<MineOrders>,
+    /// The first round of syncs, waited for before the first block.
+    pub first_round: FirstRound,
+}
+
 /// Starts the miner threads and a task that gives them a new job on every
 /// new tip, saves what they find, and measures the hash rate. With
 /// `always` the threads mine from the start; without, only while `orders`
@@ -46,14 +57,19 @@ pub(super) fn start(
     state: &ChainState,
     stats: &Arc<Stats>,
     config: &Config,
-    data: String,
-    orders: Arc<MineOrders>,
+    brief: Brief,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Arc<Miner> {
+    let Brief {
+        data,
+        orders,
+        first_round,
+    } = brief;
     let (found, mut found_blocks) = tokio::sync::mpsc::unbounded_channel::<Block>();
     let threads = config.threads;
     let always = config.mine;
+    let first_round_bound = config.peer_client.connect_timeout + config.peer_client.request_timeout;
     let miner = Arc::new(Miner::start(
         threads,
         Some(config.miner_nice),
@@ -78,6 +94,21 @@ pub(super) fn start(
         let mut sample = tokio::time::interval(HASHRATE_SAMPLE_INTERVAL);
         sample.tick().await;
         let mut last_logged: Option<Instant> = None;
+        // Mined now, a block would start a fork of our own that the peers'
+        // chains, a moment away, might not outweigh.
+        let pending = first_round.pending();
+        if pending > 0 {
+            info!(
+                "mining after the first sync with {pending} peer(s), or in {} at the latest",
+                duration_in_words(first_round_bound.as_secs_f64())
+            );
+            tokio::select! {
+                ended = first_round.ended(first_round_bound) => if !ended {
+                    info!("mining: the first sync with every peer took too long to wait for");
+                },
+                _ = shutdown.cancelled() => return,
+            }
+        }
         let (mut last_hashes, mut last_time) = (task_miner.hashes(), Instant::now());
         loop {
             // A newer tip than the one seen means the loop comes round

@@ -168,12 +168,24 @@ pub async fn run(
         let list: Vec<String> = startup_peers.iter().map(ToString::to_string).collect();
         info!("peers: {}; syncing with them", list.join(", "));
     }
-    gossip.start();
+    let first_round = gossip.start();
 
     let data = (config.data.clone())
         .unwrap_or_else(|| format!("Mined by node on port {}", address.port()));
-    let miner = (!shutdown.is_cancelled())
-        .then(|| mining::start(&state, &stats, &config, data, orders, &shutdown, &tasks));
+    let miner = (!shutdown.is_cancelled()).then(|| {
+        mining::start(
+            &state,
+            &stats,
+            &config,
+            mining::Brief {
+                data,
+                orders,
+                first_round,
+            },
+            &shutdown,
+            &tasks,
+        )
+    });
     if !config.mine {
         info!(
             "not mining (--mine, or mine = true in the config, turns it on; jbc mine N mines N blocks now)"
