@@ -55,7 +55,129 @@ pub fn test_miner_nice() -> String {
     (own.max(0) + 5).min(19).to_string()
 }
 
+/// A test node's flags, typed: `Jbc::builder().difficulty(3).peers(&[..])
+/// .start(dir)`. A flag the builder has no method for goes through
+/// [`Builder::flag`].
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    args: Vec<String>,
+}
+
+impl Builder {
+    fn with(mut self, flag: &str, value: impl ToString) -> Builder {
+        self.args.push(format!("--{flag}"));
+        self.args.push(value.to_string());
+        self
+    }
+
+    pub fn difficulty(self, digits: u32) -> Builder {
+        self.with("difficulty", digits)
+    }
+    /// Peers' base URLs (none: an empty list).
+    pub fn peers<S: AsRef<str>>(self, urls: &[S]) -> Builder {
+        let list: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
+        self.with("peers", list.join(","))
+    }
+    pub fn sync_interval(self, seconds: f64) -> Builder {
+        self.with("sync-interval", seconds)
+    }
+    pub fn port(self, port: u16) -> Builder {
+        self.with("port", port)
+    }
+    pub fn data(self, text: &str) -> Builder {
+        self.with("data", text)
+    }
+    /// Mines in the background on one thread at the suite's miner nice
+    /// level ([`test_miner_nice`]).
+    pub fn mining(mut self) -> Builder {
+        self.args.push("--mine".into());
+        self.with("threads", 1)
+            .with("miner-nice", test_miner_nice())
+    }
+    pub fn threads(self, threads: usize) -> Builder {
+        self.with("threads", threads)
+    }
+    pub fn chaindata(self, dir: &Path) -> Builder {
+        self.with("chaindata", dir.display())
+    }
+    /// Any other flag, by its name without the dashes.
+    pub fn flag(self, flag: &str, value: impl ToString) -> Builder {
+        self.with(flag, value)
+    }
+    /// A flag without a value (`--no-mine`).
+    pub fn switch(mut self, flag: &str) -> Builder {
+        self.args.push(format!("--{flag}"));
+        self
+    }
+
+    /// The command line, for a test that starts the process itself.
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Starts the node in `dir` and waits until it listens.
+    pub fn start(self, dir: &Path) -> Jbc {
+        Jbc::start(dir, &self.args())
+    }
+}
+
 impl Jbc {
+    /// A node's flags, to start it with [`Builder::start`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// `GET /status`, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        let body = get(&format!("{}/status", self.url))
+            .await
+            .expect("/status answers");
+        serde_json::from_slice(&body).expect("/status is JSON")
+    }
+
+    /// The height `/status` reports.
+    pub async fn height(&self) -> u64 {
+        self.status().await["height"]
+            .as_u64()
+            .expect("/status has a height")
+    }
+
+    /// `GET /peers`, parsed: what the node says of each peer.
+    pub async fn peer_view(&self) -> Vec<serde_json::Value> {
+        peers(self).await
+    }
+
+    /// `POST /peers` with `url`, as the operator: the status code and the
+    /// answer.
+    pub async fn add_peer(&self, url: &str) -> (u16, serde_json::Value) {
+        let response = self.as_operator(reqwest::Method::POST, url).await;
+        let code = response.status().as_u16();
+        let body = response.bytes().await.expect("the answer reads");
+        (
+            code,
+            serde_json::from_slice(&body).expect("the answer is JSON"),
+        )
+    }
+
+    /// `DELETE /peers` with `url`, as the operator: the status code.
+    pub async fn remove_peer(&self, url: &str) -> u16 {
+        self.as_operator(reqwest::Method::DELETE, url)
+            .await
+            .status()
+            .as_u16()
+    }
+
+    async fn as_operator(&self, method: reqwest::Method, url: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .request(method, format!("{}/peers", self.url))
+            .bearer_auth(self.operator_key())
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "url": url }).to_string())
+            .send()
+            .await
+            .expect("the node answers")
+    }
+
     /// Starts `jbc ARGS` in `dir` (listening on a free port unless ARGS
     /// say `--port`) and waits until it listens.
     pub fn start(dir: &Path, args: &[&str]) -> Jbc {

@@ -77,21 +77,15 @@ async fn all_at(nodes: &[&Jbc], height: u64) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow (40 nodes, 7 s): scripts/test runs it, --quick does not"]
 async fn nodes_told_one_address_assemble_a_network_that_carries_every_block() {
     let tmp = tempfile::tempdir().unwrap();
-    let seed = Jbc::start(
-        &tmp.path().join("seed"),
-        &[
-            "--difficulty",
-            DIFFICULTY,
-            "--peers",
-            "",
-            "--outbound-peers",
-            TARGET_TEXT,
-            "--sync-interval",
-            "600",
-        ],
-    );
+    let seed = Jbc::builder()
+        .flag("difficulty", DIFFICULTY)
+        .peers(&[""])
+        .flag("outbound-peers", TARGET_TEXT)
+        .sync_interval(600.0)
+        .start(&tmp.path().join("seed"));
     let mut nodes: Vec<Jbc> = (0..NODES)
         .map(|n| start(&tmp.path().join(format!("node{n}")), free_port(), &seed.url))
         .collect();

@@ -6,7 +6,6 @@ use std::path::Path;
 use crate::common::*;
 use jbc::block::{Block, blocks_from_json};
 use jbc::item::ItemId;
-use serde_json::Value;
 
 /// `jbc ARGS` run in `dir`: whether it succeeded, and what it printed
 /// (stdout, then stderr).
@@ -19,10 +18,6 @@ fn jbc<S: AsRef<str>>(dir: &Path, args: &[S]) -> (bool, String) {
 async fn chain_of(node: &Jbc) -> Vec<Block> {
     let body = get(&format!("{}/blockchain.json", node.url)).await.unwrap();
     blocks_from_json(&body).unwrap()
-}
-
-async fn status_of(node: &Jbc) -> Value {
-    serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,19 +52,12 @@ async fn without_a_node_the_cli_says_none_answers_and_how_to_start_one() {
 async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
     let tmp = tempfile::tempdir().unwrap();
     let miner_nice = test_miner_nice();
-    let node = Jbc::start(
-        tmp.path(),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            "",
-            "--miner-nice",
-            &miner_nice,
-            "--data",
-            "ordered",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .flag("miner-nice", &miner_nice)
+        .flag("data", "ordered")
+        .start(tmp.path());
     let url = node.url.clone();
     let with_node = |args: &[&str]| -> Vec<String> {
         let at = ["--node", url.as_str()];
@@ -84,7 +72,7 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
         output.contains("cannot read the operator key from") && output.contains("--cookie"),
         "{output}"
     );
-    assert_eq!(status_of(&node).await["blocks_owed"], 0);
+    assert_eq!(node.status().await["blocks_owed"], 0);
 
     // From the node's folder, 3 blocks: the command returns once they are
     // mined, and the node mines no more.
@@ -100,15 +88,13 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
     );
     assert!(chain[1..].iter().all(|b| b.data == "ordered"));
     wait_for("the idle miner's hash rate to read 0", PATIENCE, || async {
-        (status_of(&node).await["hashrate"] == 0).then_some(())
+        (node.status().await["hashrate"] == 0).then_some(())
     })
     .await;
     assert_eq!(chain_of(&node).await.len(), 4, "it mined past its order");
     // The blocks came within seconds; the genesis block is from 2017 and
     // its interval is no part of the mean.
-    let mean = status_of(&node).await["mean_block_seconds"]
-        .as_f64()
-        .unwrap();
+    let mean = node.status().await["mean_block_seconds"].as_f64().unwrap();
     assert!((0.0..60.0).contains(&mean), "mean block time {mean} s");
 
     let (ok, output) = jbc(tmp.path(), &with_node(&["status"]));
@@ -154,7 +140,7 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
         move || jbc(&dir, &args)
     });
     wait_for("the item to wait in the pool", PATIENCE, || async {
-        (status_of(&node).await["pending_items"] == 1).then_some(())
+        (node.status().await["pending_items"] == 1).then_some(())
     })
     .await;
     let (ok, output) = jbc(tmp.path(), &with_node(&["data", "list"]));

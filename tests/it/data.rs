@@ -123,6 +123,7 @@ async fn an_item_posted_to_one_node_is_mined_by_another_and_confirmed_on_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow (three miners, 10 s): scripts/test runs it, --quick does not"]
 async fn items_posted_at_once_to_three_miners_are_each_in_the_chain_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let nodes = network_of(tmp.path(), &[true, true, true]);
@@ -188,7 +189,7 @@ async fn items_posted_at_once_to_three_miners_are_each_in_the_chain_exactly_once
     for node in nodes {
         assert!(node.terminate().success());
     }
-    let node = Jbc::start(&dirs[0], &["--difficulty", "4", "--peers", ""]);
+    let node = Jbc::builder().difficulty(4).peers(&[""]).start(&dirs[0]);
     let counts = counts_in(&node.chain().await);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
     assert!(
@@ -212,7 +213,7 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
     let longer = mine_chain(4, 4, "longer");
     let peer = Jbc::serving(&tmp.path().join("peer"), &longer, 4);
 
-    let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+    let node = Jbc::builder().difficulty(4).peers(&[""]).start(&dir);
     let id = ItemId::of("returned");
     assert_eq!(item_status(&node, &id).await["status"], "confirmed");
     let client = reqwest::Client::new();
@@ -234,7 +235,7 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
 
     // Both items are still waiting after a restart, and mining puts them
     // in a block again.
-    let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+    let node = Jbc::builder().difficulty(4).peers(&[""]).start(&dir);
     let pending: Vec<Value> =
         serde_json::from_slice(&get(&format!("{}/data", node.url)).await.unwrap()).unwrap();
     let waiting: Vec<&str> = pending.iter().map(|p| p["id"].as_str().unwrap()).collect();
@@ -244,18 +245,12 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
         "oldest first"
     );
     assert!(node.terminate().success());
-    let node = Jbc::start(
-        &dir,
-        &[
-            "--difficulty",
-            "4",
-            "--peers",
-            "",
-            "--mine",
-            "--threads",
-            "1",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(4)
+        .peers(&[""])
+        .switch("mine")
+        .threads(1)
+        .start(&dir);
     let status = wait_for("the item mined again", PATIENCE, || async {
         let status = item_status(&node, &id).await;
         (status["status"] == "confirmed").then_some(status)
@@ -270,19 +265,12 @@ async fn a_restart_keeps_waiting_items_and_a_reorg_returns_an_item_to_be_mined_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_items_get_clear_answers_and_a_flood_loses_nothing_that_waits() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        tmp.path(),
-        &[
-            "--difficulty",
-            "4",
-            "--peers",
-            "",
-            "--max-item-bytes",
-            "100",
-            "--pool-max-items",
-            "50",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(4)
+        .peers(&[""])
+        .flag("max-item-bytes", "100")
+        .flag("pool-max-items", "50")
+        .start(tmp.path());
     let client = reqwest::Client::new();
     for (body, code, words) in [
         (
@@ -363,18 +351,12 @@ async fn bad_items_get_clear_answers_and_a_flood_loses_nothing_that_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jbc_data_add_and_get_talk_to_a_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        tmp.path(),
-        &[
-            "--difficulty",
-            "4",
-            "--peers",
-            "",
-            "--mine",
-            "--threads",
-            "1",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(4)
+        .peers(&[""])
+        .switch("mine")
+        .threads(1)
+        .start(tmp.path());
     let run = |args: &[&str]| {
         let output = Command::new(JBC).args(args).output().unwrap();
         (
@@ -546,7 +528,7 @@ async fn items_a_reorg_returns_survive_kill_9_right_after_the_switch() {
         // in its pool file); the peer's longer chain does not.
         let dir = tmp.path().join(format!("node{trial}"));
         write_chaindata(&dir.join("chaindata"), &[genesis.clone(), carrier.clone()]);
-        let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+        let node = Jbc::builder().difficulty(4).peers(&[""]).start(&dir);
         assert_eq!(item_status(&node, &ids[0]).await["status"], "confirmed");
         let (code, answer) =
             post_as_operator(&node, "/peers", serde_json::json!({ "url": peer.url })).await;
@@ -555,7 +537,7 @@ async fn items_a_reorg_returns_survive_kill_9_right_after_the_switch() {
         // pool could happen.
         node.chain_of_at_least(longer.len()).await;
         node.kill_hard();
-        let node = Jbc::start(&dir, &["--difficulty", "4", "--peers", ""]);
+        let node = Jbc::builder().difficulty(4).peers(&[""]).start(&dir);
         for id in &ids {
             assert_eq!(
                 item_status(&node, id).await["status"],

@@ -40,7 +40,10 @@ async fn peer_admin_needs_the_operator_key_from_the_cookie() {
     );
     let honest = Jbc::serving(honest_dir.path(), &[genesis()], 3);
     let attacker = Jbc::serving(attacker_dir.path(), &[genesis()], 3);
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", &honest.url]);
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&honest.url])
+        .start(dir.path());
     wait_for("the honest peer in the book", PATIENCE, || async {
         peer_urls(&node).await.contains(&honest.url).then_some(())
     })
@@ -153,7 +156,7 @@ async fn peer_admin_needs_the_operator_key_from_the_cookie() {
 
     // A new start writes a new key; the old one no longer works.
     assert!(node.terminate().success());
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     assert_ne!(node.operator_key(), key);
     let (status, _) = ask(
         &node,
@@ -174,7 +177,7 @@ async fn bodies_not_sent_as_json_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let peer_dir = tempfile::tempdir().unwrap();
     let peer = Jbc::serving(peer_dir.path(), &[genesis()], 3);
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     let block = extend_chain(&[genesis()], 2, 3, "from another site")[1].clone();
     let client = reqwest::Client::new();
     // What a page of another site can send without a preflight: a "simple"
@@ -255,19 +258,12 @@ async fn bodies_not_sent_as_json_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answers_only_to_its_own_names_and_cannot_be_framed() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        dir.path(),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            "",
-            "--allowed-hosts",
-            "node.test",
-            "--advertise",
-            "http://advertised.test:5001",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .flag("allowed-hosts", "node.test")
+        .flag("advertise", "http://advertised.test:5001")
+        .start(dir.path());
     let client = reqwest::Client::new();
     let status_with_host = |host: &'static str| {
         let request = client
@@ -327,7 +323,7 @@ async fn open_stream(node: &Jbc, from: IpAddr) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_cannot_hold_every_event_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     let flooder: IpAddr = "127.0.0.1".parse().unwrap();
     let neighbour: IpAddr = "127.0.0.2".parse().unwrap();
     let mut open = Vec::new();
@@ -367,7 +363,7 @@ async fn one_client_cannot_hold_every_event_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_peer_url_never_echoes_what_it_served() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     let secrets: [&'static [u8]; 3] = [
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\"internal-secret-token-1234\"",
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"height\": \"internal-secret-token-1234\"}",
@@ -398,7 +394,7 @@ async fn a_refused_peer_url_never_echoes_what_it_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_takes_one_place_in_the_book_whatever_its_names() {
     let (dir, peer_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     let peer = Jbc::serving(peer_dir.path(), &[genesis()], 3);
     let key = node.operator_key();
     let add = |url: String| {

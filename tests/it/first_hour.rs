@@ -20,7 +20,7 @@ fn lines_with<'a>(logs: &'a str, level: &str, needle: &str) -> Vec<&'a str> {
 async fn start_up_says_which_config_which_folder_and_which_network() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bare");
-    let node = Jbc::start(&dir, &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(&dir);
     let logs = node.logs();
     let absolute = std::fs::canonicalize(&dir).unwrap();
     assert!(
@@ -55,7 +55,7 @@ async fn start_up_says_which_config_which_folder_and_which_network() {
         "difficulty = 3\nmine = true\npeers = []\n",
     )
     .unwrap();
-    let node = Jbc::start(&dir, &["--no-mine"]);
+    let node = Jbc::builder().switch("no-mine").start(&dir);
     let logs = node.logs();
     assert!(
         logs.contains(&format!(
@@ -120,7 +120,7 @@ async fn a_missing_block_file_is_reported_in_one_line_for_the_blocks_after_it() 
     let chaindata = tmp.path().join("chaindata");
     write_chaindata(&chaindata, &mine_chain(40, 2, "long"));
     std::fs::remove_file(chaindata.join("000005.json")).unwrap();
-    let node = Jbc::start(tmp.path(), &["--difficulty", "2", "--peers", ""]);
+    let node = Jbc::builder().difficulty(2).peers(&[""]).start(tmp.path());
     let logs = node.logs();
     let set_aside = lines_with(&logs, "WARN", "set aside");
     assert_eq!(set_aside.len(), 1, "{logs}");
@@ -139,7 +139,7 @@ async fn a_missing_block_file_is_reported_in_one_line_for_the_blocks_after_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_error_says_in_words_what_was_wrong_and_what_is_expected() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(tmp.path());
     let client = reqwest::Client::new();
     let cases: Vec<(&str, &str, &str, u16, &str)> = vec![
         (
@@ -329,7 +329,7 @@ async fn jbc_init_makes_a_network_that_linknodes_folders_share() {
     let mut command = Command::new(folder.join("jbc"));
     command.env("JBC_BIN", JBC);
     let second = Jbc::start_command(command, &folder, &["--peers", ""]);
-    let first = Jbc::start(&net, &["--peers", &second.url]);
+    let first = Jbc::builder().peers(&[&second.url]).start(&net);
     for node in [&first, &second] {
         let status: Value =
             serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();

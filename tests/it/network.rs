@@ -8,18 +8,6 @@ use jbc::block::Block;
 use jbc::chain::{Chain, Network};
 use serde_json::Value;
 
-/// `GET /status`, parsed.
-async fn status(node: &Jbc) -> Value {
-    let body = get(&format!("{}/status", node.url))
-        .await
-        .expect("status answers");
-    serde_json::from_slice(&body).expect("status is JSON")
-}
-
-async fn height(node: &Jbc) -> u64 {
-    status(node).await["height"].as_u64().unwrap()
-}
-
 /// Ports for nodes that must know each other before they start.
 fn ports<const N: usize>() -> [u16; N] {
     std::array::from_fn(|_| free_port())
@@ -27,7 +15,7 @@ fn ports<const N: usize>() -> [u16; N] {
 
 /// The heights of `nodes`, asked at the same moment.
 async fn heights(nodes: &[Jbc]) -> Vec<u64> {
-    futures_util::future::join_all(nodes.iter().map(height)).await
+    futures_util::future::join_all(nodes.iter().map(Jbc::height)).await
 }
 
 /// The chain all of `nodes` serve, once they serve one identical chain
@@ -64,6 +52,7 @@ fn url(port: u16) -> String {
 const DRIFT_DIFFICULTY: u32 = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow (three miners, 10 s): scripts/test runs it, --quick does not"]
 async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
     let tmp = tempfile::tempdir().unwrap();
     let ports = ports::<3>();
@@ -119,7 +108,7 @@ async fn three_mining_nodes_stay_together_and_converge_when_mining_stops() {
     wait_for("the three tips to agree", PATIENCE, || async {
         let mut tips = Vec::new();
         for node in &nodes {
-            tips.push(status(node).await["tip"].clone());
+            tips.push(node.status().await["tip"].clone());
         }
         tips.windows(2).all(|w| w[0] == w[1]).then_some(())
     })
@@ -177,14 +166,14 @@ async fn a_restarted_node_fetches_only_the_blocks_it_missed() {
     );
     let follower = Jbc::start(&dir_b, &b_args);
     wait_for("the follower to reach height 10", PATIENCE, || async {
-        (height(&follower).await >= 10).then_some(())
+        (follower.height().await >= 10).then_some(())
     })
     .await;
     assert!(follower.terminate().success());
     let had = block_files(&dir_b.join("chaindata")).len() as u64;
 
     wait_for("the miner to get 15 blocks ahead", PATIENCE, || async {
-        (height(&miner).await + 1 >= had + 15).then_some(())
+        (miner.height().await + 1 >= had + 15).then_some(())
     })
     .await;
     assert!(miner.terminate().success());
@@ -196,7 +185,7 @@ async fn a_restarted_node_fetches_only_the_blocks_it_missed() {
         (follower.chain().await == target).then_some(())
     })
     .await;
-    let fetched = status(&follower).await["blocks_fetched"].as_u64().unwrap();
+    let fetched = follower.status().await["blocks_fetched"].as_u64().unwrap();
     assert_eq!(
         fetched,
         target.len() as u64 - had,
@@ -233,7 +222,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
     // C mines alone on a port nobody knows, with no peers: a partition.
     let island = start("c", port_island, "", &mining);
     wait_for("the island to mine 5 blocks", PATIENCE, || async {
-        (height(&island).await >= 5).then_some(())
+        (island.height().await >= 5).then_some(())
     })
     .await;
     assert!(island.terminate().success());
@@ -247,7 +236,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
         .tip()
         .clone();
     wait_for("the main network to be longer", PATIENCE, || async {
-        (height(&a).await > island_tip.index + 2).then_some(())
+        (a.height().await > island_tip.index + 2).then_some(())
     })
     .await;
 
@@ -270,7 +259,7 @@ async fn a_partitioned_node_rejoins_and_its_branch_is_orphaned() {
         .count();
     assert!(orphaned >= 1);
     // A and B agree with each other too (within the blocks being mined).
-    let (ha, hb) = tokio::join!(height(&a), height(&b));
+    let (ha, hb) = tokio::join!(a.height(), b.height());
     assert!(ha.abs_diff(hb) <= 5, "A at {ha}, B at {hb}");
     for node in [c, a, b] {
         assert!(node.terminate().success());
@@ -282,7 +271,10 @@ async fn an_invalid_announcement_changes_nothing_and_is_not_relayed() {
     // A peer that records every announcement it receives.
     let recorder = Recorder::start(Some(3)).await;
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", &recorder.url]);
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&recorder.url])
+        .start(tmp.path());
     let client = reqwest::Client::new();
     let announce = |body: Vec<u8>| {
         let request = client
@@ -400,7 +392,7 @@ async fn a_node_learns_peers_that_pass_the_handshake_and_keeps_them_across_resta
     );
     assert_eq!(origin_of(&added.url), "added");
     assert!(views.iter().all(|v| v["kind"] == "jbc"), "{views:?}");
-    assert_eq!(status(&node).await["peers"], 2);
+    assert_eq!(node.status().await["peers"], 2);
     let (stopped, first_run) = node.terminate_with_logs();
     assert!(stopped.success());
     let addresses = std::fs::read_to_string(tmp.path().join("node/addrs.json")).unwrap();
@@ -448,6 +440,7 @@ async fn metric(node: &Jbc, name: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow (three racing miners for 20 s): scripts/test runs it, --quick does not"]
 async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
     // Difficulty 4: blocks every few milliseconds on each node, so every
     // sync races the syncing node's own miner. Before #31 the first ban
@@ -509,7 +502,7 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
         }
         assert!(!node.logs().contains("discouraged"), "{}", node.logs());
     }
-    let mined = height(&nodes[0]).await;
+    let mined = nodes[0].height().await;
     assert!(mined >= 20, "only {mined} blocks in {RUN:?}");
     // Stopped and started again without mining: one chain.
     for node in nodes {

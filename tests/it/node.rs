@@ -14,10 +14,10 @@ async fn an_empty_node_syncs_a_longer_chain_at_startup_and_writes_the_same_files
     let peer = Jbc::serving(&tmp.path().join("peer"), &blocks, 3);
     assert_eq!(peer.chain().await, blocks);
 
-    let fresh = Jbc::start(
-        &tmp.path().join("fresh"),
-        &["--difficulty", "3", "--peers", &peer.url],
-    );
+    let fresh = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&peer.url])
+        .start(&tmp.path().join("fresh"));
     let synced = fresh.chain_of_at_least(blocks.len()).await;
     assert_eq!(synced, blocks);
     assert_eq!(
@@ -54,17 +54,11 @@ async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
     let silent = silent_peer().await;
     let peers = [down.as_str(), &garbage, &html, &silent, &good.url].join(",");
 
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &peers,
-            "--request-timeout-ms",
-            "3000",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&peers])
+        .flag("request-timeout-ms", "3000")
+        .start(&tmp.path().join("node"));
     let synced = node.chain_of_at_least(blocks.len()).await;
     assert_eq!(synced, blocks);
     // Each peer's outcome is logged once known.
@@ -95,18 +89,12 @@ async fn peers_that_are_down_slow_or_answer_garbage_do_not_stop_startup() {
 async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("miner");
-    let node = Jbc::start(
-        &dir,
-        &[
-            "--mine",
-            "--difficulty",
-            "4",
-            "--threads",
-            "1",
-            "--miner-nice",
-            "12",
-        ],
-    );
+    let node = Jbc::builder()
+        .switch("mine")
+        .difficulty(4)
+        .threads(1)
+        .flag("miner-nice", "12")
+        .start(&dir);
     let served = node.chain_of_at_least(10).await;
     let network = Network::new(genesis(), 4);
     let chain = Chain::from_blocks(served.clone(), &network).expect("every served block is valid");
@@ -165,7 +153,7 @@ async fn a_mining_node_grows_a_valid_chain_that_survives_a_restart() {
     let status = node.terminate();
     assert!(status.success(), "exit status {status}");
 
-    let restarted = Jbc::start(&dir, &["--difficulty", "4"]);
+    let restarted = Jbc::builder().difficulty(4).start(&dir);
     let reloaded = restarted.chain().await;
     assert!(reloaded.len() >= served.len());
     assert_eq!(

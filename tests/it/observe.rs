@@ -81,18 +81,12 @@ impl EventStream {
 #[tokio::test]
 async fn events_tell_of_new_tips_data_and_peers() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        dir.path(),
-        &[
-            "--difficulty",
-            "5",
-            "--mine",
-            "--threads",
-            "1",
-            "--peers",
-            "",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(5)
+        .switch("mine")
+        .threads(1)
+        .peers(&[""])
+        .start(dir.path());
     let mut events = EventStream::open(&node).await;
 
     let tip = events.until("tip", |_| true).await;
@@ -125,7 +119,10 @@ async fn events_tell_of_new_tips_data_and_peers() {
     // A peer that comes and goes: one event as it is added, and one as it
     // is removed.
     let peer_dir = tempfile::tempdir().unwrap();
-    let peer = Jbc::start(peer_dir.path(), &["--difficulty", "5", "--peers", ""]);
+    let peer = Jbc::builder()
+        .difficulty(5)
+        .peers(&[""])
+        .start(peer_dir.path());
     let (status, _) =
         crate::common::post_as_operator(&node, "/peers", serde_json::json!({"url": peer.url}))
             .await;
@@ -230,7 +227,10 @@ async fn metrics_parse_and_match_what_the_node_says_elsewhere() {
     let chain = mine_chain(5, 3, "m");
     let (dir, peer_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let peer = Jbc::serving(peer_dir.path(), &chain, 3);
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", &peer.url]);
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&peer.url])
+        .start(dir.path());
     wait_for("the node to sync", PATIENCE, || async {
         let status: Value =
             serde_json::from_slice(&get(&format!("{}/status", node.url)).await.ok()?).ok()?;
@@ -269,7 +269,7 @@ async fn metrics_parse_and_match_what_the_node_says_elsewhere() {
 #[tokio::test]
 async fn other_origins_may_read_but_not_change() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Jbc::start(dir.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(dir.path());
     let client = reqwest::Client::new();
     for path in [
         "/",

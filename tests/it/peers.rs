@@ -9,37 +9,6 @@ use crate::common::*;
 use jbc::block::{Block, PrevHash};
 use serde_json::Value;
 
-/// `POST {node}/peers` with `url`: the status and the answer.
-async fn post_peer(node: &Jbc, url: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/peers", node.url))
-        .bearer_auth(node.operator_key())
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "url": url }).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
-}
-
-/// `DELETE {node}/peers` with `url`: the status.
-async fn delete_peer(node: &Jbc, url: &str) -> u16 {
-    reqwest::Client::new()
-        .delete(format!("{}/peers", node.url))
-        .bearer_auth(node.operator_key())
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "url": url }).to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// The `/peers` entry for `url`.
 async fn peer_view(node: &Jbc, url: &str) -> Option<Value> {
     peers(node).await.into_iter().find(|p| p["url"] == url)
@@ -55,19 +24,12 @@ async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
         format!("http://localhost:{port}"),
         format!("http://127.0.0.1:{port}"),
     ];
-    let node = Jbc::start(
-        tmp.path(),
-        &[
-            "--host",
-            "0.0.0.0",
-            "--port",
-            &port.to_string(),
-            "--difficulty",
-            "3",
-            "--peers",
-            &own.join(","),
-        ],
-    );
+    let node = Jbc::builder()
+        .flag("host", "0.0.0.0")
+        .port(port)
+        .difficulty(3)
+        .peers(&[&own.join(",")])
+        .start(tmp.path());
     for url in &own {
         node.wait_for_log(&format!("{url} is this node itself"));
         assert_eq!(peer_view(&node, url).await.unwrap()["state"], "itself");
@@ -77,7 +39,7 @@ async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
     assert_eq!(status["peers"], 0);
     assert!(status["node_id"].as_str().unwrap().len() == 32, "{status}");
     // Posted, its own address is refused the same way.
-    let (code, answer) = post_peer(&node, &format!("http://127.0.0.3:{port}")).await;
+    let (code, answer) = node.add_peer(&format!("http://127.0.0.3:{port}")).await;
     assert_eq!(code, 422, "{answer}");
     assert!(
         answer["error"]
@@ -92,14 +54,14 @@ async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &["--difficulty", "3", "--peers", ""],
-    );
-    let other_network = Jbc::start(
-        &tmp.path().join("other"),
-        &["--difficulty", "4", "--peers", ""],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .start(&tmp.path().join("node"));
+    let other_network = Jbc::builder()
+        .difficulty(4)
+        .peers(&[""])
+        .start(&tmp.path().join("other"));
     let no_node = Recorder::start(None).await;
     for (url, code, words) in [
         (
@@ -111,7 +73,7 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
         ("https://127.0.0.1:9", 422, "https peers are not supported"),
         ("http://127.0.0.1:9", 422, "unreachable"),
     ] {
-        let (got, answer) = post_peer(&node, url).await;
+        let (got, answer) = node.add_peer(url).await;
         assert_eq!(got, code, "{url}: {answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(words),
@@ -123,7 +85,7 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
     // An original node is accepted when named, if its chain starts with our
     // genesis block; one of another network is not.
     let ours = Original::start(&tmp.path().join("original"), &mine_chain(3, 3, "o"), 3, &[]);
-    let (code, answer) = post_peer(&node, &ours.url).await;
+    let (code, answer) = node.add_peer(&ours.url).await;
     assert_eq!(code, 201, "{answer}");
     assert_eq!(
         peer_view(&node, &ours.url).await.unwrap()["kind"],
@@ -132,7 +94,7 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
     let mut foreign_chain = mine_chain(2, 3, "f");
     foreign_chain[0] = jbc::block::Block::new(0, 1, String::new(), "another genesis".into(), 0);
     let foreign = Original::start(&tmp.path().join("foreign"), &foreign_chain[..1], 3, &[]);
-    let (code, answer) = post_peer(&node, &foreign.url).await;
+    let (code, answer) = node.add_peer(&foreign.url).await;
     assert_eq!(code, 422, "{answer}");
     assert!(
         answer["error"]
@@ -143,9 +105,9 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
     );
 
     // Removing a peer; removing one that is not there.
-    assert_eq!(delete_peer(&node, &ours.url).await, 200);
+    assert_eq!(node.remove_peer(&ours.url).await, 200);
     assert!(peer_view(&node, &ours.url).await.is_none());
-    assert_eq!(delete_peer(&node, &ours.url).await, 404);
+    assert_eq!(node.remove_peer(&ours.url).await, 404);
     for node in [node, other_network] {
         assert!(node.terminate().success());
     }
@@ -156,17 +118,11 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
     let tmp = tempfile::tempdir().unwrap();
     let honest_chain = mine_chain(5, 3, "honest");
     let honest = Jbc::serving(&tmp.path().join("honest"), &honest_chain, 3);
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &honest.url,
-            "--sync-interval",
-            "0.2",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&honest.url])
+        .sync_interval(0.2)
+        .start(&tmp.path().join("node"));
     node.chain_of_at_least(honest_chain.len()).await;
     let book_before = peer_urls(&node).await;
     assert_eq!(book_before, std::slice::from_ref(&honest.url));
@@ -211,7 +167,7 @@ async fn strangers_named_in_announcements_get_one_handshake_and_never_get_in() {
             2 => format!("http://127.0.0.1:{n}/path"),
             _ => format!("junk {n}"),
         };
-        let (code, _) = post_peer(&node, &junk).await;
+        let (code, _) = node.add_peer(&junk).await;
         assert_eq!(code, 422, "{junk}");
     }
 
@@ -406,17 +362,11 @@ async fn an_unreachable_peer_is_retried_after_growing_pauses() {
     // Not a node: every sync with it fails (an HTTP 404 where /blockchain.json
     // should be).
     let dead = Recorder::start(None).await;
-    let node = Jbc::start(
-        tmp.path(),
-        &[
-            "--difficulty",
-            "3",
-            "--sync-interval",
-            "0.1",
-            "--peers",
-            &dead.url,
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .sync_interval(0.1)
+        .peers(&[&dead.url])
+        .start(tmp.path());
     wait_for("six attempts", PATIENCE, || async {
         (dead
             .requests()
@@ -461,16 +411,16 @@ async fn an_unreachable_peer_is_retried_after_growing_pauses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_is_bounded_and_a_removed_peer_makes_room() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(tmp.path(), &["--difficulty", "3", "--peers", ""]);
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(tmp.path());
     let mut fakes = Vec::new();
     for _ in 0..65 {
         fakes.push(Recorder::start(Some(3)).await);
     }
     for fake in &fakes[..64] {
-        let (code, answer) = post_peer(&node, &fake.url).await;
+        let (code, answer) = node.add_peer(&fake.url).await;
         assert_eq!(code, 201, "{answer}");
     }
-    let (code, answer) = post_peer(&node, &fakes[64].url).await;
+    let (code, answer) = node.add_peer(&fakes[64].url).await;
     assert_eq!(code, 422, "{answer}");
     assert!(
         answer["error"]
@@ -479,8 +429,8 @@ async fn the_book_is_bounded_and_a_removed_peer_makes_room() {
             .contains("the book has no room: 64 configured and added peers"),
         "{answer}"
     );
-    assert_eq!(delete_peer(&node, &fakes[0].url).await, 200);
-    assert_eq!(post_peer(&node, &fakes[64].url).await.0, 201);
+    assert_eq!(node.remove_peer(&fakes[0].url).await, 200);
+    assert_eq!(node.add_peer(&fakes[64].url).await.0, 201);
     let status: Value =
         serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
     assert_eq!(status["peers"], 64);
@@ -492,20 +442,13 @@ async fn an_original_node_gets_every_block_in_order_and_none_of_its_own_back() {
     let tmp = tempfile::tempdir().unwrap();
     let its_chain = mine_chain(4, 3, "original");
     let original = Original::start(&tmp.path().join("original"), &its_chain, 3, &[]);
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &original.url,
-            "--sync-interval",
-            "0.2",
-            "--mine",
-            "--threads",
-            "1",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&original.url])
+        .sync_interval(0.2)
+        .switch("mine")
+        .threads(1)
+        .start(&tmp.path().join("node"));
     // The node synced the original's chain (served in directory order)…
     let first = node.chain_of_at_least(its_chain.len()).await;
     assert_eq!(first[..its_chain.len()], its_chain[..]);
@@ -555,14 +498,14 @@ fn an_https_peer_is_refused_when_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_block_naming_an_honest_peer_costs_that_peer_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let peer = Jbc::start(
-        &tmp.path().join("peer"),
-        &["--difficulty", "3", "--peers", ""],
-    );
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &["--difficulty", "3", "--peers", &peer.url],
-    );
+    let peer = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .start(&tmp.path().join("peer"));
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&peer.url])
+        .start(&tmp.path().join("node"));
     wait_for("the handshake with the peer", PATIENCE, || async {
         let view = peer_view(&node, &peer.url).await?;
         (view["kind"] == "jbc").then_some(())
@@ -600,17 +543,11 @@ async fn an_invalid_block_naming_an_honest_peer_costs_that_peer_nothing() {
 async fn a_replayed_far_ahead_block_fans_out_to_no_one() {
     let tmp = tempfile::tempdir().unwrap();
     let peer = Recorder::start(Some(3)).await;
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &peer.url,
-            "--sync-interval",
-            "30",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&peer.url])
+        .sync_interval(30.0)
+        .start(&tmp.path().join("node"));
     wait_for("the handshake with the peer", PATIENCE, || async {
         let view = peer_view(&node, &peer.url).await?;
         (view["kind"] == "jbc").then_some(())
@@ -657,17 +594,11 @@ async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from
     let data = "y".repeat(4096);
     blocks.push(jbc::chain::Template::next(&genesis(), data, 1_700_000_000, 3).solve_plainly());
     let peer = Recorder::serving(blocks.clone(), 3).await;
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--max-block-bytes",
-            "2048",
-            "--peers",
-            &peer.url,
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .flag("max-block-bytes", "2048")
+        .peers(&[&peer.url])
+        .start(&tmp.path().join("node"));
     node.wait_for_log("more than the network's limit of 2048");
     assert_eq!(node.chain().await, vec![genesis()]);
     // Announced, the same.
@@ -682,17 +613,11 @@ async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from
     // And as a block file, at the next start.
     assert!(node.terminate().success());
     write_chaindata(&tmp.path().join("node/chaindata"), &blocks);
-    let restarted = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--max-block-bytes",
-            "2048",
-            "--peers",
-            "",
-        ],
-    );
+    let restarted = Jbc::builder()
+        .difficulty(3)
+        .flag("max-block-bytes", "2048")
+        .peers(&[""])
+        .start(&tmp.path().join("node"));
     assert_eq!(restarted.chain().await, vec![genesis()]);
     assert!(
         restarted
@@ -705,25 +630,20 @@ async fn a_block_over_the_network_s_size_limit_is_refused_wherever_it_comes_from
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &["--difficulty", "3", "--peers", "", "--max-inbound", "0"],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .flag("max-inbound", "0")
+        .start(&tmp.path().join("node"));
     // The newcomer knows the node but syncs only once an hour: after its
     // start-up sync (the node has only the genesis block then), it learns
     // blocks only when told. (The node takes no inbound peers, or it would
     // take the newcomer as one when it syncs, and tell it at once.)
-    let newcomer = Jbc::start(
-        &tmp.path().join("newcomer"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &node.url,
-            "--sync-interval",
-            "3600",
-        ],
-    );
+    let newcomer = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&node.url])
+        .sync_interval(3600.0)
+        .start(&tmp.path().join("newcomer"));
     wait_for("the newcomer's first sync", PATIENCE, || async {
         let view = peer_view(&newcomer, &node.url).await?;
         (view["state"] == "up").then_some(())
@@ -744,7 +664,7 @@ async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
     assert_eq!(newcomer.chain().await.len(), 1);
     // The node's tip does not move from here on; adding the newcomer is
     // what tells it.
-    let (status, answer) = post_peer(&node, &newcomer.url).await;
+    let (status, answer) = node.add_peer(&newcomer.url).await;
     assert_eq!(status, 201, "{answer}");
     let synced = newcomer.chain_of_at_least(chain.len()).await;
     assert_eq!(synced, chain);
@@ -759,17 +679,11 @@ async fn a_peer_whose_claims_its_blocks_contradict_is_discouraged() {
     // It claims the highest height there is, and serves only the genesis:
     // the work it claims is not in the blocks it serves.
     let liar = Recorder::claiming(vec![genesis()], 3, u64::MAX).await;
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--peers",
-            &liar.url,
-            "--sync-interval",
-            "0.1",
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&liar.url])
+        .sync_interval(0.1)
+        .start(&tmp.path().join("node"));
     let view = wait_for("the liar discouraged", PATIENCE, || async {
         let view = peer_view(&node, &liar.url).await?;
         (view["state"] == "discouraged").then_some(view)
@@ -829,19 +743,12 @@ async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sen
     );
     let dir = tmp.path().join("node");
     write_chaindata(&dir.join("chaindata"), &ours);
-    let node = Jbc::start(
-        &dir,
-        &[
-            "--port",
-            &port.to_string(),
-            "--difficulty",
-            "3",
-            "--peers",
-            &original.url,
-            "--sync-interval",
-            "0.5",
-        ],
-    );
+    let node = Jbc::builder()
+        .port(port)
+        .difficulty(3)
+        .peers(&[&original.url])
+        .sync_interval(0.5)
+        .start(&dir);
     // The node takes the original's own blocks as they come…
     node.chain_of_at_least(ours.len() + 5).await;
     // …and the original ends with one chain, ours, holes filled.
@@ -1019,17 +926,11 @@ async fn an_original_that_refuses_every_block_gets_each_at_most_three_times_a_mi
         3,
         &["--master", "--fail-every", "1"],
     );
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--sync-interval",
-            "0.2",
-            "--peers",
-            &original.url,
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .sync_interval(0.2)
+        .peers(&[&original.url])
+        .start(&tmp.path().join("node"));
     let (code, answer) = post_as_operator(&node, "/mine", serde_json::json!({"blocks": 8})).await;
     assert_eq!(code, 202, "{answer}");
     node.chain_of_at_least(9).await;
@@ -1069,19 +970,12 @@ async fn an_original_on_another_network_gets_a_422_in_words_and_no_sync_past_its
         3,
         &[&node_url, "--master", "--mine-every", "0.1"],
     );
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--port",
-            &port.to_string(),
-            "--sync-interval",
-            "0.2",
-            "--peers",
-            &original.url,
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .port(port)
+        .sync_interval(0.2)
+        .peers(&[&original.url])
+        .start(&tmp.path().join("node"));
     let self_mined = || {
         (original.logs().iter())
             .filter(|line| line.starts_with("self-mined"))
@@ -1132,19 +1026,12 @@ async fn a_sender_header_is_an_address_to_keep_never_one_to_contact() {
     let targets: Vec<Recorder> =
         futures_util::future::join_all((0..10).map(|_| Recorder::start(None))).await;
     let witness = Recorder::start(Some(3)).await;
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &[
-            "--difficulty",
-            "3",
-            "--sync-interval",
-            "0.1",
-            "--outbound-peers",
-            "0",
-            "--peers",
-            &witness.url,
-        ],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .sync_interval(0.1)
+        .flag("outbound-peers", "0")
+        .peers(&[&witness.url])
+        .start(&tmp.path().join("node"));
     let blocks = mine_chain(11, 3, "named");
     let client = reqwest::Client::new();
     for (block, target) in blocks[1..].iter().zip(&targets) {
@@ -1195,10 +1082,10 @@ async fn the_network_map_is_no_port_scanner() {
         })
         .collect();
     let lister = Recorder::listing(serde_json::Value::Array(listed).to_string()).await;
-    let node = Jbc::start(
-        &tmp.path().join("node"),
-        &["--difficulty", "3", "--peers", &lister.url],
-    );
+    let node = Jbc::builder()
+        .difficulty(3)
+        .peers(&[&lister.url])
+        .start(&tmp.path().join("node"));
     wait_for("the lister up", PATIENCE, || async {
         let view = peers(&node)
             .await
