@@ -12,44 +12,47 @@
 //! the layers below it (no cycles; `farm-studio look` draws the same floors).
 //!
 //! 1. [`block`]: the block format, its hash and proof of work.
-//!    [`item`]: data items carried in blocks: ids, encoding, room taken.
 //!    [`clock`]: the time. [`fsio`]: writing a file so it survives a crash.
 //!    [`stats`]: counters the node reports. [`human`]: figures in words.
 //!    [`logline`]: how a log line reads (the message once).
 //!    [`priority`]: a thread's nice level. [`netgroup`]: network groups,
 //!    what the node shares out by. [`orders`]: blocks the operator asked
-//!    to be mined now.
+//!    to be mined now. [`setting`]: the shape of a setting's declaration
+//!    (key, default, range, help).
 //!    [`sha256x2`]: two SHA-256 compressions interleaved with SHA-NI (the
 //!    only `unsafe` code).
-//! 2. [`pow`]: targets, retargets and work: the numbers of proof of work.
-//!    [`pool`]: data items waiting for a block, and their journal.
+//! 2. [`item`]: data items carried in blocks: ids, encoding, room taken.
+//!    [`pow`]: targets, retargets and work: the numbers of proof of work.
 //!    [`operator`]: the operator key and its cookie file.
-//!    [`events`]: what happens on the node, as a stream (`GET /events`).
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
 //!    choosing between chains, and the template of the next block.
-//!    [`peers`]: peer URLs, the peer book (whom the node talks to, their
-//!    health and their fading scores, the operator's bans) and the address
-//!    manager (whom it could), their limits and their files.
+//!    [`pool`]: data items waiting for a block, and their journal.
+//!    [`events`]: what happens on the node, as a stream (`GET /events`).
 //!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
 //!    [`tree`]: when and from where recent blocks were first seen, and the
 //!    side branches the node knows (bounded): what the block tree shows.
 //! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
 //!    [`miner`]: proof of work on OS threads, with a SHA-256 midstate.
+//!    [`peers`]: peer URLs, the peer book (whom the node talks to, their
+//!    health and their fading scores, the operator's bans) and the address
+//!    manager (whom it could), their limits and their files.
 //! 5. [`state`]: the chain in memory and the one path by which it changes.
-//!    [`config`]: settings from the config file and flags.
+//!    [`client`]: the HTTP client side: asking peers, announcing to them.
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
-//! 6. [`client`]: the HTTP client side: asking peers, announcing to them.
-//! 7. [`handshake`]: what a URL must answer to become a peer. [`ask`]: the
+//! 6. [`handshake`]: what a URL must answer to become a peer. [`ask`]: the
 //!    commands that ask a running node (`jbc status`, `blocks`, `data`, …).
-//! 8. [`sync`]: catching up with one peer, and what it shows against it.
-//! 9. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
-//!    outbound peers the node chooses and the addresses it passes on.
-//! 10. [`crawl`]: the network as this node can see it, a bounded crawl of
-//!     the peer graph for the explorer's Network view.
-//!     [`metrics`]: figures for Prometheus.
-//! 11. [`api`]: the HTTP router, its extractors and guards (the operator
+//! 7. [`sync`]: catching up with one peer, and what it shows against it.
+//! 8. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
+//!    outbound peers the node chooses and the addresses it passes on, and
+//!    the first round of syncs the miner waits for.
+//! 9. [`crawl`]: the network as this node can see it, a bounded crawl of
+//!    the peer graph for the explorer's Network view.
+//!    [`metrics`]: figures for Prometheus.
+//! 10. [`api`]: the HTTP router, its extractors and guards (the operator
 //!     key, the Host check), handlers and their one error type; the
 //!     connections it holds, by network group.
+//! 11. [`config`]: settings from the config file and flags, gathered from
+//!     the declarations of the modules below and checked into a `Config`.
 //! 12. [`node`]: the daemon: wiring, the mining loop, tasks and shutdown.
 //!
 //! `main.rs` sits on top: it parses the command line and calls these.
