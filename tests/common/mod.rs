@@ -147,6 +147,27 @@ impl Jbc {
         peers(self).await
     }
 
+    /// `POST /mined` with `block`, as a peer announces it; `sender`: the
+    /// `X-Jbc-Peer` it names, if any. The status code and the answer.
+    pub async fn announce(&self, block: &Block, sender: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mined", self.url))
+            .header("content-type", "application/json")
+            .body(block.to_json_line());
+        if let Some(sender) = sender {
+            request = request.header("x-jbc-peer", sender);
+        }
+        let response = request.send().await.expect("the node answers");
+        let code = response.status().as_u16();
+        let body = response.bytes().await.expect("the answer reads");
+        (code, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    /// What `GET /peers` says of `url`, if it lists it.
+    pub async fn peer(&self, url: &str) -> Option<serde_json::Value> {
+        peers(self).await.into_iter().find(|p| p["url"] == url)
+    }
+
     /// `POST /peers` with `url`, as the operator: the status code and the
     /// answer.
     pub async fn add_peer(&self, url: &str) -> (u16, serde_json::Value) {

@@ -283,19 +283,6 @@ async fn a_longer_branch_with_less_work_loses_and_is_orphaned() {
     }
 }
 
-async fn post_block(client: &reqwest::Client, node: &Jbc, block: &Block) -> (u16, Value) {
-    let response = client
-        .post(format!("{}/mined", node.url))
-        .header("content-type", "application/json")
-        .body(block.to_json_line())
-        .send()
-        .await
-        .unwrap();
-    let code = response.status().as_u16();
-    let body = response.bytes().await.unwrap();
-    (code, serde_json::from_slice(&body).unwrap())
-}
-
 /// Blocks that claim an easier target than the rules give, or break a
 /// timestamp rule, are refused with the reason; one too far ahead of the
 /// clock is refused too, but its sender is not banned for it.
@@ -318,14 +305,13 @@ async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
     write_chaindata(&dir.path().join("chaindata"), &blocks);
     let args = adaptive_args(2);
     let node = Jbc::start(dir.path(), &scenario_args(&args, ""));
-    let client = reqwest::Client::new();
 
     // Meets the easiest target, not the one the rules give block 40.
     let easy = (0..)
         .map(|nonce| Block::new(40, on_time, tip.hash.to_string(), "easy".into(), nonce))
         .find(|b| limit.is_met_by(&b.hash) && !target.is_met_by(&b.hash))
         .unwrap();
-    let (code, body) = post_block(&client, &node, &easy).await;
+    let (code, body) = node.announce(&easy, None).await;
     assert_eq!(code, 422, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(
@@ -335,7 +321,7 @@ async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
 
     // Not after the median of the 11 blocks before.
     let early = Template::with_target(tip, "early".into(), on_time - 1, target).solve_plainly();
-    let (code, body) = post_block(&client, &node, &early).await;
+    let (code, body) = node.announce(&early, None).await;
     assert_eq!(code, 422, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("is not after"), "{error}");
@@ -343,14 +329,14 @@ async fn blocks_that_break_the_rules_are_refused_with_the_reason() {
     // Three hours ahead of the clock.
     let now = chrono::Utc::now().timestamp() as u128;
     let ahead = Template::with_target(tip, "ahead".into(), now + 3 * 3600, target).solve_plainly();
-    let (code, body) = post_block(&client, &node, &ahead).await;
+    let (code, body) = node.announce(&ahead, None).await;
     assert_eq!(code, 422, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("ahead of this node's clock"), "{error}");
 
     // The good block is taken.
     let good = Template::with_target(tip, "good".into(), now, target).solve_plainly();
-    let (code, body) = post_block(&client, &node, &good).await;
+    let (code, body) = node.announce(&good, None).await;
     assert_eq!((code, &body["status"]), (200, &Value::from("accepted")));
 
     // A peer that serves a block from three hours ahead (it accepted it

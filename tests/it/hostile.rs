@@ -748,14 +748,7 @@ async fn an_honest_peer_is_not_kept_waiting_by_a_slow_one() {
     let longer = extend_chain(&chain, chain.len() + 2, 3, "honest");
     let started = Instant::now();
     for block in &longer[chain.len()..] {
-        let answer = client
-            .post(format!("{}/mined", honest.url))
-            .header("content-type", "application/json")
-            .body(block.to_json_line())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status().as_u16(), 200);
+        assert_eq!(honest.announce(block, None).await.0, 200);
     }
     let caught_up = node.chain_of_at_least(longer.len()).await;
     let took = started.elapsed();

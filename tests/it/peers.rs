@@ -9,11 +9,6 @@ use crate::common::*;
 use jbc::block::{Block, PrevHash};
 use serde_json::Value;
 
-/// The `/peers` entry for `url`.
-async fn peer_view(node: &Jbc, url: &str) -> Option<Value> {
-    peers(node).await.into_iter().find(|p| p["url"] == url)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -32,7 +27,7 @@ async fn a_node_knows_itself_by_its_id_behind_any_of_its_addresses() {
         .start(tmp.path());
     for url in &own {
         node.wait_for_log(&format!("{url} is this node itself"));
-        assert_eq!(peer_view(&node, url).await.unwrap()["state"], "itself");
+        assert_eq!(node.peer(url).await.unwrap()["state"], "itself");
     }
     let status: Value =
         serde_json::from_slice(&get(&format!("{}/status", node.url)).await.unwrap()).unwrap();
@@ -87,10 +82,7 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
     let ours = Original::start(&tmp.path().join("original"), &mine_chain(3, 3, "o"), 3, &[]);
     let (code, answer) = node.add_peer(&ours.url).await;
     assert_eq!(code, 201, "{answer}");
-    assert_eq!(
-        peer_view(&node, &ours.url).await.unwrap()["kind"],
-        "original"
-    );
+    assert_eq!(node.peer(&ours.url).await.unwrap()["kind"], "original");
     let mut foreign_chain = mine_chain(2, 3, "f");
     foreign_chain[0] = jbc::block::Block::new(0, 1, String::new(), "another genesis".into(), 0);
     let foreign = Original::start(&tmp.path().join("foreign"), &foreign_chain[..1], 3, &[]);
@@ -106,7 +98,7 @@ async fn post_peers_handshakes_first_and_says_why_a_url_is_refused() {
 
     // Removing a peer; removing one that is not there.
     assert_eq!(node.remove_peer(&ours.url).await, 200);
-    assert!(peer_view(&node, &ours.url).await.is_none());
+    assert!(node.peer(&ours.url).await.is_none());
     assert_eq!(node.remove_peer(&ours.url).await, 404);
     for node in [node, other_network] {
         assert!(node.terminate().success());
@@ -235,7 +227,7 @@ async fn a_peer_serving_invalid_blocks_is_discouraged_once_and_a_restart_forgets
     ];
     let node = Jbc::start(&tmp.path().join("node"), &args);
     node.wait_for_log(&format!("discouraged {} for 60.0 min", front.url));
-    let view = peer_view(&node, &front.url).await.unwrap();
+    let view = node.peer(&front.url).await.unwrap();
     assert_eq!(view["state"], "discouraged", "{view}");
     assert!(
         view["discouraged_reason"]
@@ -306,7 +298,7 @@ async fn a_peer_the_operator_bans_is_left_alone_across_a_restart_and_the_node_mi
     )
     .await;
     assert_eq!(code, 200, "{answer}");
-    let view = peer_view(&node, &banned.url).await.unwrap();
+    let view = node.peer(&banned.url).await.unwrap();
     assert_eq!(view["state"], "banned", "{view}");
     assert_eq!(view["ban_reason"], "maintenance", "{view}");
     node.wait_for_log(&format!("{} is left alone for", banned.url));
@@ -395,7 +387,7 @@ async fn an_unreachable_peer_is_retried_after_growing_pauses() {
     }
     // The sixth answer may still be on its way into the book.
     let view = wait_for("six failures in the book", PATIENCE, || async {
-        let view = peer_view(&node, &dead.url).await?;
+        let view = node.peer(&dead.url).await?;
         (view["failures"].as_u64()? >= 6).then_some(view)
     })
     .await;
@@ -507,7 +499,7 @@ async fn an_invalid_block_naming_an_honest_peer_costs_that_peer_nothing() {
         .peers(&[&peer.url])
         .start(&tmp.path().join("node"));
     wait_for("the handshake with the peer", PATIENCE, || async {
-        let view = peer_view(&node, &peer.url).await?;
+        let view = node.peer(&peer.url).await?;
         (view["kind"] == "jbc").then_some(())
     })
     .await;
@@ -530,7 +522,7 @@ async fn an_invalid_block_naming_an_honest_peer_costs_that_peer_nothing() {
             assert!([400, 422].contains(&answer.status().as_u16()));
         }
     }
-    let view = peer_view(&node, &peer.url).await.unwrap();
+    let view = node.peer(&peer.url).await.unwrap();
     assert_eq!(view["score"], 0, "{view}");
     assert_ne!(view["state"], "banned", "{view}");
     assert!(!node.logs().contains("banned"), "{}", node.logs());
@@ -549,7 +541,7 @@ async fn a_replayed_far_ahead_block_fans_out_to_no_one() {
         .sync_interval(30.0)
         .start(&tmp.path().join("node"));
     wait_for("the handshake with the peer", PATIENCE, || async {
-        let view = peer_view(&node, &peer.url).await?;
+        let view = node.peer(&peer.url).await?;
         (view["kind"] == "jbc").then_some(())
     })
     .await;
@@ -645,7 +637,7 @@ async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
         .sync_interval(3600.0)
         .start(&tmp.path().join("newcomer"));
     wait_for("the newcomer's first sync", PATIENCE, || async {
-        let view = peer_view(&newcomer, &node.url).await?;
+        let view = newcomer.peer(&node.url).await?;
         (view["state"] == "up").then_some(())
     })
     .await;
@@ -685,7 +677,7 @@ async fn a_peer_whose_claims_its_blocks_contradict_is_discouraged() {
         .sync_interval(0.1)
         .start(&tmp.path().join("node"));
     let view = wait_for("the liar discouraged", PATIENCE, || async {
-        let view = peer_view(&node, &liar.url).await?;
+        let view = node.peer(&liar.url).await?;
         (view["state"] == "discouraged").then_some(view)
     })
     .await;
