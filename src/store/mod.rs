@@ -56,6 +56,10 @@ pub fn block_file_name(index: u64) -> String {
 /// The lock file that keeps two nodes off one folder. It holds the owner's
 /// pid; the lock itself is an OS file lock, released even on SIGKILL.
 const LOCK_FILE: &str = "jbc.lock";
+/// How often, and how far apart, a lock held over an empty file is asked
+/// for again (at most 0.2 s in all).
+const LOCK_RETRIES: u32 = 20;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The folder of this node's block files, like the original's.
 pub const CHAINDATA: Setting<Words, &str> = Setting {
@@ -425,18 +429,33 @@ fn lock(dir: &Path) -> Result<fs::File, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(io_error("open the lock file", &path))?;
-    let mut previous = String::new();
-    let _ = file.read_to_string(&mut previous);
-    let previous: Option<u32> = previous.trim().parse().ok();
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(StoreError::Locked {
-                path,
-                pid: previous,
-            });
+    let read_pid = |file: &mut fs::File| {
+        let mut text = String::new();
+        let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+        text.trim().parse::<u32>().ok()
+    };
+    let mut previous = read_pid(&mut file);
+    // A lock held over an empty file is one being let go: its owner
+    // stopped cleanly (or has not written its pid yet), or a process this
+    // one forks holds the closed descriptor until it execs. Asked again a
+    // moment later, it is free or names its owner.
+    let mut tries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if previous.is_none() && tries < LOCK_RETRIES => {
+                tries += 1;
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+                previous = read_pid(&mut file);
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path,
+                    pid: previous,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path)(e)),
         }
-        Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path)(e)),
     }
     if let Some(pid) = previous {
         tracing::warn!(
