@@ -63,11 +63,6 @@ pub struct Refused {
 }
 
 impl<T, D> Setting<T, D> {
-    /// `--key-with-dashes`, as the command line spells it.
-    pub fn flag(&self) -> String {
-        format!("--{}", self.key.replace('_', "-"))
-    }
-
     /// A refusal of this setting for `reason`.
     pub fn refuse(&self, reason: impl Into<String>) -> Refused {
         Refused {
@@ -282,7 +277,6 @@ mod tests {
 
     #[test]
     fn a_setting_describes_itself_for_help_and_the_readme() {
-        assert_eq!(SIZE.flag(), "--size");
         assert_eq!(
             SIZE.cli_help(),
             "How big; a whole number of bytes from 1 to 1048576 [default: 4096]"

@@ -84,21 +84,8 @@ impl Builder {
     pub fn port(self, port: u16) -> Builder {
         self.with("port", port)
     }
-    pub fn data(self, text: &str) -> Builder {
-        self.with("data", text)
-    }
-    /// Mines in the background on one thread at the suite's miner nice
-    /// level ([`test_miner_nice`]).
-    pub fn mining(mut self) -> Builder {
-        self.args.push("--mine".into());
-        self.with("threads", 1)
-            .with("miner-nice", test_miner_nice())
-    }
     pub fn threads(self, threads: usize) -> Builder {
         self.with("threads", threads)
-    }
-    pub fn chaindata(self, dir: &Path) -> Builder {
-        self.with("chaindata", dir.display())
     }
     /// Any other flag, by its name without the dashes.
     pub fn flag(self, flag: &str, value: impl ToString) -> Builder {
@@ -110,8 +97,7 @@ impl Builder {
         self
     }
 
-    /// The command line, for a test that starts the process itself.
-    pub fn args(&self) -> Vec<&str> {
+    fn args(&self) -> Vec<&str> {
         self.args.iter().map(String::as_str).collect()
     }
 
@@ -142,11 +128,6 @@ impl Jbc {
             .expect("/status has a height")
     }
 
-    /// `GET /peers`, parsed: what the node says of each peer.
-    pub async fn peer_view(&self) -> Vec<serde_json::Value> {
-        peers(self).await
-    }
-
     /// `POST /mined` with `block`, as a peer announces it; `sender`: the
     /// `X-Jbc-Peer` it names, if any. The status code and the answer.
     pub async fn announce(&self, block: &Block, sender: Option<&str>) -> (u16, serde_json::Value) {
@@ -166,6 +147,16 @@ impl Jbc {
     /// What `GET /peers` says of `url`, if it lists it.
     pub async fn peer(&self, url: &str) -> Option<serde_json::Value> {
         peers(self).await.into_iter().find(|p| p["url"] == url)
+    }
+
+    /// Waits until `GET /peers` says `field` is `value` for `url`.
+    pub async fn wait_for_peer(&self, url: &str, field: &str, value: &str) {
+        let what = format!("{url} to show {field} {value:?} on {}", self.url);
+        wait_for(&what, PATIENCE, || async {
+            let view = self.peer(url).await?;
+            (view[field] == value).then_some(())
+        })
+        .await
     }
 
     /// `POST /peers` with `url`, as the operator: the status code and the

@@ -498,11 +498,7 @@ async fn an_invalid_block_naming_an_honest_peer_costs_that_peer_nothing() {
         .difficulty(3)
         .peers(&[&peer.url])
         .start(&tmp.path().join("node"));
-    wait_for("the handshake with the peer", PATIENCE, || async {
-        let view = node.peer(&peer.url).await?;
-        (view["kind"] == "jbc").then_some(())
-    })
-    .await;
+    node.wait_for_peer(&peer.url, "kind", "jbc").await; // the handshake with the peer
     let mut lazy = mine_chain(2, 3, "x").pop().unwrap();
     lazy.nonce += 1;
     lazy.hash = lazy.compute_hash();
@@ -540,11 +536,7 @@ async fn a_replayed_far_ahead_block_fans_out_to_no_one() {
         .peers(&[&peer.url])
         .sync_interval(30.0)
         .start(&tmp.path().join("node"));
-    wait_for("the handshake with the peer", PATIENCE, || async {
-        let view = node.peer(&peer.url).await?;
-        (view["kind"] == "jbc").then_some(())
-    })
-    .await;
+    node.wait_for_peer(&peer.url, "kind", "jbc").await; // the handshake with the peer
     let before = peer.requests().len();
     let ahead = extend_chain(&mine_chain(2, 3, "elsewhere"), 30, 3, "elsewhere")
         .pop()
@@ -636,11 +628,7 @@ async fn a_peer_the_operator_adds_hears_our_tip_at_once() {
         .peers(&[&node.url])
         .sync_interval(3600.0)
         .start(&tmp.path().join("newcomer"));
-    wait_for("the newcomer's first sync", PATIENCE, || async {
-        let view = newcomer.peer(&node.url).await?;
-        (view["state"] == "up").then_some(())
-    })
-    .await;
+    newcomer.wait_for_peer(&node.url, "state", "up").await; // the newcomer's first sync
     let chain = mine_chain(6, 3, "before the newcomer was added");
     let client = reqwest::Client::new();
     for block in &chain[1..] {
