@@ -130,6 +130,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         NodeId::random(),
         Arc::new(AddrMan::open(AddrMan::path_beside(chaindata))),
         0,
+        true,
         shutdown.clone(),
     );
     let access = Access {

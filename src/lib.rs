@@ -29,6 +29,7 @@
 //!    [`pool`]: data items waiting for a block, and their journal.
 //!    [`events`]: what happens on the node, as a stream (`GET /events`).
 //!    [`protocol`]: what nodes say to each other: endpoints, headers, shapes.
+//!    [`wire`]: the messages of a live peer link, and their parsing.
 //!    [`tree`]: when and from where recent blocks were first seen, and the
 //!    side branches the node knows (bounded): what the block tree shows.
 //! 4. [`store`]: the chaindata folder; crash-safe writes, nothing deleted.
@@ -77,6 +78,7 @@ pub mod item;
 pub mod pow;
 pub mod protocol;
 pub mod setting;
+pub mod wire;
 
 // Asking a running node, as `jbc status` and the other commands do.
 pub mod ask;

@@ -347,6 +347,11 @@ impl Pool {
             .collect()
     }
 
+    /// The text of waiting item `id`.
+    pub fn text(&self, id: &ItemId) -> Option<Arc<str>> {
+        self.items().by_id.get(id).map(|waiting| Arc::clone(&waiting.text))
+    }
+
     /// How many items are waiting.
     pub fn len(&self) -> usize {
         self.items().by_id.len()

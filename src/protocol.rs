@@ -30,6 +30,8 @@ pub mod route {
     pub const BANS: &str = "/peers/bans";
     /// Addresses of nodes that answered lately, for others to connect to.
     pub const ADDRESSES: &str = "/peers/addr";
+    /// The live links and their messages.
+    pub const LINKS: &str = "/peers/links";
     /// `POST` with `{"blocks": N}`: mine N blocks now (operator only).
     pub const MINE: &str = "/mine";
     /// The blocks a node knows at some heights, on its chain and off it.
@@ -183,7 +185,7 @@ pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// itself through any of its addresses (`0.0.0.0`, `localhost.`, a LAN
 /// address) knows it by the id it gets back, as Bitcoin Core knows itself
 /// by the nonce in its version message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(String);
 

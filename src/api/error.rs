@@ -22,6 +22,10 @@ pub enum ApiError {
     /// An operator action without the operator key (or with a wrong one).
     #[error("{0}")]
     Unauthorized(String),
+    /// A request no client of its kind may make (a web page opening a
+    /// peer link).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -111,7 +115,7 @@ impl From<Refusal> for ApiError {
 impl From<ReceiveError> for ApiError {
     fn from(error: ReceiveError) -> ApiError {
         match error {
-            ReceiveError::Invalid(reason) => ApiError::InvalidBlock(reason),
+            ReceiveError::Invalid { reason, .. } => ApiError::InvalidBlock(reason),
             error @ ReceiveError::OtherNetwork { .. } => ApiError::InvalidBlock(error.to_string()),
             error @ ReceiveError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
         }
@@ -130,6 +134,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,

@@ -116,7 +116,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let connections = Connections::new(limits.connections);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection's task, so that shutdown can give them a moment.
+    let open = tokio_util::task::TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
@@ -141,10 +142,11 @@ pub async fn serve(
             app: app.clone(),
             http: http.clone(),
             remote,
-            watcher: graceful.watcher(),
+            shutdown: shutdown.clone(),
         };
         let bulk = bulk.as_ref().map(|runtime| runtime.handle().clone());
-        tokio::spawn(async move {
+        let tracker = open.clone();
+        open.spawn(async move {
             let bulk = match bulk {
                 Some(bulk) => match is_bulk(&stream).await {
                     // Nothing asked in time, or the client went away.
@@ -156,11 +158,11 @@ pub async fn serve(
             match bulk {
                 Some(bulk) => match stream.into_std() {
                     // Moved to the bulk runtime's reactor.
-                    Ok(stream) => drop(bulk.spawn(async move {
+                    Ok(stream) => drop(bulk.spawn(tracker.track_future(async move {
                         if let Ok(stream) = TcpStream::from_std(stream) {
                             connection.serve(stream, place).await;
                         }
-                    })),
+                    }))),
                     Err(error) => debug!(%error, %remote, "handing a connection over failed"),
                 },
                 _ => connection.serve(stream, place).await,
@@ -168,7 +170,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    open.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, open.wait())
         .await
         .is_err()
     {
@@ -184,7 +187,8 @@ struct Connection {
     app: Router,
     http: hyper::server::conn::http1::Builder,
     remote: SocketAddr,
-    watcher: hyper_util::server::graceful::Watcher,
+    /// Asks the connection to finish its answer under way and close.
+    shutdown: CancellationToken,
 }
 
 impl Connection {
@@ -195,7 +199,7 @@ impl Connection {
             app,
             http,
             remote,
-            watcher,
+            shutdown,
         } = self;
         let stream = Paced::new(stream);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -204,9 +208,14 @@ impl Connection {
                 .insert(ConnectInfo::<SocketAddr>(remote));
             app.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+        // With upgrades: a peer's live link (`GET /link`) goes on over the
+        // same stream once its upgrade is answered, paced as any answer.
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::pin!(connection);
         tokio::select! {
-            ended = connection => if let Err(error) = ended {
+            ended = connection.as_mut() => if let Err(error) = ended {
                 debug!(%error, %remote, "connection ended");
             },
             _ = place.evicted.cancelled() => debug!(
@@ -214,6 +223,12 @@ impl Connection {
                 evicted = place.connections().evicted(),
                 "connection dropped for a newcomer: its network group holds the most"
             ),
+            _ = shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                if let Err(error) = connection.await {
+                    debug!(%error, %remote, "connection ended at shutdown");
+                }
+            }
         }
         drop(place);
     }

@@ -48,6 +48,7 @@ fn router(dir: &std::path::Path) -> axum::Router {
         NodeId::random(),
         Arc::new(AddrMan::open(AddrMan::path_beside(&chaindata))),
         0,
+        true,
         shutdown.clone(),
     );
     let access = Access {

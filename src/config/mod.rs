@@ -68,6 +68,8 @@ pub struct Config {
     /// Time between syncs with all peers, the safety net for lost
     /// announcements.
     pub sync_interval: Duration,
+    /// Whether peers of this software are talked to over live links.
+    pub links: bool,
     /// How long an operator's ban lasts unless it says.
     pub ban_time: Duration,
     /// How the pool of waiting data items is bounded.
@@ -212,6 +214,7 @@ impl Config {
             source: ConfigSource::DefaultMissing(PathBuf::from(DEFAULT_CONFIG_PATH)),
             listen,
             sync_interval: Duration::from_secs_f64(SYNC_INTERVAL.resolve(settings.sync_interval)?),
+            links: settings.links.unwrap_or(LINKS.default),
             peers,
             network: Network {
                 genesis,

@@ -28,6 +28,7 @@ pub mod declared {
     pub use crate::pool::{POOL_MAX_BYTES, POOL_MAX_ITEMS};
     pub use crate::store::CHAINDATA;
     pub use crate::sync::SYNC_INTERVAL;
+    pub use crate::gossip::link::LINKS;
 }
 use declared::*;
 
@@ -126,6 +127,8 @@ settings! {
         miner_nice: u8 = MINER_NICE,
         #[arg(value_parser = SYNC_INTERVAL.parser())]
         sync_interval: f64 = SYNC_INTERVAL,
+        #[arg(num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        links: bool = LINKS,
         #[arg(value_parser = CONNECT_TIMEOUT_MS.parser())]
         connect_timeout_ms: u64 = CONNECT_TIMEOUT_MS,
         #[arg(value_parser = REQUEST_TIMEOUT_MS.parser())]

@@ -33,7 +33,12 @@ impl Gossip {
             match inner.book.identity(peer) {
                 // Every node has the genesis block; a peer need not hear
                 // of its own block again.
-                Some(Identity::Jbc { .. }) if tip.block.index > 0 && !tip.source.is_from(peer) => {
+                // A linked peer hears of it over its link.
+                Some(Identity::Jbc { .. })
+                    if tip.block.index > 0
+                        && !tip.source.is_from(peer)
+                        && !inner.links.is_linked(peer) =>
+                {
                     self.announce(peer, &tip.block).await;
                 }
                 Some(Identity::Original) => {

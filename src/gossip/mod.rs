@@ -40,6 +40,7 @@ mod announce;
 mod connect;
 mod first_round;
 mod flaps;
+pub mod link;
 mod original;
 mod receive;
 mod relay;
@@ -105,6 +106,8 @@ struct Inner {
     address_requests: Mutex<connect::AddressRequests>,
     /// The answer to `GET /peers/addr`.
     address_cache: Mutex<Option<connect::AddressCache>>,
+    /// The live links with peers of this software.
+    links: link::Links,
 }
 
 /// What a peer task has told the log and need not repeat while it lasts.
@@ -159,8 +162,10 @@ impl Gossip {
         node_id: NodeId,
         addrman: Arc<AddrMan>,
         outbound_target: usize,
+        links: bool,
         shutdown: CancellationToken,
     ) -> Gossip {
+        let links = link::Links::new(links, book.limits().inbound);
         Gossip {
             inner: Arc::new(Inner {
                 state,
@@ -180,6 +185,7 @@ impl Gossip {
                 joined: Default::default(),
                 address_requests: Mutex::default(),
                 address_cache: Mutex::new(None),
+                links,
             }),
         }
     }
@@ -219,6 +225,11 @@ impl Gossip {
     /// The peer client.
     pub fn client(&self) -> &PeerClient {
         &self.inner.client
+    }
+
+    /// The live links.
+    pub fn links(&self) -> &link::Links {
+        &self.inner.links
     }
 
     /// The address manager.
@@ -539,17 +550,38 @@ impl Gossip {
                     wake.notified().await;
                     continue;
                 }
-                let pause = self.inner.book.next_sync_in(peer);
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = wake.notified() => {}
+                if matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
+                    && !self.inner.book.is_failing(peer)
+                {
+                    self.link_to(peer);
                 }
+                self.until_next_sync(peer, wake).await;
             }
         };
         tokio::select! {
             _ = syncing => {}
             _ = self.announce_to(peer, &answered, fill) => {}
             _ = self.relay_items_to(peer) => {}
+        }
+    }
+
+    /// Waits until `peer` is due for a sync: woken (it showed it is
+    /// ahead, the operator asked), or its pause over while it is not
+    /// linked. A linked peer is never polled: a link that goes down makes
+    /// it due at once (its pause long over), so what was said meanwhile is
+    /// caught up with over HTTP before it links again.
+    async fn until_next_sync(&self, peer: &PeerUrl, wake: &Notify) {
+        let due = tokio::time::Instant::now() + self.inner.book.next_sync_in(peer);
+        let mut links = self.inner.links.changes();
+        loop {
+            let linked = self.inner.links.is_linked(peer);
+            tokio::select! {
+                _ = wake.notified() => return,
+                _ = tokio::time::sleep_until(due), if !linked => return,
+                changed = links.changed() => if changed.is_err() {
+                    return;
+                },
+            }
         }
     }
 

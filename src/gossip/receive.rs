@@ -19,8 +19,10 @@ use tracing::debug;
 use super::Gossip;
 use crate::block::Block;
 use crate::peers::addrman::group_of_ip;
+use crate::peers::score::Misbehaviour;
 use crate::peers::{Failure, PeerUrl};
 use crate::state::{Added, CommitError, Source};
+use crate::sync::SyncError;
 
 /// The least time between two catch-ups woken by announced blocks whose
 /// parent we do not have.
@@ -123,9 +125,15 @@ pub enum Received {
 /// Why an announced block was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    /// The block breaks the rules (the sender's fault, or a forger's).
-    #[error("{0}")]
-    Invalid(String),
+    /// The block breaks the rules (the sender's fault, or a forger's);
+    /// `offence`: what that says against whoever sent it, when the sender
+    /// is known for sure (a link), if anything (a block ahead of our clock
+    /// says nothing).
+    #[error("{reason}")]
+    Invalid {
+        reason: String,
+        offence: Option<Misbehaviour>,
+    },
     /// This node cannot take blocks now (its disk refused a write).
     #[error("cannot save the block: {0}")]
     Unavailable(String),
@@ -187,7 +195,9 @@ impl Gossip {
             Ok(added) => added,
             Err(CommitError::Invalid(error)) => {
                 debug!(from = ?sender, %error, "rejected an announced block");
-                return Err(ReceiveError::Invalid(error.to_string()));
+                let reason = error.to_string();
+                let offence = SyncError::from(CommitError::Invalid(error)).misbehaviour();
+                return Err(ReceiveError::Invalid { reason, offence });
             }
             Err(
                 error @ (CommitError::Store(_) | CommitError::Stopped(_) | CommitError::Pool(_)),

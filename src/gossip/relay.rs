@@ -18,8 +18,8 @@ pub(super) const RELAY_QUEUE: usize = 4096;
 /// A data item to relay, and the peer it came from.
 #[derive(Debug, Clone)]
 pub(super) struct Relayed {
-    text: Arc<str>,
-    from: Option<PeerUrl>,
+    pub(super) text: Arc<str>,
+    pub(super) from: Option<PeerUrl>,
 }
 
 impl Gossip {
@@ -52,8 +52,10 @@ impl Gossip {
             if !has_endpoint || item.from.as_ref() == Some(peer) {
                 continue;
             }
+            // A linked peer hears of it over its link.
             if !matches!(self.inner.book.identity(peer), Some(Identity::Jbc { .. }))
                 || self.inner.book.left_alone(peer).is_some()
+                || self.inner.links.is_linked(peer)
             {
                 continue;
             }

@@ -7,6 +7,7 @@ use tracing::{debug, info, warn};
 
 use super::Gossip;
 use super::flaps::{self, Say};
+use crate::peers::score::Misbehaviour;
 use crate::peers::{Change, Contact, Failure, Identity, PeerUrl, Verdict};
 use crate::sync::{Outcome, SyncError};
 
@@ -125,12 +126,17 @@ impl Gossip {
     /// Judges `peer` for what a sync with it showed, if it showed anything
     /// no honest node does; says once when that discourages it.
     pub(super) fn penalise(&self, peer: &PeerUrl, error: &SyncError) {
-        let Some(offence) = error.misbehaviour() else {
-            return;
-        };
+        if let Some(offence) = error.misbehaviour() {
+            self.judge(peer, offence, &error.to_string());
+        }
+    }
+
+    /// Judges `peer` for `offence` (`error`, in words); says once when
+    /// that discourages it.
+    pub(super) fn judge(&self, peer: &PeerUrl, offence: Misbehaviour, error: &str) {
         let stats = self.inner.client.stats();
         stats.count_misbehaviour();
-        match self.inner.book.judge(peer, offence, &error.to_string()) {
+        match self.inner.book.judge(peer, offence, error) {
             // Rare in an honest network: worth the operator's eye.
             Verdict::Scored { points } => {
                 info!(peer = %peer, points, "{peer} misbehaved ({points} points, fading): {error}")

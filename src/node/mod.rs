@@ -115,6 +115,7 @@ pub async fn run(
         node_id,
         addrman,
         config.outbound_peers,
+        config.links,
         shutdown.clone(),
     );
 
@@ -143,6 +144,10 @@ pub async fn run(
         shutdown.clone(),
     );
     let orders = Arc::clone(&app_state.orders);
+    let hello = app_state.clone();
+    gossip
+        .links()
+        .say_status_with(Box::new(move || hello.status()));
     // The node's own tasks, waited for at shutdown.
     let tasks = TaskTracker::new();
     tasks.spawn(crate::peers::watch_peers(

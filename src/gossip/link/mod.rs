@@ -1,0 +1,489 @@
+//! Live links: one long-lived WebSocket per peer of this software, used
+//! both ways, in place of polling `/status` and posting every block whole
+//! (the wire's messages are [`crate::wire`]'s).
+//!
+//! The outbound side opens a link after its first sync with a peer (on
+//! the peer's own port: `GET /link`, a WebSocket upgrade); the inbound side
+//! takes it under the URL the opener names in its `hello`, believed only
+//! at the address the link came from. Each linked peer has one
+//! [`LinkPeer`], as each connected peer has one `Peer` in Bitcoin Core:
+//! its send queue, what it is known to have, its counters. While a peer is
+//! linked, its task does not poll it and nothing is posted to it over
+//! HTTP; when the link goes, the task syncs once over HTTP and links again.
+//! A peer that cannot link (an original node, an older version, a node
+//! with links turned off) is served and announced to over HTTP as before.
+//!
+//! Bounds: a message's size, messages per second, the send queue (a peer
+//! that reads too slowly for it is dropped, never buffered without
+//! limit), the time a `hello` has to come, the time a link may stay
+//! silent, and links per network group. This module owns the registry and
+//! the per-peer object; the conversation is [`session`]'s.
+
+pub mod log;
+mod session;
+mod socket;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use log::{Direction, Logged, MessageLog};
+pub use socket::{Frame, from_axum};
+
+use crate::block::BlockHash;
+use crate::netgroup::NetGroup;
+use crate::peers::PeerUrl;
+use crate::protocol::{NodeId, Status};
+use crate::setting::{Setting, Words};
+
+pub const LINKS: Setting<Words, bool> = Setting {
+    key: "links",
+    help: "talk to peers of this software over one live link each (false: poll and post over HTTP, as before)",
+    default: true,
+    range: None,
+    unit: "",
+};
+
+/// The time a `hello` has to arrive once a link opens.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a quiet link is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a link may stay silent (no message, no pong) before it is
+/// closed: three pings unanswered.
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// Messages waiting to be written to one peer; a peer that lets more pile
+/// up reads too slowly, and is dropped.
+pub const SEND_QUEUE: usize = 1024;
+/// The longest one frame's write may take.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Messages a peer may send per second, on average, and at once: far
+/// above what an honest node sends (a difficulty-3 network on two cores
+/// makes about 1 000 blocks a second), so only a flood meets it.
+pub const MESSAGES_PER_SECOND: f64 = 5000.0;
+pub const MESSAGE_BURST: f64 = 20_000.0;
+/// How long a block asked of one peer is not asked of another.
+pub const IN_FLIGHT_FOR: Duration = Duration::from_secs(2);
+/// Blocks noted as under way at most (older notes are dropped first).
+const MOST_IN_FLIGHT: usize = 1024;
+/// Block and item hashes remembered per peer as known to it.
+const KNOWN_KEPT: usize = 8192;
+/// The least wait before a link that failed to open is tried again; one
+/// refused as unsupported waits [`NO_LINKS_RETRY`].
+pub const LINK_RETRY: Duration = Duration::from_secs(15);
+pub const NO_LINKS_RETRY: Duration = Duration::from_secs(10 * 60);
+
+/// Who opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Opened {
+    /// This node, to a peer it syncs from.
+    Outbound,
+    /// The peer, to this node.
+    Inbound,
+}
+
+/// A linked peer: its link, what it knows, its send queue and counters.
+pub struct LinkPeer {
+    pub url: PeerUrl,
+    pub opened: Opened,
+    /// The node id of the side that opened the link: of two links between
+    /// the same nodes, the one opened by the smaller id is kept.
+    opener: NodeId,
+    pub remote: IpAddr,
+    since: Instant,
+    queue: mpsc::Sender<Frame>,
+    known: Mutex<Known>,
+    /// Cancelled when the link ends, for whatever reason.
+    pub closed: CancellationToken,
+    /// Why it was closed by this node, when it was.
+    close_reason: Mutex<Option<String>>,
+    pub counters: Counters,
+}
+
+/// Messages and bytes each way.
+#[derive(Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub sent_bytes: AtomicU64,
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+}
+
+/// Hashes (blocks and items) the peer has or was told of, the oldest
+/// forgotten first.
+#[derive(Default)]
+struct Known {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Known {
+    /// Notes `hash`; false if it was known already.
+    fn insert(&mut self, hash: [u8; 32]) -> bool {
+        if !self.set.insert(hash) {
+            return false;
+        }
+        if self.order.len() == KNOWN_KEPT
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
+        }
+        self.order.push_back(hash);
+        true
+    }
+}
+
+/// Why a message could not be queued: the link is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+impl LinkPeer {
+    /// Queues a frame for the writer; a full queue closes the link (the
+    /// peer reads too slowly).
+    fn queue(&self, frame: Frame) -> Result<(), Gone> {
+        match self.queue.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(&format!(
+                    "it reads too slowly: {SEND_QUEUE} messages waited for it"
+                ));
+                Err(Gone)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Gone),
+        }
+    }
+
+    /// Notes that the peer has (or was told of) `hash`; false if it was
+    /// known to already.
+    pub fn mark_known(&self, hash: [u8; 32]) -> bool {
+        self.known.lock().expect("known lock").insert(hash)
+    }
+
+    /// Whether the peer has (or was told of) `hash`.
+    pub fn knows(&self, hash: &[u8; 32]) -> bool {
+        self.known.lock().expect("known lock").set.contains(hash)
+    }
+
+    /// Ends the link, saying why (the first reason given is the one sent).
+    pub fn close(&self, reason: &str) {
+        let mut said = self.close_reason.lock().expect("close lock");
+        if said.is_none() {
+            *said = Some(reason.to_string());
+        }
+        self.closed.cancel();
+    }
+
+    fn close_reason(&self) -> Option<String> {
+        self.close_reason.lock().expect("close lock").clone()
+    }
+
+    fn view(&self) -> LinkView {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        LinkView {
+            peer: self.url.to_string(),
+            opened: self.opened,
+            seconds: self.since.elapsed().as_secs(),
+            sent: count(&self.counters.sent),
+            sent_bytes: count(&self.counters.sent_bytes),
+            received: count(&self.counters.received),
+            received_bytes: count(&self.counters.received_bytes),
+        }
+    }
+}
+
+/// A link as `GET /peers/links` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    pub peer: String,
+    pub opened: Opened,
+    /// How long it has been up.
+    pub seconds: u64,
+    pub sent: u64,
+    pub sent_bytes: u64,
+    pub received: u64,
+    pub received_bytes: u64,
+}
+
+/// What `GET /peers/links` answers: the links, and their messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinksAnswer {
+    pub links: Vec<LinkView>,
+    pub messages: Vec<Logged>,
+    /// Ask with `after=` this next time for the messages since.
+    pub last: u64,
+}
+
+/// Why a link was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkRefused {
+    #[error("a link with this node is up already")]
+    Duplicate,
+    #[error("its network group ({0}) holds its share of links already")]
+    GroupFull(String),
+    #[error("this node holds {0} inbound links, the most it takes")]
+    Full(usize),
+}
+
+/// Every live link, by peer URL.
+pub struct Links {
+    /// Whether this node opens links (the `links` setting).
+    pub enabled: bool,
+    by_url: Mutex<HashMap<PeerUrl, Arc<LinkPeer>>>,
+    /// Links being opened, so one peer gets one attempt at a time.
+    opening: Mutex<HashSet<PeerUrl>>,
+    /// When a link to a peer may be tried again.
+    retry_at: Mutex<HashMap<PeerUrl, Instant>>,
+    /// Blocks asked of one peer and not come yet, and when: not asked of
+    /// another meanwhile (for [`IN_FLIGHT_FOR`] at most), so a body
+    /// comes about once.
+    in_flight: Mutex<HashMap<BlockHash, Instant>>,
+    /// Bumped at each link up or down, for whoever waits on one.
+    changes: watch::Sender<u64>,
+    pub log: MessageLog,
+    /// What this node says of itself in a `hello` (its `/status`).
+    status: OnceLock<Box<dyn Fn() -> Status + Send + Sync>>,
+    /// The most inbound links, and per network group.
+    most_inbound: usize,
+    most_per_group: usize,
+}
+
+impl Links {
+    /// No links yet; at most `most_inbound` opened by peers, and one
+    /// network group's share of them (an eighth, at least one).
+    pub fn new(enabled: bool, most_inbound: usize) -> Links {
+        Links {
+            enabled,
+            by_url: Mutex::default(),
+            opening: Mutex::default(),
+            retry_at: Mutex::default(),
+            in_flight: Mutex::default(),
+            changes: watch::channel(0).0,
+            log: MessageLog::default(),
+            status: OnceLock::new(),
+            most_inbound,
+            most_per_group: (most_inbound / 8).max(1),
+        }
+    }
+
+    /// Sets what the node says of itself in a `hello` (once; the HTTP side
+    /// builds `/status`, and is made after gossip).
+    pub fn say_status_with(&self, status: Box<dyn Fn() -> Status + Send + Sync>) {
+        let _ = self.status.set(status);
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.status.get().map(|status| status())
+    }
+
+    /// The linked peer at `url`.
+    pub fn get(&self, url: &PeerUrl) -> Option<Arc<LinkPeer>> {
+        self.by_url.lock().expect("links lock").get(url).cloned()
+    }
+
+    /// Whether `url` is linked.
+    pub fn is_linked(&self, url: &PeerUrl) -> bool {
+        self.by_url.lock().expect("links lock").contains_key(url)
+    }
+
+    /// Every linked peer.
+    pub fn all(&self) -> Vec<Arc<LinkPeer>> {
+        self.by_url
+            .lock()
+            .expect("links lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A receiver that changes whenever a link comes up or goes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The links and the messages after `after` (about `block` only).
+    pub fn answer(&self, after: Option<u64>, block: Option<&BlockHash>) -> LinksAnswer {
+        let mut links: Vec<LinkView> = self.all().iter().map(|peer| peer.view()).collect();
+        links.sort_by(|a, b| a.peer.cmp(&b.peer));
+        let (messages, last) = self.log.since(after, block);
+        LinksAnswer {
+            links,
+            messages,
+            last,
+        }
+    }
+
+    /// Whether a link to `url` may be opened now (none is up or being
+    /// opened, and its retry time has come); if so, it is marked as being
+    /// opened until [`Links::opened_or_failed`].
+    fn start_opening(&self, url: &PeerUrl) -> bool {
+        if !self.enabled || self.is_linked(url) {
+            return false;
+        }
+        if (self.retry_at.lock().expect("retry lock").get(url)).is_some_and(|at| Instant::now() < *at) {
+            return false;
+        }
+        self.opening.lock().expect("opening lock").insert(url.clone())
+    }
+
+    /// Ends an attempt begun by [`Links::start_opening`]; the next may come
+    /// after `retry`.
+    fn opened_or_failed(&self, url: &PeerUrl, retry: Duration) {
+        self.opening.lock().expect("opening lock").remove(url);
+        let mut retry_at = self.retry_at.lock().expect("retry lock");
+        retry_at.retain(|_, at| Instant::now() < *at);
+        retry_at.insert(url.clone(), Instant::now() + retry);
+    }
+
+    /// Takes `peer` in, unless a link with the same node is up that wins
+    /// over it (the one opened by the smaller node id; a newer one of the
+    /// same opener replaces the older), or its share is full. The link it
+    /// replaces is closed.
+    fn register(&self, peer: Arc<LinkPeer>) -> Result<(), LinkRefused> {
+        let mut by_url = self.by_url.lock().expect("links lock");
+        if let Some(existing) = by_url.get(&peer.url) {
+            if existing.opener < peer.opener {
+                return Err(LinkRefused::Duplicate);
+            }
+            existing.close("a link with this node opened by the node of smaller id replaces it");
+        } else if peer.opened == Opened::Inbound {
+            let inbound = by_url.values().filter(|p| p.opened == Opened::Inbound);
+            let group: NetGroup = peer.url.group();
+            let (mut all, mut same) = (0, 0);
+            for other in inbound {
+                all += 1;
+                same += usize::from(other.url.group() == group);
+            }
+            if all >= self.most_inbound {
+                return Err(LinkRefused::Full(self.most_inbound));
+            }
+            if same >= self.most_per_group {
+                return Err(LinkRefused::GroupFull(group.to_string()));
+            }
+        }
+        by_url.insert(peer.url.clone(), peer);
+        drop(by_url);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Takes `peer` out, if it is still the one registered.
+    fn deregister(&self, peer: &Arc<LinkPeer>) {
+        let mut by_url = self.by_url.lock().expect("links lock");
+        if by_url.get(&peer.url).is_some_and(|p| Arc::ptr_eq(p, peer)) {
+            by_url.remove(&peer.url);
+            drop(by_url);
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Whether block `hash` should be asked for now: none is under way,
+    /// or the one under way is older than [`IN_FLIGHT_FOR`] (then this
+    /// one is noted as under way).
+    pub fn claim(&self, hash: &BlockHash) -> bool {
+        let mut in_flight = self.in_flight.lock().expect("in flight lock");
+        let now = Instant::now();
+        if in_flight.len() >= MOST_IN_FLIGHT {
+            in_flight.retain(|_, asked| now.duration_since(*asked) < IN_FLIGHT_FOR);
+        }
+        match in_flight.get(hash) {
+            Some(asked) if now.duration_since(*asked) < IN_FLIGHT_FOR => false,
+            _ => {
+                in_flight.insert(*hash, now);
+                true
+            }
+        }
+    }
+
+    /// Block `hash` came.
+    pub fn landed(&self, hash: &BlockHash) {
+        self.in_flight.lock().expect("in flight lock").remove(hash);
+    }
+
+    /// Closes every link (the node stops).
+    pub fn close_all(&self, reason: &str) {
+        for peer in self.all() {
+            peer.close(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(url: &str, opened: Opened, opener: &str) -> (Arc<LinkPeer>, mpsc::Receiver<Frame>) {
+        let (queue, frames) = mpsc::channel(2);
+        let peer = LinkPeer {
+            url: PeerUrl::parse(url).unwrap(),
+            opened,
+            opener: serde_json::from_value(serde_json::json!(opener)).unwrap(),
+            remote: "127.0.0.1".parse().unwrap(),
+            since: Instant::now(),
+            queue,
+            known: Mutex::default(),
+            closed: CancellationToken::new(),
+            close_reason: Mutex::default(),
+            counters: Counters::default(),
+        };
+        (Arc::new(peer), frames)
+    }
+
+    #[test]
+    fn of_two_links_between_two_nodes_both_keep_the_one_the_smaller_id_opened() {
+        let links = Links::new(true, 64);
+        let (ours, _a) = peer("http://127.0.0.1:5002", Opened::Outbound, "bbbb");
+        let (theirs, _b) = peer("http://127.0.0.1:5002", Opened::Inbound, "aaaa");
+        links.register(Arc::clone(&ours)).unwrap();
+        links.register(Arc::clone(&theirs)).unwrap();
+        assert!(ours.closed.is_cancelled());
+        assert!(Arc::ptr_eq(&links.get(&ours.url).unwrap(), &theirs));
+        // The other order: the larger opener's comes second and is refused.
+        let (late, _c) = peer("http://127.0.0.1:5002", Opened::Outbound, "bbbb");
+        assert_eq!(links.register(late), Err(LinkRefused::Duplicate));
+        // Deregistering a link no longer registered leaves the winner.
+        links.deregister(&ours);
+        assert!(links.is_linked(&theirs.url));
+        links.deregister(&theirs);
+        assert!(!links.is_linked(&theirs.url));
+    }
+
+    #[test]
+    fn inbound_links_are_shared_by_network_group() {
+        let links = Links::new(true, 16);
+        // Two per group of 16: a public /16 holds two.
+        for port in [1, 2] {
+            let (p, _q) = peer(&format!("http://8.8.0.{port}:5001"), Opened::Inbound, "aa");
+            std::mem::forget(_q);
+            links.register(p).unwrap();
+        }
+        let (third, _q) = peer("http://8.8.9.9:5001", Opened::Inbound, "aa");
+        assert!(matches!(links.register(third), Err(LinkRefused::GroupFull(_))));
+        let (other, _r) = peer("http://9.9.0.1:5001", Opened::Inbound, "aa");
+        links.register(other).unwrap();
+        // Outbound links are the node's own choice, not bounded here.
+        let (outbound, _s) = peer("http://8.8.7.7:5001", Opened::Outbound, "aa");
+        links.register(outbound).unwrap();
+    }
+
+    #[test]
+    fn a_peer_whose_queue_fills_is_closed_and_the_known_set_forgets_the_oldest() {
+        let (p, _frames) = peer("http://127.0.0.1:5002", Opened::Outbound, "aa");
+        assert_eq!(p.queue(Frame::Text("1".into())), Ok(()));
+        assert_eq!(p.queue(Frame::Text("2".into())), Ok(()));
+        assert_eq!(p.queue(Frame::Text("3".into())), Err(Gone));
+        assert!(p.closed.is_cancelled());
+        assert!(p.close_reason().unwrap().contains("reads too slowly"));
+        let mut known = Known::default();
+        for i in 0..=KNOWN_KEPT {
+            assert!(known.insert((i as u64).to_le_bytes().repeat(4).try_into().unwrap()));
+        }
+        assert!(!known.set.contains(&[0u8; 32]));
+        assert_eq!(known.set.len(), KNOWN_KEPT);
+    }
+}

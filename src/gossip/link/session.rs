@@ -1,0 +1,735 @@
+//! One link's conversation, the same whichever side opened it: `hello`
+//! both ways, then blocks announced once each (compact when they carry
+//! items), items announced by id, pings while quiet; and what each message
+//! the peer sends means for the node.
+//!
+//! On a link the sender of a message is known for sure (it is the other
+//! end), so what is invalid in itself is held against it, as Bitcoin Core
+//! holds an invalid block against the peer that relayed it: an invalid
+//! block, a compact block whose items do not make the header it
+//! announced, a frame that is not a message, one over the size bound. The
+//! rest (an unknown type, a flood, silence, a slow reader) only closes the
+//! link, with the reason in the close frame and the log.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::socket::{DialError, Frame, FrameSink, Frames, dial};
+use super::{
+    Counters, Direction, Gone, HELLO_TIMEOUT, LINK_RETRY, LinkPeer, MESSAGE_BURST,
+    MESSAGES_PER_SECOND, NO_LINKS_RETRY, Opened, PING_INTERVAL, SEND_QUEUE, SILENCE_TIMEOUT,
+    WRITE_TIMEOUT,
+};
+use crate::block::{Block, BlockHash};
+use crate::gossip::{Gossip, ReceiveError, Received};
+use crate::handshake::{HandshakeError, check_status};
+use crate::item::ItemId;
+use crate::peers::score::Misbehaviour;
+use crate::peers::{Contact, PeerUrl};
+use crate::pool::Submitter;
+use crate::state::Submitted;
+use crate::wire::{CompactBlock, Hello, MAX_IDS, Message};
+
+/// Blocks announced at once when the tip moved by several: the run back
+/// to the last block the peer knows, at most this long (a longer gap is
+/// the peer's to catch up with, over HTTP).
+const MOST_ANNOUNCED_AT_ONCE: usize = 16;
+/// Compact blocks waiting for their missing items, per link.
+const MOST_PENDING: usize = 16;
+
+/// Messages a peer may send: a bucket refilled at
+/// [`MESSAGES_PER_SECOND`], holding [`MESSAGE_BURST`].
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            tokens: MESSAGE_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one message's token; false when there is none.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * MESSAGES_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(MESSAGE_BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// Why the conversation ended, for the log.
+enum Ended {
+    /// This node closed it (or would have), for this reason.
+    Closed(String),
+    /// The peer closed it, saying this (if anything).
+    ByPeer(Option<String>),
+}
+
+impl Gossip {
+    /// Opens a link to `peer` in the background, if one may be opened now
+    /// (links on, none up or being opened, its retry time come).
+    pub(in crate::gossip) fn link_to(&self, peer: &PeerUrl) {
+        let links = &self.inner.links;
+        if !links.start_opening(peer) {
+            return;
+        }
+        let (gossip, peer) = (self.clone(), peer.clone());
+        self.spawn(async move {
+            let links = &gossip.inner.links;
+            let max = gossip.max_message_bytes();
+            let retry = match dial(&peer, HELLO_TIMEOUT, 2 * max).await {
+                Ok((sink, frames)) => {
+                    gossip
+                        .converse(sink, frames, Opened::Outbound, peer.ip(), Some(&peer))
+                        .await;
+                    // Up a while, then gone: the peer's task syncs once
+                    // over HTTP, and links again soon.
+                    std::time::Duration::from_secs(1)
+                }
+                Err(error @ DialError::NoLinks(_)) => {
+                    debug!(peer = %peer, "no live link with {peer}: {error}");
+                    NO_LINKS_RETRY
+                }
+                Err(error) => {
+                    debug!(peer = %peer, "opening a live link with {peer} failed: {error}");
+                    LINK_RETRY
+                }
+            };
+            links.opened_or_failed(&peer, retry);
+        });
+    }
+
+    /// Holds a link a peer opened (`GET /link`, upgraded) until it ends.
+    pub async fn accept_link(&self, socket: axum::extract::ws::WebSocket, remote: IpAddr) {
+        let (sink, frames) = super::from_axum(socket);
+        self.converse(sink, frames, Opened::Inbound, Some(remote), None)
+            .await;
+    }
+
+    /// The largest message read: a whole block of the largest size, with
+    /// room for its envelope.
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.inner.state.network().max_block_text_bytes())
+            .unwrap_or(usize::MAX)
+            .saturating_add(64 * 1024)
+    }
+
+    /// The conversation on one link, from the `hello`s to the close.
+    /// `dialled`: the URL this node opened it to (outbound).
+    async fn converse(
+        &self,
+        mut sink: FrameSink,
+        mut frames: Frames,
+        opened: Opened,
+        remote: Option<IpAddr>,
+        dialled: Option<&PeerUrl>,
+    ) {
+        let links = &self.inner.links;
+        let Some(status) = links.status() else {
+            let _ = sink.send(Frame::Close(Some("the node is starting".into()))).await;
+            return;
+        };
+        let hello = Message::Hello(Hello {
+            url: self.inner.client.own_url().map(str::to_string),
+            status: Box::new(status),
+        });
+        let hello_text = hello.encode();
+        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+        queue
+            .try_send(Frame::Text(hello_text.clone()))
+            .expect("an empty queue has room");
+        let closed = self.inner.shutdown.child_token();
+        let writer = tokio::spawn(write_frames(sink, outgoing, closed.clone()));
+
+        let theirs = match self.read_hello(&mut frames, opened, remote, dialled).await {
+            Ok(theirs) => theirs,
+            Err(reason) => {
+                debug!(?remote, "a live link was not taken: {reason}");
+                let _ = queue.try_send(Frame::Close(Some(reason)));
+                drop(queue);
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
+                return;
+            }
+        };
+        let (url, their_hello, their_id, hello_bytes) = theirs;
+        let opener = match opened {
+            Opened::Outbound => self.inner.node_id.clone(),
+            Opened::Inbound => their_id,
+        };
+        let peer = Arc::new(LinkPeer {
+            url: url.clone(),
+            opened,
+            opener,
+            remote: remote.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            since: Instant::now(),
+            queue,
+            known: Default::default(),
+            closed,
+            close_reason: Default::default(),
+            counters: Counters::default(),
+        });
+        if let Err(refused) = links.register(Arc::clone(&peer)) {
+            debug!(peer = %url, "a live link with {url} was not taken: {refused}");
+            let _ = peer.queue.try_send(Frame::Close(Some(refused.to_string())));
+            drop(peer);
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
+            return;
+        }
+        self.note(&peer, Direction::Out, &hello, hello_text.len());
+        self.note(&peer, Direction::In, &their_hello, hello_bytes);
+        let by = match opened {
+            Opened::Outbound => "opened by this node",
+            Opened::Inbound => "opened by it",
+        };
+        info!(peer = %url, "live link with {url} up ({by})");
+
+        let ended = self.after_hello(&peer, &their_hello, remote).await;
+        let ended = match ended {
+            Ok(()) => self.talk(&peer, &mut frames, remote).await,
+            Err(Gone) => Ended::Closed(peer.close_reason().unwrap_or_default()),
+        };
+        links.deregister(&peer);
+        let reason = match &ended {
+            Ended::Closed(reason) => peer.close_reason().unwrap_or_else(|| reason.clone()),
+            Ended::ByPeer(reason) => reason.clone().unwrap_or_default(),
+        };
+        match &ended {
+            Ended::Closed(_) => {
+                info!(peer = %url, "live link with {url} closed: {reason}");
+                let _ = peer.queue.try_send(Frame::Close(Some(reason)));
+            }
+            Ended::ByPeer(_) if reason.is_empty() => {
+                info!(peer = %url, "live link with {url} closed by it")
+            }
+            Ended::ByPeer(_) => info!(peer = %url, "live link with {url} closed by it: {reason}"),
+        }
+        peer.closed.cancel();
+        drop(peer);
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
+    }
+
+    /// The peer's `hello`, checked as a handshake checks a `/status`: its
+    /// URL, its message and its node id; `Err` with the reason to close.
+    async fn read_hello(
+        &self,
+        frames: &mut Frames,
+        opened: Opened,
+        remote: Option<IpAddr>,
+        dialled: Option<&PeerUrl>,
+    ) -> Result<(PeerUrl, Message, crate::protocol::NodeId, usize), String> {
+        let first = tokio::time::timeout(HELLO_TIMEOUT, frames.next())
+            .await
+            .map_err(|_| format!("no hello within {HELLO_TIMEOUT:?}"))?;
+        let text = match first {
+            Some(Ok(Frame::Text(text))) => text,
+            Some(Ok(Frame::Close(reason))) => {
+                return Err(format!("closed before its hello: {}", reason.unwrap_or_default()));
+            }
+            Some(Ok(_)) => return Err("the first message is not a hello".into()),
+            Some(Err(error)) => return Err(error.to_string()),
+            None => return Err("closed before its hello".into()),
+        };
+        let message = Message::decode(&text).map_err(|e| e.to_string())?;
+        let Message::Hello(hello) = &message else {
+            return Err(format!("the first message is a {}, not a hello", message.kind()));
+        };
+        let network = self.inner.state.network();
+        match check_status(&hello.status, network, &self.inner.node_id) {
+            Ok(_) => {}
+            Err(HandshakeError::Itself) => return Err("it is this node itself".into()),
+            Err(error) => return Err(error.to_string()),
+        }
+        let their_id = (hello.status.node_id.clone()).ok_or("its hello has no node id")?;
+        let url = match (opened, dialled) {
+            (Opened::Outbound, Some(url)) => url.clone(),
+            _ => {
+                let named = hello
+                    .url
+                    .as_deref()
+                    .ok_or("its hello names no URL to reach it at")?;
+                let url = PeerUrl::parse(named).map_err(|e| e.to_string())?;
+                if !remote.is_some_and(|remote| url.is_at(remote)) {
+                    return Err(format!(
+                        "the URL it names ({url}) is not at the address the link came from"
+                    ));
+                }
+                url
+            }
+        };
+        Ok((url, message, their_id, text.len()))
+    }
+
+    /// What the `hello`s call for: a peer that opened the link is taken as
+    /// an inbound peer (as one naming itself in a sync is), a peer ahead is
+    /// synced from, and the peer is offered our waiting items.
+    async fn after_hello(
+        &self,
+        peer: &Arc<LinkPeer>,
+        hello: &Message,
+        remote: Option<IpAddr>,
+    ) -> Result<(), Gone> {
+        let Message::Hello(hello) = hello else {
+            return Ok(());
+        };
+        if peer.opened == Opened::Inbound
+            && let Some(remote) = remote
+        {
+            self.introduced(peer.url.clone(), remote);
+        }
+        let ours = self.inner.state.tip_cursor();
+        peer.mark_known(ours.hash.0);
+        peer.mark_known(hello.status.tip.0);
+        if hello.status.work().is_some_and(|theirs| theirs > ours.work) {
+            self.request_sync(Some(&peer.url));
+        }
+        let waiting: Vec<ItemId> = self.inner.state.pool().pending().iter().map(|p| p.id).collect();
+        for chunk in waiting.chunks(MAX_IDS) {
+            chunk.iter().for_each(|id| {
+                peer.mark_known(id.0);
+            });
+            self.send(
+                peer,
+                &Message::Inv {
+                    blocks: Vec::new(),
+                    items: chunk.to_vec(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads, announces and pings until the link ends.
+    async fn talk(&self, peer: &Arc<LinkPeer>, frames: &mut Frames, remote: Option<IpAddr>) -> Ended {
+        let mut tips = self.inner.state.subscribe();
+        tips.borrow_and_update();
+        let mut items = self.inner.items.subscribe();
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        let mut bucket = Bucket::new();
+        let mut heard = tokio::time::Instant::now();
+        let mut pending: HashMap<BlockHash, CompactBlock> = HashMap::new();
+        let max_bytes = self.max_message_bytes();
+        let mut nonce = 0u64;
+        loop {
+            let sent = tokio::select! {
+                _ = peer.closed.cancelled() => {
+                    let reason = peer.close_reason().unwrap_or_else(|| if self.inner.shutdown.is_cancelled() {
+                        "the node stops".into()
+                    } else {
+                        format!("writing to it failed, or took over {WRITE_TIMEOUT:?}")
+                    });
+                    return Ended::Closed(reason);
+                }
+                frame = tokio::time::timeout_at(heard + SILENCE_TIMEOUT, frames.next()) => {
+                    heard = tokio::time::Instant::now();
+                    let text = match frame {
+                        Err(_) => return Ended::Closed(format!("silent for {SILENCE_TIMEOUT:?}")),
+                        Ok(None) => return Ended::ByPeer(None),
+                        Ok(Some(Ok(Frame::Close(reason)))) => return Ended::ByPeer(reason),
+                        Ok(Some(Ok(Frame::Control))) => continue,
+                        Ok(Some(Ok(Frame::Binary(bytes)))) => {
+                            let reason = format!("a binary frame of {bytes} bytes: messages are JSON text");
+                            self.judge(&peer.url, Misbehaviour::Garbled, &reason);
+                            return Ended::Closed(reason);
+                        }
+                        Ok(Some(Err(error))) => {
+                            let error = error.to_string();
+                            if error.contains("too long") || error.contains("too big") {
+                                let reason = format!("a message over {max_bytes} bytes: {error}");
+                                self.judge(&peer.url, Misbehaviour::Oversized, &reason);
+                                return Ended::Closed(reason);
+                            }
+                            return Ended::ByPeer(Some(error));
+                        }
+                        Ok(Some(Ok(Frame::Text(text)))) => text,
+                    };
+                    if !bucket.take() {
+                        return Ended::Closed(format!(
+                            "flooding: more than {MESSAGES_PER_SECOND} messages a second"
+                        ));
+                    }
+                    if text.len() > max_bytes {
+                        let reason = format!("a message of {} bytes, over {max_bytes}", text.len());
+                        self.judge(&peer.url, Misbehaviour::Oversized, &reason);
+                        return Ended::Closed(reason);
+                    }
+                    let message = match Message::decode(&text) {
+                        Ok(message) => message,
+                        Err(error) => {
+                            let reason = error.to_string();
+                            if error.is_garbled() {
+                                self.judge(&peer.url, Misbehaviour::Garbled, &reason);
+                            }
+                            return Ended::Closed(reason);
+                        }
+                    };
+                    self.note(peer, Direction::In, &message, text.len());
+                    self.on_message(peer, message, &mut pending, remote).await
+                }
+                changed = tips.changed() => {
+                    if changed.is_err() {
+                        return Ended::Closed("the node stops".into());
+                    }
+                    let tip = tips.borrow_and_update().block.clone();
+                    self.announce_over(peer, tip)
+                }
+                item = items.recv() => {
+                    let mut fresh = Vec::new();
+                    let mut next = item;
+                    loop {
+                        match next {
+                            Ok(item) => if item.from.as_ref() != Some(&peer.url) {
+                                let id = ItemId::of(&item.text);
+                                if peer.mark_known(id.0) {
+                                    fresh.push(id);
+                                }
+                            } else {
+                                peer.mark_known(ItemId::of(&item.text).0);
+                            },
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                                debug!(peer = %peer.url, missed, "items for {} fell behind; {missed} not offered", peer.url);
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                return Ended::Closed("the node stops".into());
+                            }
+                        }
+                        if fresh.len() == MAX_IDS {
+                            break;
+                        }
+                        match items.try_recv() {
+                            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                                next = Err(tokio::sync::broadcast::error::RecvError::Lagged(n))
+                            }
+                            Err(tokio::sync::broadcast::error::TryRecvError::Closed) => {
+                                next = Err(tokio::sync::broadcast::error::RecvError::Closed)
+                            }
+                            Ok(item) => next = Ok(item),
+                        }
+                    }
+                    if fresh.is_empty() {
+                        Ok(())
+                    } else {
+                        self.send(peer, &Message::Inv { blocks: Vec::new(), items: fresh })
+                    }
+                }
+                _ = ping.tick() => {
+                    nonce += 1;
+                    self.send(peer, &Message::Ping { nonce })
+                }
+            };
+            if sent.is_err() {
+                return Ended::Closed(peer.close_reason().unwrap_or_default());
+            }
+        }
+    }
+
+    /// Encodes, notes and queues `message` for `peer`.
+    fn send(&self, peer: &LinkPeer, message: &Message) -> Result<(), Gone> {
+        let text = message.encode();
+        self.note(peer, Direction::Out, message, text.len());
+        peer.queue(Frame::Text(text))
+    }
+
+    /// Counts and logs a message.
+    fn note(&self, peer: &LinkPeer, direction: Direction, message: &Message, bytes: usize) {
+        let (count, total) = match direction {
+            Direction::In => (&peer.counters.received, &peer.counters.received_bytes),
+            Direction::Out => (&peer.counters.sent, &peer.counters.sent_bytes),
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.inner.links.log.note(direction, &peer.url, message, bytes);
+    }
+
+    /// Tells `peer` of our new tip and of the blocks before it it does not
+    /// know, by hash (oldest first, at most [`MOST_ANNOUNCED_AT_ONCE`]):
+    /// the body goes only to a peer that asks, so each node receives it
+    /// about once, however many of its peers have it.
+    fn announce_over(&self, peer: &LinkPeer, tip: Block) -> Result<(), Gone> {
+        let state = &self.inner.state;
+        let mut run = Vec::new();
+        let mut next = Some(tip);
+        while let Some(block) = next.take() {
+            if block.index == 0 || peer.knows(&block.hash.0) || run.len() == MOST_ANNOUNCED_AT_ONCE {
+                break;
+            }
+            next = block.prev_hash.block_hash().and_then(|parent| state.block_by_hash(parent));
+            run.push(block);
+        }
+        if run.is_empty() {
+            return Ok(());
+        }
+        let blocks: Vec<BlockHash> = run.iter().rev().map(|block| block.hash).collect();
+        blocks.iter().for_each(|hash| {
+            peer.mark_known(hash.0);
+        });
+        self.send(
+            peer,
+            &Message::Inv {
+                blocks,
+                items: Vec::new(),
+            },
+        )
+    }
+
+    /// What one message from `peer` calls for.
+    async fn on_message(
+        &self,
+        peer: &Arc<LinkPeer>,
+        message: Message,
+        pending: &mut HashMap<BlockHash, CompactBlock>,
+        remote: Option<IpAddr>,
+    ) -> Result<(), Gone> {
+        let state = &self.inner.state;
+        match message {
+            Message::Hello(_) => {
+                self.judge(&peer.url, Misbehaviour::Garbled, "a second hello");
+                peer.close("a second hello");
+                Err(Gone)
+            }
+            Message::Ping { nonce } => self.send(peer, &Message::Pong { nonce }),
+            Message::Pong { .. } => {
+                self.inner.book.record_success(&peer.url, Contact::Sync, None);
+                Ok(())
+            }
+            Message::CompactBlock(compact) => {
+                let hash = compact.header.hash;
+                peer.mark_known(hash.0);
+                self.inner.links.landed(&hash);
+                if state.block_by_hash(&hash).is_some() {
+                    return Ok(());
+                }
+                let pool = state.pool();
+                let texts: Vec<Option<std::sync::Arc<str>>> =
+                    compact.items.iter().map(|id| pool.text(id)).collect();
+                let missing: Vec<ItemId> = (compact.items.iter().zip(&texts))
+                    .filter(|(_, text)| text.is_none())
+                    .map(|(id, _)| *id)
+                    .collect();
+                if missing.is_empty() {
+                    let texts: Vec<std::sync::Arc<str>> = texts.into_iter().flatten().collect();
+                    return self.rebuilt(peer, &compact, &texts, remote).await;
+                }
+                if pending.len() >= MOST_PENDING
+                    && let Some(oldest) = pending.keys().next().copied()
+                {
+                    pending.remove(&oldest);
+                }
+                pending.insert(hash, compact);
+                self.send(
+                    peer,
+                    &Message::GetItems {
+                        block: Some(hash),
+                        ids: missing,
+                    },
+                )
+            }
+            Message::Block(block) => {
+                peer.mark_known(block.hash.0);
+                self.inner.links.landed(&block.hash);
+                self.deliver(peer, block, remote).await
+            }
+            Message::GetData { blocks } => {
+                for hash in blocks {
+                    if let Some(block) = state.block_by_hash(&hash) {
+                        peer.mark_known(hash.0);
+                        let message = match CompactBlock::of(&block) {
+                            Some(compact) => Message::CompactBlock(compact),
+                            None => Message::Block(block),
+                        };
+                        self.send(peer, &message)?;
+                    }
+                }
+                Ok(())
+            }
+            Message::GetItems { block, ids } => {
+                let in_block: HashMap<ItemId, String> = block
+                    .and_then(|hash| state.block_by_hash(&hash))
+                    .and_then(|block| crate::item::items_in(&block.data))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|text| (ItemId::of(&text), text))
+                    .collect();
+                let pool = state.pool();
+                let mut items = Vec::new();
+                let mut bytes = 0;
+                let most = self.max_message_bytes() / 2;
+                for id in ids {
+                    let text = match in_block.get(&id) {
+                        Some(text) => text.clone(),
+                        None => match pool.text(&id) {
+                            Some(text) => text.to_string(),
+                            None => continue,
+                        },
+                    };
+                    peer.mark_known(id.0);
+                    if bytes + text.len() > most && !items.is_empty() {
+                        self.send(peer, &Message::Items { block, items: std::mem::take(&mut items) })?;
+                        bytes = 0;
+                    }
+                    bytes += text.len();
+                    items.push(text);
+                }
+                if !items.is_empty() || block.is_some() {
+                    self.send(peer, &Message::Items { block, items })?;
+                }
+                Ok(())
+            }
+            Message::Items {
+                block: Some(hash),
+                items,
+            } => {
+                let Some(compact) = pending.remove(&hash) else {
+                    return Ok(());
+                };
+                let given: HashMap<ItemId, String> =
+                    items.into_iter().map(|text| (ItemId::of(&text), text)).collect();
+                let pool = state.pool();
+                let mut texts = Vec::with_capacity(compact.items.len());
+                for id in &compact.items {
+                    match given.get(id).map(|t| Arc::<str>::from(t.as_str())).or_else(|| pool.text(id)) {
+                        Some(text) => texts.push(text),
+                        None => {
+                            peer.close(&format!(
+                                "it did not send item {id} of block {} it announced",
+                                compact.header.index
+                            ));
+                            return Err(Gone);
+                        }
+                    }
+                }
+                self.rebuilt(peer, &compact, &texts, remote).await
+            }
+            Message::Items { block: None, items } => {
+                let from = Submitter::of(remote, false);
+                for text in items {
+                    peer.mark_known(ItemId::of(&text).0);
+                    let (state, submitted) = (state.clone(), text.clone());
+                    let outcome =
+                        tokio::task::spawn_blocking(move || state.submit(&submitted, from)).await;
+                    match outcome {
+                        Ok(Ok((_, Submitted::New))) => self.relay_item(text, Some(peer.url.clone())),
+                        Ok(Ok((_, Submitted::Known))) => {}
+                        Ok(Err(error)) => debug!(peer = %peer.url, "an item from {} not taken: {error}", peer.url),
+                        Err(error) => debug!("taking an item failed: {error}"),
+                    }
+                }
+                Ok(())
+            }
+            Message::Inv { blocks, items } => {
+                let links = &self.inner.links;
+                let wanted: Vec<BlockHash> = blocks
+                    .into_iter()
+                    .filter(|hash| {
+                        peer.mark_known(hash.0);
+                        state.block_by_hash(hash).is_none() && links.claim(hash)
+                    })
+                    .collect();
+                if !wanted.is_empty() {
+                    self.send(peer, &Message::GetData { blocks: wanted })?;
+                }
+                let pool = state.pool();
+                let wanted: Vec<ItemId> = items
+                    .into_iter()
+                    .filter(|id| {
+                        peer.mark_known(id.0);
+                        !pool.contains(id)
+                            && state.item(id) == crate::protocol::ItemStatus::Unknown
+                    })
+                    .collect();
+                if wanted.is_empty() {
+                    return Ok(());
+                }
+                self.send(peer, &Message::GetItems { block: None, ids: wanted })
+            }
+        }
+    }
+
+    /// A compact block with all its items: rebuilt and taken, or held
+    /// against the peer when its items do not make what it announced.
+    async fn rebuilt(
+        &self,
+        peer: &Arc<LinkPeer>,
+        compact: &CompactBlock,
+        texts: &[Arc<str>],
+        remote: Option<IpAddr>,
+    ) -> Result<(), Gone> {
+        match compact.rebuild(texts) {
+            Ok(block) => self.deliver(peer, block, remote).await,
+            Err(mismatch) => {
+                let reason = format!("compact block {}: {mismatch}", compact.header.index);
+                self.judge(&peer.url, Misbehaviour::InvalidBlock, &reason);
+                peer.close(&reason);
+                Err(Gone)
+            }
+        }
+    }
+
+    /// Takes a whole block from `peer`, as an announced one; an invalid one
+    /// is held against it.
+    async fn deliver(&self, peer: &Arc<LinkPeer>, block: Block, remote: Option<IpAddr>) -> Result<(), Gone> {
+        let index = block.index;
+        match self.receive_block(block, Some(peer.url.clone()), remote).await {
+            Ok(Received::Accepted) => {
+                self.inner.book.record_success(&peer.url, Contact::Sync, Some(index));
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(ReceiveError::Invalid { reason, offence }) => match offence {
+                Some(offence) => {
+                    let reason = format!("block {index}: {reason}");
+                    self.judge(&peer.url, offence, &reason);
+                    peer.close(&format!("it sent an invalid block: {reason}"));
+                    Err(Gone)
+                }
+                None => {
+                    debug!(peer = %peer.url, "block {index} from {} not taken: {reason}", peer.url);
+                    Ok(())
+                }
+            },
+            Err(error) => {
+                debug!(peer = %peer.url, "block {index} from {} not taken: {error}", peer.url);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Writes queued frames until the queue closes or a write fails or takes
+/// longer than [`WRITE_TIMEOUT`] (then `closed` ends the link); a close
+/// frame is the last.
+async fn write_frames(
+    mut sink: FrameSink,
+    mut outgoing: mpsc::Receiver<Frame>,
+    closed: tokio_util::sync::CancellationToken,
+) {
+    while let Some(frame) = outgoing.recv().await {
+        let last = matches!(frame, Frame::Close(_));
+        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await {
+            Ok(Ok(())) if !last => {}
+            Ok(Ok(())) => break,
+            _ => {
+                closed.cancel();
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+}

@@ -1,0 +1,491 @@
+//! The messages of a live peer link: what two nodes of this software say to
+//! each other over one long-lived WebSocket, each a small JSON object in a
+//! text frame with a `type` (so `websocat` shows them as they are).
+//!
+//! The conversation follows Bitcoin's: a `hello` once each way (what
+//! `GET /status` answers), `ping`/`pong` for liveness instead of polling,
+//! new blocks and data items announced by hash (`inv`), and fetched by
+//! whoever lacks them: a block with `getdata`, answered with a compact
+//! block (BIP 152: its header and the ids of its items, which the receiver
+//! rebuilds from its pool, asking with `getitems` for the ones it lacks)
+//! or, when its data is a plain note, the whole `block`; items with
+//! `getitems`, answered with `items`.
+//!
+//! This module owns the shapes and their parsing, with the reason a
+//! message is refused; what a message means for the node is
+//! [`crate::gossip`]'s business.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::block::{Block, BlockHash};
+use crate::item::ItemId;
+use crate::protocol::Status;
+
+/// The route a node opens a link on (a WebSocket upgrade).
+pub const LINK_ROUTE: &str = "/link";
+/// The most ids an `inv` or `getitems` carries.
+pub const MAX_IDS: usize = 1024;
+/// The most hashes a `getdata` carries.
+pub const MAX_BLOCKS_ASKED: usize = 16;
+
+/// One message on a link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Who the sender is, once, first: its URL (when it has one) and what
+    /// its `/status` says.
+    Hello(Hello),
+    /// Are you there? Answered with a `pong` of the same nonce.
+    Ping { nonce: u64 },
+    Pong { nonce: u64 },
+    /// A new block, announced by its header and the ids of its items.
+    CompactBlock(CompactBlock),
+    /// Asks for whole blocks, by hash.
+    GetData { blocks: Vec<BlockHash> },
+    /// A whole block: the answer to `getdata`, or the announcement of a
+    /// block whose data is a plain note (its header is nearly all of it).
+    Block(Block),
+    /// Asks for items by id: those of `block` (a compact block being
+    /// rebuilt), or waiting ones (after an `inv`).
+    GetItems {
+        block: Option<BlockHash>,
+        ids: Vec<ItemId>,
+    },
+    /// Items' texts, answering a `getitems` (the ones the sender has).
+    Items {
+        block: Option<BlockHash>,
+        items: Vec<String>,
+    },
+    /// New blocks and data items, by hash.
+    Inv {
+        blocks: Vec<BlockHash>,
+        items: Vec<ItemId>,
+    },
+}
+
+/// What a node says of itself when a link opens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The URL it is reached at (the one it names in `X-Jbc-Peer`).
+    #[serde(default)]
+    pub url: Option<String>,
+    pub status: Box<Status>,
+}
+
+/// A block as BIP 152 sends it: its header (the block's fields with an
+/// empty `data`), the ids of the items its data carries, in order, and its
+/// size (its JSON's length, as the block size limit counts it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactBlock {
+    pub header: Block,
+    pub items: Vec<ItemId>,
+    pub size: usize,
+}
+
+impl CompactBlock {
+    /// The compact form of `block`: None when its data is not a list of
+    /// items written as this software writes one (then the block goes
+    /// whole).
+    pub fn of(block: &Block) -> Option<CompactBlock> {
+        let texts = crate::item::items_in(&block.data)?;
+        if crate::item::data_for(&texts) != block.data {
+            return None;
+        }
+        let mut header = block.clone();
+        header.data = String::new();
+        Some(CompactBlock {
+            header,
+            items: texts.iter().map(|text| ItemId::of(text)).collect(),
+            size: block.json_len(),
+        })
+    }
+
+    /// The block the header promised, rebuilt from its items' texts (in
+    /// order); an error when they do not make it.
+    pub fn rebuild(&self, texts: &[impl AsRef<str>]) -> Result<Block, Mismatch> {
+        let mut block = self.header.clone();
+        block.data = crate::item::data_for(texts);
+        if block.json_len() != self.size {
+            return Err(Mismatch::Size {
+                announced: self.size,
+                rebuilt: block.json_len(),
+            });
+        }
+        if block.compute_hash() != block.hash {
+            return Err(Mismatch::Hash);
+        }
+        Ok(block)
+    }
+}
+
+/// Why a compact block's items did not make the block it announced: the
+/// sender's fault, since an item's id is the hash of its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("its items make a block of {rebuilt} bytes, not the {announced} it announced")]
+    Size { announced: usize, rebuilt: usize },
+    #[error("its items do not make a block of the hash it announced")]
+    Hash,
+}
+
+/// Why a frame was not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a JSON object with a \"type\": {0}")]
+    Garbled(String),
+    #[error("unknown message type \"{0}\"")]
+    UnknownType(String),
+    #[error("a \"{kind}\" message of the wrong shape: {reason}")]
+    Shape { kind: &'static str, reason: String },
+    #[error("a \"{kind}\" message with {count} entries (at most {most})")]
+    TooMany {
+        kind: &'static str,
+        count: usize,
+        most: usize,
+    },
+}
+
+impl WireError {
+    /// Whether no honest node of this software sends it: a newer one may
+    /// send types this one does not know, and is only closed on.
+    pub fn is_garbled(&self) -> bool {
+        !matches!(self, WireError::UnknownType(_))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Nonce {
+    nonce: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Hashes {
+    blocks: Vec<BlockHash>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ids {
+    #[serde(default)]
+    block: Option<BlockHash>,
+    ids: Vec<ItemId>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Texts {
+    #[serde(default)]
+    block: Option<BlockHash>,
+    items: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Inventory {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    blocks: Vec<BlockHash>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    items: Vec<ItemId>,
+}
+
+#[derive(Serialize)]
+struct CompactOut<'a> {
+    header: &'a Block,
+    items: &'a [ItemId],
+    size: usize,
+}
+
+#[derive(Deserialize)]
+struct CompactIn<'a> {
+    #[serde(borrow)]
+    header: &'a RawValue,
+    items: Vec<ItemId>,
+    size: usize,
+}
+
+#[derive(Deserialize)]
+struct BlockIn<'a> {
+    #[serde(borrow)]
+    block: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Tagged<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+impl Message {
+    /// The message's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Ping { .. } => "ping",
+            Message::Pong { .. } => "pong",
+            Message::CompactBlock(_) => "cmpctblock",
+            Message::GetData { .. } => "getdata",
+            Message::Block(_) => "block",
+            Message::GetItems { .. } => "getitems",
+            Message::Items { .. } => "items",
+            Message::Inv { .. } => "inv",
+        }
+    }
+
+    /// The block the message is about, when it is about one.
+    pub fn block(&self) -> Option<(BlockHash, Option<u64>)> {
+        match self {
+            Message::CompactBlock(compact) => {
+                Some((compact.header.hash, Some(compact.header.index)))
+            }
+            Message::Block(block) => Some((block.hash, Some(block.index))),
+            Message::GetData { blocks } | Message::Inv { blocks, .. } if blocks.len() == 1 => {
+                Some((blocks[0], None))
+            }
+            Message::GetItems {
+                block: Some(hash), ..
+            }
+            | Message::Items {
+                block: Some(hash), ..
+            } => Some((*hash, None)),
+            _ => None,
+        }
+    }
+
+    /// The message as the text of one frame.
+    pub fn encode(&self) -> String {
+        /// `{"type":KIND,` and the fields of `body`.
+        fn tagged(kind: &str, body: &impl Serialize) -> String {
+            let body = serde_json::to_string(body).expect("messages serialise");
+            let rest = body.strip_prefix('{').unwrap_or(&body);
+            if rest == "}" {
+                format!(r#"{{"type":"{kind}"}}"#)
+            } else {
+                format!(r#"{{"type":"{kind}",{rest}"#)
+            }
+        }
+        let kind = self.kind();
+        match self {
+            Message::Hello(hello) => tagged(kind, hello),
+            Message::Ping { nonce } | Message::Pong { nonce } => tagged(kind, &Nonce { nonce: *nonce }),
+            Message::CompactBlock(compact) => tagged(
+                kind,
+                &CompactOut {
+                    header: &compact.header,
+                    items: &compact.items,
+                    size: compact.size,
+                },
+            ),
+            Message::GetData { blocks } => tagged(
+                kind,
+                &Hashes {
+                    blocks: blocks.clone(),
+                },
+            ),
+            Message::Block(block) => {
+                let block = serde_json::to_string(block).expect("a block serialises");
+                format!(r#"{{"type":"{kind}","block":{block}}}"#)
+            }
+            Message::GetItems { block, ids } => tagged(
+                kind,
+                &Ids {
+                    block: *block,
+                    ids: ids.clone(),
+                },
+            ),
+            Message::Items { block, items } => tagged(
+                kind,
+                &Texts {
+                    block: *block,
+                    items: items.clone(),
+                },
+            ),
+            Message::Inv { blocks, items } => tagged(
+                kind,
+                &Inventory {
+                    blocks: blocks.clone(),
+                    items: items.clone(),
+                },
+            ),
+        }
+    }
+
+    /// Parses one frame's text.
+    pub fn decode(text: &str) -> Result<Message, WireError> {
+        let Tagged { kind } =
+            serde_json::from_str(text).map_err(|e| WireError::Garbled(e.to_string()))?;
+        /// The body of a message of type `kind`.
+        fn body<'a, T: Deserialize<'a>>(kind: &'static str, text: &'a str) -> Result<T, WireError> {
+            serde_json::from_str(text).map_err(|e| WireError::Shape {
+                kind,
+                reason: e.to_string(),
+            })
+        }
+        /// At most `most` entries.
+        fn bounded<T>(kind: &'static str, list: Vec<T>, most: usize) -> Result<Vec<T>, WireError> {
+            match list.len() {
+                count if count > most => Err(WireError::TooMany { kind, count, most }),
+                _ => Ok(list),
+            }
+        }
+        fn block_of(kind: &'static str, raw: &RawValue) -> Result<Block, WireError> {
+            Block::from_json(raw.get().as_bytes()).map_err(|e| WireError::Shape {
+                kind,
+                reason: e.to_string(),
+            })
+        }
+        Ok(match kind.as_ref() {
+            "hello" => Message::Hello(body("hello", text)?),
+            "ping" => Message::Ping {
+                nonce: body::<Nonce>("ping", text)?.nonce,
+            },
+            "pong" => Message::Pong {
+                nonce: body::<Nonce>("pong", text)?.nonce,
+            },
+            "cmpctblock" => {
+                let kind = "cmpctblock";
+                let CompactIn {
+                    header,
+                    items,
+                    size,
+                } = body(kind, text)?;
+                let header = block_of(kind, header)?;
+                if !header.data.is_empty() {
+                    return Err(WireError::Shape {
+                        kind,
+                        reason: "a header's data is empty".into(),
+                    });
+                }
+                Message::CompactBlock(CompactBlock {
+                    header,
+                    items,
+                    size,
+                })
+            }
+            "getdata" => Message::GetData {
+                blocks: bounded(
+                    "getdata",
+                    body::<Hashes>("getdata", text)?.blocks,
+                    MAX_BLOCKS_ASKED,
+                )?,
+            },
+            "block" => Message::Block(block_of("block", body::<BlockIn>("block", text)?.block)?),
+            "getitems" => {
+                let Ids { block, ids } = body("getitems", text)?;
+                Message::GetItems {
+                    block,
+                    ids: bounded("getitems", ids, MAX_IDS)?,
+                }
+            }
+            "items" => {
+                let Texts { block, items } = body("items", text)?;
+                Message::Items { block, items }
+            }
+            "inv" => {
+                let Inventory { blocks, items } = body("inv", text)?;
+                Message::Inv {
+                    blocks: bounded("inv", blocks, MAX_BLOCKS_ASKED)?,
+                    items: bounded("inv", items, MAX_IDS)?,
+                }
+            }
+            other => return Err(WireError::UnknownType(other.chars().take(64).collect())),
+        })
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())?;
+        if let Some((hash, index)) = self.block() {
+            match index {
+                Some(index) => write!(f, " {index} {}", short(&hash))?,
+                None => write!(f, " {}", short(&hash))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first digits of a hash, as the log shows it.
+fn short(hash: &BlockHash) -> String {
+    hash.to_string().chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_with(data: &str) -> Block {
+        Block::new(3, 1_700_000_000, BlockHash([7; 32]), data.to_string(), 42)
+    }
+
+    #[test]
+    fn every_message_reads_back_as_it_was_written() {
+        let items = vec!["pay bob 5".to_string(), "hello \"you\"".to_string()];
+        let block = block_with(&crate::item::data_for(&items));
+        let messages = vec![
+            Message::Ping { nonce: 7 },
+            Message::Pong { nonce: u64::MAX },
+            Message::CompactBlock(CompactBlock::of(&block).expect("items")),
+            Message::GetData {
+                blocks: vec![block.hash],
+            },
+            Message::Block(block.clone()),
+            Message::GetItems {
+                block: Some(block.hash),
+                ids: vec![ItemId::of("a")],
+            },
+            Message::Items {
+                block: None,
+                items: items.clone(),
+            },
+            Message::Inv {
+                blocks: vec![],
+                items: vec![ItemId::of("a"), ItemId::of("b")],
+            },
+            Message::Inv {
+                blocks: vec![block.hash],
+                items: vec![],
+            },
+        ];
+        for message in messages {
+            let text = message.encode();
+            assert!(text.starts_with(&format!(r#"{{"type":"{}""#, message.kind())), "{text}");
+            assert_eq!(Message::decode(&text), Ok(message), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_compact_block_rebuilds_only_from_its_own_items() {
+        let items = ["one", "two"];
+        let block = block_with(&crate::item::data_for(&items));
+        let compact = CompactBlock::of(&block).expect("items");
+        assert_eq!(compact.items, vec![ItemId::of("one"), ItemId::of("two")]);
+        assert_eq!(compact.rebuild(&items), Ok(block.clone()));
+        assert_eq!(compact.rebuild(&["two", "one"]), Err(Mismatch::Hash));
+        assert!(matches!(compact.rebuild(&["one"]), Err(Mismatch::Size { .. })));
+        // A plain note, or a list written otherwise, goes whole.
+        assert_eq!(CompactBlock::of(&block_with("Mined by node on port 5001")), None);
+        assert_eq!(CompactBlock::of(&block_with(r#"["one", "two"]"#)), None);
+    }
+
+    #[test]
+    fn frames_that_are_not_messages_say_why() {
+        let garbled = Message::decode("not json").unwrap_err();
+        assert!(garbled.is_garbled());
+        let unknown = Message::decode(r#"{"type":"sendcmpct"}"#).unwrap_err();
+        assert_eq!(unknown, WireError::UnknownType("sendcmpct".into()));
+        assert!(!unknown.is_garbled());
+        assert!(matches!(
+            Message::decode(r#"{"type":"ping"}"#),
+            Err(WireError::Shape { kind: "ping", .. })
+        ));
+        let ids: Vec<String> = (0..=MAX_IDS).map(|i| ItemId::of(&i.to_string()).to_string()).collect();
+        let inv = format!(r#"{{"type":"inv","items":{}}}"#, serde_json::to_string(&ids).unwrap());
+        assert!(matches!(
+            Message::decode(&inv),
+            Err(WireError::TooMany { kind: "inv", .. })
+        ));
+        let with_data = r#"{"type":"cmpctblock","header":{"index":"1","prev_hash":"","data":"x","timestamp":"1","nonce":"1","hash":"00"},"items":[],"size":1}"#;
+        assert!(Message::decode(with_data).is_err());
+    }
+}
