@@ -7,6 +7,7 @@
 //! each command prints. It changes a node only through the node's own
 //! endpoints; the answers' shapes are [`crate::protocol`]'s.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,8 @@ use crate::human::{duration_in_words, rate_in_words};
 use crate::item::IdPrefix;
 use crate::operator::{COOKIE_FILE, read_cookie};
 use crate::protocol::{
-    BanRequest, Banned, ItemAnswer, ItemStatus, MineOrdered, MineRequest, PeerRequest, Status,
-    route,
+    BanRequest, Banned, Direction, ItemAnswer, ItemStatus, LinksAnswer, Logged, MineOrdered,
+    MineRequest, Opened, PeerRequest, Status, route,
 };
 
 /// The node asked when none is named: the first node of a local network.
@@ -29,6 +30,43 @@ pub const DEFAULT_NODE: &str = "127.0.0.1:5001";
 
 /// How often a command that waits asks the node again.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often `jbc peers --watch` asks for new messages.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One message on a link, as `jbc peers --watch` prints it:
+/// `14:02:07.215  <- http://127.0.0.1:5002  inv  block 0000a3f1c2d4  86 B`.
+pub fn message_line(message: &Logged) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(message.at_ms as i64)
+        .map(|time| time.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    let arrow = match message.direction {
+        Direction::In => "<-",
+        Direction::Out => "->",
+    };
+    let mut about = String::new();
+    if let Some(index) = message.index {
+        about.push_str(&format!("  block {index}"));
+    }
+    if let Some(hash) = &message.block {
+        let hash = hash.to_string();
+        about.push_str(&format!("  {}", &hash[..12]));
+    }
+    if let Some(count) = message.count {
+        about.push_str(&format!("  ({count})"));
+    }
+    format!(
+        "{time}  {arrow} {}  {}{about}  {} B",
+        message.peer, message.kind, message.bytes
+    )
+}
+
+/// Who opened a link, in words.
+fn opened_in_words(opened: Opened) -> &'static str {
+    match opened {
+        Opened::Outbound => "opened by it",
+        Opened::Inbound => "opened by the peer",
+    }
+}
 
 /// Why a node could not be asked, or refused.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +294,44 @@ impl Node {
             );
         }
         Ok(())
+    }
+
+    /// `jbc peers --watch [--block HASH]`: the messages on the node's
+    /// live links as they go (asked for every [`WATCH_INTERVAL`]), one
+    /// line each (or one JSON object each, with `json`), until
+    /// interrupted.
+    pub fn watch_links(&self, block: Option<&str>, json: bool) -> Result<(), AskError> {
+        let filter = block.map_or(String::new(), |hash| format!("&block={hash}"));
+        let first: LinksAnswer =
+            self.read(self.get(&format!("{}?after=0{filter}", route::LINKS))?)?;
+        if !json {
+            let up: Vec<String> = (first.links.iter())
+                .map(|link| format!("{} ({})", link.peer, opened_in_words(link.opened)))
+                .collect();
+            match up.is_empty() {
+                true => println!("no live links yet; waiting for messages (Ctrl-C stops)"),
+                false => println!("live links: {}; watching (Ctrl-C stops)", up.join(", ")),
+            }
+        }
+        // From now on: what was said before is in GET /peers/links.
+        let mut last = first.last;
+        loop {
+            std::thread::sleep(WATCH_INTERVAL);
+            let answer: LinksAnswer =
+                self.read(self.get(&format!("{}?after={last}{filter}", route::LINKS))?)?;
+            let mut out = std::io::stdout().lock();
+            for message in &answer.messages {
+                let line = match json {
+                    true => serde_json::to_string(message).expect("a message serialises"),
+                    false => message_line(message),
+                };
+                // Its reader went (`jbc peers --watch | head`): done.
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return Ok(());
+                }
+            }
+            last = answer.last;
+        }
     }
 
     /// `jbc peers add|remove|unban URL`, as the node's operator.

@@ -89,6 +89,13 @@ enum Command {
         /// Print the node's answer as JSON
         #[arg(long)]
         json: bool,
+        /// Print the messages on the node's live links as they go, until
+        /// interrupted (Ctrl-C)
+        #[arg(long, conflicts_with = "action")]
+        watch: bool,
+        /// With --watch: only the messages about this block (its hash)
+        #[arg(long, requires = "watch")]
+        block: Option<String>,
     },
     /// Have the node mine N blocks now, then go back to what it did (as its
     /// operator; for a development network).
@@ -241,7 +248,14 @@ fn main() -> ExitCode {
             DataAction::Get { id } => node.print_item(&id),
             DataAction::List { json } => node.print_waiting(json),
         }),
-        Some(Command::Peers { action, node, json }) => ask(node, |node| match action {
+        Some(Command::Peers {
+            action,
+            node,
+            json,
+            watch,
+            block,
+        }) => ask(node, |node| match action {
+            None if watch => node.watch_links(block.as_deref(), json),
             None | Some(PeersAction::List) => node.print_peers(json),
             Some(PeersAction::Add { url }) => node.change_peer(PeerChange::Add, &url),
             Some(PeersAction::Remove { url }) => node.change_peer(PeerChange::Remove, &url),

@@ -349,7 +349,10 @@ impl Pool {
 
     /// The text of waiting item `id`.
     pub fn text(&self, id: &ItemId) -> Option<Arc<str>> {
-        self.items().by_id.get(id).map(|waiting| Arc::clone(&waiting.text))
+        self.items()
+            .by_id
+            .get(id)
+            .map(|waiting| Arc::clone(&waiting.text))
     }
 
     /// How many items are waiting.

@@ -329,6 +329,75 @@ pub struct DataRequest {
     pub data: String,
 }
 
+// The live links, as `GET /peers/links` shows them.
+
+/// Who opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Opened {
+    /// This node, to a peer it syncs from.
+    Outbound,
+    /// The peer, to this node.
+    Inbound,
+}
+
+/// A link as `GET /peers/links` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    pub peer: String,
+    pub opened: Opened,
+    /// How long it has been up.
+    pub seconds: u64,
+    pub sent: u64,
+    pub sent_bytes: u64,
+    pub received: u64,
+    pub received_bytes: u64,
+}
+
+/// What `GET /peers/links` answers: the links, and their messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinksAnswer {
+    pub links: Vec<LinkView>,
+    pub messages: Vec<Logged>,
+    /// Ask with `after=` this next time for the messages since.
+    pub last: u64,
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the peer to this node.
+    In,
+    /// From this node to the peer.
+    Out,
+}
+
+/// One message on a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    /// Its place in this node's list: later messages have larger numbers.
+    pub seq: u64,
+    /// When, in milliseconds since the epoch.
+    pub at_ms: u64,
+    pub direction: Direction,
+    /// The peer at the other end.
+    pub peer: String,
+    /// The message's `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The bytes of its frame's text.
+    pub bytes: usize,
+    /// The block it is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// How many ids or texts it carries (inv, getitems, items, getdata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,12 +39,18 @@ pub enum Message {
     /// its `/status` says.
     Hello(Hello),
     /// Are you there? Answered with a `pong` of the same nonce.
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// A new block, announced by its header and the ids of its items.
     CompactBlock(CompactBlock),
     /// Asks for whole blocks, by hash.
-    GetData { blocks: Vec<BlockHash> },
+    GetData {
+        blocks: Vec<BlockHash>,
+    },
     /// A whole block: the answer to `getdata`, or the announcement of a
     /// block whose data is a plain note (its header is nearly all of it).
     Block(Block),
@@ -266,7 +272,9 @@ impl Message {
         let kind = self.kind();
         match self {
             Message::Hello(hello) => tagged(kind, hello),
-            Message::Ping { nonce } | Message::Pong { nonce } => tagged(kind, &Nonce { nonce: *nonce }),
+            Message::Ping { nonce } | Message::Pong { nonce } => {
+                tagged(kind, &Nonce { nonce: *nonce })
+            }
             Message::CompactBlock(compact) => tagged(
                 kind,
                 &CompactOut {
@@ -449,7 +457,10 @@ mod tests {
         ];
         for message in messages {
             let text = message.encode();
-            assert!(text.starts_with(&format!(r#"{{"type":"{}""#, message.kind())), "{text}");
+            assert!(
+                text.starts_with(&format!(r#"{{"type":"{}""#, message.kind())),
+                "{text}"
+            );
             assert_eq!(Message::decode(&text), Ok(message), "{text}");
         }
     }
@@ -462,9 +473,15 @@ mod tests {
         assert_eq!(compact.items, vec![ItemId::of("one"), ItemId::of("two")]);
         assert_eq!(compact.rebuild(&items), Ok(block.clone()));
         assert_eq!(compact.rebuild(&["two", "one"]), Err(Mismatch::Hash));
-        assert!(matches!(compact.rebuild(&["one"]), Err(Mismatch::Size { .. })));
+        assert!(matches!(
+            compact.rebuild(&["one"]),
+            Err(Mismatch::Size { .. })
+        ));
         // A plain note, or a list written otherwise, goes whole.
-        assert_eq!(CompactBlock::of(&block_with("Mined by node on port 5001")), None);
+        assert_eq!(
+            CompactBlock::of(&block_with("Mined by node on port 5001")),
+            None
+        );
         assert_eq!(CompactBlock::of(&block_with(r#"["one", "two"]"#)), None);
     }
 
@@ -479,8 +496,13 @@ mod tests {
             Message::decode(r#"{"type":"ping"}"#),
             Err(WireError::Shape { kind: "ping", .. })
         ));
-        let ids: Vec<String> = (0..=MAX_IDS).map(|i| ItemId::of(&i.to_string()).to_string()).collect();
-        let inv = format!(r#"{{"type":"inv","items":{}}}"#, serde_json::to_string(&ids).unwrap());
+        let ids: Vec<String> = (0..=MAX_IDS)
+            .map(|i| ItemId::of(&i.to_string()).to_string())
+            .collect();
+        let inv = format!(
+            r#"{{"type":"inv","items":{}}}"#,
+            serde_json::to_string(&ids).unwrap()
+        );
         assert!(matches!(
             Message::decode(&inv),
             Err(WireError::TooMany { kind: "inv", .. })

@@ -36,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::Query;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
@@ -312,41 +312,41 @@ impl AppState {
     /// What `GET /status` answers, and a link's `hello` carries.
     pub fn status(&self) -> Status {
         let app = self;
-    // Height, tip and work from one reading of the chain: a peer judges
-    // our claim by the blocks at the height we give, so the work must be
-    // that height's, not a later tip's.
-    let cursor = app.state.tip_cursor();
-    let network = app.state.network();
-    let (seconds, window) = network.kind.timing();
-    Status {
-        kind: Some(network.kind.name().to_string()),
-        target_block_seconds: seconds,
-        retarget_window: window,
-        chainwork: Some(cursor.work.to_string()),
-        target: Some(cursor.target.to_string()),
-        effective_difficulty: Some(cursor.target.difficulty()),
-        next_retarget: window.map(|w| (cursor.index / w + 1) * w),
-        mean_block_seconds: app
-            .state
-            .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN), app.started_at_unix()),
-        height: cursor.index,
-        tip: cursor.hash,
-        difficulty: network.difficulty,
-        genesis: network.genesis.hash,
-        peers: app.gossip.book().count(),
-        hashrate: app.stats.hashrate(),
-        blocks_fetched: app.stats.blocks_fetched(),
-        node_id: Some(app.gossip.node_id().clone()),
-        version: Some(VERSION.to_string()),
-        max_block_bytes: Some(network.max_block_bytes),
-        max_item_bytes: Some(network.max_item_bytes),
-        pending_items: app.state.pool().len(),
-        catching_up: app.stats.catching_up().map(|c| c.view()),
-        uptime_seconds: Some(app.started.elapsed().as_secs()),
-        mining: Some(app.mining),
-        connections: Some(app.gossip.connections()),
-        blocks_owed: app.orders.owed(),
-    }
+        // Height, tip and work from one reading of the chain: a peer judges
+        // our claim by the blocks at the height we give, so the work must be
+        // that height's, not a later tip's.
+        let cursor = app.state.tip_cursor();
+        let network = app.state.network();
+        let (seconds, window) = network.kind.timing();
+        Status {
+            kind: Some(network.kind.name().to_string()),
+            target_block_seconds: seconds,
+            retarget_window: window,
+            chainwork: Some(cursor.work.to_string()),
+            target: Some(cursor.target.to_string()),
+            effective_difficulty: Some(cursor.target.difficulty()),
+            next_retarget: window.map(|w| (cursor.index / w + 1) * w),
+            mean_block_seconds: app
+                .state
+                .mean_block_seconds(window.unwrap_or(FIXED_MEAN_SPAN), app.started_at_unix()),
+            height: cursor.index,
+            tip: cursor.hash,
+            difficulty: network.difficulty,
+            genesis: network.genesis.hash,
+            peers: app.gossip.book().count(),
+            hashrate: app.stats.hashrate(),
+            blocks_fetched: app.stats.blocks_fetched(),
+            node_id: Some(app.gossip.node_id().clone()),
+            version: Some(VERSION.to_string()),
+            max_block_bytes: Some(network.max_block_bytes),
+            max_item_bytes: Some(network.max_item_bytes),
+            pending_items: app.state.pool().len(),
+            catching_up: app.stats.catching_up().map(|c| c.view()),
+            uptime_seconds: Some(app.started.elapsed().as_secs()),
+            mining: Some(app.mining),
+            connections: Some(app.gossip.connections()),
+            blocks_owed: app.orders.owed(),
+        }
     }
 }
 
@@ -512,7 +512,9 @@ async fn link(
         ))
     })?;
     let Some(remote) = remote else {
-        return Err(ApiError::BadRequest("a link needs the address it came from".into()));
+        return Err(ApiError::BadRequest(
+            "a link needs the address it came from".into(),
+        ));
     };
     let most = 2 * app.gossip.max_message_bytes();
     Ok(upgrade
@@ -536,9 +538,10 @@ async fn links(
     })?;
     let block = match query.block.as_deref() {
         None | Some("") => None,
-        Some(hash) => Some(hash.parse::<BlockHash>().map_err(|e: HashParseError| {
-            ApiError::BadRequest(format!("block: {e}"))
-        })?),
+        Some(hash) => Some(
+            hash.parse::<BlockHash>()
+                .map_err(|e: HashParseError| ApiError::BadRequest(format!("block: {e}")))?,
+        ),
     };
     Ok(Json(app.gossip.links().answer(query.after, block.as_ref())))
 }

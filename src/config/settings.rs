@@ -21,6 +21,7 @@ pub mod declared {
         TARGET_BLOCK_SECONDS,
     };
     pub use crate::client::{CONNECT_TIMEOUT_MS, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT_MS};
+    pub use crate::gossip::link::LINKS;
     pub use crate::item::MAX_ITEM_BYTES;
     pub use crate::miner::{BENCH_SECONDS, DATA, MINE, MINER_NICE, THREADS};
     pub use crate::operator::OPERATOR_KEY;
@@ -28,7 +29,6 @@ pub mod declared {
     pub use crate::pool::{POOL_MAX_BYTES, POOL_MAX_ITEMS};
     pub use crate::store::CHAINDATA;
     pub use crate::sync::SYNC_INTERVAL;
-    pub use crate::gossip::link::LINKS;
 }
 use declared::*;
 

@@ -203,6 +203,7 @@ impl Gossip {
     /// Resolves once every task gossip started has ended: call it after
     /// shutdown, so the node stops with nothing of it still running.
     pub async fn stopped(&self) {
+        self.inner.links.stop();
         self.inner.running.close();
         self.inner.running.wait().await;
         // What the last tasks learned (an address that answered a moment

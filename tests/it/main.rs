@@ -14,6 +14,7 @@ mod exposed;
 mod first_hour;
 mod fuzz;
 mod hostile;
+mod links;
 mod network;
 mod node;
 mod observe;

@@ -6,51 +6,15 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::block::BlockHash;
 use crate::peers::PeerUrl;
+pub use crate::protocol::{Direction, Logged};
 use crate::wire::Message;
 
 /// Messages kept; older ones are forgotten.
 pub const KEPT: usize = 2000;
 /// The most entries one answer carries.
 pub const MOST_PER_ANSWER: usize = 500;
-
-/// Which way a message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// From the peer to this node.
-    In,
-    /// From this node to the peer.
-    Out,
-}
-
-/// One message on a link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Logged {
-    /// Its place in this node's list: later messages have larger numbers.
-    pub seq: u64,
-    /// When, in milliseconds since the epoch.
-    pub at_ms: u64,
-    pub direction: Direction,
-    /// The peer at the other end.
-    pub peer: String,
-    /// The message's `type`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The bytes of its frame's text.
-    pub bytes: usize,
-    /// The block it is about, when it is about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub block: Option<BlockHash>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<u64>,
-    /// How many ids or texts it carries (inv, getitems, items, getdata).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<usize>,
-}
 
 /// The bounded list.
 #[derive(Default)]
@@ -146,7 +110,10 @@ mod tests {
         log.note(Direction::In, &peer, &Message::Pong { nonce: 1 }, 20);
         let (new, next) = log.since(Some(last), None);
         assert_eq!(new.len(), 1);
-        assert_eq!((new[0].kind.as_str(), new[0].direction), ("pong", Direction::In));
+        assert_eq!(
+            (new[0].kind.as_str(), new[0].direction),
+            ("pong", Direction::In)
+        );
         assert_eq!(next, last + 1);
         let (none, same) = log.since(Some(next), None);
         assert!(none.is_empty());
@@ -158,8 +125,21 @@ mod tests {
         let log = MessageLog::default();
         let peer = PeerUrl::parse("http://127.0.0.1:5002").unwrap();
         let (one, two) = (BlockHash([1; 32]), BlockHash([2; 32]));
-        log.note(Direction::In, &peer, &Message::GetData { blocks: vec![one] }, 90);
-        log.note(Direction::In, &peer, &Message::Inv { blocks: vec![two], items: vec![] }, 90);
+        log.note(
+            Direction::In,
+            &peer,
+            &Message::GetData { blocks: vec![one] },
+            90,
+        );
+        log.note(
+            Direction::In,
+            &peer,
+            &Message::Inv {
+                blocks: vec![two],
+                items: vec![],
+            },
+            90,
+        );
         log.note(Direction::In, &peer, &Message::Ping { nonce: 0 }, 20);
         let (found, _) = log.since(None, Some(&one));
         assert_eq!(found.len(), 1);

@@ -26,14 +26,14 @@ mod socket;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use log::{Direction, Logged, MessageLog};
+pub use crate::protocol::{Direction, LinkView, LinksAnswer, Opened};
+pub use log::MessageLog;
 pub use socket::{Frame, from_axum};
 
 use crate::block::BlockHash;
@@ -77,16 +77,6 @@ const KNOWN_KEPT: usize = 8192;
 /// refused as unsupported waits [`NO_LINKS_RETRY`].
 pub const LINK_RETRY: Duration = Duration::from_secs(15);
 pub const NO_LINKS_RETRY: Duration = Duration::from_secs(10 * 60);
-
-/// Who opened a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Opened {
-    /// This node, to a peer it syncs from.
-    Outbound,
-    /// The peer, to this node.
-    Inbound,
-}
 
 /// A linked peer: its link, what it knows, its send queue and counters.
 pub struct LinkPeer {
@@ -197,28 +187,6 @@ impl LinkPeer {
     }
 }
 
-/// A link as `GET /peers/links` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkView {
-    pub peer: String,
-    pub opened: Opened,
-    /// How long it has been up.
-    pub seconds: u64,
-    pub sent: u64,
-    pub sent_bytes: u64,
-    pub received: u64,
-    pub received_bytes: u64,
-}
-
-/// What `GET /peers/links` answers: the links, and their messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinksAnswer {
-    pub links: Vec<LinkView>,
-    pub messages: Vec<Logged>,
-    /// Ask with `after=` this next time for the messages since.
-    pub last: u64,
-}
-
 /// Why a link was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkRefused {
@@ -229,6 +197,9 @@ pub enum LinkRefused {
     #[error("this node holds {0} inbound links, the most it takes")]
     Full(usize),
 }
+
+/// What builds this node's `/status`.
+pub type StatusSource = Box<dyn Fn() -> Status + Send + Sync>;
 
 /// Every live link, by peer URL.
 pub struct Links {
@@ -246,8 +217,10 @@ pub struct Links {
     /// Bumped at each link up or down, for whoever waits on one.
     changes: watch::Sender<u64>,
     pub log: MessageLog,
-    /// What this node says of itself in a `hello` (its `/status`).
-    status: OnceLock<Box<dyn Fn() -> Status + Send + Sync>>,
+    /// What this node says of itself in a `hello` (its `/status`); taken
+    /// away when gossip stops, as it holds the HTTP side's state, which
+    /// holds gossip.
+    status: Mutex<Option<StatusSource>>,
     /// The most inbound links, and per network group.
     most_inbound: usize,
     most_per_group: usize,
@@ -265,20 +238,30 @@ impl Links {
             in_flight: Mutex::default(),
             changes: watch::channel(0).0,
             log: MessageLog::default(),
-            status: OnceLock::new(),
+            status: Mutex::new(None),
             most_inbound,
             most_per_group: (most_inbound / 8).max(1),
         }
     }
 
-    /// Sets what the node says of itself in a `hello` (once; the HTTP side
+    /// Sets what the node says of itself in a `hello` (the HTTP side
     /// builds `/status`, and is made after gossip).
-    pub fn say_status_with(&self, status: Box<dyn Fn() -> Status + Send + Sync>) {
-        let _ = self.status.set(status);
+    pub fn say_status_with(&self, status: StatusSource) {
+        *self.status.lock().expect("status lock") = Some(status);
     }
 
     fn status(&self) -> Option<Status> {
-        self.status.get().map(|status| status())
+        self.status
+            .lock()
+            .expect("status lock")
+            .as_ref()
+            .map(|status| status())
+    }
+
+    /// Drops what [`Links::say_status_with`] set: no link opens after.
+    pub fn stop(&self) {
+        self.status.lock().expect("status lock").take();
+        self.close_all("the node stops");
     }
 
     /// The linked peer at `url`.
@@ -325,10 +308,15 @@ impl Links {
         if !self.enabled || self.is_linked(url) {
             return false;
         }
-        if (self.retry_at.lock().expect("retry lock").get(url)).is_some_and(|at| Instant::now() < *at) {
+        if (self.retry_at.lock().expect("retry lock").get(url))
+            .is_some_and(|at| Instant::now() < *at)
+        {
             return false;
         }
-        self.opening.lock().expect("opening lock").insert(url.clone())
+        self.opening
+            .lock()
+            .expect("opening lock")
+            .insert(url.clone())
     }
 
     /// Ends an attempt begun by [`Links::start_opening`]; the next may come
@@ -463,7 +451,10 @@ mod tests {
             links.register(p).unwrap();
         }
         let (third, _q) = peer("http://8.8.9.9:5001", Opened::Inbound, "aa");
-        assert!(matches!(links.register(third), Err(LinkRefused::GroupFull(_))));
+        assert!(matches!(
+            links.register(third),
+            Err(LinkRefused::GroupFull(_))
+        ));
         let (other, _r) = peer("http://9.9.0.1:5001", Opened::Inbound, "aa");
         links.register(other).unwrap();
         // Outbound links are the node's own choice, not bounded here.

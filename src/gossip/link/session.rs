@@ -142,7 +142,9 @@ impl Gossip {
     ) {
         let links = &self.inner.links;
         let Some(status) = links.status() else {
-            let _ = sink.send(Frame::Close(Some("the node is starting".into()))).await;
+            let _ = sink
+                .send(Frame::Close(Some("the node is starting".into())))
+                .await;
             return;
         };
         let hello = Message::Hello(Hello {
@@ -239,7 +241,10 @@ impl Gossip {
         let text = match first {
             Some(Ok(Frame::Text(text))) => text,
             Some(Ok(Frame::Close(reason))) => {
-                return Err(format!("closed before its hello: {}", reason.unwrap_or_default()));
+                return Err(format!(
+                    "closed before its hello: {}",
+                    reason.unwrap_or_default()
+                ));
             }
             Some(Ok(_)) => return Err("the first message is not a hello".into()),
             Some(Err(error)) => return Err(error.to_string()),
@@ -247,7 +252,10 @@ impl Gossip {
         };
         let message = Message::decode(&text).map_err(|e| e.to_string())?;
         let Message::Hello(hello) = &message else {
-            return Err(format!("the first message is a {}, not a hello", message.kind()));
+            return Err(format!(
+                "the first message is a {}, not a hello",
+                message.kind()
+            ));
         };
         let network = self.inner.state.network();
         match check_status(&hello.status, network, &self.inner.node_id) {
@@ -272,6 +280,14 @@ impl Gossip {
                 url
             }
         };
+        // Banned by the operator or discouraged: not talked to, on any
+        // wire, until then.
+        if let Some((left, why)) = self.inner.book.left_alone(&url) {
+            return Err(format!(
+                "{url} is left alone for {}: {why}",
+                crate::human::duration_in_words(left.as_secs_f64())
+            ));
+        }
         Ok((url, message, their_id, text.len()))
     }
 
@@ -298,7 +314,14 @@ impl Gossip {
         if hello.status.work().is_some_and(|theirs| theirs > ours.work) {
             self.request_sync(Some(&peer.url));
         }
-        let waiting: Vec<ItemId> = self.inner.state.pool().pending().iter().map(|p| p.id).collect();
+        let waiting: Vec<ItemId> = self
+            .inner
+            .state
+            .pool()
+            .pending()
+            .iter()
+            .map(|p| p.id)
+            .collect();
         for chunk in waiting.chunks(MAX_IDS) {
             chunk.iter().for_each(|id| {
                 peer.mark_known(id.0);
@@ -315,7 +338,12 @@ impl Gossip {
     }
 
     /// Reads, announces and pings until the link ends.
-    async fn talk(&self, peer: &Arc<LinkPeer>, frames: &mut Frames, remote: Option<IpAddr>) -> Ended {
+    async fn talk(
+        &self,
+        peer: &Arc<LinkPeer>,
+        frames: &mut Frames,
+        remote: Option<IpAddr>,
+    ) -> Ended {
         let mut tips = self.inner.state.subscribe();
         tips.borrow_and_update();
         let mut items = self.inner.items.subscribe();
@@ -455,7 +483,10 @@ impl Gossip {
         };
         count.fetch_add(1, Ordering::Relaxed);
         total.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.inner.links.log.note(direction, &peer.url, message, bytes);
+        self.inner
+            .links
+            .log
+            .note(direction, &peer.url, message, bytes);
     }
 
     /// Tells `peer` of our new tip and of the blocks before it it does not
@@ -467,10 +498,14 @@ impl Gossip {
         let mut run = Vec::new();
         let mut next = Some(tip);
         while let Some(block) = next.take() {
-            if block.index == 0 || peer.knows(&block.hash.0) || run.len() == MOST_ANNOUNCED_AT_ONCE {
+            if block.index == 0 || peer.knows(&block.hash.0) || run.len() == MOST_ANNOUNCED_AT_ONCE
+            {
                 break;
             }
-            next = block.prev_hash.block_hash().and_then(|parent| state.block_by_hash(parent));
+            next = block
+                .prev_hash
+                .block_hash()
+                .and_then(|parent| state.block_by_hash(parent));
             run.push(block);
         }
         if run.is_empty() {
@@ -506,7 +541,9 @@ impl Gossip {
             }
             Message::Ping { nonce } => self.send(peer, &Message::Pong { nonce }),
             Message::Pong { .. } => {
-                self.inner.book.record_success(&peer.url, Contact::Sync, None);
+                self.inner
+                    .book
+                    .record_success(&peer.url, Contact::Sync, None);
                 Ok(())
             }
             Message::CompactBlock(compact) => {
@@ -581,7 +618,13 @@ impl Gossip {
                     };
                     peer.mark_known(id.0);
                     if bytes + text.len() > most && !items.is_empty() {
-                        self.send(peer, &Message::Items { block, items: std::mem::take(&mut items) })?;
+                        self.send(
+                            peer,
+                            &Message::Items {
+                                block,
+                                items: std::mem::take(&mut items),
+                            },
+                        )?;
                         bytes = 0;
                     }
                     bytes += text.len();
@@ -599,12 +642,18 @@ impl Gossip {
                 let Some(compact) = pending.remove(&hash) else {
                     return Ok(());
                 };
-                let given: HashMap<ItemId, String> =
-                    items.into_iter().map(|text| (ItemId::of(&text), text)).collect();
+                let given: HashMap<ItemId, String> = items
+                    .into_iter()
+                    .map(|text| (ItemId::of(&text), text))
+                    .collect();
                 let pool = state.pool();
                 let mut texts = Vec::with_capacity(compact.items.len());
                 for id in &compact.items {
-                    match given.get(id).map(|t| Arc::<str>::from(t.as_str())).or_else(|| pool.text(id)) {
+                    match given
+                        .get(id)
+                        .map(|t| Arc::<str>::from(t.as_str()))
+                        .or_else(|| pool.text(id))
+                    {
                         Some(text) => texts.push(text),
                         None => {
                             peer.close(&format!(
@@ -625,9 +674,13 @@ impl Gossip {
                     let outcome =
                         tokio::task::spawn_blocking(move || state.submit(&submitted, from)).await;
                     match outcome {
-                        Ok(Ok((_, Submitted::New))) => self.relay_item(text, Some(peer.url.clone())),
+                        Ok(Ok((_, Submitted::New))) => {
+                            self.relay_item(text, Some(peer.url.clone()))
+                        }
                         Ok(Ok((_, Submitted::Known))) => {}
-                        Ok(Err(error)) => debug!(peer = %peer.url, "an item from {} not taken: {error}", peer.url),
+                        Ok(Err(error)) => {
+                            debug!(peer = %peer.url, "an item from {} not taken: {error}", peer.url)
+                        }
                         Err(error) => debug!("taking an item failed: {error}"),
                     }
                 }
@@ -650,14 +703,19 @@ impl Gossip {
                     .into_iter()
                     .filter(|id| {
                         peer.mark_known(id.0);
-                        !pool.contains(id)
-                            && state.item(id) == crate::protocol::ItemStatus::Unknown
+                        !pool.contains(id) && state.item(id) == crate::protocol::ItemStatus::Unknown
                     })
                     .collect();
                 if wanted.is_empty() {
                     return Ok(());
                 }
-                self.send(peer, &Message::GetItems { block: None, ids: wanted })
+                self.send(
+                    peer,
+                    &Message::GetItems {
+                        block: None,
+                        ids: wanted,
+                    },
+                )
             }
         }
     }
@@ -684,11 +742,21 @@ impl Gossip {
 
     /// Takes a whole block from `peer`, as an announced one; an invalid one
     /// is held against it.
-    async fn deliver(&self, peer: &Arc<LinkPeer>, block: Block, remote: Option<IpAddr>) -> Result<(), Gone> {
+    async fn deliver(
+        &self,
+        peer: &Arc<LinkPeer>,
+        block: Block,
+        remote: Option<IpAddr>,
+    ) -> Result<(), Gone> {
         let index = block.index;
-        match self.receive_block(block, Some(peer.url.clone()), remote).await {
+        match self
+            .receive_block(block, Some(peer.url.clone()), remote)
+            .await
+        {
             Ok(Received::Accepted) => {
-                self.inner.book.record_success(&peer.url, Contact::Sync, Some(index));
+                self.inner
+                    .book
+                    .record_success(&peer.url, Contact::Sync, Some(index));
                 Ok(())
             }
             Ok(_) => Ok(()),
