@@ -10,10 +10,13 @@
 //! - bytes received (the host's `eth0`) and HTTP requests answered, per node
 //!   per block, beside the mean block's size;
 //! - resident memory and CPU of a node that does not mine;
+//! - once the miners stop, what an idle node receives and spends;
 //! - the same join time after 30 nodes are stopped and started again.
 //!
 //! Run with `cargo bench --bench network` as root (it says so and stops
-//! otherwise). CI runs the 12-node version in `tests/netns.rs`.
+//! otherwise); `JBC_BENCH_LINKS=false` runs the nodes without live links
+//! (polling and posting over HTTP), for the figures before them. CI runs
+//! the 12-node version in `tests/netns.rs`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -210,6 +213,11 @@ fn run() -> Result<(), String> {
     let target = TARGET.to_string();
     // The miners at the node's default priority: a hundred nodes on two
     // cores must not wait for them.
+    let links = format!(
+        "--links={}",
+        std::env::var("JBC_BENCH_LINKS").unwrap_or_else(|_| "true".into())
+    );
+    println!("{count} nodes, {links}");
     let more = [
         "--outbound-peers",
         &target,
@@ -217,6 +225,7 @@ fn run() -> Result<(), String> {
         "5",
         "--miner-nice",
         "19",
+        &links,
     ];
     let seed = Net::url(0);
     let miners = [1, count / 2];
@@ -375,6 +384,42 @@ fn run() -> Result<(), String> {
     println!(
         "a node that does not mine: {rss_mib:.1} MiB resident, {:.1} % of a core",
         cpu * 100.0
+    );
+
+    // Idle: the miners stop; what the others receive and spend meanwhile.
+    for &m in &miners {
+        if !nodes[m].take().unwrap().terminate().success() {
+            return Err(format!("miner {m} did not stop cleanly"));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let idle: Vec<usize> = cpu_probe.clone();
+    let rx_idle: Vec<u64> = idle.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let cpu_idle: Vec<(u64, u64)> = idle
+        .iter()
+        .map(|&n| rss_and_cpu(nodes[n].as_ref().unwrap().pid()))
+        .collect();
+    let idle_for = Duration::from_secs(30);
+    std::thread::sleep(idle_for);
+    let received: f64 = idle
+        .iter()
+        .zip(&rx_idle)
+        .map(|(&n, before)| (rx_bytes(&net, n) - before) as f64)
+        .sum::<f64>()
+        / idle.len() as f64
+        / idle_for.as_secs_f64();
+    let (rss_idle, spent) =
+        idle.iter()
+            .zip(&cpu_idle)
+            .fold((0u64, 0u64), |(rss, cpu), (&n, (_, before))| {
+                let (now_rss, now_cpu) = rss_and_cpu(nodes[n].as_ref().unwrap().pid());
+                (rss + now_rss, cpu + (now_cpu - before))
+            });
+    println!(
+        "idle (miners stopped), over {} s: a node receives {received:.0} B/s, spends {:.2} % of a core, {:.1} MiB resident",
+        idle_for.as_secs(),
+        100.0 * spent as f64 / ticks / idle_for.as_secs_f64() / idle.len() as f64,
+        rss_idle as f64 / idle.len() as f64 / 1024.0
     );
 
     // 30 nodes stop and start again, told only the seed.

@@ -634,6 +634,58 @@ async function showItem(id) {
   fields($("item-fields"), rows);
 }
 
+// ---- the messages on this node's links (GET /peers/links), newest
+// first, bounded; asked for again every second while shown.
+const MESSAGES_SHOWN = 500;
+const messagesView = { block: null, last: null, rows: [] };
+
+function kib(bytes) {
+  return bytes < 10240 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+async function showMessages(block) {
+  if ((block || null) !== messagesView.block) {
+    messagesView.block = block || null;
+    messagesView.last = null;
+    messagesView.rows = [];
+    $("messages-block").value = block || "";
+  }
+  const query = [];
+  if (messagesView.last !== null) query.push(`after=${messagesView.last}`);
+  if (messagesView.block) query.push(`block=${messagesView.block}`);
+  const answer = await getJson(`/peers/links${query.length ? "?" + query.join("&") : ""}`);
+  messagesView.last = answer.last;
+  messagesView.rows = answer.messages.reverse().concat(messagesView.rows).slice(0, MESSAGES_SHOWN);
+  $("messages-span").textContent = messagesView.block
+    ? `(about block ${short(messagesView.block)})`
+    : `(${answer.links.length} live link${answer.links.length === 1 ? "" : "s"})`;
+  $("links").querySelector("tbody").replaceChildren(...answer.links.map((l) => el("tr", {},
+    el("td", { class: "mono" }, l.peer),
+    el("td", {}, l.opened === "outbound" ? "this node" : "the peer"),
+    el("td", {}, duration(l.seconds)),
+    el("td", {}, `${l.sent} (${kib(l.sent_bytes)})`),
+    el("td", {}, `${l.received} (${kib(l.received_bytes)})`))));
+  $("messages").querySelector("tbody").replaceChildren(...messagesView.rows.map((m) => {
+    const about = [];
+    if (m.index !== undefined) about.push(link(`#/block/${m.index}`, `block ${m.index}`), " ");
+    if (m.block) about.push(link(`#/messages/${m.block}`, short(m.block), "mono"));
+    if (m.count !== undefined) about.push(` (${m.count})`);
+    return el("tr", { class: `msg ${m.direction}`, "data-type": m.type, "data-block": m.block || "" },
+      el("td", {}, new Date(m.at_ms).toLocaleTimeString([], { hour12: false }) + `.${String(m.at_ms % 1000).padStart(3, "0")}`),
+      el("td", {}, m.direction === "in" ? "←" : "→"),
+      el("td", { class: "mono" }, m.peer),
+      el("td", {}, m.type),
+      el("td", {}, ...about),
+      el("td", {}, kib(m.bytes)));
+  }));
+}
+
+$("messages-filter").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const block = $("messages-block").value.trim().toLowerCase();
+  location.hash = block ? `#/messages/${block}` : "#/messages";
+});
+
 async function route() {
   const [, page, key] = location.hash.split("/");
   $("home").hidden = !!page;
@@ -641,6 +693,7 @@ async function route() {
   $("item-page").hidden = page !== "data";
   $("tree-page").hidden = page !== "tree";
   $("network-page").hidden = page !== "network";
+  $("messages-page").hidden = page !== "messages";
   for (const a of document.querySelectorAll("#views a")) {
     a.classList.toggle("current", (a.dataset.view === "home" && !page) || a.dataset.view === page);
   }
@@ -649,6 +702,7 @@ async function route() {
     else if (page === "data") await showItem(decodeURIComponent(key));
     else if (page === "tree") await showTree(key ? Number(key) : null);
     else if (page === "network") await showNetwork();
+    else if (page === "messages") await showMessages(key ? decodeURIComponent(key) : null);
     else await refreshAll();
     if (!$("notice").classList.contains("reorg")) notice("");
   } catch (error) {
@@ -718,5 +772,9 @@ window.addEventListener("hashchange", route);
 setInterval(() => { if (!location.hash || location.hash === "#/") soon(refreshAll); }, 5000);
 // The network changes without this node's events (other nodes' tips, links).
 setInterval(() => { if (location.hash.startsWith("#/network")) soon(showNetwork); }, 2500);
+// Messages come without events of their own.
+setInterval(() => {
+  if (location.hash.startsWith("#/messages")) showMessages(messagesView.block).catch(console.error);
+}, 1000);
 listen();
 route();
