@@ -96,6 +96,40 @@ fn requests(client: &Client, n: usize) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// The HTTP requests node `n` answered so far, by method and route.
+fn requests_by_route(client: &Client, n: usize) -> HashMap<String, u64> {
+    let Ok(body) = client.get(&format!("{}/metrics", Net::url(n))) else {
+        return HashMap::new();
+    };
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|line| line.starts_with("jbc_http_requests_total"))
+        .filter_map(|line| {
+            let method = line.split("method=\"").nth(1)?.split('"').next()?;
+            let route = line.split("route=\"").nth(1)?.split('"').next()?;
+            let count = line.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((format!("{method} {route}"), count))
+        })
+        .fold(HashMap::new(), |mut by, (route, count)| {
+            *by.entry(route).or_default() += count;
+            by
+        })
+}
+
+/// How many live links node `n` has up.
+fn links_up(client: &Client, n: usize) -> usize {
+    client
+        .get(&format!(
+            "{}/peers/links?after={}",
+            Net::url(n),
+            u64::MAX - 1
+        ))
+        .ok()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .and_then(|answer| answer["links"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
 /// Waits until every host in `hosts` has its target of chosen outbound
 /// peers up (answering its syncs).
 fn all_joined(client: &Client, hosts: &[usize]) -> Result<Duration, String> {
@@ -248,6 +282,11 @@ fn run() -> Result<(), String> {
     // Blocks: from the height now to `blocks` more.
     let from = client.status(0)?["height"].as_u64().unwrap_or(0);
     let rx_before: Vec<u64> = everyone.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let others: Vec<usize> = (1..count).filter(|n| !miners.contains(n)).collect();
+    let routes_before: Vec<HashMap<String, u64>> = others
+        .iter()
+        .map(|&n| requests_by_route(&client, n))
+        .collect();
     let requests_before: Vec<u64> = everyone.iter().map(|&n| requests(&client, n)).collect();
     let cpu_probe: Vec<usize> = (2..count)
         .filter(|n| !miners.contains(n))
@@ -276,6 +315,28 @@ fn run() -> Result<(), String> {
         .map(|&n| requests(&client, n).saturating_sub(requests_before[n]))
         .collect();
     let made = client.status(0)?["height"].as_u64().unwrap_or(until) - from;
+    let mut routes: HashMap<String, u64> = HashMap::new();
+    for (&n, before) in others.iter().zip(&routes_before) {
+        for (route, count) in requests_by_route(&client, n) {
+            *routes.entry(route.clone()).or_default() +=
+                count.saturating_sub(before.get(&route).copied().unwrap_or(0));
+        }
+    }
+    let mut routes: Vec<(String, u64)> = routes.into_iter().filter(|(_, c)| *c > 0).collect();
+    routes.sort_by(|a, b| b.1.cmp(&a.1));
+    let links: usize = others.iter().map(|&n| links_up(&client, n)).sum();
+    println!(
+        "live links per node: {:.1}; HTTP requests per node per block, by route (the seed and miners aside): {}",
+        links as f64 / others.len() as f64,
+        routes
+            .iter()
+            .map(|(route, c)| format!(
+                "{route} {:.2}",
+                *c as f64 / others.len() as f64 / made.max(1) as f64
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     // The chain all agree on (the seed's), and when each block was mined.
     let chain = client.chain(0)?;
@@ -392,14 +453,16 @@ fn run() -> Result<(), String> {
             return Err(format!("miner {m} did not stop cleanly"));
         }
     }
-    std::thread::sleep(Duration::from_secs(10));
+    // A minute for the stir of their going (links down, the lost peers
+    // replaced) to settle.
+    std::thread::sleep(Duration::from_secs(60));
     let idle: Vec<usize> = cpu_probe.clone();
     let rx_idle: Vec<u64> = idle.iter().map(|&n| rx_bytes(&net, n)).collect();
     let cpu_idle: Vec<(u64, u64)> = idle
         .iter()
         .map(|&n| rss_and_cpu(nodes[n].as_ref().unwrap().pid()))
         .collect();
-    let idle_for = Duration::from_secs(30);
+    let idle_for = Duration::from_secs(60);
     std::thread::sleep(idle_for);
     let received: f64 = idle
         .iter()

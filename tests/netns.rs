@@ -230,6 +230,15 @@ fn hosts_told_one_seed() -> Result<(), String> {
     }
     let assembled = started.elapsed();
     let first: Vec<usize> = (0..latecomer).collect();
+    // Each talks to its chosen peers over live links (it listens on
+    // 0.0.0.0 and names itself so: it is taken at its host's address).
+    for &n in &first {
+        wait(&format!("host {n}'s live links"), || {
+            let body = client.get(&format!("{}/peers/links", Net::url(n))).ok()?;
+            let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            (answer["links"].as_array()?.len() >= SEEDED_TARGET as usize).then_some(())
+        })?;
+    }
     agree(&client, &first, 3)?;
 
     // A latecomer joins from one address that is not the seed's.

@@ -220,12 +220,13 @@ async fn two_nodes_link_and_a_block_crosses_by_announcement_then_fetch_without_p
     .await;
     let block = b.chain().await[1].clone();
     let hash = block.hash.to_string();
+    // With three links or fewer, a new tip goes whole to each: one message.
     let seen = messages_about(&b, &hash).await;
-    let expected: Vec<(String, String)> = [("in", "inv"), ("out", "getdata"), ("in", "block")]
-        .iter()
-        .map(|(d, t)| (d.to_string(), t.to_string()))
-        .collect();
-    assert_eq!(seen, expected, "block 1's messages at b");
+    assert_eq!(
+        seen,
+        [("in".to_string(), "block".to_string())],
+        "block 1's messages at b"
+    );
     // Nothing of it went over HTTP, and a did not fetch anything from b.
     assert_eq!(a.status().await["blocks_fetched"], before);
     assert!(!a.logs().contains("announced block 1"), "{}", a.logs());
@@ -241,7 +242,7 @@ async fn status_requests(node: &Jbc) -> u64 {
     let text = String::from_utf8(get(&format!("{}/metrics", node.url)).await.unwrap()).unwrap();
     text.lines()
         .filter(|line| {
-            line.starts_with("http_requests_total{") && line.contains(r#"route="/status""#)
+            line.starts_with("jbc_http_requests_total{") && line.contains(r#"route="/status""#)
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
@@ -467,6 +468,50 @@ async fn jbc_peers_watch_prints_a_blocks_messages() {
     let _ = watch.kill();
     let _ = watch.wait();
     let text = seen.join("\n");
-    assert!(text.contains(&format!("<- {}  inv", a.url)), "{text}");
-    assert!(text.contains(&format!("-> {}  getdata", a.url)), "{text}");
+    assert!(
+        text.contains(&format!("<- {}  block  block 1  ", a.url)),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_block_goes_whole_to_a_few_links_and_by_announcement_to_the_rest() {
+    const PEERS: usize = 12;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(tmp.path());
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        peers.push(Scripted::link(&node).await);
+    }
+    let (code, _) = post_as_operator(&node, "/mine", json!({"blocks": 1})).await;
+    assert_eq!(code, 202);
+    let (mut pushed, mut announced) = (0, 0);
+    for peer in &mut peers {
+        let first = loop {
+            let message = peer.next().await.expect("the link stays up");
+            if message["type"] == "block" || message["blocks"].is_array() {
+                break message;
+            }
+        };
+        let block = if first["type"] == "block" {
+            pushed += 1;
+            first
+        } else {
+            announced += 1;
+            assert_eq!(first["type"], "inv", "{first}");
+            let hash = first["blocks"][0].clone();
+            peer.send(json!({"type": "getdata", "blocks": [hash]}))
+                .await;
+            peer.next_of("block").await
+        };
+        assert_eq!(block["block"]["index"], "1", "{block}");
+    }
+    // Three of twelve on average go whole; all twelve pushed is a chance
+    // of (3/12)^12.
+    assert!(announced > 0, "every link got the block whole ({pushed})");
+    // Nothing else is said of it: the block is known to every link now.
+    let hash = node.chain().await[1].hash.to_string();
+    let about = messages_about(&node, &hash).await;
+    let out = about.iter().filter(|(d, _)| d == "out").count();
+    assert_eq!(out, PEERS + announced, "{about:?}");
 }

@@ -36,7 +36,7 @@ pub use crate::protocol::{Direction, LinkView, LinksAnswer, Opened};
 pub use log::MessageLog;
 pub use socket::{Frame, from_axum};
 
-use crate::block::BlockHash;
+use crate::block::{Block, BlockHash};
 use crate::netgroup::NetGroup;
 use crate::peers::PeerUrl;
 use crate::protocol::{NodeId, Status};
@@ -52,11 +52,13 @@ pub const LINKS: Setting<Words, bool> = Setting {
 
 /// The time a `hello` has to arrive once a link opens.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a quiet link is pinged.
-pub const PING_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a link may be quiet before this node pings it (Bitcoin Core's
+/// interval): only the side that heard nothing pings, so an idle link
+/// carries one ping and one pong per interval.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2 * 60);
 /// How long a link may stay silent (no message, no pong) before it is
 /// closed: three pings unanswered.
-pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(3 * 2 * 60);
 /// Messages waiting to be written to one peer; a peer that lets more pile
 /// up reads too slowly, and is dropped.
 pub const SEND_QUEUE: usize = 1024;
@@ -69,6 +71,8 @@ pub const MESSAGES_PER_SECOND: f64 = 5000.0;
 pub const MESSAGE_BURST: f64 = 20_000.0;
 /// How long a block asked of one peer is not asked of another.
 pub const IN_FLIGHT_FOR: Duration = Duration::from_secs(2);
+/// Blocks held for their parent at most.
+const MOST_HELD: usize = 64;
 /// Blocks noted as under way at most (older notes are dropped first).
 const MOST_IN_FLIGHT: usize = 1024;
 /// Block and item hashes remembered per peer as known to it.
@@ -198,6 +202,13 @@ pub enum LinkRefused {
     Full(usize),
 }
 
+/// A block held until its parent comes, and whom it came from.
+pub struct Held {
+    pub block: Block,
+    pub from: PeerUrl,
+    pub remote: Option<IpAddr>,
+}
+
 /// What builds this node's `/status`.
 pub type StatusSource = Box<dyn Fn() -> Status + Send + Sync>;
 
@@ -214,6 +225,8 @@ pub struct Links {
     /// another meanwhile (for [`IN_FLIGHT_FOR`] at most), so a body
     /// comes about once.
     in_flight: Mutex<HashMap<BlockHash, Instant>>,
+    /// Blocks that came before their parent, which was on its way.
+    held: Mutex<VecDeque<Held>>,
     /// Bumped at each link up or down, for whoever waits on one.
     changes: watch::Sender<u64>,
     pub log: MessageLog,
@@ -236,6 +249,7 @@ impl Links {
             opening: Mutex::default(),
             retry_at: Mutex::default(),
             in_flight: Mutex::default(),
+            held: Mutex::default(),
             changes: watch::channel(0).0,
             log: MessageLog::default(),
             status: Mutex::new(None),
@@ -272,6 +286,11 @@ impl Links {
     /// Whether `url` is linked.
     pub fn is_linked(&self, url: &PeerUrl) -> bool {
         self.by_url.lock().expect("links lock").contains_key(url)
+    }
+
+    /// How many links are up.
+    pub fn count(&self) -> usize {
+        self.by_url.lock().expect("links lock").len()
     }
 
     /// Every linked peer.
@@ -391,6 +410,45 @@ impl Links {
     /// Block `hash` came.
     pub fn landed(&self, hash: &BlockHash) {
         self.in_flight.lock().expect("in flight lock").remove(hash);
+    }
+
+    /// Holds `block` (from `from`) while its parent is on its way from a
+    /// peer (asked for less than [`IN_FLIGHT_FOR`] ago), at most
+    /// [`MOST_HELD`] blocks, the oldest dropped first; gives it back when
+    /// the parent is not coming.
+    pub fn hold_if_parent_coming(
+        &self,
+        block: Block,
+        from: &PeerUrl,
+        remote: Option<IpAddr>,
+    ) -> Option<Block> {
+        let coming = block.prev_hash.block_hash().is_some_and(|parent| {
+            (self.in_flight.lock().expect("in flight lock").get(parent))
+                .is_some_and(|asked| asked.elapsed() < IN_FLIGHT_FOR)
+        });
+        if !coming {
+            return Some(block);
+        }
+        let mut held = self.held.lock().expect("held lock");
+        if held.len() == MOST_HELD {
+            held.pop_front();
+        }
+        held.push_back(Held {
+            block,
+            from: from.clone(),
+            remote,
+        });
+        None
+    }
+
+    /// The blocks held for `parent`, taken out.
+    pub fn children_of(&self, parent: &BlockHash) -> Vec<Held> {
+        let mut held = self.held.lock().expect("held lock");
+        let (children, rest): (Vec<Held>, Vec<Held>) = held
+            .drain(..)
+            .partition(|h| h.block.prev_hash.block_hash() == Some(parent));
+        held.extend(rest);
+        children
     }
 
     /// Closes every link (the node stops).

@@ -41,6 +41,9 @@ use crate::wire::{CompactBlock, Hello, MAX_IDS, Message};
 /// to the last block the peer knows, at most this long (a longer gap is
 /// the peer's to catch up with, over HTTP).
 const MOST_ANNOUNCED_AT_ONCE: usize = 16;
+/// Links a new tip goes to whole, on average (Bitcoin Core asks three
+/// peers for compact blocks in high-bandwidth mode).
+const PUSHED_TO: usize = 3;
 /// Compact blocks waiting for their missing items, per link.
 const MOST_PENDING: usize = 16;
 
@@ -272,6 +275,12 @@ impl Gossip {
                     .as_deref()
                     .ok_or("its hello names no URL to reach it at")?;
                 let url = PeerUrl::parse(named).map_err(|e| e.to_string())?;
+                // A node listening on all addresses names 0.0.0.0: it is
+                // at the address its link came from.
+                let url = match remote {
+                    Some(remote) => url.as_seen_from(remote),
+                    None => url,
+                };
                 if !remote.is_some_and(|remote| url.is_at(remote)) {
                     return Err(format!(
                         "the URL it names ({url}) is not at the address the link came from"
@@ -347,7 +356,7 @@ impl Gossip {
         let mut tips = self.inner.state.subscribe();
         tips.borrow_and_update();
         let mut items = self.inner.items.subscribe();
-        let mut ping = tokio::time::interval(PING_INTERVAL);
+        let mut ping = tokio::time::interval(PING_INTERVAL / 4);
         ping.tick().await;
         let mut bucket = Bucket::new();
         let mut heard = tokio::time::Instant::now();
@@ -458,6 +467,9 @@ impl Gossip {
                     }
                 }
                 _ = ping.tick() => {
+                    if heard.elapsed() < PING_INTERVAL {
+                        continue;
+                    }
                     nonce += 1;
                     self.send(peer, &Message::Ping { nonce })
                 }
@@ -492,7 +504,10 @@ impl Gossip {
     /// Tells `peer` of our new tip and of the blocks before it it does not
     /// know, by hash (oldest first, at most [`MOST_ANNOUNCED_AT_ONCE`]):
     /// the body goes only to a peer that asks, so each node receives it
-    /// about once, however many of its peers have it.
+    /// about once, however many of its peers have it. A new tip alone
+    /// goes whole to [`PUSHED_TO`] of the links, on average (BIP 152's
+    /// high-bandwidth mode): it saves those peers a round trip, and the
+    /// block outruns its announcements.
     fn announce_over(&self, peer: &LinkPeer, tip: Block) -> Result<(), Gone> {
         let state = &self.inner.state;
         let mut run = Vec::new();
@@ -511,6 +526,17 @@ impl Gossip {
         if run.is_empty() {
             return Ok(());
         }
+        if let [block] = &run[..]
+            && self.pushed_to(peer, &block.hash)
+        {
+            peer.mark_known(block.hash.0);
+            let block = run.pop().expect("one block");
+            let message = match CompactBlock::of(&block) {
+                Some(compact) => Message::CompactBlock(compact),
+                None => Message::Block(block),
+            };
+            return self.send(peer, &message);
+        }
         let blocks: Vec<BlockHash> = run.iter().rev().map(|block| block.hash).collect();
         blocks.iter().for_each(|hash| {
             peer.mark_known(hash.0);
@@ -522,6 +548,20 @@ impl Gossip {
                 items: Vec::new(),
             },
         )
+    }
+
+    /// Whether block `hash` goes whole to `peer`: each link's chance is
+    /// [`PUSHED_TO`] in the number of links, drawn from the hash and the
+    /// peer's URL, so the links agree without asking one another.
+    fn pushed_to(&self, peer: &LinkPeer, hash: &BlockHash) -> bool {
+        use std::hash::{Hash, Hasher};
+        let links = self.inner.links.count();
+        if links <= PUSHED_TO {
+            return true;
+        }
+        let mut draw = std::collections::hash_map::DefaultHasher::new();
+        (hash, &peer.url).hash(&mut draw);
+        draw.finish() % (links as u64) < PUSHED_TO as u64
     }
 
     /// What one message from `peer` calls for.
@@ -749,6 +789,22 @@ impl Gossip {
         remote: Option<IpAddr>,
     ) -> Result<(), Gone> {
         let index = block.index;
+        let hash = block.hash;
+        let parent_known = (block.prev_hash.block_hash())
+            .is_none_or(|parent| self.inner.state.block_by_hash(parent).is_some());
+        let block = match parent_known {
+            true => block,
+            // Its parent is on its way from another peer: it waits for it
+            // rather than start a catch-up.
+            false => match self
+                .inner
+                .links
+                .hold_if_parent_coming(block, &peer.url, remote)
+            {
+                None => return Ok(()),
+                Some(block) => block,
+            },
+        };
         match self
             .receive_block(block, Some(peer.url.clone()), remote)
             .await
@@ -757,6 +813,7 @@ impl Gossip {
                 self.inner
                     .book
                     .record_success(&peer.url, Contact::Sync, Some(index));
+                self.deliver_held(hash).await;
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -775,6 +832,26 @@ impl Gossip {
             Err(error) => {
                 debug!(peer = %peer.url, "block {index} from {} not taken: {error}", peer.url);
                 Ok(())
+            }
+        }
+    }
+}
+
+impl Gossip {
+    /// Takes the blocks held for `parent`, now taken, and theirs in turn.
+    async fn deliver_held(&self, parent: BlockHash) {
+        let mut taken = vec![parent];
+        while let Some(parent) = taken.pop() {
+            for held in self.inner.links.children_of(&parent) {
+                let (index, hash) = (held.block.index, held.block.hash);
+                match self
+                    .receive_block(held.block, Some(held.from), held.remote)
+                    .await
+                {
+                    Ok(Received::Accepted) => taken.push(hash),
+                    Ok(_) => {}
+                    Err(error) => debug!("held block {index} not taken: {error}"),
+                }
             }
         }
     }
