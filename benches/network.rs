@@ -447,7 +447,45 @@ fn run() -> Result<(), String> {
         cpu * 100.0
     );
 
-    // Idle: the miners stop; what the others receive and spend meanwhile.
+    // 30 nodes stop and start again, told only the seed.
+    let restarted: Vec<usize> = (2..count)
+        .filter(|n| !miners.contains(n))
+        .take(RESTARTED)
+        .collect();
+    for &n in &restarted {
+        if !nodes[n].take().unwrap().terminate().success() {
+            return Err(format!("host {n}'s node did not stop cleanly"));
+        }
+    }
+    let relaunched = Instant::now();
+    for &n in &restarted {
+        nodes[n] = Some(start(n));
+    }
+    let rejoined = all_joined(&client, &restarted)?;
+    println!(
+        "{RESTARTED} nodes stopped and started again: all had {TARGET} chosen outbound peers up {:.1} s after the last started ({:.1} s after the first)",
+        rejoined.as_secs_f64(),
+        relaunched.elapsed().as_secs_f64()
+    );
+    // Idle: the miners stop; what the others receive and spend meanwhile,
+    // measured on nodes that had neither miner as a peer (a node that
+    // lost a peer retries it and looks for another: not idleness).
+    let miner_urls: Vec<String> = miners.iter().map(|&m| Net::url(m)).collect();
+    let idle: Vec<usize> = (2..count)
+        .filter(|n| !miners.contains(n))
+        .filter(|&n| {
+            client
+                .get(&format!("{}/peers", Net::url(n)))
+                .ok()
+                .and_then(|body| serde_json::from_slice::<Vec<serde_json::Value>>(&body).ok())
+                .is_some_and(|peers| {
+                    !peers
+                        .iter()
+                        .any(|p| miner_urls.iter().any(|m| p["url"] == m.as_str()))
+                })
+        })
+        .take(10)
+        .collect();
     for &m in &miners {
         if !nodes[m].take().unwrap().terminate().success() {
             return Err(format!("miner {m} did not stop cleanly"));
@@ -456,7 +494,6 @@ fn run() -> Result<(), String> {
     // A minute for the stir of their going (links down, the lost peers
     // replaced) to settle.
     std::thread::sleep(Duration::from_secs(60));
-    let idle: Vec<usize> = cpu_probe.clone();
     let rx_idle: Vec<u64> = idle.iter().map(|&n| rx_bytes(&net, n)).collect();
     let cpu_idle: Vec<(u64, u64)> = idle
         .iter()
@@ -479,32 +516,13 @@ fn run() -> Result<(), String> {
                 (rss + now_rss, cpu + (now_cpu - before))
             });
     println!(
-        "idle (miners stopped), over {} s: a node receives {received:.0} B/s, spends {:.2} % of a core, {:.1} MiB resident",
+        "idle (miners stopped; {} nodes that had no miner as a peer), over {} s: a node receives {received:.0} B/s, spends {:.2} % of a core, {:.1} MiB resident",
+        idle.len(),
         idle_for.as_secs(),
         100.0 * spent as f64 / ticks / idle_for.as_secs_f64() / idle.len() as f64,
         rss_idle as f64 / idle.len() as f64 / 1024.0
     );
 
-    // 30 nodes stop and start again, told only the seed.
-    let restarted: Vec<usize> = (2..count)
-        .filter(|n| !miners.contains(n))
-        .take(RESTARTED)
-        .collect();
-    for &n in &restarted {
-        if !nodes[n].take().unwrap().terminate().success() {
-            return Err(format!("host {n}'s node did not stop cleanly"));
-        }
-    }
-    let relaunched = Instant::now();
-    for &n in &restarted {
-        nodes[n] = Some(start(n));
-    }
-    let rejoined = all_joined(&client, &restarted)?;
-    println!(
-        "{RESTARTED} nodes stopped and started again: all had {TARGET} chosen outbound peers up {:.1} s after the last started ({:.1} s after the first)",
-        rejoined.as_secs_f64(),
-        relaunched.elapsed().as_secs_f64()
-    );
     for node in nodes.into_iter().flatten() {
         let _ = node.terminate();
     }

@@ -2,7 +2,9 @@
 //! DevTools protocol (`headless_chrome`), against two mining nodes. The
 //! block list grows without a reload, a block page shows that block's
 //! fields and checks its hash, and data typed into the form shows as
-//! pending, then confirmed. Screenshots are saved as it goes. A page of
+//! pending, then confirmed; the Messages view shows one block's
+//! announcement, request and body on the link between the two nodes.
+//! Screenshots are saved as it goes. A page of
 //! another site, in the same browser, then tries to post to the node and
 //! changes nothing.
 //!
@@ -215,6 +217,7 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     eprintln!("explorer: the form's item: {shown}");
     screenshot(&tab, &shots, "data")?;
 
+    messages_of_one_block(&tab, &shots)?;
     other_sites_cannot_change_the_node(&tab, &runtime, &a)?;
 
     drop(tab);
@@ -224,6 +227,49 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
             return Err("a node did not stop cleanly".into());
         }
     }
+    Ok(())
+}
+
+/// The Messages view: a block's announcement, request and body on the
+/// link between the two nodes, then the same three alone once filtered by
+/// that block.
+fn messages_of_one_block(tab: &Tab, shots: &Path) -> Result<(), String> {
+    js(tab, "location.hash = '#/messages'")?;
+    let hash = wait_in_page(
+        tab,
+        "a block's inv, getdata and block in the Messages view",
+        |tab| {
+            let found = js(
+                tab,
+                "(() => { const by = {}; \
+               for (const row of document.querySelectorAll('#messages tbody tr')) { \
+                 const block = row.dataset.block; if (!block) continue; \
+                 (by[block] = by[block] || new Set()).add(row.dataset.type); } \
+               for (const [block, types] of Object.entries(by)) \
+                 if (types.has('inv') && types.has('getdata') && types.has('block')) return block; \
+               return null; })()",
+            )?;
+            Ok(found.as_str().map(str::to_string))
+        },
+    )?;
+    screenshot(tab, shots, "messages")?;
+    js(tab, &format!("location.hash = '#/messages/{hash}'"))?;
+    let types = wait_in_page(tab, "the Messages view filtered by one block", |tab| {
+        let rows = js(
+            tab,
+            &format!(
+                "(() => {{ const rows = [...document.querySelectorAll('#messages tbody tr')]; \
+                   if (!rows.length || rows.some((r) => r.dataset.block !== '{hash}')) return null; \
+                   return rows.map((r) => r.dataset.type).reverse(); }})()"
+            ),
+        )?;
+        Ok(rows.as_array().cloned())
+    })?;
+    let types: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
+    if types != ["inv", "getdata", "block"] {
+        return Err(format!("block {hash}'s messages, oldest first: {types:?}"));
+    }
+    eprintln!("explorer: block {hash}'s messages: {types:?}");
     Ok(())
 }
 

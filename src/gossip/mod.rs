@@ -165,7 +165,7 @@ impl Gossip {
         links: bool,
         shutdown: CancellationToken,
     ) -> Gossip {
-        let links = link::Links::new(links, book.limits().inbound);
+        let links = link::Links::new(links, link::MOST_INBOUND_LINKS);
         Gossip {
             inner: Arc::new(Inner {
                 state,

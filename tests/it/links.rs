@@ -220,13 +220,14 @@ async fn two_nodes_link_and_a_block_crosses_by_announcement_then_fetch_without_p
     .await;
     let block = b.chain().await[1].clone();
     let hash = block.hash.to_string();
-    // With three links or fewer, a new tip goes whole to each: one message.
+    // Announced, asked for, sent (a node of three links or fewer pushes
+    // no block whole).
     let seen = messages_about(&b, &hash).await;
-    assert_eq!(
-        seen,
-        [("in".to_string(), "block".to_string())],
-        "block 1's messages at b"
-    );
+    let expected: Vec<(String, String)> = [("in", "inv"), ("out", "getdata"), ("in", "block")]
+        .iter()
+        .map(|(d, t)| (d.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(seen, expected, "block 1's messages at b");
     // Nothing of it went over HTTP, and a did not fetch anything from b.
     assert_eq!(a.status().await["blocks_fetched"], before);
     assert!(!a.logs().contains("announced block 1"), "{}", a.logs());
@@ -468,6 +469,8 @@ async fn jbc_peers_watch_prints_a_blocks_messages() {
     let _ = watch.kill();
     let _ = watch.wait();
     let text = seen.join("\n");
+    assert!(text.contains(&format!("<- {}  inv  ", a.url)), "{text}");
+    assert!(text.contains(&format!("-> {}  getdata  ", a.url)), "{text}");
     assert!(
         text.contains(&format!("<- {}  block  block 1  ", a.url)),
         "{text}"

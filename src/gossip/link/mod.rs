@@ -50,6 +50,15 @@ pub const LINKS: Setting<Words, bool> = Setting {
     unit: "",
 };
 
+/// The most links peers open to this node. Not the inbound peer slots: a
+/// node that chose this one syncs from it whether or not it has a slot
+/// here, and a link refused only leaves it polling over HTTP, which costs
+/// this node more (a hundred nodes that all chose the same few showed it).
+/// A network group still takes at most an eighth of the inbound peer
+/// slots' worth of links.
+pub const MOST_INBOUND_LINKS: usize = 1024;
+/// Links peers of one network group may open to this node.
+pub const LINKS_PER_GROUP: usize = 8;
 /// The time a `hello` has to arrive once a link opens.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a link may be quiet before this node pings it (Bitcoin Core's
@@ -240,8 +249,8 @@ pub struct Links {
 }
 
 impl Links {
-    /// No links yet; at most `most_inbound` opened by peers, and one
-    /// network group's share of them (an eighth, at least one).
+    /// No links yet; at most `most_inbound` opened by peers, and of one
+    /// network group 8 (an eighth of the default 64 inbound peer slots).
     pub fn new(enabled: bool, most_inbound: usize) -> Links {
         Links {
             enabled,
@@ -254,7 +263,7 @@ impl Links {
             log: MessageLog::default(),
             status: Mutex::new(None),
             most_inbound,
-            most_per_group: (most_inbound / 8).max(1),
+            most_per_group: LINKS_PER_GROUP.min(most_inbound),
         }
     }
 
@@ -501,9 +510,9 @@ mod tests {
 
     #[test]
     fn inbound_links_are_shared_by_network_group() {
-        let links = Links::new(true, 16);
-        // Two per group of 16: a public /16 holds two.
-        for port in [1, 2] {
+        let links = Links::new(true, 9);
+        // A public /16 holds eight.
+        for port in 1..=LINKS_PER_GROUP {
             let (p, _q) = peer(&format!("http://8.8.0.{port}:5001"), Opened::Inbound, "aa");
             std::mem::forget(_q);
             links.register(p).unwrap();
@@ -515,6 +524,8 @@ mod tests {
         ));
         let (other, _r) = peer("http://9.9.0.1:5001", Opened::Inbound, "aa");
         links.register(other).unwrap();
+        let (tenth, _t) = peer("http://7.7.0.1:5001", Opened::Inbound, "aa");
+        assert_eq!(links.register(tenth), Err(LinkRefused::Full(9)));
         // Outbound links are the node's own choice, not bounded here.
         let (outbound, _s) = peer("http://8.8.7.7:5001", Opened::Outbound, "aa");
         links.register(outbound).unwrap();

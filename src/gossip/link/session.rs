@@ -28,7 +28,7 @@ use super::{
     WRITE_TIMEOUT,
 };
 use crate::block::{Block, BlockHash};
-use crate::gossip::{Gossip, ReceiveError, Received};
+use crate::gossip::{Gossip, ReceiveError};
 use crate::handshake::{HandshakeError, check_status};
 use crate::item::ItemId;
 use crate::peers::score::Misbehaviour;
@@ -318,6 +318,7 @@ impl Gossip {
             self.introduced(peer.url.clone(), remote);
         }
         let ours = self.inner.state.tip_cursor();
+        (self.inner.book).record_success(&peer.url, Contact::Sync, Some(hello.status.height));
         peer.mark_known(ours.hash.0);
         peer.mark_known(hello.status.tip.0);
         if hello.status.work().is_some_and(|theirs| theirs > ours.work) {
@@ -505,9 +506,9 @@ impl Gossip {
     /// know, by hash (oldest first, at most [`MOST_ANNOUNCED_AT_ONCE`]):
     /// the body goes only to a peer that asks, so each node receives it
     /// about once, however many of its peers have it. A new tip alone
-    /// goes whole to [`PUSHED_TO`] of the links, on average (BIP 152's
-    /// high-bandwidth mode): it saves those peers a round trip, and the
-    /// block outruns its announcements.
+    /// goes whole to [`PUSHED_TO`] of the links, on average, in a node of
+    /// more links (BIP 152's high-bandwidth mode): it saves those peers a
+    /// round trip, and the block outruns its announcements.
     fn announce_over(&self, peer: &LinkPeer, tip: Block) -> Result<(), Gone> {
         let state = &self.inner.state;
         let mut run = Vec::new();
@@ -552,12 +553,16 @@ impl Gossip {
 
     /// Whether block `hash` goes whole to `peer`: each link's chance is
     /// [`PUSHED_TO`] in the number of links, drawn from the hash and the
-    /// peer's URL, so the links agree without asking one another.
+    /// peer's URL, so the links agree without asking one another. A node
+    /// of [`PUSHED_TO`] links or fewer pushes nothing: in a network that
+    /// small a block is a hop or two from anywhere, a round trip on one
+    /// machine or a LAN is under a millisecond, and announce-then-fetch is
+    /// the exchange a learner comes to watch.
     fn pushed_to(&self, peer: &LinkPeer, hash: &BlockHash) -> bool {
         use std::hash::{Hash, Hasher};
         let links = self.inner.links.count();
         if links <= PUSHED_TO {
-            return true;
+            return false;
         }
         let mut draw = std::collections::hash_map::DefaultHasher::new();
         (hash, &peer.url).hash(&mut draw);
@@ -728,13 +733,26 @@ impl Gossip {
             }
             Message::Inv { blocks, items } => {
                 let links = &self.inner.links;
+                let mut highest = None;
                 let wanted: Vec<BlockHash> = blocks
                     .into_iter()
                     .filter(|hash| {
                         peer.mark_known(hash.0);
-                        state.block_by_hash(hash).is_none() && links.claim(hash)
+                        match state.block_by_hash(hash) {
+                            Some(known) => {
+                                highest = highest.max(Some(known.index));
+                                false
+                            }
+                            None => links.claim(hash),
+                        }
                     })
                     .collect();
+                // What the peer has, for `GET /peers` (it is not polled).
+                if highest.is_some() {
+                    self.inner
+                        .book
+                        .record_success(&peer.url, Contact::Sync, highest);
+                }
                 if !wanted.is_empty() {
                     self.send(peer, &Message::GetData { blocks: wanted })?;
                 }
@@ -792,31 +810,52 @@ impl Gossip {
         let hash = block.hash;
         let parent_known = (block.prev_hash.block_hash())
             .is_none_or(|parent| self.inner.state.block_by_hash(parent).is_some());
+        let links = &self.inner.links;
         let block = match parent_known {
             true => block,
             // Its parent is on its way from another peer: it waits for it
             // rather than start a catch-up.
-            false => match self
-                .inner
-                .links
-                .hold_if_parent_coming(block, &peer.url, remote)
-            {
+            false => match links.hold_if_parent_coming(block, &peer.url, remote) {
                 None => return Ok(()),
-                Some(block) => block,
+                // A few blocks ahead of our tip: the parent is asked of the
+                // peer that sent it, and it waits for it. Further ahead, a
+                // catch-up over HTTP fetches the run.
+                Some(block) => {
+                    let tip = self.inner.state.tip_cursor().index;
+                    let parent = block.prev_hash.block_hash().copied();
+                    match parent {
+                        Some(parent)
+                            if block.index <= tip + MOST_ANNOUNCED_AT_ONCE as u64 + 1
+                                && links.claim(&parent) =>
+                        {
+                            match links.hold_if_parent_coming(block, &peer.url, remote) {
+                                None => {
+                                    return self.send(
+                                        peer,
+                                        &Message::GetData {
+                                            blocks: vec![parent],
+                                        },
+                                    );
+                                }
+                                Some(block) => block,
+                            }
+                        }
+                        _ => block,
+                    }
+                }
             },
         };
         match self
             .receive_block(block, Some(peer.url.clone()), remote)
             .await
         {
-            Ok(Received::Accepted) => {
+            Ok(_) => {
                 self.inner
                     .book
                     .record_success(&peer.url, Contact::Sync, Some(index));
                 self.deliver_held(hash).await;
                 Ok(())
             }
-            Ok(_) => Ok(()),
             Err(ReceiveError::Invalid { reason, offence }) => match offence {
                 Some(offence) => {
                     let reason = format!("block {index}: {reason}");
@@ -848,8 +887,7 @@ impl Gossip {
                     .receive_block(held.block, Some(held.from), held.remote)
                     .await
                 {
-                    Ok(Received::Accepted) => taken.push(hash),
-                    Ok(_) => {}
+                    Ok(_) => taken.push(hash),
                     Err(error) => debug!("held block {index} not taken: {error}"),
                 }
             }
