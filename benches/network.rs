@@ -323,7 +323,7 @@ fn run() -> Result<(), String> {
         }
     }
     let mut routes: Vec<(String, u64)> = routes.into_iter().filter(|(_, c)| *c > 0).collect();
-    routes.sort_by(|a, b| b.1.cmp(&a.1));
+    routes.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     let links: usize = others.iter().map(|&n| links_up(&client, n)).sum();
     println!(
         "live links per node: {:.1}; HTTP requests per node per block, by route (the seed and miners aside): {}",

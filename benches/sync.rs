@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use jbc::Gossip;
 use jbc::PeerClient;
 use jbc::Stats;
 use jbc::block::Block;
@@ -23,6 +22,7 @@ use jbc::{Access, AppState, OperatorKey, ServerLimits, app, serve as serve_api};
 use jbc::{AddrMan, PeerSlots};
 use jbc::{ChainState, Source};
 use jbc::{DEFAULT_GENESIS_JSON, PeerSettings};
+use jbc::{Gossip, GossipSettings};
 use jbc::{Outcome, Told, catch_up as sync_with};
 use jbc::{PeerBook, PeerUrl};
 use tokio_util::sync::CancellationToken;
@@ -129,8 +129,10 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
         book,
         NodeId::random(),
         Arc::new(AddrMan::open(AddrMan::path_beside(chaindata))),
-        0,
-        true,
+        GossipSettings {
+            outbound_target: 0,
+            links: true,
+        },
         shutdown.clone(),
     );
     let access = Access {

@@ -132,7 +132,7 @@ pub use store::{Store, block_file_name};
 pub use api::{Access, AppState, ServerLimits, app, serve};
 pub use client::PeerClient;
 pub use fsio::write_all_atomic;
-pub use gossip::Gossip;
+pub use gossip::{Gossip, GossipSettings};
 pub use miner::{NonceHasher, state_meets_difficulty, state_to_hash};
 pub use operator::{COOKIE_FILE, OperatorKey, read_cookie};
 pub use peers::{AddrMan, PeerBook, PeerSlots, PeerUrl};

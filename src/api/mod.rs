@@ -517,9 +517,13 @@ async fn link(
         ));
     };
     let most = 2 * app.gossip.max_message_bytes();
+    let buffer = crate::gossip::link::BUFFER_BYTES;
     Ok(upgrade
         .max_message_size(most)
         .max_frame_size(most)
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer)
+        .max_write_buffer_size(most + buffer)
         .on_upgrade(move |socket| async move { app.gossip.accept_link(socket, remote).await }))
 }
 

@@ -14,7 +14,7 @@ use super::{Access, AppState, ROUTES, app};
 use crate::chain::tests::test_network;
 use crate::client::PeerClient;
 use crate::client::PeerSettings;
-use crate::gossip::Gossip;
+use crate::gossip::{Gossip, GossipSettings};
 use crate::operator::OperatorKey;
 use crate::peers::{AddrMan, PeerBook, PeerSlots};
 use crate::protocol::NodeId;
@@ -47,8 +47,10 @@ fn router(dir: &std::path::Path) -> axum::Router {
         book,
         NodeId::random(),
         Arc::new(AddrMan::open(AddrMan::path_beside(&chaindata))),
-        0,
-        true,
+        GossipSettings {
+            outbound_target: 0,
+            links: true,
+        },
         shutdown.clone(),
     );
     let access = Access {

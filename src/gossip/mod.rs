@@ -132,6 +132,15 @@ struct PeerTask {
     fill: Arc<Fill>,
 }
 
+/// How the node deals with its peers, from its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct GossipSettings {
+    /// Outbound peers it chooses from the addresses it learned.
+    pub outbound_target: usize,
+    /// Whether it talks to peers of this software over live links.
+    pub links: bool,
+}
+
 /// What [`Gossip::consider`] did with a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Considered {
@@ -161,10 +170,13 @@ impl Gossip {
         book: PeerBook,
         node_id: NodeId,
         addrman: Arc<AddrMan>,
-        outbound_target: usize,
-        links: bool,
+        settings: GossipSettings,
         shutdown: CancellationToken,
     ) -> Gossip {
+        let GossipSettings {
+            outbound_target,
+            links,
+        } = settings;
         let links = link::Links::new(links, link::MOST_INBOUND_LINKS);
         Gossip {
             inner: Arc::new(Inner {

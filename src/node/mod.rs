@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use crate::api::{Access, AppState, ServerLimits};
 use crate::client::PeerClient;
 use crate::config::{Config, ConfigSource};
-use crate::gossip::Gossip;
+use crate::gossip::{Gossip, GossipSettings};
 use crate::human::count_in_words;
 use crate::operator::OperatorKey;
 use crate::peers::{AddrMan, PeerBook, PeerSlots, PeerUrl};
@@ -114,8 +114,10 @@ pub async fn run(
         book.clone(),
         node_id,
         addrman,
-        config.outbound_peers,
-        config.links,
+        GossipSettings {
+            outbound_target: config.outbound_peers,
+            links: config.links,
+        },
         shutdown.clone(),
     );
 

@@ -59,6 +59,9 @@ pub const LINKS: Setting<Words, bool> = Setting {
 pub const MOST_INBOUND_LINKS: usize = 1024;
 /// Links peers of one network group may open to this node.
 pub const LINKS_PER_GROUP: usize = 8;
+/// A link's socket buffers, each way (the library's default of 128 KiB
+/// each, times a link per peer, was most of a node's memory).
+pub const BUFFER_BYTES: usize = 16 * 1024;
 /// The time a `hello` has to arrive once a link opens.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a link may be quiet before this node pings it (Bitcoin Core's

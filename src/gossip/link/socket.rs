@@ -142,7 +142,10 @@ pub async fn dial(
         .map_err(|()| DialError::Failed(format!("{peer} cannot be reached by WebSocket")))?;
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes));
+        .max_frame_size(Some(max_message_bytes))
+        .read_buffer_size(super::BUFFER_BYTES)
+        .write_buffer_size(super::BUFFER_BYTES)
+        .max_write_buffer_size(max_message_bytes + super::BUFFER_BYTES);
     let dialled = tokio::time::timeout(
         timeout,
         tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true),
