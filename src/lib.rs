@@ -44,8 +44,10 @@
 //!    commands that ask a running node (`jbc status`, `blocks`, `data`, …).
 //! 7. [`sync`]: catching up with one peer, and what it shows against it.
 //! 8. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
-//!    outbound peers the node chooses and the addresses it passes on, and
-//!    the first round of syncs the miner waits for.
+//!    live links with peers of this software (one `LinkPeer` each, the
+//!    conversation on it, the messages a learner watches), the outbound
+//!    peers the node chooses and the addresses it passes on, and the first
+//!    round of syncs the miner waits for.
 //! 9. [`crawl`]: the network as this node can see it, a bounded crawl of
 //!    the peer graph for the explorer's Network view.
 //!    [`metrics`]: figures for Prometheus.
@@ -61,7 +63,7 @@
 //! # What is public
 //!
 //! The block format, the chain's rules and the wire ([`block`], [`chain`],
-//! [`item`], [`pow`], [`protocol`]) are public modules. The node's own parts
+//! [`item`], [`pow`], [`protocol`], [`wire`]) are public modules. The node's own parts
 //! are private to the crate; the items `main.rs`, the tests and the
 //! benchmarks need are re-exported below, so the compiler reports any other
 //! code that nothing calls.

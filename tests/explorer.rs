@@ -260,12 +260,20 @@ fn messages_of_one_block(tab: &Tab, shots: &Path) -> Result<(), String> {
             &format!(
                 "(() => {{ const rows = [...document.querySelectorAll('#messages tbody tr')]; \
                    if (!rows.length || rows.some((r) => r.dataset.block !== '{hash}')) return null; \
-                   return rows.map((r) => r.dataset.type).reverse(); }})()"
+                   return rows.map((r) => r.dataset.type).reverse().join(' '); }})()"
             ),
         )?;
-        Ok(rows.as_array().cloned())
+        Ok(rows.as_str().map(str::to_string))
+    })
+    .map_err(|error| {
+        let shown = js(
+            tab,
+            "JSON.stringify({hash: location.hash, rows: [...document.querySelectorAll('#messages tbody tr')].slice(0, 6).map((r) => [r.dataset.type, r.dataset.block])})",
+        )
+        .unwrap_or_default();
+        format!("{error}: the page shows {shown}")
     })?;
-    let types: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
+    let types: Vec<&str> = types.split(' ').collect();
     if types != ["inv", "getdata", "block"] {
         return Err(format!("block {hash}'s messages, oldest first: {types:?}"));
     }

@@ -177,7 +177,7 @@ impl Gossip {
             outbound_target,
             links,
         } = settings;
-        let links = link::Links::new(links, link::MOST_INBOUND_LINKS);
+        let links = link::Links::new(links, link::inbound_links_for(book.limits().inbound));
         Gossip {
             inner: Arc::new(Inner {
                 state,

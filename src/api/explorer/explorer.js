@@ -637,7 +637,7 @@ async function showItem(id) {
 // ---- the messages on this node's links (GET /peers/links), newest
 // first, bounded; asked for again every second while shown.
 const MESSAGES_SHOWN = 500;
-const messagesView = { block: null, last: null, rows: [] };
+const messagesView = { block: null, last: null, rows: [], generation: 0 };
 
 function kib(bytes) {
   return bytes < 10240 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
@@ -648,12 +648,18 @@ async function showMessages(block) {
     messagesView.block = block || null;
     messagesView.last = null;
     messagesView.rows = [];
+    messagesView.generation += 1;
     $("messages-block").value = block || "";
   }
   const query = [];
   if (messagesView.last !== null) query.push(`after=${messagesView.last}`);
   if (messagesView.block) query.push(`block=${messagesView.block}`);
+  const asked = messagesView.generation;
   const answer = await getJson(`/peers/links${query.length ? "?" + query.join("&") : ""}`);
+  // An answer to a question asked before the filter changed is dropped,
+  // as is one that overlaps a later answer already shown.
+  if (asked !== messagesView.generation) return;
+  if (messagesView.last !== null && answer.messages.length && answer.messages[0].seq <= messagesView.last) return;
   messagesView.last = answer.last;
   messagesView.rows = answer.messages.reverse().concat(messagesView.rows).slice(0, MESSAGES_SHOWN);
   $("messages-span").textContent = messagesView.block

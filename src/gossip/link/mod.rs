@@ -50,13 +50,16 @@ pub const LINKS: Setting<Words, bool> = Setting {
     unit: "",
 };
 
-/// The most links peers open to this node. Not the inbound peer slots: a
-/// node that chose this one syncs from it whether or not it has a slot
-/// here, and a link refused only leaves it polling over HTTP, which costs
-/// this node more (a hundred nodes that all chose the same few showed it).
-/// A network group still takes at most an eighth of the inbound peer
-/// slots' worth of links.
-pub const MOST_INBOUND_LINKS: usize = 1024;
+/// The most links peers open to this node, for `max_inbound` inbound peer
+/// slots: twice as many. A link is an inbound peer's connection, so a node
+/// that takes none takes no link; but a node that chose this one before
+/// its slots filled syncs from it with or without one, and a link refused
+/// only leaves it polling over HTTP, which costs this node more (in a
+/// hundred nodes that all chose the same few, those few had a hundred
+/// inbound peers for 64 slots).
+pub fn inbound_links_for(max_inbound: usize) -> usize {
+    max_inbound.saturating_mul(2)
+}
 /// Links peers of one network group may open to this node.
 pub const LINKS_PER_GROUP: usize = 8;
 /// A link's socket buffers, each way (the library's default of 128 KiB
