@@ -17,8 +17,10 @@
 //! that reads too slowly for it is dropped, never buffered without
 //! limit), the time a `hello` has to come, the time a link may stay
 //! silent, and links per network group. This module owns the registry and
-//! the per-peer object; the conversation is [`session`]'s.
+//! the per-peer object; the conversation is [`session`]'s, what each
+//! message means [`handle`]'s.
 
+mod handle;
 pub mod log;
 mod session;
 mod socket;
