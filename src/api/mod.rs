@@ -14,6 +14,8 @@
 //!   answer gets on its way out (CORS for reading, request counts);
 //! - `extract`: what handlers take from a request (its sender, its body);
 //! - `guard`: the operator key, the Host check, the framing policy;
+//! - `link`: a peer's live link opened (`GET /link`), and the links and
+//!   their messages shown (`GET /peers/links`);
 //! - [`pace`]: the pace a client must read at;
 //! - [`serve`]: the connection loop, with its limits.
 
@@ -23,6 +25,7 @@ mod error;
 mod explorer;
 mod extract;
 mod guard;
+mod link;
 mod pace;
 mod serve;
 #[cfg(test)]
@@ -36,9 +39,7 @@ use tokio_util::sync::CancellationToken;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Query;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
@@ -53,7 +54,6 @@ use self::extract::{JsonBody, RawBody, Sender};
 use self::guard::Operator;
 use crate::block::{Block, BlockHash, HashParseError};
 use crate::crawl::Crawler;
-use crate::gossip::link::LinksAnswer;
 use crate::gossip::{Considered, Gossip, Received};
 use crate::item::IdPrefix;
 use crate::metrics::Metrics;
@@ -210,8 +210,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route(route::BANS, post(ban_peer).delete(lift_ban))
         .route(route::ADDRESSES, get(addresses))
-        .route(route::LINKS, get(links))
-        .route(crate::wire::LINK_ROUTE, get(link))
+        .route(route::LINKS, get(link::links))
+        .route(crate::wire::LINK_ROUTE, get(link::link))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
         .route(route::MINE, post(mine))
@@ -489,72 +489,6 @@ async fn tree(
     let limit = limit.unwrap_or(TREE_DEFAULT).clamp(1, TREE_SPAN);
     let from = from.unwrap_or_else(|| (app.state.len() - 1).saturating_sub(limit - 1));
     Ok(Json(app.state.tree(from, limit)))
-}
-
-/// `GET /link`: a peer of this software opens its live link (a WebSocket
-/// upgrade; [`crate::gossip::link`]). No web page may open one: a request
-/// with an `Origin` is refused, as every browser sends one (cross-site
-/// WebSocket hijacking), and the Host check applies as to every route.
-async fn link(
-    State(app): State<AppState>,
-    Sender { remote, .. }: Sender,
-    headers: axum::http::HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    if headers.contains_key(header::ORIGIN) {
-        return Err(ApiError::Forbidden(
-            "peer links are not opened by web pages (this request has an Origin)".into(),
-        ));
-    }
-    let upgrade = upgrade.map_err(|rejection| {
-        ApiError::BadRequest(format!(
-            "GET /link is a WebSocket upgrade, for peers of this software: {rejection}"
-        ))
-    })?;
-    let Some(remote) = remote else {
-        return Err(ApiError::BadRequest(
-            "a link needs the address it came from".into(),
-        ));
-    };
-    let most = 2 * app.gossip.max_message_bytes();
-    let buffer = crate::gossip::link::BUFFER_BYTES;
-    Ok(upgrade
-        .max_message_size(most)
-        .max_frame_size(most)
-        .read_buffer_size(buffer)
-        .write_buffer_size(buffer)
-        .max_write_buffer_size(most + buffer)
-        .on_upgrade(move |socket| async move { app.gossip.accept_link(socket, remote).await }))
-}
-
-/// `GET /peers/links?after=N&block=H`: the live links, and the messages on
-/// them after number `N` (all kept, when not given), about block `H` only
-/// when given: what the explorer's Messages view and `jbc peers --watch`
-/// show.
-async fn links(
-    State(app): State<AppState>,
-    query: Result<Query<LinksQuery>, QueryRejection>,
-) -> Result<Json<LinksAnswer>, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::BadRequest(format!(
-            "/peers/links takes `after` (a message number) and `block` (a block hash): {rejection}"
-        ))
-    })?;
-    let block = match query.block.as_deref() {
-        None | Some("") => None,
-        Some(hash) => Some(
-            hash.parse::<BlockHash>()
-                .map_err(|e: HashParseError| ApiError::BadRequest(format!("block: {e}")))?,
-        ),
-    };
-    Ok(Json(app.gossip.links().answer(query.after, block.as_ref())))
-}
-
-/// The query of `GET /peers/links`.
-#[derive(Debug, serde::Deserialize)]
-struct LinksQuery {
-    after: Option<u64>,
-    block: Option<String>,
 }
 
 /// `GET /network`: the nodes this node reaches by crawling the peer graph
