@@ -143,6 +143,12 @@ impl ChainState {
         })
     }
 
+    /// Whether block `hash` is known here: on the chain, or a side block
+    /// remembered (a peer need not send it again).
+    pub fn knows(&self, hash: &BlockHash) -> bool {
+        self.block_by_hash(hash).is_some() || self.records().side.by_hash(hash).is_some()
+    }
+
     /// A side block by hash, for a block page one click from the tree.
     /// Blocking: reads the block's file.
     pub fn side_block(&self, hash: &BlockHash) -> Option<Block> {

@@ -52,7 +52,7 @@ impl Gossip {
                 let hash = compact.header.hash;
                 peer.mark_known(hash.0);
                 self.inner.links.landed(&hash);
-                if state.block_by_hash(&hash).is_some() {
+                if state.knows(&hash) {
                     return Ok(());
                 }
                 let pool = state.pool();
@@ -200,7 +200,7 @@ impl Gossip {
                                 highest = highest.max(Some(known.index));
                                 false
                             }
-                            None => links.claim(hash),
+                            None => !state.knows(hash) && links.claim(hash),
                         }
                     })
                     .collect();
@@ -265,8 +265,8 @@ impl Gossip {
     ) -> Result<(), Gone> {
         let index = block.index;
         let hash = block.hash;
-        let parent_known = (block.prev_hash.block_hash())
-            .is_none_or(|parent| self.inner.state.block_by_hash(parent).is_some());
+        let parent_known =
+            (block.prev_hash.block_hash()).is_none_or(|parent| self.inner.state.knows(parent));
         let links = &self.inner.links;
         let block = match parent_known {
             true => block,
