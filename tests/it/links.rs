@@ -1,5 +1,6 @@
 //! Live links: two real nodes linking and passing a block by announcement
-//! and fetch, and a scripted peer (a WebSocket client written here, from
+//! and fetch, a peer that reads nothing dropped while another keeps
+//! hearing blocks, and a scripted peer (a WebSocket client written here, from
 //! the README's description of the wire) that says to a real node what an
 //! honest peer says, and what no honest peer does.
 
@@ -43,6 +44,17 @@ async fn messages_about(node: &Jbc, hash: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Two nodes at difficulty 3 in `dir`: `a`, on its own and not mining,
+/// and `b`, started from `b` with `a` as its peer.
+fn pair(dir: &std::path::Path, b: Builder) -> (Jbc, Jbc) {
+    let a = Jbc::builder()
+        .difficulty(3)
+        .peers(&[""])
+        .start(&dir.join("a"));
+    let b = b.difficulty(3).peers(&[&a.url]).start(&dir.join("b"));
+    (a, b)
 }
 
 /// A peer scripted by the test, linked to `node`: it names itself at a
@@ -195,16 +207,7 @@ async fn post_item(node: &Jbc, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_link_and_a_block_crosses_by_announcement_then_fetch_without_polling() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Jbc::builder()
-        .difficulty(3)
-        .peers(&[""])
-        .sync_interval(0.2)
-        .start(&tmp.path().join("a"));
-    let b = Jbc::builder()
-        .difficulty(3)
-        .peers(&[&a.url])
-        .sync_interval(0.2)
-        .start(&tmp.path().join("b"));
+    let (a, b) = pair(tmp.path(), Jbc::builder().sync_interval(0.2));
     wait_for("b's live link with a", PATIENCE, || async {
         let answer = links(&b, 0).await;
         let up = answer["links"].as_array().unwrap();
@@ -392,16 +395,8 @@ async fn no_web_page_opens_a_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_links_off_is_served_over_http_as_before() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Jbc::builder()
-        .difficulty(3)
-        .peers(&[""])
-        .start(&tmp.path().join("a"));
-    let b = Jbc::builder()
-        .difficulty(3)
-        .peers(&[&a.url])
-        .sync_interval(0.2)
-        .switch("links=false")
-        .start(&tmp.path().join("b"));
+    let b = Jbc::builder().sync_interval(0.2).switch("links=false");
+    let (a, b) = pair(tmp.path(), b);
     let (code, _) = post_as_operator(&a, "/mine", json!({"blocks": 2})).await;
     assert_eq!(code, 202);
     wait_for("2 blocks at b", PATIENCE, || async {
@@ -420,14 +415,7 @@ async fn a_node_with_links_off_is_served_over_http_as_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jbc_peers_watch_prints_a_blocks_messages() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Jbc::builder()
-        .difficulty(3)
-        .peers(&[""])
-        .start(&tmp.path().join("a"));
-    let b = Jbc::builder()
-        .difficulty(3)
-        .peers(&[&a.url])
-        .start(&tmp.path().join("b"));
+    let (a, b) = pair(tmp.path(), Jbc::builder());
     wait_for("b's live link", PATIENCE, || async {
         (!links(&b, 0).await["links"].as_array().unwrap().is_empty()).then_some(())
     })
@@ -517,4 +505,52 @@ async fn a_new_block_goes_whole_to_a_few_links_and_by_announcement_to_the_rest()
     let about = messages_about(&node, &hash).await;
     let out = about.iter().filter(|(d, _)| d == "out").count();
     assert_eq!(out, PEERS + announced, "{about:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_nothing_is_dropped_while_the_others_keep_hearing_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, other) = pair(tmp.path(), Jbc::builder());
+    wait_for("the other node's link", PATIENCE, || async {
+        (!links(&other, 0).await["links"]
+            .as_array()
+            .unwrap()
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    // 64 items of 4 000 bytes: each answer to asking for all of them is a
+    // quarter of a megabyte.
+    let texts: Vec<String> = (0..64)
+        .map(|i| format!("{i:04}{}", "x".repeat(3996)))
+        .collect();
+    for text in &texts {
+        post_item(&node, text).await;
+    }
+    let ids: Vec<String> = texts.iter().map(|t| ItemId::of(t).to_string()).collect();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut slow = Scripted::link_as(&node, &url).await.unwrap();
+    let ask = Frame::text(json!({"type": "getitems", "ids": ids}).to_string());
+    for _ in 0..500 {
+        if slow.socket.send(ask.clone()).await.is_err() {
+            break;
+        }
+    }
+    node.wait_for_log("reads too slowly");
+    // The others are still told of new blocks.
+    let (code, _) = post_as_operator(&node, "/mine", json!({"blocks": 1})).await;
+    assert_eq!(code, 202);
+    wait_for("the block at the other node", PATIENCE, || async {
+        (other.height().await >= 1).then_some(())
+    })
+    .await;
+    let up = links(&node, 0).await;
+    let peers: Vec<&str> = up["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["peer"].as_str())
+        .collect();
+    assert!(!peers.contains(&url.as_str()), "{peers:?}");
+    assert!(peers.contains(&other.url.as_str()), "{peers:?}");
 }

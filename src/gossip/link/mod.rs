@@ -27,7 +27,7 @@ mod socket;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,11 @@ pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(3 * 2 * 60);
 /// Messages waiting to be written to one peer; a peer that lets more pile
 /// up reads too slowly, and is dropped.
 pub const SEND_QUEUE: usize = 1024;
+/// Bytes waiting to be written to one peer; past them, as past
+/// [`SEND_QUEUE`] messages, it is dropped (a peer asking for items over
+/// and over while reading nothing would otherwise hold a queue of whole
+/// answers).
+pub const SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// The longest one frame's write may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Messages a peer may send per second, on average, and at once: far
@@ -109,6 +114,8 @@ pub struct LinkPeer {
     pub remote: IpAddr,
     since: Instant,
     queue: mpsc::Sender<Frame>,
+    /// The bytes of the frames queued and not yet written.
+    queued_bytes: Arc<AtomicUsize>,
     known: Mutex<Known>,
     /// Cancelled when the link ends, for whatever reason.
     pub closed: CancellationToken,
@@ -158,6 +165,15 @@ impl LinkPeer {
     /// Queues a frame for the writer; a full queue closes the link (the
     /// peer reads too slowly).
     fn queue(&self, frame: Frame) -> Result<(), Gone> {
+        let bytes = frame.bytes();
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if queued > SEND_QUEUE_BYTES {
+            self.close(&format!(
+                "it reads too slowly: {} MiB waited for it",
+                queued / (1024 * 1024)
+            ));
+            return Err(Gone);
+        }
         match self.queue.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -489,6 +505,7 @@ mod tests {
             remote: "127.0.0.1".parse().unwrap(),
             since: Instant::now(),
             queue,
+            queued_bytes: Arc::default(),
             known: Mutex::default(),
             closed: CancellationToken::new(),
             close_reason: Mutex::default(),

@@ -156,7 +156,13 @@ impl Gossip {
             .try_send(Frame::Text(hello_text.clone()))
             .expect("an empty queue has room");
         let closed = self.inner.shutdown.child_token();
-        let writer = tokio::spawn(write_frames(sink, outgoing, closed.clone()));
+        let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = tokio::spawn(write_frames(
+            sink,
+            outgoing,
+            Arc::clone(&queued_bytes),
+            closed.clone(),
+        ));
 
         let theirs = match self.read_hello(&mut frames, opened, remote, dialled).await {
             Ok(theirs) => theirs,
@@ -180,6 +186,7 @@ impl Gossip {
             remote: remote.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
             since: Instant::now(),
             queue,
+            queued_bytes,
             known: Default::default(),
             closed,
             close_reason: Default::default(),
@@ -297,8 +304,9 @@ impl Gossip {
     }
 
     /// What the `hello`s call for: a peer that opened the link is taken as
-    /// an inbound peer (as one naming itself in a sync is), a peer ahead is
-    /// synced from, and the peer is offered our waiting items.
+    /// an inbound peer (as one naming itself in a sync is), it is told of
+    /// our tip, a peer ahead is synced from, and the peer is offered our
+    /// waiting items.
     async fn after_hello(
         &self,
         peer: &Arc<LinkPeer>,
@@ -315,8 +323,20 @@ impl Gossip {
         }
         let ours = self.inner.state.tip_cursor();
         (self.inner.book).record_success(&peer.url, Contact::Sync, Some(hello.status.height));
-        peer.mark_known(ours.hash.0);
         peer.mark_known(hello.status.tip.0);
+        // Our tip, when it is not theirs, as a handshake announces it: a
+        // tie between two branches shows on both sides (each keeps its
+        // own, and knows the other's as lost).
+        if ours.hash != hello.status.tip && ours.index > 0 {
+            peer.mark_known(ours.hash.0);
+            self.send(
+                peer,
+                &Message::Inv {
+                    blocks: vec![ours.hash],
+                    items: Vec::new(),
+                },
+            )?;
+        }
         if hello.status.work().is_some_and(|theirs| theirs > ours.work) {
             self.request_sync(Some(&peer.url));
         }
@@ -572,10 +592,16 @@ impl Gossip {
 async fn write_frames(
     mut sink: FrameSink,
     mut outgoing: mpsc::Receiver<Frame>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     closed: tokio_util::sync::CancellationToken,
 ) {
     while let Some(frame) = outgoing.recv().await {
         let last = matches!(frame, Frame::Close(_));
+        // Frames queued past the count (the hello, a refusal) count as none.
+        let written = frame.bytes();
+        let _ = queued_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+            Some(queued.saturating_sub(written))
+        });
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await {
             Ok(Ok(())) if !last => {}
             Ok(Ok(())) => break,

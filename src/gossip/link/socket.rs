@@ -24,6 +24,18 @@ pub enum Frame {
     Control,
 }
 
+impl Frame {
+    /// The bytes it carries, as the send queue counts them.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Close(reason) => reason.as_ref().map_or(0, String::len),
+            Frame::Binary(bytes) => *bytes,
+            Frame::Control => 0,
+        }
+    }
+}
+
 /// A failure of the socket itself, in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
