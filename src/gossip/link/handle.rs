@@ -265,43 +265,30 @@ impl Gossip {
     ) -> Result<(), Gone> {
         let index = block.index;
         let hash = block.hash;
-        let parent_known =
-            (block.prev_hash.block_hash()).is_none_or(|parent| self.inner.state.knows(parent));
-        let links = &self.inner.links;
-        let block = match parent_known {
-            true => block,
+        if let Some(&parent) = block.prev_hash.block_hash()
+            && !self.inner.state.knows(&parent)
+        {
+            let links = &self.inner.links;
             // Its parent is on its way from another peer: it waits for it
-            // rather than start a catch-up.
-            false => match links.hold_if_parent_coming(block, &peer.url, remote) {
-                None => return Ok(()),
-                // A few blocks ahead of our tip: the parent is asked of the
-                // peer that sent it, and it waits for it. Further ahead, a
-                // catch-up over HTTP fetches the run.
-                Some(block) => {
-                    let tip = self.inner.state.tip_cursor().index;
-                    let parent = block.prev_hash.block_hash().copied();
-                    match parent {
-                        Some(parent)
-                            if block.index <= tip + MOST_ANNOUNCED_AT_ONCE as u64 + 1
-                                && links.claim(&parent) =>
-                        {
-                            match links.hold_if_parent_coming(block, &peer.url, remote) {
-                                None => {
-                                    return self.send(
-                                        peer,
-                                        &Message::GetData {
-                                            blocks: vec![parent],
-                                        },
-                                    );
-                                }
-                                Some(block) => block,
-                            }
-                        }
-                        _ => block,
-                    }
-                }
-            },
-        };
+            // rather than start a catch-up. A few blocks ahead of our tip,
+            // the parent is asked of the peer that sent it; further ahead,
+            // a catch-up over HTTP fetches the run.
+            let near = block.index
+                <= self.inner.state.tip_cursor().index + MOST_ANNOUNCED_AT_ONCE as u64 + 1;
+            if links.coming(&parent) {
+                links.hold(block, &peer.url, remote);
+                return Ok(());
+            }
+            if near && links.claim(&parent) {
+                links.hold(block, &peer.url, remote);
+                return self.send(
+                    peer,
+                    &Message::GetData {
+                        blocks: vec![parent],
+                    },
+                );
+            }
+        }
         match self
             .receive_block(block, Some(peer.url.clone()), remote)
             .await

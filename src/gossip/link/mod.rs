@@ -111,7 +111,6 @@ pub struct LinkPeer {
     /// The node id of the side that opened the link: of two links between
     /// the same nodes, the one opened by the smaller id is kept.
     opener: NodeId,
-    pub remote: IpAddr,
     since: Instant,
     queue: mpsc::Sender<Frame>,
     /// The bytes of the frames queued and not yet written.
@@ -445,23 +444,16 @@ impl Links {
         self.in_flight.lock().expect("in flight lock").remove(hash);
     }
 
-    /// Holds `block` (from `from`) while its parent is on its way from a
-    /// peer (asked for less than [`IN_FLIGHT_FOR`] ago), at most
-    /// [`MOST_HELD`] blocks, the oldest dropped first; gives it back when
-    /// the parent is not coming.
-    pub fn hold_if_parent_coming(
-        &self,
-        block: Block,
-        from: &PeerUrl,
-        remote: Option<IpAddr>,
-    ) -> Option<Block> {
-        let coming = block.prev_hash.block_hash().is_some_and(|parent| {
-            (self.in_flight.lock().expect("in flight lock").get(parent))
-                .is_some_and(|asked| asked.elapsed() < IN_FLIGHT_FOR)
-        });
-        if !coming {
-            return Some(block);
-        }
+    /// Whether block `parent` is on its way from a peer (asked for less
+    /// than [`IN_FLIGHT_FOR`] ago).
+    pub fn coming(&self, parent: &BlockHash) -> bool {
+        (self.in_flight.lock().expect("in flight lock").get(parent))
+            .is_some_and(|asked| asked.elapsed() < IN_FLIGHT_FOR)
+    }
+
+    /// Holds `block` (from `from`) until its parent is taken, at most
+    /// [`MOST_HELD`] blocks, the oldest dropped first.
+    pub fn hold(&self, block: Block, from: &PeerUrl, remote: Option<IpAddr>) {
         let mut held = self.held.lock().expect("held lock");
         if held.len() == MOST_HELD {
             held.pop_front();
@@ -471,7 +463,6 @@ impl Links {
             from: from.clone(),
             remote,
         });
-        None
     }
 
     /// The blocks held for `parent`, taken out.
@@ -502,7 +493,6 @@ mod tests {
             url: PeerUrl::parse(url).unwrap(),
             opened,
             opener: serde_json::from_value(serde_json::json!(opener)).unwrap(),
-            remote: "127.0.0.1".parse().unwrap(),
             since: Instant::now(),
             queue,
             queued_bytes: Arc::default(),

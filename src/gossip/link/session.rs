@@ -183,7 +183,6 @@ impl Gossip {
             url: url.clone(),
             opened,
             opener,
-            remote: remote.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
             since: Instant::now(),
             queue,
             queued_bytes,
