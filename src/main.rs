@@ -91,7 +91,7 @@ enum Command {
         json: bool,
         /// Print the messages on the node's live links as they go, until
         /// interrupted (Ctrl-C)
-        #[arg(long, conflicts_with = "action")]
+        #[arg(long)]
         watch: bool,
         /// With --watch: only the messages about this block (its hash)
         #[arg(long, requires = "watch")]
@@ -255,6 +255,13 @@ fn main() -> ExitCode {
             watch,
             block,
         }) => ask(node, |node| match action {
+            // clap cannot name a subcommand in `conflicts_with`.
+            Some(_) if watch => Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--watch prints the live links' messages; it takes no subcommand",
+                )
+                .exit(),
             None if watch => node.watch_links(block.as_deref(), json),
             None | Some(PeersAction::List) => node.print_peers(json),
             Some(PeersAction::Add { url }) => node.change_peer(PeerChange::Add, &url),
@@ -424,4 +431,17 @@ fn ask(
     command: impl FnOnce(&jbc::ask::Node) -> Result<(), jbc::ask::AskError>,
 ) -> Result<(), String> {
     command(&args.node()?).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the declarations (an argument that names one
+    /// that does not exist, …), which it makes only in debug builds: the
+    /// suite runs optimised.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -12,6 +12,11 @@
 //! these endpoints (the original Python node) is synced through its whole
 //! `/blockchain.json`.
 //!
+//! Where the blocks come from is a [`BlockSource`]: the peer's HTTP
+//! `/blocks` pages ([`HttpSource`]), or, for a linked peer, headers then
+//! bodies over the live links (`crate::gossip`'s). The checks, the commits
+//! and the verdicts are the same whichever it is.
+//!
 //! This module decides what to believe of one peer. When to sync and with
 //! whom is [`crate::gossip`]'s business; the HTTP requests are
 //! [`crate::client`]'s.
@@ -244,6 +249,16 @@ pub enum SyncError {
         served: u64,
         served_work: Work,
     },
+    /// Over a live link: a body did not match the header it sent for it
+    /// (the header's hash is the body's, so the header lied).
+    #[error("{0}")]
+    BrokenPromise(String),
+    /// Over a live link: headers that do not make a chain after ours.
+    #[error("its headers {0}")]
+    BadHeaders(String),
+    /// Over a live link: it went, or the blocks did not come in time.
+    #[error("over the live link: {0}")]
+    Link(String),
 }
 
 impl SyncError {
@@ -267,6 +282,8 @@ impl SyncError {
             SyncError::Fetch(FetchError::TooLarge { .. }) => Some(Misbehaviour::Oversized),
             SyncError::Fetch(FetchError::Parse(_)) => Some(Misbehaviour::Garbled),
             SyncError::Unfounded { .. } => Some(Misbehaviour::Unfounded),
+            SyncError::BrokenPromise(_) => Some(Misbehaviour::InvalidBlock),
+            SyncError::BadHeaders(_) => Some(Misbehaviour::Garbled),
             _ => None,
         }
     }
@@ -281,6 +298,9 @@ impl SyncError {
             SyncError::Raced => Failure::InvalidChain,
             SyncError::Save(_) => Failure::NotSaved,
             SyncError::Unfounded { .. } => Failure::Unfounded,
+            SyncError::BrokenPromise(_) => Failure::InvalidChain,
+            SyncError::BadHeaders(_) => Failure::InvalidAnswer,
+            SyncError::Link(_) => Failure::TimedOut,
         }
     }
 }
@@ -296,6 +316,65 @@ impl From<CommitError> for SyncError {
             CommitError::Store(error) => SyncError::Save(error.to_string()),
             CommitError::Stopped(reason) => SyncError::Save(reason),
             CommitError::Pool(error) => SyncError::Save(error.to_string()),
+        }
+    }
+}
+
+/// What a catch-up fetches from: where the peer's chain leaves ours, then
+/// the blocks after that point, in order.
+pub trait BlockSource: Send + Sync {
+    /// The index of the first block after the prefix our chain shares
+    /// with the peer's (at least 1: the genesis block is shared), looking
+    /// no higher than `top` (the lower of the two heights).
+    fn find_fork(
+        &self,
+        state: &ChainState,
+        top: u64,
+    ) -> impl Future<Output = Result<u64, SyncError>> + Send;
+
+    /// Sends the peer's blocks from `from` to `to` (inclusive), in order,
+    /// a page at a time, into `pages`; an empty page when it has no more.
+    /// The catch-up drops the receiver when it has what it needs.
+    fn fetch(
+        &self,
+        from: u64,
+        to: u64,
+        pages: tokio::sync::mpsc::Sender<Result<Vec<Block>, SyncError>>,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// A peer's blocks over HTTP: `/blocks/{index}/hash` probes and `/blocks`
+/// pages.
+pub struct HttpSource<'a> {
+    pub client: &'a PeerClient,
+    pub peer: &'a PeerUrl,
+}
+
+impl BlockSource for HttpSource<'_> {
+    async fn find_fork(&self, state: &ChainState, top: u64) -> Result<u64, SyncError> {
+        find_fork(state, self.client, self.peer, top).await
+    }
+
+    fn fetch(
+        &self,
+        from: u64,
+        to: u64,
+        pages: tokio::sync::mpsc::Sender<Result<Vec<Block>, SyncError>>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (client, peer) = (self.client.clone(), self.peer.clone());
+        async move {
+            let mut next = from;
+            while next <= to {
+                let page = client
+                    .blocks(&peer, next, MAX_PAGE.min(to + 1 - next))
+                    .await
+                    .map_err(SyncError::from);
+                let len = page.as_ref().map_or(0, Vec::len) as u64;
+                if pages.send(page).await.is_err() || len == 0 {
+                    return;
+                }
+                next += len;
+            }
         }
     }
 }
@@ -318,17 +397,33 @@ pub async fn catch_up(
     told: Told,
 ) -> Outcome {
     let result = match told {
-        Told::Status(status) => catch_up_incrementally(state, client, peer, &status).await,
+        Told::Status(status) => {
+            let source = HttpSource { client, peer };
+            catch_up_from(state, client, peer, &status, &source).await
+        }
         Told::NoStatus { chain } => catch_up_whole_chain(state, client, peer, chain).await,
     };
     result.unwrap_or_else(Outcome::Failed)
 }
 
-async fn catch_up_incrementally(
+/// Catches up with a peer whose `/status` is `status`, fetching from
+/// `source`; `client` is for the progress shown on our `/status`.
+pub async fn catch_up_with(
     state: &ChainState,
     client: &PeerClient,
     peer: &PeerUrl,
     status: &Status,
+    source: &impl BlockSource,
+) -> Outcome {
+    (catch_up_from(state, client, peer, status, source).await).unwrap_or_else(Outcome::Failed)
+}
+
+async fn catch_up_from(
+    state: &ChainState,
+    client: &PeerClient,
+    peer: &PeerUrl,
+    status: &Status,
+    source: &impl BlockSource,
 ) -> Result<Outcome, SyncError> {
     let (our_height, our_work) = {
         let (tip, work) = state.tip_and_work();
@@ -347,7 +442,9 @@ async fn catch_up_incrementally(
             served: None,
         });
     }
-    let mut fork = find_fork(state, client, peer, status.height.min(our_height)).await?;
+    let mut fork = source
+        .find_fork(state, status.height.min(our_height))
+        .await?;
     let start_fork = fork;
     // What the fetched blocks must meet, block after block.
     let mut cursor = state.cursor_at(fork - 1).ok_or(SyncError::Raced)?;
@@ -362,22 +459,7 @@ async fn catch_up_incrementally(
     // of blocks first).
     let capped = last_wanted < status.height;
     let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-    let fetcher = {
-        let (client, peer) = (client.clone(), peer.clone());
-        tokio::spawn(async move {
-            let mut next = fork;
-            while next <= last_wanted {
-                let page = client
-                    .blocks(&peer, next, MAX_PAGE.min(last_wanted + 1 - next))
-                    .await;
-                let len = page.as_ref().map_or(0, Vec::len) as u64;
-                if pages.send(page).await.is_err() || len == 0 {
-                    return;
-                }
-                next += len;
-            }
-        })
-    };
+    let fetcher = tokio::spawn(source.fetch(fork, last_wanted, pages));
     let network = state.network();
     let clock = Clock::now();
     let mut pending: Vec<Block> = Vec::new();
@@ -479,7 +561,7 @@ async fn catch_up_incrementally(
     }
     match (failure, broken) {
         (Some(error), _) => Err(SyncError::Invalid(error)),
-        (None, Some(error)) => Err(error.into()),
+        (None, Some(error)) => Err(error),
         // It said its chain was better (that is why we asked), then served
         // blocks with less work than it said: an honest node's work never
         // goes down, so that claim was a lie. Not better for any other

@@ -9,7 +9,10 @@
 //! block (BIP 152: its header and the ids of its items, which the receiver
 //! rebuilds from its pool, asking with `getitems` for the ones it lacks)
 //! or, when its data is a plain note, the whole `block`; items with
-//! `getitems`, answered with `items`.
+//! `getitems`, answered with `items`. A node behind catches up by
+//! headers: `getheaders` with a locator of its chain, answered with
+//! `headers` from the fork point on (each a block's fields with an empty
+//! `data`, and its size), then asks for the bodies, whole, with `getdata`.
 //!
 //! This module owns the shapes and their parsing, with the reason a
 //! message is refused; what a message means for the node is
@@ -31,6 +34,11 @@ pub const LINK_ROUTE: &str = "/link";
 pub const MAX_IDS: usize = 1024;
 /// The most hashes a `getdata` carries.
 pub const MAX_BLOCKS_ASKED: usize = 16;
+/// The most headers a `headers` carries (Bitcoin Core's number).
+pub const MAX_HEADERS: usize = 2000;
+/// The most hashes in a `getheaders` locator (a chain of 2^64 blocks
+/// needs about 75).
+pub const MAX_LOCATOR: usize = 101;
 
 /// One message on a link.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,9 +55,12 @@ pub enum Message {
     },
     /// A new block, announced by its header and the ids of its items.
     CompactBlock(CompactBlock),
-    /// Asks for whole blocks, by hash.
+    /// Asks for blocks by hash: each answered as a compact block when it
+    /// carries items, unless `whole` (a catch-up: its items are in no
+    /// pool).
     GetData {
         blocks: Vec<BlockHash>,
+        whole: bool,
     },
     /// A whole block: the answer to `getdata`, or the announcement of a
     /// block whose data is a plain note (its header is nearly all of it).
@@ -70,6 +81,87 @@ pub enum Message {
         blocks: Vec<BlockHash>,
         items: Vec<ItemId>,
     },
+    /// Asks for the headers after the first block of `locator` (our chain's
+    /// hashes from the tip back, 1, 2, 4, … blocks apart, down to the
+    /// genesis block) on the receiver's chain.
+    GetHeaders {
+        locator: Vec<BlockHash>,
+    },
+    /// Headers of consecutive blocks, answering a `getheaders` (none: the
+    /// sender has nothing after the locator's block).
+    Headers {
+        headers: Vec<Header>,
+    },
+}
+
+/// A block's header as `headers` carries it: the block's fields with an
+/// empty `data`, and its size. A header in this format cannot be checked
+/// without its data (the hash covers it), so a catch-up checks each body
+/// against the header it was promised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Header {
+    pub header: Block,
+    pub size: usize,
+}
+
+impl Header {
+    /// The header of `block`.
+    pub fn of(block: &Block) -> Header {
+        let mut header = block.clone();
+        header.data = String::new();
+        Header {
+            header,
+            size: block.json_len(),
+        }
+    }
+
+    /// The header's block index and hash.
+    pub fn index(&self) -> u64 {
+        self.header.index
+    }
+
+    pub fn hash(&self) -> BlockHash {
+        self.header.hash
+    }
+
+    /// Whether `block` is what the header promised: its fields and its
+    /// size; the first that differs, in words, when not.
+    pub fn promised(&self, block: &Block) -> Result<(), String> {
+        let (h, b) = (&self.header, block);
+        let differs = |field: &str, promised: String, got: String| {
+            Err(format!(
+                "its header of block {} promised {field} {promised}, its body has {got}",
+                h.index
+            ))
+        };
+        if h.hash != b.hash {
+            return differs("hash", h.hash.to_string(), b.hash.to_string());
+        }
+        if h.index != b.index {
+            return differs("index", h.index.to_string(), b.index.to_string());
+        }
+        if h.prev_hash != b.prev_hash {
+            return differs(
+                "prev_hash",
+                h.prev_hash.to_string(),
+                b.prev_hash.to_string(),
+            );
+        }
+        if h.timestamp != b.timestamp {
+            return differs(
+                "timestamp",
+                h.timestamp.to_string(),
+                b.timestamp.to_string(),
+            );
+        }
+        if h.nonce != b.nonce {
+            return differs("nonce", h.nonce.to_string(), b.nonce.to_string());
+        }
+        if self.size != b.json_len() {
+            return differs("size", self.size.to_string(), b.json_len().to_string());
+        }
+        Ok(())
+    }
 }
 
 /// What a node says of itself when a link opens.
@@ -170,6 +262,31 @@ struct Nonce {
 #[derive(Serialize, Deserialize)]
 struct Hashes {
     blocks: Vec<BlockHash>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    whole: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Locator {
+    locator: Vec<BlockHash>,
+}
+
+#[derive(Serialize)]
+struct HeadersOut<'a> {
+    headers: &'a [Header],
+}
+
+#[derive(Deserialize)]
+struct HeadersIn<'a> {
+    #[serde(borrow)]
+    headers: Vec<HeaderIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct HeaderIn<'a> {
+    #[serde(borrow)]
+    header: &'a RawValue,
+    size: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -234,6 +351,8 @@ impl Message {
             Message::GetItems { .. } => "getitems",
             Message::Items { .. } => "items",
             Message::Inv { .. } => "inv",
+            Message::GetHeaders { .. } => "getheaders",
+            Message::Headers { .. } => "headers",
         }
     }
 
@@ -244,7 +363,7 @@ impl Message {
                 Some((compact.header.hash, Some(compact.header.index)))
             }
             Message::Block(block) => Some((block.hash, Some(block.index))),
-            Message::GetData { blocks } | Message::Inv { blocks, .. } if blocks.len() == 1 => {
+            Message::GetData { blocks, .. } | Message::Inv { blocks, .. } if blocks.len() == 1 => {
                 Some((blocks[0], None))
             }
             Message::GetItems {
@@ -283,12 +402,20 @@ impl Message {
                     size: compact.size,
                 },
             ),
-            Message::GetData { blocks } => tagged(
+            Message::GetData { blocks, whole } => tagged(
                 kind,
                 &Hashes {
                     blocks: blocks.clone(),
+                    whole: *whole,
                 },
             ),
+            Message::GetHeaders { locator } => tagged(
+                kind,
+                &Locator {
+                    locator: locator.clone(),
+                },
+            ),
+            Message::Headers { headers } => tagged(kind, &HeadersOut { headers }),
             Message::Block(block) => {
                 let block = serde_json::to_string(block).expect("a block serialises");
                 format!(r#"{{"type":"{kind}","block":{block}}}"#)
@@ -369,13 +496,37 @@ impl Message {
                     size,
                 })
             }
-            "getdata" => Message::GetData {
-                blocks: bounded(
-                    "getdata",
-                    body::<Hashes>("getdata", text)?.blocks,
-                    MAX_BLOCKS_ASKED,
+            "getdata" => {
+                let Hashes { blocks, whole } = body("getdata", text)?;
+                Message::GetData {
+                    blocks: bounded("getdata", blocks, MAX_BLOCKS_ASKED)?,
+                    whole,
+                }
+            }
+            "getheaders" => Message::GetHeaders {
+                locator: bounded(
+                    "getheaders",
+                    body::<Locator>("getheaders", text)?.locator,
+                    MAX_LOCATOR,
                 )?,
             },
+            "headers" => {
+                let kind = "headers";
+                let HeadersIn { headers } = body(kind, text)?;
+                let headers = bounded(kind, headers, MAX_HEADERS)?;
+                let mut read = Vec::with_capacity(headers.len());
+                for HeaderIn { header, size } in headers {
+                    let header = block_of(kind, header)?;
+                    if !header.data.is_empty() {
+                        return Err(WireError::Shape {
+                            kind,
+                            reason: "a header's data is empty".into(),
+                        });
+                    }
+                    read.push(Header { header, size });
+                }
+                Message::Headers { headers: read }
+            }
             "block" => Message::Block(block_of("block", body::<BlockIn>("block", text)?.block)?),
             "getitems" => {
                 let Ids { block, ids } = body("getitems", text)?;
@@ -436,7 +587,19 @@ mod tests {
             Message::CompactBlock(CompactBlock::of(&block).expect("items")),
             Message::GetData {
                 blocks: vec![block.hash],
+                whole: false,
             },
+            Message::GetData {
+                blocks: vec![block.hash, block.hash],
+                whole: true,
+            },
+            Message::GetHeaders {
+                locator: vec![block.hash, BlockHash([0; 32])],
+            },
+            Message::Headers {
+                headers: vec![Header::of(&block), Header::of(&block_with("x"))],
+            },
+            Message::Headers { headers: vec![] },
             Message::Block(block.clone()),
             Message::GetItems {
                 block: Some(block.hash),
@@ -483,6 +646,22 @@ mod tests {
             None
         );
         assert_eq!(CompactBlock::of(&block_with(r#"["one", "two"]"#)), None);
+    }
+
+    #[test]
+    fn a_body_is_checked_against_every_field_its_header_promised() {
+        let block = block_with(&crate::item::data_for(&["one"]));
+        let header = Header::of(&block);
+        assert_eq!(header.promised(&block), Ok(()));
+        let mut lying = header.clone();
+        lying.header.timestamp += 1;
+        let said = lying.promised(&block).unwrap_err();
+        assert!(said.contains("promised timestamp 1700000001"), "{said}");
+        let mut lying = header.clone();
+        lying.size += 1;
+        assert!(lying.promised(&block).unwrap_err().contains("size"));
+        let other = block_with("another");
+        assert!(header.promised(&other).unwrap_err().contains("hash"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ use crate::peers::addrman::network_group;
 use crate::peers::{AddrMan, Admitted, BookError, Contact, Identity, Origin, PeerBook, PeerUrl};
 use crate::protocol::NodeId;
 use crate::state::ChainState;
-use crate::sync::{Outcome, SyncError, Told, catch_up};
+use crate::sync::{Outcome, SyncError, Told, catch_up, catch_up_with};
 
 /// Handshakes with new URLs under way at once.
 const HANDSHAKES_AT_ONCE: usize = 16;
@@ -622,7 +622,21 @@ impl Gossip {
         if original {
             fill.sync_started();
         }
-        let outcome = catch_up(&inner.state, &inner.client, peer, told).await;
+        // A linked peer not far ahead: headers, then bodies, over the
+        // links; further, the HTTP pages (a thousand blocks a request).
+        let linked = inner.links.get(peer).filter(|_| match &told {
+            Told::Status(status) => {
+                status.height <= inner.state.tip_cursor().index + link::MOST_OVER_LINKS
+            }
+            Told::NoStatus { .. } => false,
+        });
+        let outcome = match (&told, linked) {
+            (Told::Status(status), Some(link)) => {
+                let source = link::LinkSource::new(self, link);
+                catch_up_with(&inner.state, &inner.client, peer, status, &source).await
+            }
+            _ => catch_up(&inner.state, &inner.client, peer, told).await,
+        };
         if original {
             let (fill, state, served) = (
                 Arc::clone(fill),

@@ -144,6 +144,10 @@ impl Gossip {
             Verdict::Discouraged { seconds, left } => {
                 stats.count_discouraged();
                 let time = crate::human::duration_in_words(seconds as f64);
+                // Left alone on every wire: its live link goes too.
+                if let Some(link) = self.inner.links.get(peer) {
+                    link.close(&format!("discouraged for {time}: {error}"));
+                }
                 if left {
                     warn!(peer = %peer, "discouraged {peer} for {time}, and dropped it: {error}");
                     self.stop_peer(peer);

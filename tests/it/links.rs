@@ -64,6 +64,8 @@ struct Scripted {
     socket: Socket,
     /// The reason the node gave when it closed the link, once it did.
     closed: Option<String>,
+    /// Messages read while waiting for another, not yet taken.
+    backlog: std::collections::VecDeque<Value>,
 }
 
 impl Scripted {
@@ -78,6 +80,11 @@ impl Scripted {
     async fn link_as(node: &Jbc, url: &str) -> Result<Scripted, String> {
         let mut status = node.status().await;
         status["node_id"] = json!(format!("{:032x}", rand_id()));
+        Scripted::link_saying(node, url, status).await
+    }
+
+    /// A link naming `url`, saying `status` of itself in its hello.
+    async fn link_saying(node: &Jbc, url: &str, status: Value) -> Result<Scripted, String> {
         let request = format!("ws://127.0.0.1:{}/link", node.port)
             .into_client_request()
             .unwrap();
@@ -89,15 +96,20 @@ impl Scripted {
         let mut scripted = Scripted {
             socket,
             closed: None,
+            backlog: Default::default(),
         };
         let theirs = scripted.next().await.expect("the node says hello");
         assert_eq!(theirs["type"], "hello", "{theirs}");
         // Taken, or closed at once with the reason.
         scripted.send(json!({"type": "ping", "nonce": 1})).await;
+        let mut before = std::collections::VecDeque::new();
         loop {
             match scripted.next().await {
-                Some(pong) if pong["type"] == "pong" => return Ok(scripted),
-                Some(_) => continue,
+                Some(pong) if pong["type"] == "pong" => {
+                    scripted.backlog = before;
+                    return Ok(scripted);
+                }
+                Some(other) => before.push_back(other),
                 None => return Err(scripted.close_reason().await),
             }
         }
@@ -113,6 +125,9 @@ impl Scripted {
     /// The next message (pings answered, `inv`s of items passed over), or
     /// None when the link closed; fails the test after a while.
     async fn next(&mut self) -> Option<Value> {
+        if let Some(message) = self.backlog.pop_front() {
+            return Some(message);
+        }
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
@@ -551,4 +566,162 @@ async fn a_peer_that_reads_nothing_is_dropped_while_the_others_keep_hearing_bloc
         .collect();
     assert!(!peers.contains(&url.as_str()), "{peers:?}");
     assert!(peers.contains(&other.url.as_str()), "{peers:?}");
+}
+
+/// Answers `getheaders` and `getdata` from `chain` as a linked node with
+/// that chain would, until the link closes or the task is aborted; `lie`:
+/// the block whose header says a timestamp one second later than its
+/// body's. The indexes of the bodies sent go to the list returned.
+fn serve_chain(
+    mut peer: Scripted,
+    chain: Vec<Block>,
+    lie: Option<u64>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+) {
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&sent);
+    let task = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            let Some(message) = peer.next().await else {
+                return;
+            };
+            match message["type"].as_str().unwrap() {
+                "getheaders" => {
+                    let locator: Vec<String> =
+                        serde_json::from_value(message["locator"].clone()).unwrap();
+                    let shared = chain
+                        .iter()
+                        .rposition(|b| locator.contains(&b.hash.to_string()))
+                        .expect("the locator ends at the genesis block");
+                    let headers: Vec<Value> = chain[shared + 1..]
+                        .iter()
+                        .map(|block| {
+                            let mut header = header_of(block);
+                            if Some(block.index) == lie {
+                                header["timestamp"] = json!(block.timestamp as u64 + 1);
+                            }
+                            json!({"header": header, "size": block.json_len()})
+                        })
+                        .collect();
+                    peer.send(json!({"type": "headers", "headers": headers}))
+                        .await;
+                }
+                "getdata" => {
+                    assert_eq!(message["whole"], true, "a catch-up asks whole: {message}");
+                    for hash in message["blocks"].as_array().unwrap() {
+                        let block = chain
+                            .iter()
+                            .find(|b| json!(b.hash.to_string()) == *hash)
+                            .expect("asked for a block it has");
+                        record.lock().unwrap().push(block.index);
+                        peer.send(json!({"type": "block", "block": block})).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    (task, sent)
+}
+
+/// The hello of a node with `chain`: the `/status` of `recorder`, which
+/// serves it over HTTP too (so a catch-up over HTTP would show there).
+async fn status_of(recorder: &Recorder) -> Value {
+    let body = get(&format!("{}/status", recorder.url)).await.unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_catches_up_by_headers_then_bodies_from_every_linked_peer_that_has_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = mine_chain(31, 3, "ahead");
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(tmp.path());
+    // Two linked peers with the same chain, 30 blocks ahead; neither
+    // answers until both are linked.
+    let (one, two) = (
+        Recorder::serving(chain.clone(), 3).await,
+        Recorder::serving(chain.clone(), 3).await,
+    );
+    let first = Scripted::link_saying(&node, &one.url, status_of(&one).await)
+        .await
+        .unwrap();
+    let second = Scripted::link_saying(&node, &two.url, status_of(&two).await)
+        .await
+        .unwrap();
+    let (task_one, sent_one) = serve_chain(first, chain.clone(), None);
+    let (task_two, sent_two) = serve_chain(second, chain.clone(), None);
+    wait_for("the node at height 30", PATIENCE, || async {
+        (node.height().await == 30).then_some(())
+    })
+    .await;
+    assert_eq!(node.chain().await, chain);
+    let (one_sent, two_sent) = (
+        sent_one.lock().unwrap().clone(),
+        sent_two.lock().unwrap().clone(),
+    );
+    assert!(
+        !one_sent.is_empty() && !two_sent.is_empty(),
+        "bodies from both peers: {one_sent:?} and {two_sent:?}"
+    );
+    // Headers, then bodies, over the links; no page over HTTP.
+    let kinds: Vec<(String, String)> = links(&node, 0).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap().into(),
+                m["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("out", "getheaders"),
+        ("in", "headers"),
+        ("out", "getdata"),
+        ("in", "block"),
+    ] {
+        assert!(
+            kinds.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {kinds:?}"
+        );
+    }
+    for recorder in [&one, &two] {
+        let paths: Vec<String> = recorder.requests().into_iter().map(|r| r.path).collect();
+        assert!(!paths.iter().any(|p| p.starts_with("/blocks")), "{paths:?}");
+    }
+    task_one.abort();
+    task_two.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_match_its_header_is_held_against_the_peer_that_promised_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = mine_chain(21, 3, "ahead");
+    let node = Jbc::builder().difficulty(3).peers(&[""]).start(tmp.path());
+    let liar = Recorder::serving(chain.clone(), 3).await;
+    let peer = Scripted::link_saying(&node, &liar.url, status_of(&liar).await)
+        .await
+        .unwrap();
+    let (task, _) = serve_chain(peer, chain, Some(7));
+    node.wait_for_log(&format!("discouraged {}", liar.url));
+    assert!(
+        node.logs()
+            .contains("its header of block 7 promised timestamp"),
+        "{}",
+        node.logs()
+    );
+    // What came before the broken promise may stay; block 7 and on do not.
+    assert!(node.height().await < 7);
+    wait_for("the liar's link closed", PATIENCE, || async {
+        links(&node, 0).await["links"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    task.abort();
 }

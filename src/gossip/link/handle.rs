@@ -20,7 +20,7 @@ use crate::peers::Contact;
 use crate::peers::score::Misbehaviour;
 use crate::pool::Submitter;
 use crate::state::Submitted;
-use crate::wire::{CompactBlock, Message};
+use crate::wire::{CompactBlock, Header, MAX_HEADERS, Message};
 
 /// Compact blocks waiting for their missing items, per link.
 const MOST_PENDING: usize = 16;
@@ -51,6 +51,7 @@ impl Gossip {
             Message::CompactBlock(compact) => {
                 let hash = compact.header.hash;
                 peer.mark_known(hash.0);
+                peer.has(compact.header.index);
                 self.inner.links.landed(&hash);
                 if state.knows(&hash) {
                     return Ok(());
@@ -82,18 +83,38 @@ impl Gossip {
             }
             Message::Block(block) => {
                 peer.mark_known(block.hash.0);
+                peer.has(block.index);
                 self.inner.links.landed(&block.hash);
                 self.deliver(peer, block, remote).await
             }
-            Message::GetData { blocks } => {
+            Message::GetData { blocks, whole } => {
                 for hash in blocks {
                     if let Some(block) = state.block_by_hash(&hash) {
                         peer.mark_known(hash.0);
-                        let message = match CompactBlock::of(&block) {
+                        let message = match CompactBlock::of(&block).filter(|_| !whole) {
                             Some(compact) => Message::CompactBlock(compact),
                             None => Message::Block(block),
                         };
                         self.send(peer, &message)?;
+                    }
+                }
+                Ok(())
+            }
+            Message::GetHeaders { locator } => {
+                let headers = self.headers_after(&locator);
+                self.send(peer, &Message::Headers { headers })
+            }
+            Message::Headers { headers } => {
+                if let Some(last) = headers.last() {
+                    peer.has(last.index());
+                }
+                let wanted = peer.headers_wanted.lock().expect("headers lock").take();
+                match wanted {
+                    Some(wanted) => {
+                        let _ = wanted.send(headers);
+                    }
+                    None => {
+                        debug!(peer = %peer.url, "headers from {} nobody asked for: passed over", peer.url)
                     }
                 }
                 Ok(())
@@ -211,7 +232,13 @@ impl Gossip {
                         .record_success(&peer.url, Contact::Sync, highest);
                 }
                 if !wanted.is_empty() {
-                    self.send(peer, &Message::GetData { blocks: wanted })?;
+                    self.send(
+                        peer,
+                        &Message::GetData {
+                            blocks: wanted,
+                            whole: false,
+                        },
+                    )?;
                 }
                 let pool = state.pool();
                 let wanted: Vec<ItemId> = items
@@ -235,6 +262,34 @@ impl Gossip {
         }
     }
 
+    /// The headers of our blocks after the first block of `locator` on our
+    /// chain (none when none is, or it is our tip), as many as one message
+    /// holds.
+    fn headers_after(&self, locator: &[BlockHash]) -> Vec<Header> {
+        let state = &self.inner.state;
+        let Some(shared) = locator
+            .iter()
+            .find_map(|hash| state.block_by_hash(hash).map(|block| block.index))
+        else {
+            return Vec::new();
+        };
+        let most_bytes = self.max_message_bytes() / 2;
+        let (mut headers, mut bytes) = (Vec::new(), 0);
+        let mut index = shared + 1;
+        while headers.len() < MAX_HEADERS
+            && let Some(block) = state.block(index)
+        {
+            let header = Header::of(&block);
+            bytes += header.header.json_len() + 32;
+            if bytes > most_bytes {
+                break;
+            }
+            headers.push(header);
+            index += 1;
+        }
+        headers
+    }
+
     /// A compact block with all its items: rebuilt and taken, or held
     /// against the peer when its items do not make what it announced.
     async fn rebuilt(
@@ -255,14 +310,18 @@ impl Gossip {
         }
     }
 
-    /// Takes a whole block from `peer`, as an announced one; an invalid one
-    /// is held against it.
+    /// Takes a whole block from `peer`, as an announced one (or hands it to
+    /// the catch-up awaiting it); an invalid one is held against it.
     async fn deliver(
         &self,
         peer: &Arc<LinkPeer>,
         block: Block,
         remote: Option<IpAddr>,
     ) -> Result<(), Gone> {
+        // A body a catch-up by headers awaits goes to it.
+        let Some(block) = self.inner.links.to_catch_up(block, &peer.url) else {
+            return Ok(());
+        };
         let index = block.index;
         let hash = block.hash;
         if let Some(&parent) = block.prev_hash.block_hash()
@@ -285,6 +344,7 @@ impl Gossip {
                     peer,
                     &Message::GetData {
                         blocks: vec![parent],
+                        whole: false,
                     },
                 );
             }

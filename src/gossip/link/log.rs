@@ -40,7 +40,9 @@ impl MessageLog {
             Message::Inv { blocks, items } => Some(blocks.len() + items.len()),
             Message::GetItems { ids, .. } => Some(ids.len()),
             Message::Items { items, .. } => Some(items.len()),
-            Message::GetData { blocks } => Some(blocks.len()),
+            Message::GetData { blocks, .. } => Some(blocks.len()),
+            Message::GetHeaders { locator } => Some(locator.len()),
+            Message::Headers { headers } => Some(headers.len()),
             Message::CompactBlock(compact) => Some(compact.items.len()),
             _ => None,
         };
@@ -128,7 +130,10 @@ mod tests {
         log.note(
             Direction::In,
             &peer,
-            &Message::GetData { blocks: vec![one] },
+            &Message::GetData {
+                blocks: vec![one],
+                whole: false,
+            },
             90,
         );
         log.note(

@@ -20,6 +20,7 @@
 //! the per-peer object; the conversation is [`session`]'s, what each
 //! message means [`handle`]'s.
 
+mod catchup;
 mod handle;
 pub mod log;
 mod session;
@@ -31,10 +32,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::protocol::{Direction, LinkView, LinksAnswer, Opened};
+pub(in crate::gossip) use catchup::{LinkSource, MOST_OVER_LINKS};
 pub use log::MessageLog;
 pub use socket::{Frame, from_axum};
 
@@ -43,6 +45,7 @@ use crate::netgroup::NetGroup;
 use crate::peers::PeerUrl;
 use crate::protocol::{NodeId, Status};
 use crate::setting::{Setting, Words};
+use crate::wire::Header;
 
 pub const LINKS: Setting<Words, bool> = Setting {
     key: "links",
@@ -121,6 +124,12 @@ pub struct LinkPeer {
     /// Why it was closed by this node, when it was.
     close_reason: Mutex<Option<String>>,
     pub counters: Counters,
+    /// The highest block it is known to have: its `hello`'s height, then
+    /// the blocks it sends and announces (a catch-up asks it for bodies up
+    /// to there).
+    height: AtomicU64,
+    /// Where the answer to our `getheaders` goes, while one is awaited.
+    headers_wanted: Mutex<Option<oneshot::Sender<Vec<Header>>>>,
 }
 
 /// Messages and bytes each way.
@@ -205,6 +214,16 @@ impl LinkPeer {
         self.closed.cancel();
     }
 
+    /// Notes that the peer has block `index`.
+    fn has(&self, index: u64) {
+        self.height.fetch_max(index, Ordering::Relaxed);
+    }
+
+    /// The highest block it is known to have.
+    fn height(&self) -> u64 {
+        self.height.load(Ordering::Relaxed)
+    }
+
     fn close_reason(&self) -> Option<String> {
         self.close_reason.lock().expect("close lock").clone()
     }
@@ -234,6 +253,12 @@ pub enum LinkRefused {
     Full(usize),
 }
 
+/// A body a catch-up asked for, and the peer that sent it.
+pub struct Body {
+    pub block: Block,
+    pub from: PeerUrl,
+}
+
 /// A block held until its parent comes, and whom it came from.
 pub struct Held {
     pub block: Block,
@@ -259,6 +284,9 @@ pub struct Links {
     in_flight: Mutex<HashMap<BlockHash, Instant>>,
     /// Blocks that came before their parent, which was on its way.
     held: Mutex<VecDeque<Held>>,
+    /// Bodies catch-ups by headers await, and where each goes (two
+    /// catch-ups with two peers ahead may await the same).
+    expected: Mutex<HashMap<BlockHash, Vec<mpsc::Sender<Body>>>>,
     /// Bumped at each link up or down, for whoever waits on one.
     changes: watch::Sender<u64>,
     pub log: MessageLog,
@@ -282,6 +310,7 @@ impl Links {
             retry_at: Mutex::default(),
             in_flight: Mutex::default(),
             held: Mutex::default(),
+            expected: Mutex::default(),
             changes: watch::channel(0).0,
             log: MessageLog::default(),
             status: Mutex::new(None),
@@ -475,6 +504,41 @@ impl Links {
         children
     }
 
+    /// Sends block `hash`, when a catch-up asked for it, to that catch-up;
+    /// gives it back when none did.
+    fn to_catch_up(&self, block: Block, from: &PeerUrl) -> Option<Block> {
+        let expected = self.expected.lock().expect("expected lock");
+        let Some(catch_ups) = expected.get(&block.hash) else {
+            return Some(block);
+        };
+        for to in catch_ups {
+            // A catch-up's channel holds what it asked for: full, it is
+            // gone.
+            let _ = to.try_send(Body {
+                block: block.clone(),
+                from: from.clone(),
+            });
+        }
+        None
+    }
+
+    /// Sends block `hash`, when it comes, to `to`.
+    fn expect(&self, hash: BlockHash, to: &mpsc::Sender<Body>) {
+        let mut expected = self.expected.lock().expect("expected lock");
+        expected.entry(hash).or_default().push(to.clone());
+    }
+
+    /// No longer sends block `hash` to `to`.
+    fn unexpect(&self, hash: &BlockHash, to: &mpsc::Sender<Body>) {
+        let mut expected = self.expected.lock().expect("expected lock");
+        if let Some(catch_ups) = expected.get_mut(hash) {
+            catch_ups.retain(|other| !other.same_channel(to));
+            if catch_ups.is_empty() {
+                expected.remove(hash);
+            }
+        }
+    }
+
     /// Closes every link (the node stops).
     pub fn close_all(&self, reason: &str) {
         for peer in self.all() {
@@ -500,6 +564,8 @@ mod tests {
             closed: CancellationToken::new(),
             close_reason: Mutex::default(),
             counters: Counters::default(),
+            height: AtomicU64::new(0),
+            headers_wanted: Mutex::default(),
         };
         (Arc::new(peer), frames)
     }

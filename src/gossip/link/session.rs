@@ -190,6 +190,8 @@ impl Gossip {
             closed,
             close_reason: Default::default(),
             counters: Counters::default(),
+            height: Default::default(),
+            headers_wanted: Default::default(),
         });
         if let Err(refused) = links.register(Arc::clone(&peer)) {
             debug!(peer = %url, "a live link with {url} was not taken: {refused}");
@@ -321,6 +323,7 @@ impl Gossip {
             self.introduced(peer.url.clone(), remote);
         }
         let ours = self.inner.state.tip_cursor();
+        peer.has(hello.status.height);
         (self.inner.book).record_success(&peer.url, Contact::Sync, Some(hello.status.height));
         peer.mark_known(hello.status.tip.0);
         // Our tip, when it is not theirs, as a handshake announces it: a
