@@ -13,6 +13,8 @@
 //! headers: `getheaders` with a locator of its chain, answered with
 //! `headers` from the fork point on (each a block's fields with an empty
 //! `data`, and its size), then asks for the bodies, whole, with `getdata`.
+//! A node asks the peer it chose for the nodes it knows with `getaddr`,
+//! answered with `addr`.
 //!
 //! This module owns the shapes and their parsing, with the reason a
 //! message is refused; what a message means for the node is
@@ -36,6 +38,8 @@ pub const MAX_IDS: usize = 1024;
 pub const MAX_BLOCKS_ASKED: usize = 16;
 /// The most headers a `headers` carries (Bitcoin Core's number).
 pub const MAX_HEADERS: usize = 2000;
+/// The most addresses an `addr` carries.
+pub const MAX_ADDR: usize = crate::protocol::MAX_ADDRESSES;
 /// The most hashes in a `getheaders` locator (a chain of 2^64 blocks
 /// needs about 75).
 pub const MAX_LOCATOR: usize = 101;
@@ -91,6 +95,13 @@ pub enum Message {
     /// sender has nothing after the locator's block).
     Headers {
         headers: Vec<Header>,
+    },
+    /// Asks for addresses of other nodes (answered once per link).
+    GetAddr,
+    /// Addresses of nodes the sender heard from lately, answering a
+    /// `getaddr` (what `GET /peers/addr` answers).
+    Addr {
+        addresses: Vec<String>,
     },
 }
 
@@ -267,6 +278,14 @@ struct Hashes {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Addresses {
+    addresses: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Empty {}
+
+#[derive(Serialize, Deserialize)]
 struct Locator {
     locator: Vec<BlockHash>,
 }
@@ -353,6 +372,8 @@ impl Message {
             Message::Inv { .. } => "inv",
             Message::GetHeaders { .. } => "getheaders",
             Message::Headers { .. } => "headers",
+            Message::GetAddr => "getaddr",
+            Message::Addr { .. } => "addr",
         }
     }
 
@@ -416,6 +437,13 @@ impl Message {
                 },
             ),
             Message::Headers { headers } => tagged(kind, &HeadersOut { headers }),
+            Message::GetAddr => tagged(kind, &Empty {}),
+            Message::Addr { addresses } => tagged(
+                kind,
+                &Addresses {
+                    addresses: addresses.clone(),
+                },
+            ),
             Message::Block(block) => {
                 let block = serde_json::to_string(block).expect("a block serialises");
                 format!(r#"{{"type":"{kind}","block":{block}}}"#)
@@ -510,6 +538,13 @@ impl Message {
                     MAX_LOCATOR,
                 )?,
             },
+            "getaddr" => {
+                body::<Empty>("getaddr", text)?;
+                Message::GetAddr
+            }
+            "addr" => Message::Addr {
+                addresses: bounded("addr", body::<Addresses>("addr", text)?.addresses, MAX_ADDR)?,
+            },
             "headers" => {
                 let kind = "headers";
                 let HeadersIn { headers } = body(kind, text)?;
@@ -600,6 +635,10 @@ mod tests {
                 headers: vec![Header::of(&block), Header::of(&block_with("x"))],
             },
             Message::Headers { headers: vec![] },
+            Message::GetAddr,
+            Message::Addr {
+                addresses: vec!["http://127.0.0.1:5002".into()],
+            },
             Message::Block(block.clone()),
             Message::GetItems {
                 block: Some(block.hash),

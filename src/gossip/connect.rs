@@ -232,7 +232,17 @@ impl Gossip {
     /// Asks `peer` for the addresses it knows, and keeps those fit to keep
     /// as candidates; how many were new.
     pub(super) async fn ask_for_addresses(&self, peer: &PeerUrl) -> usize {
-        match self.inner.client.addresses(peer).await {
+        let told = match self.inner.links.get(peer) {
+            Some(link) => match self.addresses_over(&link).await {
+                Ok(addresses) => Ok(Some(addresses)),
+                Err(error) => {
+                    debug!(peer = %peer, "asking {peer} for addresses failed: {error}");
+                    return 0;
+                }
+            },
+            None => self.inner.client.addresses(peer).await,
+        };
+        match told {
             Ok(Some(addresses)) => {
                 let heard = addresses.len();
                 let kept = self.learn_addresses(peer, addresses);

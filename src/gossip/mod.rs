@@ -65,6 +65,9 @@ use crate::sync::{Outcome, SyncError, Told, catch_up, catch_up_with};
 const HANDSHAKES_AT_ONCE: usize = 16;
 /// How often what was learned of the peers is saved.
 const BOOK_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the first ask of a new outbound peer for addresses waits for
+/// the link its task opens (a peer that takes none is asked over HTTP).
+const ADDR_WAITS_FOR_LINK: Duration = Duration::from_secs(5);
 
 /// The gossip handle: cheap to clone.
 #[derive(Clone)]
@@ -550,6 +553,9 @@ impl Gossip {
                     {
                         let (gossip, peer) = (self.clone(), peer.clone());
                         self.spawn(async move {
+                            // Over the link this task opens next, when
+                            // the peer takes one; over HTTP otherwise.
+                            gossip.until_linked(&peer, ADDR_WAITS_FOR_LINK).await;
                             gossip.ask_for_addresses(&peer).await;
                         });
                     }
@@ -576,6 +582,24 @@ impl Gossip {
             _ = self.announce_to(peer, &answered, fill) => {}
             _ = self.relay_items_to(peer) => {}
         }
+    }
+
+    /// Waits until `peer` is linked, `most` at most (not at all when this
+    /// node opens no links).
+    async fn until_linked(&self, peer: &PeerUrl, most: Duration) {
+        let links = &self.inner.links;
+        if !links.enabled {
+            return;
+        }
+        let mut changes = links.changes();
+        let _ = tokio::time::timeout(most, async {
+            while !links.is_linked(peer) {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     /// Waits until `peer` is due for a sync: woken (it showed it is

@@ -254,15 +254,32 @@ async fn two_nodes_link_and_a_block_crosses_by_announcement_then_fetch_without_p
     let asked = status_requests(&a).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(status_requests(&a).await, asked, "b polls a while linked");
+    // b asked a, the peer it chose, for the nodes it knows over the link.
+    wait_for("b's getaddr answered", PATIENCE, || async {
+        let kinds: Vec<Value> = links(&b, 0).await["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| json!([m["direction"], m["type"]]))
+            .collect();
+        (kinds.contains(&json!(["out", "getaddr"])) && kinds.contains(&json!(["in", "addr"])))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(requests_to(&a, "/peers/addr").await, 0);
 }
 
 /// How many `GET /status` requests `node` answered, from its metrics.
 async fn status_requests(node: &Jbc) -> u64 {
+    requests_to(node, "/status").await
+}
+
+/// How many requests on `route` `node` answered, from its metrics.
+async fn requests_to(node: &Jbc, route: &str) -> u64 {
     let text = String::from_utf8(get(&format!("{}/metrics", node.url)).await.unwrap()).unwrap();
+    let route = format!(r#"route="{route}""#);
     text.lines()
-        .filter(|line| {
-            line.starts_with("jbc_http_requests_total{") && line.contains(r#"route="/status""#)
-        })
+        .filter(|line| line.starts_with("jbc_http_requests_total{") && line.contains(&route))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tracing::debug;
 
@@ -16,11 +17,14 @@ use super::{Gone, LinkPeer};
 use crate::block::{Block, BlockHash};
 use crate::gossip::{Gossip, ReceiveError};
 use crate::item::ItemId;
-use crate::peers::Contact;
 use crate::peers::score::Misbehaviour;
+use crate::peers::{Contact, PeerUrl};
 use crate::pool::Submitter;
 use crate::state::Submitted;
 use crate::wire::{CompactBlock, Header, MAX_HEADERS, Message};
+
+/// The time a `getaddr` has to be answered.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Compact blocks waiting for their missing items, per link.
 const MOST_PENDING: usize = 16;
@@ -103,6 +107,27 @@ impl Gossip {
             Message::GetHeaders { locator } => {
                 let headers = self.headers_after(&locator);
                 self.send(peer, &Message::Headers { headers })
+            }
+            Message::GetAddr => {
+                let addresses = match peer.addr_given.swap(true, Ordering::Relaxed) {
+                    true => Vec::new(),
+                    false => (self.addresses_for_others().iter())
+                        .map(ToString::to_string)
+                        .collect(),
+                };
+                self.send(peer, &Message::Addr { addresses })
+            }
+            Message::Addr { addresses } => {
+                let wanted = peer.addr_wanted.lock().expect("addr lock").take();
+                match wanted {
+                    Some(wanted) => {
+                        let _ = wanted.send(addresses);
+                    }
+                    None => {
+                        debug!(peer = %peer.url, "addresses from {} nobody asked for: passed over", peer.url)
+                    }
+                }
+                Ok(())
             }
             Message::Headers { headers } => {
                 if let Some(last) = headers.last() {
@@ -381,6 +406,28 @@ impl Gossip {
 }
 
 impl Gossip {
+    /// Asks `peer` over its link for the nodes it knows (`getaddr`).
+    pub(in crate::gossip) async fn addresses_over(
+        &self,
+        peer: &LinkPeer,
+    ) -> Result<Vec<PeerUrl>, String> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        *peer.addr_wanted.lock().expect("addr lock") = Some(answer);
+        self.send(peer, &Message::GetAddr)
+            .map_err(|_| "its link went".to_string())?;
+        tokio::select! {
+            told = tokio::time::timeout(ANSWER_TIMEOUT, answered) => match told {
+                Ok(Ok(addresses)) => Ok(addresses
+                    .iter()
+                    .filter_map(|text| PeerUrl::parse(text).ok())
+                    .collect()),
+                Ok(Err(_)) => Err("its link went".into()),
+                Err(_) => Err(format!("no addr within {ANSWER_TIMEOUT:?}")),
+            },
+            _ = peer.closed.cancelled() => Err("its link went".into()),
+        }
+    }
+
     /// Takes the blocks held for `parent`, now taken, and theirs in turn.
     async fn deliver_held(&self, parent: BlockHash) {
         let mut taken = vec![parent];

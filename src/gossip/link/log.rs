@@ -43,6 +43,7 @@ impl MessageLog {
             Message::GetData { blocks, .. } => Some(blocks.len()),
             Message::GetHeaders { locator } => Some(locator.len()),
             Message::Headers { headers } => Some(headers.len()),
+            Message::Addr { addresses } => Some(addresses.len()),
             Message::CompactBlock(compact) => Some(compact.items.len()),
             _ => None,
         };

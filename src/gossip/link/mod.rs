@@ -130,6 +130,11 @@ pub struct LinkPeer {
     height: AtomicU64,
     /// Where the answer to our `getheaders` goes, while one is awaited.
     headers_wanted: Mutex<Option<oneshot::Sender<Vec<Header>>>>,
+    /// Where the answer to our `getaddr` goes, while one is awaited.
+    addr_wanted: Mutex<Option<oneshot::Sender<Vec<String>>>>,
+    /// Whether its `getaddr` was answered (once per link, as Core does:
+    /// asking again and again does not map this node's book).
+    addr_given: std::sync::atomic::AtomicBool,
 }
 
 /// Messages and bytes each way.
@@ -566,6 +571,8 @@ mod tests {
             counters: Counters::default(),
             height: AtomicU64::new(0),
             headers_wanted: Mutex::default(),
+            addr_wanted: Mutex::default(),
+            addr_given: Default::default(),
         };
         (Arc::new(peer), frames)
     }

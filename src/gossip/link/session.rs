@@ -192,6 +192,8 @@ impl Gossip {
             counters: Counters::default(),
             height: Default::default(),
             headers_wanted: Default::default(),
+            addr_wanted: Default::default(),
+            addr_given: Default::default(),
         });
         if let Err(refused) = links.register(Arc::clone(&peer)) {
             debug!(peer = %url, "a live link with {url} was not taken: {refused}");
