@@ -767,6 +767,82 @@ async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_beside_two_linked_nodes_has_its_holes_filled_and_none_of_its_blocks_sent_back()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = mine_chain(12, 3, "ours");
+    let holed: Vec<jbc::block::Block> = ours
+        .iter()
+        .filter(|b| b.index != 3 && b.index != 5)
+        .cloned()
+        .collect();
+    let ports = [free_port(), free_port()];
+    let urls = ports.map(|port| format!("http://127.0.0.1:{port}"));
+    // A master original mining on its highest block, posting to both
+    // nodes; the nodes are linked to each other, each with the original as
+    // a peer too.
+    let original = Original::start(
+        &tmp.path().join("original"),
+        &holed,
+        3,
+        &[&urls[0], &urls[1], "--master", "--mine-every", "0.3"],
+    );
+    let start = |me: usize| {
+        let dir = tmp.path().join(format!("node{me}"));
+        write_chaindata(&dir.join("chaindata"), &ours);
+        Jbc::builder()
+            .port(ports[me])
+            .difficulty(3)
+            .peers(&[&urls[1 - me], &original.url])
+            .sync_interval(0.5)
+            .start(&dir)
+    };
+    let nodes = [start(0), start(1)];
+    wait_for("the two nodes linked", PATIENCE, || async {
+        let body = get(&format!("{}/peers/links", nodes[0].url)).await.unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        let linked = answer["links"].as_array().unwrap();
+        linked
+            .iter()
+            .any(|l| l["peer"] == urls[1].as_str())
+            .then_some(())
+    })
+    .await;
+    for node in &nodes {
+        node.chain_of_at_least(ours.len() + 5).await;
+    }
+    wait_for(
+        "the original to serve our chain, whole",
+        PATIENCE,
+        || async {
+            let theirs = original.chain().await;
+            let whole = theirs.iter().enumerate().all(|(i, b)| b.index == i as u64);
+            (whole && theirs.len() >= ours.len() + 5).then_some(())
+        },
+    )
+    .await;
+    let sent = original_lines(&original, "mined");
+    for hole in [3, 5] {
+        let times = sent.get(&ours[hole].hash.to_string()).copied();
+        // Each node fills it from its own view of the original, once.
+        assert!(matches!(times, Some(1 | 2)), "{sent:?}");
+    }
+    // Nothing it mined came back to it, from either node, though each
+    // hears the other's blocks over their link.
+    let own = original_lines(&original, "self-mined");
+    assert!(own.len() >= 5, "{own:?}");
+    for hash in own.keys() {
+        assert!(
+            !sent.contains_key(hash),
+            "its block {hash} was sent back: {sent:?}"
+        );
+    }
+    for node in nodes {
+        assert!(node.terminate().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_fails() {
     let tmp = tempfile::tempdir().unwrap();
     // It drops every 7th block it takes after answering 200, and answers
