@@ -236,8 +236,12 @@ impl Drop for NeighbourLimits {
     }
 }
 
+/// The items of the large block: 100 of 1 000 bytes.
+const ITEMS: usize = 100;
+const ITEM_BYTES: usize = 1000;
+
 fn run() -> Result<(), String> {
-    let count = env_number("JBC_BENCH_NODES", 100).clamp(12, 250);
+    let count = env_number("JBC_BENCH_NODES", 100).clamp(12, 1000);
     let blocks = env_number("JBC_BENCH_BLOCKS", 50) as u64;
     let _limits = NeighbourLimits::raise(count);
     let net = Net::create(count, 'b', DIFFICULTY)?;
@@ -445,6 +449,59 @@ fn run() -> Result<(), String> {
     println!(
         "a node that does not mine: {rss_mib:.1} MiB resident, {:.1} % of a core",
         cpu * 100.0
+    );
+
+    // 100 KB of items, posted at one node: they cross the network to the
+    // pools, then a block carries them. What each node receives from the
+    // first post until every node has confirmed the items.
+    let poster = others[0];
+    let texts: Vec<String> = (0..ITEMS)
+        .map(|i| format!("bench item {i:03} {}", "x".repeat(ITEM_BYTES - 15)))
+        .collect();
+    let ids: Vec<String> = texts
+        .iter()
+        .map(|text| jbc::item::ItemId::of(text).to_string())
+        .collect();
+    let rx_before: Vec<u64> = everyone.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let height_before = client.status(0)?["height"].as_u64().unwrap_or(0);
+    for text in &texts {
+        let (code, body) = client.post(
+            &format!("{}/data", Net::url(poster)),
+            &serde_json::json!({ "data": text }),
+        )?;
+        if code != 202 {
+            return Err(format!(
+                "posting an item: HTTP {code}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+    }
+    let confirmed = |n: usize, id: &str| {
+        client
+            .get(&format!("{}/data/{id}", Net::url(n)))
+            .ok()
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+            .is_some_and(|answer| answer["status"] == "confirmed")
+    };
+    wait("the items confirmed on every node", || {
+        everyone
+            .iter()
+            .all(|&n| confirmed(n, &ids[0]) && confirmed(n, &ids[ITEMS - 1]))
+            .then_some(())
+    })?;
+    let item_rx: Vec<u64> = everyone
+        .iter()
+        .map(|&n| rx_bytes(&net, n) - rx_before[n])
+        .collect();
+    let meanwhile = client.status(0)?["height"].as_u64().unwrap_or(0) - height_before;
+    let received = item_rx.iter().sum::<u64>() as f64 / item_rx.len() as f64;
+    let ordinary = per_block(&rx) * meanwhile as f64;
+    println!(
+        "{} KB of items ({ITEMS} of {ITEM_BYTES} B) posted at one node, then mined: a node received {:.1} KB until it had them confirmed; {meanwhile} blocks were made meanwhile (about {:.1} KB of it at the figure above), so about {:.1} KB for the items and their block",
+        ITEMS * ITEM_BYTES / 1000,
+        received / 1000.0,
+        ordinary / 1000.0,
+        (received - ordinary) / 1000.0
     );
 
     // 30 nodes stop and start again, told only the seed.

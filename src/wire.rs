@@ -96,7 +96,7 @@ pub enum Message {
     Headers {
         headers: Vec<Header>,
     },
-    /// Asks for addresses of other nodes (answered once per link).
+    /// Asks for addresses of other nodes.
     GetAddr,
     /// Addresses of nodes the sender heard from lately, answering a
     /// `getaddr` (what `GET /peers/addr` answers).

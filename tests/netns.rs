@@ -1,5 +1,5 @@
 //! Nodes on three machines: three network namespaces joined by a bridge
-//! (veth pairs, addresses this test assigns from 10.200.0.0/24 inside its
+//! (veth pairs, addresses this test assigns from 10.200.0.0/16 inside its
 //! own namespaces), one node in each on `0.0.0.0:5001` with the other two
 //! as peers, all mining. They converge; taking one host's link down
 //! partitions it, it mines alone, and once the link is back the network

@@ -1,5 +1,5 @@
 //! Hosts for tests and benchmarks of nodes on several machines: network
-//! namespaces joined by a bridge (veth pairs, addresses from 10.200.0.0/24
+//! namespaces joined by a bridge (veth pairs, addresses from 10.200.0.0/16
 //! that the test assigns inside its own namespaces), and HTTP clients on
 //! threads inside the namespace of the bridge or of a host. Only those
 //! addresses are ever contacted.
@@ -74,7 +74,7 @@ impl Net {
             &net.switch,
             "addr",
             "add",
-            "10.200.0.254/24",
+            "10.200.0.254/16",
             "dev",
             "br0",
         ])?;
@@ -98,7 +98,7 @@ impl Net {
             ])?;
             ip(&["-n", &net.switch, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &net.switch, "link", "set", &port, "up"])?;
-            let address = format!("{}/24", Net::address(n));
+            let address = format!("{}/16", Net::address(n));
             ip(&["-n", host, "addr", "add", &address, "dev", "eth0"])?;
             ip(&["-n", host, "link", "set", "eth0", "up"])?;
             ip(&["-n", host, "link", "set", "lo", "up"])?;
@@ -111,9 +111,10 @@ impl Net {
         format!("{}p{n}", self.prefix)
     }
 
-    /// Host `n`'s address.
+    /// Host `n`'s address: 10.200.0.1 to .250, then 10.200.1.1 and on
+    /// (the bridge is 10.200.0.254).
     pub fn address(n: usize) -> String {
-        format!("10.200.0.{}", n + 1)
+        format!("10.200.{}.{}", n / 250, n % 250 + 1)
     }
 
     pub fn url(n: usize) -> String {

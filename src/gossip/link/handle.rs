@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tracing::debug;
 
@@ -108,13 +107,12 @@ impl Gossip {
                 let headers = self.headers_after(&locator);
                 self.send(peer, &Message::Headers { headers })
             }
+            // What `GET /peers/addr` answers: the same list for a while,
+            // so asking again and again maps nothing more of the book.
             Message::GetAddr => {
-                let addresses = match peer.addr_given.swap(true, Ordering::Relaxed) {
-                    true => Vec::new(),
-                    false => (self.addresses_for_others().iter())
-                        .map(ToString::to_string)
-                        .collect(),
-                };
+                let addresses = (self.addresses_for_others().iter())
+                    .map(ToString::to_string)
+                    .collect();
                 self.send(peer, &Message::Addr { addresses })
             }
             Message::Addr { addresses } => {
@@ -217,7 +215,9 @@ impl Gossip {
             Message::Items { block: None, items } => {
                 let from = Submitter::of(remote, false);
                 for text in items {
-                    peer.mark_known(ItemId::of(&text).0);
+                    let id = ItemId::of(&text);
+                    peer.mark_known(id.0);
+                    self.inner.links.item_landed(&id);
                     let (state, submitted) = (state.clone(), text.clone());
                     let outcome =
                         tokio::task::spawn_blocking(move || state.submit(&submitted, from)).await;
@@ -270,7 +270,9 @@ impl Gossip {
                     .into_iter()
                     .filter(|id| {
                         peer.mark_known(id.0);
-                        !pool.contains(id) && state.item(id) == crate::protocol::ItemStatus::Unknown
+                        !pool.contains(id)
+                            && state.item(id) == crate::protocol::ItemStatus::Unknown
+                            && links.claim_item(id)
                     })
                     .collect();
                 if wanted.is_empty() {

@@ -41,6 +41,7 @@ pub use log::MessageLog;
 pub use socket::{Frame, from_axum};
 
 use crate::block::{Block, BlockHash};
+use crate::item::ItemId;
 use crate::netgroup::NetGroup;
 use crate::peers::PeerUrl;
 use crate::protocol::{NodeId, Status};
@@ -98,8 +99,9 @@ pub const MESSAGE_BURST: f64 = 20_000.0;
 pub const IN_FLIGHT_FOR: Duration = Duration::from_secs(2);
 /// Blocks held for their parent at most.
 const MOST_HELD: usize = 64;
-/// Blocks noted as under way at most (older notes are dropped first).
-const MOST_IN_FLIGHT: usize = 1024;
+/// Blocks and items noted as under way at most (notes older than
+/// [`IN_FLIGHT_FOR`] are dropped when it is reached).
+const MOST_IN_FLIGHT: usize = 4096;
 /// Block and item hashes remembered per peer as known to it.
 const KNOWN_KEPT: usize = 8192;
 /// The least wait before a link that failed to open is tried again; one
@@ -132,9 +134,6 @@ pub struct LinkPeer {
     headers_wanted: Mutex<Option<oneshot::Sender<Vec<Header>>>>,
     /// Where the answer to our `getaddr` goes, while one is awaited.
     addr_wanted: Mutex<Option<oneshot::Sender<Vec<String>>>>,
-    /// Whether its `getaddr` was answered (once per link, as Core does:
-    /// asking again and again does not map this node's book).
-    addr_given: std::sync::atomic::AtomicBool,
 }
 
 /// Messages and bytes each way.
@@ -286,7 +285,9 @@ pub struct Links {
     /// Blocks asked of one peer and not come yet, and when: not asked of
     /// another meanwhile (for [`IN_FLIGHT_FOR`] at most), so a body
     /// comes about once.
-    in_flight: Mutex<HashMap<BlockHash, Instant>>,
+    in_flight: Mutex<HashMap<[u8; 32], Instant>>,
+    /// When `in_flight` was last swept of old notes.
+    swept: Mutex<Instant>,
     /// Blocks that came before their parent, which was on its way.
     held: Mutex<VecDeque<Held>>,
     /// Bodies catch-ups by headers await, and where each goes (two
@@ -314,6 +315,7 @@ impl Links {
             opening: Mutex::default(),
             retry_at: Mutex::default(),
             in_flight: Mutex::default(),
+            swept: Mutex::new(Instant::now()),
             held: Mutex::default(),
             expected: Mutex::default(),
             changes: watch::channel(0).0,
@@ -459,10 +461,32 @@ impl Links {
     /// or the one under way is older than [`IN_FLIGHT_FOR`] (then this
     /// one is noted as under way).
     pub fn claim(&self, hash: &BlockHash) -> bool {
+        self.claim_hash(&hash.0)
+    }
+
+    /// Whether item `id` should be asked for now, as [`Links::claim`]
+    /// for a block: a node hearing of an item from fifteen peers at once
+    /// asks one of them.
+    pub fn claim_item(&self, id: &ItemId) -> bool {
+        self.claim_hash(&id.0)
+    }
+
+    fn claim_hash(&self, hash: &[u8; 32]) -> bool {
         let mut in_flight = self.in_flight.lock().expect("in flight lock");
         let now = Instant::now();
         if in_flight.len() >= MOST_IN_FLIGHT {
-            in_flight.retain(|_, asked| now.duration_since(*asked) < IN_FLIGHT_FOR);
+            // Swept at most ten times a second: a flood of new ids costs
+            // no sweep each.
+            let mut swept = self.swept.lock().expect("swept lock");
+            if now.duration_since(*swept) >= Duration::from_millis(100) {
+                *swept = now;
+                in_flight.retain(|_, asked| now.duration_since(*asked) < IN_FLIGHT_FOR);
+            }
+            // Still full (a burst): asked for without a note rather than
+            // noted without bound.
+            if in_flight.len() >= MOST_IN_FLIGHT {
+                return true;
+            }
         }
         match in_flight.get(hash) {
             Some(asked) if now.duration_since(*asked) < IN_FLIGHT_FOR => false,
@@ -475,14 +499,26 @@ impl Links {
 
     /// Block `hash` came.
     pub fn landed(&self, hash: &BlockHash) {
-        self.in_flight.lock().expect("in flight lock").remove(hash);
+        self.in_flight
+            .lock()
+            .expect("in flight lock")
+            .remove(&hash.0);
+    }
+
+    /// Item `id` came.
+    pub fn item_landed(&self, id: &ItemId) {
+        self.in_flight.lock().expect("in flight lock").remove(&id.0);
     }
 
     /// Whether block `parent` is on its way from a peer (asked for less
     /// than [`IN_FLIGHT_FOR`] ago).
     pub fn coming(&self, parent: &BlockHash) -> bool {
-        (self.in_flight.lock().expect("in flight lock").get(parent))
-            .is_some_and(|asked| asked.elapsed() < IN_FLIGHT_FOR)
+        (self
+            .in_flight
+            .lock()
+            .expect("in flight lock")
+            .get(&parent.0))
+        .is_some_and(|asked| asked.elapsed() < IN_FLIGHT_FOR)
     }
 
     /// Holds `block` (from `from`) until its parent is taken, at most
@@ -572,7 +608,6 @@ mod tests {
             height: AtomicU64::new(0),
             headers_wanted: Mutex::default(),
             addr_wanted: Mutex::default(),
-            addr_given: Default::default(),
         };
         (Arc::new(peer), frames)
     }
@@ -594,6 +629,32 @@ mod tests {
         assert!(links.is_linked(&theirs.url));
         links.deregister(&theirs);
         assert!(!links.is_linked(&theirs.url));
+    }
+
+    #[test]
+    fn an_item_or_block_under_way_is_asked_of_one_peer_until_it_lands() {
+        let links = Links::new(true, 64);
+        let id = ItemId::of("pay bob 5");
+        assert!(links.claim_item(&id));
+        assert!(!links.claim_item(&id), "asked of a second announcer");
+        links.item_landed(&id);
+        assert!(links.claim_item(&id));
+        let hash = BlockHash([3; 32]);
+        assert!(links.claim(&hash) && !links.claim(&hash) && links.coming(&hash));
+        links.landed(&hash);
+        assert!(!links.coming(&hash));
+        // Full of notes under way, it asks without noting rather than grow.
+        for i in 0..MOST_IN_FLIGHT as u64 {
+            links.claim_hash(
+                &[i.to_le_bytes(), [0; 8], [0; 8], [1; 8]]
+                    .concat()
+                    .try_into()
+                    .unwrap(),
+            );
+        }
+        let fresh = ItemId::of("one more");
+        assert!(links.claim_item(&fresh) && links.claim_item(&fresh));
+        assert_eq!(links.in_flight.lock().unwrap().len(), MOST_IN_FLIGHT);
     }
 
     #[test]

@@ -39,6 +39,11 @@ use crate::wire::{CompactBlock, Hello, MAX_IDS, Message};
 /// to the last block the peer knows, at most this long (a longer gap is
 /// the peer's to catch up with, over HTTP).
 pub(super) const MOST_ANNOUNCED_AT_ONCE: usize = 16;
+/// How long new items wait to be announced together, in one `inv`:
+/// items posted one by one would each cost an `inv` on every link, with
+/// its frame and packet, more than the item itself (Bitcoin Core trickles
+/// its announcements every 2 to 5 seconds on average).
+const ITEM_TRICKLE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Links a new tip goes to whole, on average (Bitcoin Core asks three
 /// peers for compact blocks in high-bandwidth mode).
 const PUSHED_TO: usize = 3;
@@ -193,7 +198,6 @@ impl Gossip {
             height: Default::default(),
             headers_wanted: Default::default(),
             addr_wanted: Default::default(),
-            addr_given: Default::default(),
         });
         if let Err(refused) = links.register(Arc::clone(&peer)) {
             debug!(peer = %url, "a live link with {url} was not taken: {refused}");
@@ -384,6 +388,9 @@ impl Gossip {
         let mut pending: HashMap<BlockHash, CompactBlock> = HashMap::new();
         let max_bytes = self.max_message_bytes();
         let mut nonce = 0u64;
+        // Items not announced yet, and when they will be.
+        let mut unannounced: Vec<ItemId> = Vec::new();
+        let mut trickle: Option<tokio::time::Instant> = None;
         loop {
             let sent = tokio::select! {
                 _ = peer.closed.cancelled() => {
@@ -448,14 +455,13 @@ impl Gossip {
                     self.announce_over(peer, tip)
                 }
                 item = items.recv() => {
-                    let mut fresh = Vec::new();
                     let mut next = item;
                     loop {
                         match next {
                             Ok(item) => if item.from.as_ref() != Some(&peer.url) {
                                 let id = ItemId::of(&item.text);
                                 if peer.mark_known(id.0) {
-                                    fresh.push(id);
+                                    unannounced.push(id);
                                 }
                             } else {
                                 peer.mark_known(ItemId::of(&item.text).0);
@@ -467,7 +473,7 @@ impl Gossip {
                                 return Ended::Closed("the node stops".into());
                             }
                         }
-                        if fresh.len() == MAX_IDS {
+                        if unannounced.len() >= MAX_IDS {
                             break;
                         }
                         match items.try_recv() {
@@ -481,11 +487,19 @@ impl Gossip {
                             Ok(item) => next = Ok(item),
                         }
                     }
-                    if fresh.is_empty() {
-                        Ok(())
+                    if unannounced.len() >= MAX_IDS {
+                        trickle = None;
+                        self.announce_items(peer, &mut unannounced)
                     } else {
-                        self.send(peer, &Message::Inv { blocks: Vec::new(), items: fresh })
+                        if !unannounced.is_empty() && trickle.is_none() {
+                            trickle = Some(tokio::time::Instant::now() + ITEM_TRICKLE);
+                        }
+                        Ok(())
                     }
+                }
+                _ = tokio::time::sleep_until(trickle.unwrap_or_else(tokio::time::Instant::now)), if trickle.is_some() => {
+                    trickle = None;
+                    self.announce_items(peer, &mut unannounced)
                 }
                 _ = ping.tick() => {
                     if heard.elapsed() < PING_INTERVAL {
@@ -499,6 +513,21 @@ impl Gossip {
                 return Ended::Closed(peer.close_reason().unwrap_or_default());
             }
         }
+    }
+
+    /// Announces `ids` to `peer` in one `inv`, and forgets them.
+    fn announce_items(&self, peer: &LinkPeer, ids: &mut Vec<ItemId>) -> Result<(), Gone> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(ids);
+        self.send(
+            peer,
+            &Message::Inv {
+                blocks: Vec::new(),
+                items,
+            },
+        )
     }
 
     /// Encodes, notes and queues `message` for `peer`.
