@@ -67,21 +67,28 @@ fn main() {
 }
 
 /// The bytes host `n`'s link received so far.
-fn rx_bytes(net: &Net, n: usize) -> u64 {
+/// What every host received so far: what its bridge port sent it (a veth
+/// pair's two ends count the same bytes), read with one `ip` for all
+/// hosts: a process per host at the end of a window was a burst of CPU
+/// that delayed the window's last block on two cores.
+fn rx_bytes_all(net: &Net) -> Vec<u64> {
     let output = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.hosts[n],
-            "cat",
-            "/sys/class/net/eth0/statistics/rx_bytes",
-        ])
+        .args(["-n", &net.switch, "-s", "-j", "link", "show"])
         .output()
         .expect("ip runs");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    let links: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let sent: HashMap<&str, u64> = links
+        .iter()
+        .filter_map(|link| {
+            Some((
+                link["ifname"].as_str()?,
+                link["stats64"]["tx"]["bytes"].as_u64()?,
+            ))
+        })
+        .collect();
+    (0..net.hosts.len())
+        .map(|n| sent.get(net.port(n).as_str()).copied().unwrap_or(0))
+        .collect()
 }
 
 /// The HTTP requests node `n` answered so far (its metrics).
@@ -247,7 +254,13 @@ fn run() -> Result<(), String> {
     let net = Net::create(count, 'b', DIFFICULTY)?;
     let client = Client::start(&net.switch);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = |n: usize| tmp.path().join(format!("host{n}"));
+    // JBC_BENCH_KEEP=1 keeps the nodes' folders (and logs) to read after.
+    let tmp_path = match std::env::var("JBC_BENCH_KEEP").is_ok() {
+        true => tmp.keep(),
+        false => tmp.path().to_path_buf(),
+    };
+    println!("nodes' folders: {}", tmp_path.display());
+    let dir = |n: usize| tmp_path.join(format!("host{n}"));
     let target = TARGET.to_string();
     // The miners at the node's default priority: a hundred nodes on two
     // cores must not wait for them.
@@ -285,7 +298,7 @@ fn run() -> Result<(), String> {
 
     // Blocks: from the height now to `blocks` more.
     let from = client.status(0)?["height"].as_u64().unwrap_or(0);
-    let rx_before: Vec<u64> = everyone.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let rx_before: Vec<u64> = rx_bytes_all(&net);
     let others: Vec<usize> = (1..count).filter(|n| !miners.contains(n)).collect();
     let routes_before: Vec<HashMap<String, u64>> = others
         .iter()
@@ -312,7 +325,8 @@ fn run() -> Result<(), String> {
         .collect();
     let rx: Vec<u64> = everyone
         .iter()
-        .map(|&n| rx_bytes(&net, n) - rx_before[n])
+        .zip(rx_bytes_all(&net))
+        .map(|(&n, now)| now - rx_before[n])
         .collect();
     let served: Vec<u64> = everyone
         .iter()
@@ -412,6 +426,12 @@ fn run() -> Result<(), String> {
         }
     }
     delays_ms.sort_by(f64::total_cmp);
+    if std::env::var("JBC_BENCH_KEEP").is_ok() {
+        for (n, node) in nodes.iter().enumerate() {
+            let logs = node.as_ref().unwrap().logs();
+            let _ = std::fs::write(tmp_path.join(format!("host{n}.log")), logs);
+        }
+    }
     let orphaned = mined_total.saturating_sub(in_range.len());
     println!(
         "{made} blocks in {seconds:.1} s; from the miner's log line to each of the other {} nodes ({} sightings, {unseen} not logged): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -462,7 +482,7 @@ fn run() -> Result<(), String> {
         .iter()
         .map(|text| jbc::item::ItemId::of(text).to_string())
         .collect();
-    let rx_before: Vec<u64> = everyone.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let rx_before: Vec<u64> = rx_bytes_all(&net);
     let height_before = client.status(0)?["height"].as_u64().unwrap_or(0);
     for text in &texts {
         let (code, body) = client.post(
@@ -491,7 +511,8 @@ fn run() -> Result<(), String> {
     })?;
     let item_rx: Vec<u64> = everyone
         .iter()
-        .map(|&n| rx_bytes(&net, n) - rx_before[n])
+        .zip(rx_bytes_all(&net))
+        .map(|(&n, now)| now - rx_before[n])
         .collect();
     let meanwhile = client.status(0)?["height"].as_u64().unwrap_or(0) - height_before;
     let received = item_rx.iter().sum::<u64>() as f64 / item_rx.len() as f64;
@@ -551,17 +572,21 @@ fn run() -> Result<(), String> {
     // A minute for the stir of their going (links down, the lost peers
     // replaced) to settle.
     std::thread::sleep(Duration::from_secs(60));
-    let rx_idle: Vec<u64> = idle.iter().map(|&n| rx_bytes(&net, n)).collect();
+    let rx_idle: Vec<u64> = {
+        let all = rx_bytes_all(&net);
+        idle.iter().map(|&n| all[n]).collect()
+    };
     let cpu_idle: Vec<(u64, u64)> = idle
         .iter()
         .map(|&n| rss_and_cpu(nodes[n].as_ref().unwrap().pid()))
         .collect();
     let idle_for = Duration::from_secs(60);
     std::thread::sleep(idle_for);
+    let rx_now = rx_bytes_all(&net);
     let received: f64 = idle
         .iter()
         .zip(&rx_idle)
-        .map(|(&n, before)| (rx_bytes(&net, n) - before) as f64)
+        .map(|(&n, before)| (rx_now[n] - before) as f64)
         .sum::<f64>()
         / idle.len() as f64
         / idle_for.as_secs_f64();
