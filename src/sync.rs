@@ -546,11 +546,13 @@ async fn catch_up_from(
             "{}{took}",
             switch_in_words(peer, committed, start_fork - 1, replaced as u64, tip)
         );
-        if let Some(error) = failure
-            .as_ref()
-            .map(ToString::to_string)
-            .or(broken.map(|e| e.to_string()))
-        {
+        if let Some(error) = failure.map(SyncError::Invalid).or(broken) {
+            // What it served before is kept; what no honest node serves is
+            // held against it all the same (an invalid block after valid
+            // ones, a body that broke its header's promise).
+            if error.misbehaviour().is_some() {
+                return Err(error);
+            }
             tracing::warn!(peer = %peer, "sync with {peer}: kept what came before a failure further on: {error}");
         }
         return Ok(Outcome::Adopted {

@@ -702,17 +702,24 @@ fn original_lines(original: &Original, prefix: &str) -> std::collections::HashMa
     hashes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sent_back() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A chain of 12 blocks, and the same without blocks 3 and 5 (holes an
+/// original master leaves when it drops blocks).
+fn chain_and_holed() -> (Vec<jbc::block::Block>, Vec<jbc::block::Block>) {
     let ours = mine_chain(12, 3, "ours");
-    // The original lacks blocks 3 and 5 (it dropped them), and mines on its
-    // highest block, posting each to the node as master does: no header.
-    let holed: Vec<jbc::block::Block> = ours
+    let holed = ours
         .iter()
         .filter(|b| b.index != 3 && b.index != 5)
         .cloned()
         .collect();
+    (ours, holed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sent_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The original lacks blocks 3 and 5 (it dropped them), and mines on its
+    // highest block, posting each to the node as master does: no header.
+    let (ours, holed) = chain_and_holed();
     let port = free_port();
     let node_url = format!("http://127.0.0.1:{port}");
     let original = Original::start(
@@ -770,12 +777,7 @@ async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sen
 async fn an_original_beside_two_linked_nodes_has_its_holes_filled_and_none_of_its_blocks_sent_back()
 {
     let tmp = tempfile::tempdir().unwrap();
-    let ours = mine_chain(12, 3, "ours");
-    let holed: Vec<jbc::block::Block> = ours
-        .iter()
-        .filter(|b| b.index != 3 && b.index != 5)
-        .cloned()
-        .collect();
+    let (ours, holed) = chain_and_holed();
     let ports = [free_port(), free_port()];
     let urls = ports.map(|port| format!("http://127.0.0.1:{port}"));
     // A master original mining on its highest block, posting to both

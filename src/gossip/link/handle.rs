@@ -22,6 +22,22 @@ use crate::pool::Submitter;
 use crate::state::Submitted;
 use crate::wire::{CompactBlock, Header, MAX_HEADERS, Message};
 
+/// Hands `answer` to whoever awaits it in `slot` (an answer to our
+/// `getheaders` or `getaddr`); one nobody asked for is passed over.
+fn hand_over<T>(
+    peer: &LinkPeer,
+    slot: &std::sync::Mutex<Option<tokio::sync::oneshot::Sender<T>>>,
+    answer: T,
+    kind: &str,
+) {
+    match slot.lock().expect("answer lock").take() {
+        Some(waiting) => {
+            let _ = waiting.send(answer);
+        }
+        None => debug!(peer = %peer.url, "{kind} from {} nobody asked for: passed over", peer.url),
+    }
+}
+
 /// The time a `getaddr` has to be answered.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -116,30 +132,14 @@ impl Gossip {
                 self.send(peer, &Message::Addr { addresses })
             }
             Message::Addr { addresses } => {
-                let wanted = peer.addr_wanted.lock().expect("addr lock").take();
-                match wanted {
-                    Some(wanted) => {
-                        let _ = wanted.send(addresses);
-                    }
-                    None => {
-                        debug!(peer = %peer.url, "addresses from {} nobody asked for: passed over", peer.url)
-                    }
-                }
+                hand_over(peer, &peer.addr_wanted, addresses, "addresses");
                 Ok(())
             }
             Message::Headers { headers } => {
                 if let Some(last) = headers.last() {
                     peer.has(last.index());
                 }
-                let wanted = peer.headers_wanted.lock().expect("headers lock").take();
-                match wanted {
-                    Some(wanted) => {
-                        let _ = wanted.send(headers);
-                    }
-                    None => {
-                        debug!(peer = %peer.url, "headers from {} nobody asked for: passed over", peer.url)
-                    }
-                }
+                hand_over(peer, &peer.headers_wanted, headers, "headers");
                 Ok(())
             }
             Message::GetItems { block, ids } => {
