@@ -146,13 +146,23 @@ pub async fn serve(
         };
         let bulk = bulk.as_ref().map(|runtime| runtime.handle().clone());
         let tracker = open.clone();
+        let stopping = shutdown.clone();
         open.spawn(async move {
             let bulk = match bulk {
-                Some(bulk) => match is_bulk(&stream).await {
-                    // Nothing asked in time, or the client went away.
-                    None => return,
-                    Some(is_bulk) => is_bulk.then_some(bulk),
-                },
+                Some(bulk) => {
+                    let peeked = tokio::select! {
+                        peeked = is_bulk(&stream) => peeked,
+                        // A connection that has asked nothing yet is not
+                        // waited for at shutdown (it could take the whole
+                        // header timeout, past the grace).
+                        _ = stopping.cancelled() => None,
+                    };
+                    match peeked {
+                        // Nothing asked in time, or the client went away.
+                        None => return,
+                        Some(is_bulk) => is_bulk.then_some(bulk),
+                    }
+                }
                 None => None,
             };
             match bulk {

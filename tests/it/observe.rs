@@ -143,14 +143,18 @@ async fn events_tell_of_new_tips_data_and_peers() {
         .await;
     assert!(removed["previous"].is_string());
 
-    // The stream ends when the node stops, so it does not hold up shutdown.
-    let (status, logs) = node.terminate_with_logs();
+    // The stream ends when the node stops, so it does not hold up shutdown
+    // (read as a page reads it meanwhile: a reader that stops reading
+    // while a miner fills its socket holds its answer up, and is waited for
+    // only the shutdown's few seconds of grace).
+    let stopping = tokio::task::spawn_blocking(move || node.terminate_with_logs());
+    while events.next().await.is_some() {}
+    let (status, logs) = stopping.await.unwrap();
     assert!(status.success());
     assert!(
         !logs.contains("did not close in time"),
         "an open event stream held up shutdown:\n{logs}"
     );
-    while events.next().await.is_some() {}
     assert!(peer.terminate().success());
 }
 
