@@ -702,6 +702,19 @@ fn original_lines(original: &Original, prefix: &str) -> std::collections::HashMa
     hashes
 }
 
+/// Checks that the original mined a few blocks and was sent none of them
+/// (`sent`: what it was posted, from [`original_lines`]).
+fn none_of_its_own_came_back(original: &Original, sent: &std::collections::HashMap<String, usize>) {
+    let own = original_lines(original, "self-mined");
+    assert!(own.len() >= 5, "{own:?}");
+    for hash in own.keys() {
+        assert!(
+            !sent.contains_key(hash),
+            "its block {hash} was sent back: {sent:?}"
+        );
+    }
+}
+
 /// A chain of 12 blocks, and the same without blocks 3 and 5 (holes an
 /// original master leaves when it drops blocks).
 fn chain_and_holed() -> (Vec<jbc::block::Block>, Vec<jbc::block::Block>) {
@@ -757,14 +770,7 @@ async fn an_original_master_node_has_its_holes_filled_and_none_of_its_blocks_sen
         assert_eq!(sent.get(&ours[hole].hash.to_string()), Some(&1), "{sent:?}");
     }
     // Nothing it mined came back to it, and nothing it had was sent again.
-    let own = original_lines(&original, "self-mined");
-    assert!(own.len() >= 5, "{own:?}");
-    for hash in own.keys() {
-        assert!(
-            !sent.contains_key(hash),
-            "its block {hash} was sent back: {sent:?}"
-        );
-    }
+    none_of_its_own_came_back(&original, &sent);
     for block in &holed[1..] {
         assert!(!sent.contains_key(&block.hash.to_string()), "{sent:?}");
     }
@@ -831,14 +837,7 @@ async fn an_original_beside_two_linked_nodes_has_its_holes_filled_and_none_of_it
     }
     // Nothing it mined came back to it, from either node, though each
     // hears the other's blocks over their link.
-    let own = original_lines(&original, "self-mined");
-    assert!(own.len() >= 5, "{own:?}");
-    for hash in own.keys() {
-        assert!(
-            !sent.contains_key(hash),
-            "its block {hash} was sent back: {sent:?}"
-        );
-    }
+    none_of_its_own_came_back(&original, &sent);
     for node in nodes {
         assert!(node.terminate().success());
     }
