@@ -22,6 +22,8 @@
 //!    [`sha256x2`]: two SHA-256 compressions interleaved with SHA-NI (the
 //!    only `unsafe` code).
 //! 2. [`item`]: data items carried in blocks: ids, encoding, room taken.
+//!    [`signed`]: signed items: the envelope, the message an author signs,
+//!    the checks of a signature (alone or in a batch), key files.
 //!    [`pow`]: targets, retargets and work: the numbers of proof of work.
 //!    [`operator`]: the operator key and its cookie file.
 //! 3. [`chain`]: validating a chain, its targets and work, the one rule for
@@ -63,7 +65,7 @@
 //! # What is public
 //!
 //! The block format, the chain's rules and the wire ([`block`], [`chain`],
-//! [`item`], [`pow`], [`protocol`], [`wire`]) are public modules. The node's own parts
+//! [`item`], [`signed`], [`pow`], [`protocol`], [`wire`]) are public modules. The node's own parts
 //! are private to the crate; the items `main.rs`, the tests and the
 //! benchmarks need are re-exported below, so the compiler reports any other
 //! code that nothing calls.
@@ -80,6 +82,7 @@ pub mod item;
 pub mod pow;
 pub mod protocol;
 pub mod setting;
+pub mod signed;
 pub mod wire;
 
 // Asking a running node, as `jbc status` and the other commands do.
