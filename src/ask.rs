@@ -21,8 +21,8 @@ use crate::human::{duration_in_words, rate_in_words};
 use crate::item::IdPrefix;
 use crate::operator::{COOKIE_FILE, read_cookie};
 use crate::protocol::{
-    BanRequest, Banned, Direction, ItemAnswer, ItemStatus, LinksAnswer, Logged, MineOrdered,
-    MineRequest, Opened, PeerRequest, Status, route,
+    AuthorItems, AuthorView, BanRequest, Banned, Direction, ItemAnswer, ItemStatus, LinksAnswer,
+    Logged, MAX_AUTHOR_ITEMS, MineOrdered, MineRequest, Opened, PeerRequest, Status, route,
 };
 
 /// The node asked when none is named: the first node of a local network.
@@ -373,13 +373,29 @@ impl Node {
         Ok(())
     }
 
-    /// `jbc data add TEXT [--wait]`: submits an item; with `wait`, returns
-    /// once a block carries it (at most `patience`).
-    pub fn add_data(&self, text: &str, wait: Option<Duration>) -> Result<(), AskError> {
+    /// `jbc data add TEXT [--sign KEY] [--wait]`: submits an item, signed
+    /// here with the key in file `sign` for the node's network (its genesis
+    /// hash, from `/status`); with `wait`, returns once a block carries it
+    /// (at most `patience`).
+    pub fn add_data(
+        &self,
+        text: &str,
+        sign: Option<&std::path::Path>,
+        wait: Option<Duration>,
+    ) -> Result<(), AskError> {
+        let item = match sign {
+            None => text.to_string(),
+            Some(file) => {
+                let key =
+                    crate::signed::key::load(file).map_err(|e| AskError::Usage(e.to_string()))?;
+                let genesis = self.status()?.genesis;
+                crate::signed::Signed::sign(&key, &genesis, text).to_item()
+            }
+        };
         let answer = self.ask(
             Method::POST,
             route::DATA,
-            Some(crate::client::data_request(text)),
+            Some(crate::client::data_request(&item)),
             false,
         )?;
         let answer: ItemAnswer = self.read(answer)?;
@@ -410,6 +426,58 @@ impl Node {
         let prefix: IdPrefix = id.parse().map_err(|e| AskError::Usage(format!("{e}")))?;
         let answer: ItemAnswer = self.read(self.get(&format!("{}/{prefix}", route::DATA))?)?;
         println!("{}", item_line(&answer));
+        if let Some(text) = &answer.text {
+            let text = crate::signed::Signed::parse(text)
+                .and_then(Result::ok)
+                .map_or_else(|| text.clone(), |signed| signed.text);
+            println!("text: {}", cut(&text, 200));
+        }
+        if let Some(author) = &answer.author {
+            println!("{}", author_line(author));
+        }
+        Ok(())
+    }
+
+    /// `jbc data list --author KEY`: the items signed with a key (its hex,
+    /// or a key file), waiting ones first, then those in blocks, the newest
+    /// first.
+    pub fn print_authored(&self, author: &str, json: bool) -> Result<(), AskError> {
+        let key = match author.parse::<crate::signed::AuthorKey>() {
+            Ok(key) => key,
+            Err(not_hex) => {
+                let file = std::path::Path::new(author);
+                if !file.exists() {
+                    return Err(AskError::Usage(format!("{not_hex}, or a key file")));
+                }
+                crate::signed::key::public_key(file).map_err(|e| AskError::Usage(e.to_string()))?
+            }
+        };
+        let answer = self.get(&format!(
+            "{}/{key}?limit={MAX_AUTHOR_ITEMS}",
+            route::AUTHORS
+        ))?;
+        if json {
+            return print_json(&answer);
+        }
+        let answer: AuthorItems = self.read(answer)?;
+        println!("author {} (key {})", answer.fingerprint, answer.key);
+        if answer.items.is_empty() {
+            println!("no items signed with this key are waiting or in the chain");
+        }
+        for item in &answer.items {
+            let text = (item.text.as_deref())
+                .and_then(|text| crate::signed::Signed::parse(text)?.ok())
+                .map_or_else(String::new, |signed| signed.text);
+            let verdict = match &item.author {
+                Some(author) if author.verifies => "✓".to_string(),
+                Some(author) => format!("✗ {}", author.reason.as_deref().unwrap_or("")),
+                None => String::new(),
+            };
+            println!("{}  {}  {verdict}", item_line(item), cut(&text, 60));
+        }
+        if answer.more {
+            println!("(more: the newest {} are shown)", answer.items.len());
+        }
         Ok(())
     }
 
@@ -600,6 +668,22 @@ fn item_line(answer: &ItemAnswer) -> String {
             confirmations,
         } => format!("{id} confirmed in block {block} ({hash}), {confirmations} confirmation(s)"),
         ItemStatus::Unknown => format!("{id} unknown: not waiting and not in the chain"),
+    }
+}
+
+/// Who signed an item, in words.
+fn author_line(author: &AuthorView) -> String {
+    let who = match (&author.fingerprint, &author.key) {
+        (Some(fingerprint), Some(key)) => format!("{fingerprint} (key {key})"),
+        _ => "no key it names".to_string(),
+    };
+    if author.verifies {
+        format!("signed by {who}: the signature verifies ✓")
+    } else {
+        format!(
+            "signed by {who}: signature does not verify ✗ ({})",
+            author.reason.as_deref().unwrap_or("no reason given")
+        )
     }
 }
 

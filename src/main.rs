@@ -72,6 +72,11 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// An author's key, to sign data items with: make one, or show it.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Put data into the chain through a node, or ask where it is.
     Data {
         #[command(subcommand)]
@@ -192,6 +197,10 @@ enum DataAction {
         /// The most seconds to wait
         #[arg(long, default_value_t = 600, requires = "wait")]
         timeout: u64,
+        /// Sign it with this key file (made by `jbc key new`); the key
+        /// stays here, only the signature goes to the node
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
     },
     /// Where a data item is: waiting, or confirmed in a block.
     Get {
@@ -199,12 +208,27 @@ enum DataAction {
         /// more digits
         id: String,
     },
-    /// The items waiting for a block.
+    /// The items waiting for a block, or those signed with one key.
     List {
         /// Print the node's answer as JSON
         #[arg(long)]
         json: bool,
+        /// Only the items signed with this key (64 hex digits, or a key
+        /// file), waiting or in blocks, the newest first
+        #[arg(long, value_name = "KEY")]
+        author: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Make a new Ed25519 key to sign data items with, in a file only you
+    /// can read (PKCS#8 PEM, as openssl reads) [default FILE:
+    /// ~/.config/jbc/author.pem]
+    New { file: Option<PathBuf> },
+    /// Print a key's public key and fingerprint [default FILE:
+    /// ~/.config/jbc/author.pem]
+    Show { file: Option<PathBuf> },
 }
 
 fn main() -> ExitCode {
@@ -244,10 +268,20 @@ fn main() -> ExitCode {
                 text,
                 wait,
                 timeout,
-            } => node.add_data(&text, wait.then(|| Duration::from_secs(timeout))),
+                sign,
+            } => node.add_data(
+                &text,
+                sign.as_deref(),
+                wait.then(|| Duration::from_secs(timeout)),
+            ),
             DataAction::Get { id } => node.print_item(&id),
-            DataAction::List { json } => node.print_waiting(json),
+            DataAction::List { json, author: None } => node.print_waiting(json),
+            DataAction::List {
+                json,
+                author: Some(author),
+            } => node.print_authored(&author, json),
         }),
+        Some(Command::Key { action }) => key(action),
         Some(Command::Peers {
             action,
             node,
@@ -444,4 +478,28 @@ mod tests {
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
     }
+}
+
+/// `jbc key new [FILE]` and `jbc key show [FILE]`.
+fn key(action: KeyAction) -> Result<(), String> {
+    use jbc::signed::key;
+    let (KeyAction::New { file } | KeyAction::Show { file }) = &action;
+    let path = match file {
+        Some(path) => path.clone(),
+        None => key::default_path().map_err(|e| e.to_string())?,
+    };
+    let public = match action {
+        KeyAction::New { .. } => {
+            let public = key::create(&path).map_err(|e| e.to_string())?;
+            println!(
+                "a new key in {} (readable by you only; keep a copy: nothing can recover a lost key)",
+                path.display()
+            );
+            public
+        }
+        KeyAction::Show { .. } => key::public_key(&path).map_err(|e| e.to_string())?,
+    };
+    println!("public key   {public}");
+    println!("fingerprint  {}", public.fingerprint());
+    Ok(())
 }

@@ -90,6 +90,8 @@ pub enum PoolError {
         items: usize,
         bytes: usize,
     },
+    #[error("the item's signature is refused: {0}")]
+    Signature(crate::signed::SignedError),
     #[error("the item cannot be saved, so it is not taken: {reason}")]
     Unsaved { reason: String },
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::BlockHash;
 use crate::item::ItemId;
+use crate::signed::Authorship;
 
 /// The routes both sides name: the server mounts them ([`crate::api`]),
 /// the peer client and the `jbc` command ask them.
@@ -38,6 +39,8 @@ pub mod route {
     pub const TREE: &str = "/tree";
     /// The network as a node's crawl of the peer graph finds it.
     pub const NETWORK: &str = "/network";
+    /// The items signed with one key.
+    pub const AUTHORS: &str = "/authors";
 }
 
 /// Most addresses one `GET /peers/addr` answer holds (and a reader reads).
@@ -210,12 +213,79 @@ pub const VERSION: &str = concat!("jbc/", env!("CARGO_PKG_VERSION"));
 /// Where a data item is, as `POST /data` and `GET /data/{id}` answer it:
 /// `{"id": …, "status": "pending" | "confirmed" | "unknown"}`, with the
 /// block, its hash and the confirmations when confirmed.
+///
+/// `GET /data/{id}` and `GET /authors/{key}` also give its `text` and, for a
+/// signed item, its `author` as the node checked it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ItemAnswer {
     pub id: ItemId,
     #[serde(flatten)]
     pub status: ItemStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<AuthorView>,
 }
+
+impl ItemAnswer {
+    /// Where item `id` is, and nothing more.
+    pub fn at(id: ItemId, status: ItemStatus) -> ItemAnswer {
+        ItemAnswer {
+            id,
+            status,
+            text: None,
+            author: None,
+        }
+    }
+}
+
+/// Who signed an item, as a node checked it: absent for a plain text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthorView {
+    /// The public key the item names (absent when its envelope is broken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Whether the signature passed every check.
+    pub verifies: bool,
+    /// When it does not: the check that failed, as one word, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AuthorView {
+    /// The view of `authorship`; `None` for a plain text.
+    pub fn of(authorship: &Authorship) -> Option<AuthorView> {
+        if *authorship == Authorship::Unsigned {
+            return None;
+        }
+        let (key, error) = (authorship.key(), authorship.error());
+        Some(AuthorView {
+            key: key.map(|key| key.to_string()),
+            fingerprint: key.map(|key| key.fingerprint()),
+            verifies: error.is_none(),
+            check: error.map(|error| error.check().to_string()),
+            reason: error.map(ToString::to_string),
+        })
+    }
+}
+
+/// `GET /authors/{key}`: the items signed with a key that this node holds,
+/// waiting ones first, then those in blocks, the newest first, at most
+/// `limit`; `more` when there are others.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthorItems {
+    pub key: String,
+    pub fingerprint: String,
+    pub items: Vec<ItemAnswer>,
+    pub more: bool,
+}
+
+/// The most items `GET /authors/{key}` gives in one answer (`limit`).
+pub const MAX_AUTHOR_ITEMS: usize = 200;
 
 /// Where a data item is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -407,6 +477,8 @@ mod tests {
         let id = ItemId::of("hello");
         let hash = BlockHash([7; 32]);
         let confirmed = ItemAnswer {
+            text: None,
+            author: None,
             id,
             status: ItemStatus::Confirmed {
                 block: 3,

@@ -56,6 +56,12 @@ pub enum ApiError {
     /// The node is full for now (the pool of data items): try again later.
     #[error("{0}")]
     Busy(String),
+    /// A signed item whose signature a check refuses; `check` names it.
+    #[error("{message}")]
+    BadSignature {
+        check: &'static str,
+        message: String,
+    },
     /// Something failed on our side; the details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -72,13 +78,18 @@ impl From<ParseError> for ApiError {
     }
 }
 
-/// An item too large for the network (413), or a full pool (503).
+/// An item too large for the network (413), a full pool (503), a refused
+/// signature (400, with the check that failed).
 impl From<PoolError> for ApiError {
     fn from(error: PoolError) -> ApiError {
         match error {
             PoolError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
             PoolError::Full { .. } | PoolError::Share { .. } => ApiError::Busy(error.to_string()),
             PoolError::Unsaved { .. } => ApiError::Unavailable(error.to_string()),
+            PoolError::Signature(ref check) => ApiError::BadSignature {
+                check: check.check(),
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -132,7 +143,7 @@ impl From<tokio::task::JoinError> for ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadSignature { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -156,6 +167,7 @@ impl IntoResponse for ApiError {
         let mut body: Value = json!({ "error": self.to_string() });
         match &self {
             ApiError::InvalidBlock(_) => body["status"] = json!("rejected"),
+            ApiError::BadSignature { check, .. } => body["check"] = json!(check),
             ApiError::Internal(detail) => error!(%detail, "request failed"),
             ApiError::Unavailable(detail) => warn!(%detail, "request refused"),
             _ => {}

@@ -19,6 +19,7 @@
 //! - [`pace`]: the pace a client must read at;
 //! - [`serve`]: the connection loop, with its limits.
 
+mod authors;
 mod body;
 mod connections;
 mod error;
@@ -103,6 +104,8 @@ pub const ROUTES: &[&str] = &[
     "POST /data",
     "GET /data",
     "GET /data/{id}",
+    "GET /authors/{key}?limit=N",
+    "GET /block/{hash}/authors",
 ];
 
 /// What every handler can reach.
@@ -214,6 +217,11 @@ pub fn app(state: AppState) -> Router {
         .route(crate::wire::LINK_ROUTE, get(link::link))
         .route(route::DATA, get(list_data).post(add_data))
         .route(&format!("{}/{{id}}", route::DATA), get(data_by_id))
+        .route(
+            &format!("{}/{{key}}", route::AUTHORS),
+            get(authors::author_items),
+        )
+        .route("/block/{hash}/authors", get(authors::block_authors))
         .route(route::MINE, post(mine))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -723,16 +731,13 @@ async fn add_data(
             app.gossip.relay_item(text, sender);
             Ok((
                 StatusCode::ACCEPTED,
-                Json(ItemAnswer {
-                    id,
-                    status: ItemStatus::Pending,
-                }),
+                Json(ItemAnswer::at(id, ItemStatus::Pending)),
             )
                 .into_response())
         }
         (id, Submitted::Known) => {
             let status = app.state.item(&id);
-            Ok(Json(ItemAnswer { id, status }).into_response())
+            Ok(Json(ItemAnswer::at(id, status)).into_response())
         }
     }
 }
@@ -769,6 +774,8 @@ async fn data_by_id(
         ItemStatus::Unknown => Err(ApiError::NotFound(format!(
             "no item {id} is waiting or in the chain"
         ))),
-        status => Ok(Json(ItemAnswer { id, status })),
+        status => Ok(Json(
+            authors::with_author(&app, ItemAnswer::at(id, status)).await?,
+        )),
     }
 }

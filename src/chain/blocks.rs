@@ -12,7 +12,7 @@
 //! Holding a [`Chain`] is proof of validity: every way to build or extend
 //! one checks the blocks (or is `pub(crate)` for callers that have).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use super::{ChainError, Clock, Cursor, History, Network, check_genesis};
 use crate::block::{Block, BlockHash};
 use crate::item::{IdPrefix, ItemId, items_in};
 use crate::pow::{Target, Work};
+use crate::signed::{AuthorKey, author_of};
 
 /// Blocks per full segment.
 pub const SEGMENT_BLOCKS: usize = 4096;
@@ -102,6 +103,28 @@ impl HashIndex {
     }
 }
 
+/// A data item a block carries, as the chain's indexes file it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Carried {
+    pub id: ItemId,
+    /// The index of the block.
+    pub block: u64,
+    /// The key a well-formed signed item names (verified or not).
+    pub author: Option<AuthorKey>,
+}
+
+impl Carried {
+    /// The items of `block`'s data, in order.
+    pub(crate) fn of(block: &Block) -> impl Iterator<Item = Carried> {
+        let index = block.index;
+        (items_in(&block.data).into_iter().flatten()).map(move |text| Carried {
+            id: ItemId::of(&text),
+            block: index,
+            author: author_of(&text),
+        })
+    }
+}
+
 /// A valid chain: every public constructor validates, so holding one is
 /// proof.
 #[derive(Debug, Clone)]
@@ -116,6 +139,8 @@ pub struct Chain {
     index: HashIndex,
     /// The block that carries each data item (the first, if several do).
     items: BTreeMap<ItemId, u64>,
+    /// The signed items, by the key they name: (key, block, item).
+    authored: BTreeSet<(AuthorKey, u64, ItemId)>,
     tip: Block,
     /// The targets and work of the blocks.
     history: History,
@@ -181,6 +206,7 @@ impl Chain {
             open_bytes: 0,
             index: HashIndex::default(),
             items: BTreeMap::new(),
+            authored: BTreeSet::new(),
             tip: genesis.clone(),
             history: History::genesis(network),
             network: Arc::new(network.clone()),
@@ -198,7 +224,7 @@ impl Chain {
     pub(crate) fn from_segments(
         segments: Vec<Segment>,
         hashes: impl IntoIterator<Item = BlockHash>,
-        carried: impl IntoIterator<Item = (ItemId, u64)>,
+        carried: impl IntoIterator<Item = Carried>,
         tip: Block,
         history: History,
         network: &Network,
@@ -208,8 +234,12 @@ impl Chain {
             index.insert(&hash, position as u64);
         }
         let mut items = BTreeMap::new();
-        for (item, block) in carried {
-            items.entry(item).or_insert(block);
+        let mut authored = BTreeSet::new();
+        for carried in carried {
+            items.entry(carried.id).or_insert(carried.block);
+            if let Some(author) = carried.author {
+                authored.insert((author, carried.block, carried.id));
+            }
         }
         let open_first = segments.last().map_or(0, |s| s.first + s.len());
         let mut chain = Chain {
@@ -219,6 +249,7 @@ impl Chain {
             open_bytes: 0,
             index,
             items,
+            authored,
             tip,
             history,
             network: Arc::new(network.clone()),
@@ -264,8 +295,11 @@ impl Chain {
             self.history
                 .push(block.hash, block.timestamp, &self.network);
         }
-        for text in items_in(&block.data).into_iter().flatten() {
-            self.items.entry(ItemId::of(&text)).or_insert(index);
+        for carried in Carried::of(&block) {
+            self.items.entry(carried.id).or_insert(index);
+            if let Some(author) = carried.author {
+                self.authored.insert((author, index, carried.id));
+            }
         }
         self.tip = block;
         if self.open.len() >= SEGMENT_BLOCKS || self.open_bytes >= SEGMENT_BYTES {
@@ -299,10 +333,12 @@ impl Chain {
             .collect();
         for block in &removed {
             self.index.remove(&block.hash, block.index);
-            for text in items_in(&block.data).into_iter().flatten() {
-                let id = ItemId::of(&text);
-                if self.items.get(&id) == Some(&block.index) {
-                    self.items.remove(&id);
+            for carried in Carried::of(block) {
+                if self.items.get(&carried.id) == Some(&block.index) {
+                    self.items.remove(&carried.id);
+                }
+                if let Some(author) = carried.author {
+                    self.authored.remove(&(author, block.index, carried.id));
                 }
             }
         }
@@ -423,6 +459,17 @@ impl Chain {
     /// The index of the block that carries item `id`.
     pub fn item_block(&self, id: &ItemId) -> Option<u64> {
         self.items.get(id).copied()
+    }
+
+    /// The signed items naming `author` (verified or not), the newest block
+    /// first, at most `limit`: (block index, item id).
+    pub fn authored_by(&self, author: &AuthorKey, limit: usize) -> Vec<(u64, ItemId)> {
+        let from = (*author, 0, ItemId([0; 32]));
+        let to = (*author, u64::MAX, ItemId([0xff; 32]));
+        (self.authored.range(from..=to).rev())
+            .take(limit)
+            .map(|&(_, block, id)| (block, id))
+            .collect()
     }
 
     /// Up to `limit` items the chain carries whose ids start with `prefix`,

@@ -12,6 +12,7 @@ mod blocks;
 mod cursor;
 mod template;
 
+pub(crate) use blocks::Carried;
 pub use blocks::{Chain, ChainJson, SEGMENT_BLOCKS, Segment};
 pub use cursor::{Clock, Cursor, History, MEDIAN_SPAN};
 pub use template::Template;

@@ -182,9 +182,9 @@ fn each_bad_signature_is_refused_with_its_reason() {
     let l = curve25519_dalek_ng::constants::BASEPOINT_ORDER.to_bytes();
     let malleated = tampered(&signed, |s| {
         let mut carry = 0u16;
-        for i in 0..32 {
-            let sum = u16::from(s.sig[32 + i]) + u16::from(l[i]) + carry;
-            s.sig[32 + i] = sum as u8;
+        for (byte, l) in s.sig[32..].iter_mut().zip(l) {
+            let sum = u16::from(*byte) + u16::from(l) + carry;
+            *byte = sum as u8;
             carry = sum >> 8;
         }
     });

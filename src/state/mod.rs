@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::block::{Block, BlockHash};
 use crate::chain::{
@@ -32,6 +32,7 @@ use crate::peers::PeerUrl;
 use crate::pool::{Pool, PoolError, PoolLimits, Submitter};
 use crate::pow::Work;
 use crate::protocol::ItemStatus;
+use crate::signed::{self, AuthorKey};
 use crate::store::{SetAside, Store, StoreError};
 mod log;
 mod records;
@@ -194,6 +195,7 @@ impl ChainState {
             .filter(|id| chain.item_block(id).is_some())
             .collect();
         pool.remove(&confirmed);
+        drop_refused_signatures(&pool, &network);
         let mut records = Records::default();
         let max_bytes = network.max_block_text_bytes();
         // Side blocks whose bodies are on disk: the ones that left the
@@ -413,10 +415,15 @@ impl ChainState {
 
     /// Takes a data item: waiting in the pool, unless a block of the chain
     /// carries it already.
+    /// A signed item whose signature a check refuses is not taken (which
+    /// check, in the error): a node never mines one.
     pub fn submit(&self, text: &str, from: Submitter) -> Result<(ItemId, Submitted), PoolError> {
         let id = ItemId::of(text);
-        if self.current().chain.item_block(&id).is_some() {
+        if self.current().chain.item_block(&id).is_some() || self.shared.pool.contains(&id) {
             return Ok((id, Submitted::Known));
+        }
+        if let Some(error) = signed::check(text, &self.shared.network.genesis.hash).error() {
+            return Err(PoolError::Signature(error.clone()));
         }
         let (id, new) = self.shared.pool.add(text, from)?;
         if new {
@@ -449,6 +456,49 @@ impl ChainState {
         } else {
             ItemStatus::Unknown
         }
+    }
+
+    /// The text of item `id`, in the chain or waiting.
+    pub fn item_text(&self, id: &ItemId) -> Option<String> {
+        let current = self.current();
+        if let Some(index) = current.chain.item_block(id) {
+            let block = current.chain.get(index)?;
+            drop(current);
+            return (items_in(&block.data)?.into_iter()).find(|text| ItemId::of(text) == *id);
+        }
+        drop(current);
+        self.shared.pool.text(id).map(|text| text.to_string())
+    }
+
+    /// The items that name `author` as signer (verified or not): waiting
+    /// ones first, then those in blocks, the newest first; at most `limit`,
+    /// and whether there are more. Each with its text and where it is.
+    pub fn authored_by(
+        &self,
+        author: &AuthorKey,
+        limit: usize,
+    ) -> (Vec<(ItemId, String, ItemStatus)>, bool) {
+        let mut found: Vec<(ItemId, String, ItemStatus)> = Vec::new();
+        for waiting in self.shared.pool.pending().iter().rev() {
+            if found.len() > limit {
+                break;
+            }
+            if let Some(text) = self.shared.pool.text(&waiting.id)
+                && signed::author_of(&text) == Some(*author)
+            {
+                found.push((waiting.id, text.to_string(), ItemStatus::Pending));
+            }
+        }
+        let wanted = (limit + 1).saturating_sub(found.len());
+        let confirmed = self.current().chain.authored_by(author, wanted);
+        for (_, id) in confirmed {
+            if let Some(text) = self.item_text(&id) {
+                found.push((id, text, self.item(&id)));
+            }
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        (found, more)
     }
 
     /// Up to `limit` ids of items, in the chain or waiting, that start
@@ -597,6 +647,8 @@ impl ChainState {
                 })
                 .collect()
         };
+        // Whoever mined them, no item with a refused signature waits here.
+        let returned = admissible(returned, &network.genesis.hash);
         self.shared.pool.journal_returning(&returned)?;
         let written = if outgoing.is_empty() {
             self.shared.store.append_all(&incoming)
@@ -697,5 +749,40 @@ impl ChainState {
 
     fn writer(&self) -> MutexGuard<'_, ()> {
         self.shared.writer.lock().expect("writer lock")
+    }
+}
+
+/// `texts` without the signed items whose signatures a check refuses (in
+/// one batch: a reorganisation may return many).
+fn admissible(texts: Vec<String>, genesis: &crate::block::BlockHash) -> Vec<String> {
+    if texts.is_empty() {
+        return texts;
+    }
+    let verdicts = signed::check_all(&texts, genesis);
+    (texts.into_iter().zip(verdicts))
+        .filter(|(_, verdict)| verdict.error().is_none())
+        .map(|(text, _)| text)
+        .collect()
+}
+
+/// Drops from a pool just opened the items whose signatures a check
+/// refuses (a pool file of a version that did not check them, or edited by
+/// hand): a node never mines one.
+fn drop_refused_signatures(pool: &Pool, network: &Network) {
+    let waiting: Vec<(ItemId, std::sync::Arc<str>)> = (pool.pending().iter())
+        .filter_map(|item| Some((item.id, pool.text(&item.id)?)))
+        .collect();
+    let texts: Vec<&str> = waiting.iter().map(|(_, text)| &**text).collect();
+    let verdicts = signed::check_all(&texts, &network.genesis.hash);
+    let refused: Vec<ItemId> = (waiting.iter().zip(verdicts))
+        .filter(|(_, verdict)| verdict.error().is_some())
+        .map(|((id, _), _)| *id)
+        .collect();
+    if !refused.is_empty() {
+        warn!(
+            "{} waiting data items dropped: their signatures do not verify",
+            refused.len()
+        );
+        pool.remove(&refused);
     }
 }

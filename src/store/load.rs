@@ -14,11 +14,10 @@ use super::aside::{Fate, Why, fate_of};
 use super::{COMMITTED, Loaded, PENDING, Store, StoreError, block_file_name, io_error};
 use crate::block::{Block, BlockHash, PrevHash};
 use crate::chain::{
-    Chain, ChainError, Clock, Cursor, History, Network, SEGMENT_BLOCKS, Segment, better_chain,
-    check_block, check_genesis, check_linked,
+    Carried, Chain, ChainError, Clock, Cursor, History, Network, SEGMENT_BLOCKS, Segment,
+    better_chain, check_block, check_genesis, check_linked,
 };
 use crate::fsio::{remove_empty_dir, remove_if_leftover, sync_dir, unique_path, write_atomic};
-use crate::item::{ItemId, items_in};
 
 /// A block file found at load.
 struct Candidate {
@@ -521,7 +520,7 @@ struct ReadSegment {
     hashes: Vec<BlockHash>,
     timestamps: Vec<u128>,
     /// The data items the blocks carry, and where.
-    items: Vec<(ItemId, u64)>,
+    items: Vec<Carried>,
     /// The first block's `prev_hash`, to check the link with the segment
     /// before.
     first_prev: Option<PrevHash>,
@@ -588,9 +587,7 @@ fn read_segment(
         read.ends.push(read.bytes.len() as u32);
         read.hashes.push(block.hash);
         read.timestamps.push(block.timestamp);
-        for text in items_in(&block.data).into_iter().flatten() {
-            read.items.push((ItemId::of(&text), index));
-        }
+        read.items.extend(Carried::of(&block));
         prev = Some(block);
     }
     read
