@@ -467,19 +467,6 @@ fn ask(
     command(&args.node()?).map_err(|e| e.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// clap's own checks of the declarations (an argument that names one
-    /// that does not exist, …), which it makes only in debug builds: the
-    /// suite runs optimised.
-    #[test]
-    fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-}
-
 /// `jbc key new [FILE]` and `jbc key show [FILE]`.
 fn key(action: KeyAction) -> Result<(), String> {
     use jbc::signed::key;
@@ -502,4 +489,17 @@ fn key(action: KeyAction) -> Result<(), String> {
     println!("public key   {public}");
     println!("fingerprint  {}", public.fingerprint());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the declarations (an argument that names one
+    /// that does not exist, …), which it makes only in debug builds: the
+    /// suite runs optimised.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

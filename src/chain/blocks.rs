@@ -635,6 +635,32 @@ mod tests {
     }
 
     #[test]
+    fn signed_items_are_indexed_by_author_newest_first_and_forgotten_with_their_blocks() {
+        use crate::signed::Signed;
+        let network = test_network();
+        let signer = ed25519_consensus::SigningKey::from([7; 32]);
+        let genesis = network.genesis.hash;
+        let signed = |text: &str| Signed::sign(&signer, &genesis, text).to_item();
+        let author = crate::signed::author_of(&signed("x")).unwrap();
+        let mut blocks = chain_of(&network, 2, "authors");
+        let first = crate::item::data_for(&[signed("one"), "plain".into(), signed("two")]);
+        blocks.push(crate::chain::tests::mine_on(&blocks[1], &first, 2));
+        let second = crate::item::data_for(&[signed("three")]);
+        blocks.push(crate::chain::tests::mine_on(&blocks[2], &second, 2));
+        let mut chain = Chain::from_trusted(blocks.clone(), &network);
+        let ids = |found: Vec<(u64, ItemId)>| found.into_iter().map(|(b, _)| b).collect::<Vec<_>>();
+        assert_eq!(ids(chain.authored_by(&author, 10)), [3, 2, 2]);
+        assert_eq!(
+            chain.authored_by(&author, 1),
+            [(3, ItemId::of(&signed("three")))]
+        );
+        let other = crate::signed::AuthorKey([9; 32]);
+        assert!(chain.authored_by(&other, 10).is_empty());
+        chain.truncate(3);
+        assert_eq!(ids(chain.authored_by(&author, 10)), [2, 2]);
+    }
+
+    #[test]
     fn pages_stop_at_their_limits() {
         let network = test_network();
         let blocks = chain_of(&network, 20, "page");

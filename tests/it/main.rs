@@ -19,3 +19,4 @@ mod network;
 mod node;
 mod observe;
 mod peers;
+mod signed;

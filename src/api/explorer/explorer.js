@@ -137,9 +137,26 @@ function itemsOf(data) {
   } catch (_) { /* a note */ }
   return null;
 }
+// The text a signed item carries ({"text","key","sig"}), or the item itself.
+function signedText(item) {
+  if (!item.startsWith("{") || !item.includes('"sig"')) return null;
+  try {
+    const value = JSON.parse(item);
+    return value && typeof value.text === "string" && "sig" in value ? value.text : null;
+  } catch (_) { return null; }
+}
+const itemText = (item) => signedText(item) ?? item;
+// An item's author as the node checked it: fingerprint, ✓ or ✗ (why).
+function authorMark(author) {
+  if (!author) return null;
+  const who = author.key ? link(`#/author/${author.key}`, author.fingerprint, "mono") : "no key";
+  return el("span", { class: "author", "data-verifies": String(author.verifies), title: author.reason || "the signature verifies" },
+    "signed by ", who, " ", el("span", { class: author.verifies ? "ok" : "bad" },
+      author.verifies ? "✓" : "✗ signature does not verify"));
+}
 function dataSummary(data) {
   const items = itemsOf(data);
-  const text = items ? `${items.length} item${items.length === 1 ? "" : "s"}: ${items.join(" · ")}` : data;
+  const text = items ? `${items.length} item${items.length === 1 ? "" : "s"}: ${items.map(itemText).join(" · ")}` : data;
   return text.length > 80 ? `${text.slice(0, 77)}…` : text;
 }
 
@@ -369,7 +386,7 @@ $("data-form").addEventListener("submit", async (event) => {
   await Promise.all([followSubmitted(), refreshPending()]);
 });
 
-// ---- pages: #/ (home), #/block/INDEX or HASH, #/data/ID
+// ---- pages: #/ (home), #/block/INDEX or HASH, #/data/ID, #/author/KEY
 async function showBlock(key) {
   const path = /^\d+$/.test(key) ? `/blocks/${key}` : `/block/${key}`;
   const [block] = await getJson(path);
@@ -407,9 +424,11 @@ async function showBlock(key) {
   $("block-next").hidden = block.index >= s.height;
   $("block-next").href = `#/block/${block.index + 1}`;
   const items = itemsOf(block.data);
+  const authors = items && items.some(signedText)
+    ? await getJson(`/block/${block.hash}/authors`).catch(() => []) : [];
   $("block-data").replaceChildren(items
-    ? el("ol", { class: "items" }, ...items.map((text) => el("li", {}, text, " ",
-      link(`#/data/${sha256Hex(text)}`, "(id)", "muted"))))
+    ? el("ol", { class: "items" }, ...items.map((item, i) => el("li", {}, itemText(item), " ",
+      link(`#/data/${sha256Hex(item)}`, "(id)", "muted"), " ", authorMark(authors[i]) ?? "")))
     : el("p", { id: "block-note" }, block.data));
 }
 
@@ -627,11 +646,28 @@ function drawNetwork(map) {
 
 async function showItem(id) {
   const item = await getJson(`/data/${id}`);
-  const rows = [["id", id, "mono"], ["status", item.status]];
+  const rows = [["id", item.id, "mono"], ["status", item.status]];
   if (item.status === "confirmed") {
     rows.push(["block", link(`#/block/${item.block}`, item.block)], ["confirmations", item.confirmations]);
   }
+  if (item.text != null) rows.push(["text", itemText(item.text)]);
+  if (item.author) {
+    rows.push(["author", authorMark(item.author)]);
+    if (!item.author.verifies) rows.push(["why", item.author.reason, "bad"]);
+  }
   fields($("item-fields"), rows);
+}
+
+// ---- an author's page: #/author/KEY (GET /authors/KEY)
+async function showAuthor(key) {
+  const author = await getJson(`/authors/${key}`);
+  $("author-title").textContent = `Author ${author.fingerprint}`;
+  fields($("author-fields"), [["public key", author.key, "mono"], ["items shown", `${author.items.length}${author.more ? " (the newest; there are more)" : ""}`]]);
+  $("author-items").tBodies[0].replaceChildren(...author.items.map((item) => el("tr", { "data-id": item.id },
+    el("td", { class: "hash" }, link(`#/data/${item.id}`, short(item.id))),
+    el("td", {}, item.status === "confirmed" ? link(`#/block/${item.block}`, `block ${item.block}`) : item.status),
+    el("td", {}, itemText(item.text || "")),
+    el("td", {}, authorMark(item.author) ?? ""))));
 }
 
 // ---- the messages on this node's links (GET /peers/links), newest
@@ -697,6 +733,7 @@ async function route() {
   $("home").hidden = !!page;
   $("block-page").hidden = page !== "block";
   $("item-page").hidden = page !== "data";
+  $("author-page").hidden = page !== "author";
   $("tree-page").hidden = page !== "tree";
   $("network-page").hidden = page !== "network";
   $("messages-page").hidden = page !== "messages";
@@ -706,6 +743,7 @@ async function route() {
   try {
     if (page === "block") await showBlock(decodeURIComponent(key));
     else if (page === "data") await showItem(decodeURIComponent(key));
+    else if (page === "author") await showAuthor(decodeURIComponent(key));
     else if (page === "tree") await showTree(key ? Number(key) : null);
     else if (page === "network") await showNetwork();
     else if (page === "messages") await showMessages(key ? decodeURIComponent(key) : null);
