@@ -3,7 +3,9 @@
 //! block list grows without a reload, a block page shows that block's
 //! fields and checks its hash, and data typed into the form shows as
 //! pending, then confirmed; the Messages view shows one block's
-//! announcement, request and body on the link between the two nodes.
+//! announcement, request and body on the link between the two nodes; a
+//! signed item posted to a third node is relayed, mined, and shown with
+//! its author's fingerprint and a check mark.
 //! Screenshots are saved as it goes. A page of
 //! another site, in the same browser, then tries to post to the node and
 //! changes nothing.
@@ -217,16 +219,116 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     eprintln!("explorer: the form's item: {shown}");
     screenshot(&tab, &shots, "data")?;
 
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = Jbc::start(dir_c.path(), &["--difficulty", "5", "--peers", &a.url]);
+    signed_item_shows_its_author(&tab, &runtime, [&a, &b, &c], &shots)?;
     messages_of_one_block(&tab, &shots)?;
     other_sites_cannot_change_the_node(&tab, &runtime, &a)?;
 
     drop(tab);
     drop(browser);
-    for node in [a, b] {
+    for node in [a, b, c] {
         if !node.terminate().success() {
             return Err("a node did not stop cleanly".into());
         }
     }
+    Ok(())
+}
+
+/// A signed item posted to a node that does not mine (`nodes[2]`) is
+/// relayed, mined and confirmed on all three nodes as verifying, and the
+/// explorer shows its author's fingerprint with a check mark on the item's
+/// page, the block's page and the author's page.
+fn signed_item_shows_its_author(
+    tab: &Tab,
+    runtime: &tokio::runtime::Runtime,
+    nodes: [&Jbc; 3],
+    shots: &Path,
+) -> Result<(), String> {
+    use jbc::signed::Signed;
+    let genesis = common::genesis().hash;
+    let key = ed25519_consensus::SigningKey::from([42; 32]);
+    let signed = Signed::sign(&key, &genesis, "signed in the explorer test");
+    let item = signed.to_item();
+    let id = jbc::item::ItemId::of(&item);
+    let fingerprint = signed.key.fingerprint();
+    let block = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/data", nodes[2].url))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "data": item }).to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status() != 202 {
+            return Err(format!("the signed item got {}", response.status()));
+        }
+        let mut block = String::new();
+        for node in nodes {
+            let url = format!("{}/data/{id}", node.url);
+            let answer = common::wait_for(
+                &format!("the signed item confirmed on {}", node.url),
+                PATIENCE * 3,
+                || async {
+                    let answer: Value =
+                        serde_json::from_slice(&common::get(&url).await.ok()?).ok()?;
+                    (answer["status"] == "confirmed").then_some(answer)
+                },
+            )
+            .await;
+            if answer["author"]["verifies"] != true
+                || answer["author"]["fingerprint"] != fingerprint
+            {
+                return Err(format!("{} says {answer}", node.url));
+            }
+            // By hash: a block page by hash stays right even if a race
+            // moves the item to another block meanwhile.
+            block = answer["hash"].as_str().unwrap_or_default().to_string();
+        }
+        Ok(block)
+    })?;
+    let author_shown = |tab: &Tab, selector: &str| -> Result<Option<String>, String> {
+        let value = js(
+            tab,
+            &format!(
+                "(() => {{ const a = document.querySelector('{selector} .author');                  return a ? a.dataset.verifies + ' ' + a.textContent : null; }})()"
+            ),
+        )?;
+        Ok(value.as_str().map(str::to_string))
+    };
+    let expect = format!("true signed by {fingerprint} ✓");
+    js(tab, &format!("location.hash = '#/data/{id}'"))?;
+    let shown = wait_in_page(tab, "the item page's author", |tab| {
+        author_shown(tab, "#item-fields")
+    })?;
+    if shown != expect {
+        return Err(format!("the item page shows {shown:?}, not {expect:?}"));
+    }
+    screenshot(tab, shots, "signed-item")?;
+    js(tab, &format!("location.hash = '#/block/{block}'"))?;
+    let shown = wait_in_page(tab, "the block page's author", |tab| {
+        author_shown(tab, "#block-data")
+    })?;
+    if shown != expect {
+        return Err(format!("the block page shows {shown:?}, not {expect:?}"));
+    }
+    js(tab, &format!("location.hash = '#/author/{}'", signed.key))?;
+    let row = wait_in_page(tab, "the author page", |tab| {
+        let value = js(
+            tab,
+            &format!(
+                "(() => {{ const row = document.querySelector('#author-items tr[data-id=\"{id}\"]');                  return row ? row.textContent : null; }})()"
+            ),
+        )?;
+        Ok(value.as_str().map(str::to_string))
+    })?;
+    if !row.contains("signed in the explorer test") || !row.contains('✓') {
+        return Err(format!("the author page's row: {row}"));
+    }
+    screenshot(tab, shots, "author")?;
+    eprintln!(
+        "explorer: signed item {id} in block {block}, author {fingerprint} ✓ on all three pages"
+    );
     Ok(())
 }
 
