@@ -20,6 +20,11 @@ use crate::signed::{self, AuthorKey, AuthorKeyError};
 /// The items `GET /authors/{key}` gives when no `limit` is asked.
 const DEFAULT_AUTHOR_ITEMS: usize = 50;
 
+/// At most this many batches of signatures are checked at once (a block's
+/// can take a core for 0.1 s): a flood of requests queues here instead of
+/// taking every core from the miner and the chain.
+static BATCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// `answer` with its item's text and, when it is signed, its author as
 /// checked now.
 pub async fn with_author(app: &AppState, answer: ItemAnswer) -> Result<ItemAnswer, ApiError> {
@@ -65,6 +70,7 @@ pub async fn author_items(
         ))
     })?;
     let limit = limit.unwrap_or(DEFAULT_AUTHOR_ITEMS).min(MAX_AUTHOR_ITEMS);
+    let _turn = BATCHES.acquire().await.expect("never closed");
     let state = app.state.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let (found, more) = state.authored_by(&key, limit);
@@ -98,6 +104,7 @@ pub async fn block_authors(
     let hash: BlockHash = hash
         .parse()
         .map_err(|e: HashParseError| ApiError::BadRequest(e.to_string()))?;
+    let _turn = BATCHES.acquire().await.expect("never closed");
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || {
         let block = (state.block_by_hash(&hash)).or_else(|| state.side_block(&hash))?;

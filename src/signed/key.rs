@@ -26,7 +26,7 @@ pub enum KeyFileError {
     InChaindata(PathBuf),
     #[error("no file given and HOME is not set: say where the key goes (jbc key new FILE)")]
     NoHome,
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read the key {}: {source} (`jbc key new FILE` makes one)", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
