@@ -219,10 +219,12 @@ fn explorer_in_a_browser(chromium: &Path) -> Result<(), String> {
     eprintln!("explorer: the form's item: {shown}");
     screenshot(&tab, &shots, "data")?;
 
+    messages_of_one_block(&tab, &shots)?;
+    // After the Messages view's check: a third node's link would put its
+    // own inv and getdata among a block's messages on node A.
     let dir_c = tempfile::tempdir().unwrap();
     let c = Jbc::start(dir_c.path(), &["--difficulty", "5", "--peers", &a.url]);
     signed_item_shows_its_author(&tab, &runtime, [&a, &b, &c], &shots)?;
-    messages_of_one_block(&tab, &shots)?;
     other_sites_cannot_change_the_node(&tab, &runtime, &a)?;
 
     drop(tab);

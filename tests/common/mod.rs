@@ -866,7 +866,11 @@ impl Original {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the original node did not serve its chain: {failures:?}");
+        let logs = self.logs();
+        let tail = &logs[logs.len().saturating_sub(12)..];
+        panic!(
+            "the original node did not serve its chain: {failures:?}; it printed last: {tail:#?}"
+        );
     }
 
     /// Stops it.
