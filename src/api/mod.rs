@@ -6,6 +6,8 @@
 //! Every 4xx answer says in words what was wrong and what is expected
 //! ([`ApiError`] is the one place that maps failures to HTTP).
 //!
+//! - `authors`: signed items' authors, checked as they are read (`GET
+//!   /authors/{key}`, `GET /block/{hash}/authors`, an item's author);
 //! - [`body`]: request bodies and times, for every route;
 //! - [`connections`]: the connections held, by network group, and whom to
 //!   drop for a newcomer;

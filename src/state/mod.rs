@@ -414,9 +414,8 @@ impl ChainState {
     }
 
     /// Takes a data item: waiting in the pool, unless a block of the chain
-    /// carries it already.
-    /// A signed item whose signature a check refuses is not taken (which
-    /// check, in the error): a node never mines one.
+    /// carries it already. A signed item whose signature a check refuses is
+    /// not taken (the error says which check): a node never mines one.
     pub fn submit(&self, text: &str, from: Submitter) -> Result<(ItemId, Submitted), PoolError> {
         let id = ItemId::of(text);
         if self.current().chain.item_block(&id).is_some() || self.shared.pool.contains(&id) {
