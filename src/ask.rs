@@ -9,6 +9,28 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+
+/// `println!` for what a command prints, but a reader that went away
+/// (`jbc blocks | head -1`) ends the command quietly, as it ends `jbc peers
+/// --watch`, instead of a panic ("failed printing to stdout: Broken pipe").
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::ask::say(format_args!($($arg)*)) };
+}
+
+/// Prints `line` and a newline to stdout (see [`say!`]): a closed pipe
+/// ends the process with success, any other failure to write with an
+/// error (code 1) saying so.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("jbc: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
+}
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -225,7 +247,7 @@ impl Node {
             .filter(|peer| peer["state"] == "up")
             .count();
         for line in status_lines(&self.url(), &status, reachable) {
-            println!("{line}");
+            say!("{line}");
         }
         Ok(())
     }
@@ -244,7 +266,7 @@ impl Node {
                 answer: cut(&answer.to_string(), 200),
             })?;
         for block in &blocks {
-            println!("{}", block_line(block));
+            say!("{}", block_line(block));
         }
         Ok(())
     }
@@ -272,7 +294,7 @@ impl Node {
         }
         let peers = answer.as_array().map_or(&[][..], Vec::as_slice);
         if peers.is_empty() {
-            println!("no peers");
+            say!("no peers");
         }
         for peer in peers {
             let field = |name: &str| match &peer[name] {
@@ -285,7 +307,7 @@ impl Node {
                 .find_map(Value::as_str)
                 .map(|reason| format!("  ({reason})"))
                 .unwrap_or_default();
-            println!(
+            say!(
                 "{}  {}  {}  height {}{why}",
                 field("url"),
                 field("origin"),
@@ -309,8 +331,8 @@ impl Node {
                 .map(|link| format!("{} ({})", link.peer, opened_in_words(link.opened)))
                 .collect();
             match up.is_empty() {
-                true => println!("no live links yet; waiting for messages (Ctrl-C stops)"),
-                false => println!("live links: {}; watching (Ctrl-C stops)", up.join(", ")),
+                true => say!("no live links yet; waiting for messages (Ctrl-C stops)"),
+                false => say!("live links: {}; watching (Ctrl-C stops)", up.join(", ")),
             }
         }
         // From now on: what was said before is in GET /peers/links.
@@ -335,7 +357,10 @@ impl Node {
     }
 
     /// `jbc peers add|remove|unban URL`, as the node's operator.
+    /// The peer may be named as `--node` names a node: `5002`, `host:port`
+    /// or a URL.
     pub fn change_peer(&self, change: PeerChange, url: &str) -> Result<(), AskError> {
+        let url = &peer_url(url)?;
         let body =
             serde_json::to_string(&PeerRequest { url: url.into() }).expect("a string serialises");
         let (method, path) = match change {
@@ -345,19 +370,20 @@ impl Node {
         };
         let answer = self.ask(method, path, Some(body), true)?;
         match change {
-            PeerChange::Add if answer["added"] == true => println!("added {url}"),
-            PeerChange::Add => println!(
+            PeerChange::Add if answer["added"] == true => say!("added {url}"),
+            PeerChange::Add => say!(
                 "{url}: {}",
                 answer["reason"].as_str().unwrap_or("not added")
             ),
-            PeerChange::Remove => println!("removed {url}"),
-            PeerChange::Unban => println!("lifted the ban on {url}"),
+            PeerChange::Remove => say!("removed {url}"),
+            PeerChange::Unban => say!("lifted the ban on {url}"),
         }
         Ok(())
     }
 
     /// `jbc peers ban URL [--for TIME]`, as the node's operator.
     pub fn ban_peer(&self, url: &str, time: Option<Duration>) -> Result<(), AskError> {
+        let url = &peer_url(url)?;
         let request = BanRequest {
             url: url.into(),
             seconds: time.map(|time| time.as_secs().max(1)),
@@ -366,7 +392,7 @@ impl Node {
         let body = serde_json::to_string(&request).expect("a ban serialises");
         let answer: Banned = self.read(self.ask(Method::POST, route::BANS, Some(body), true)?)?;
         let left = answer.banned_until.saturating_sub(crate::clock::unix_now());
-        println!(
+        say!(
             "banned {url} for {} (jbc peers unban {url} lifts it)",
             duration_in_words(left as f64)
         );
@@ -400,7 +426,7 @@ impl Node {
         )?;
         let answer: ItemAnswer = self.read(answer)?;
         let Some(patience) = wait else {
-            println!("{}", item_line(&answer));
+            say!("{}", item_line(&answer));
             return Ok(());
         };
         let id = answer.id.to_string();
@@ -416,7 +442,7 @@ impl Node {
                 Ok(matches!(answer.status, ItemStatus::Confirmed { .. }).then_some(answer))
             },
         )?;
-        println!("{}", item_line(&confirmed));
+        say!("{}", item_line(&confirmed));
         Ok(())
     }
 
@@ -425,15 +451,15 @@ impl Node {
     pub fn print_item(&self, id: &str) -> Result<(), AskError> {
         let prefix: IdPrefix = id.parse().map_err(|e| AskError::Usage(format!("{e}")))?;
         let answer: ItemAnswer = self.read(self.get(&format!("{}/{prefix}", route::DATA))?)?;
-        println!("{}", item_line(&answer));
+        say!("{}", item_line(&answer));
         if let Some(text) = &answer.text {
             let text = crate::signed::Signed::parse(text)
                 .and_then(Result::ok)
                 .map_or_else(|| text.clone(), |signed| signed.text);
-            println!("text: {}", cut(&text, 200));
+            say!("text: {}", cut(&text, 200));
         }
         if let Some(author) = &answer.author {
-            println!("{}", author_line(author));
+            say!("{}", author_line(author));
         }
         Ok(())
     }
@@ -460,9 +486,9 @@ impl Node {
             return print_json(&answer);
         }
         let answer: AuthorItems = self.read(answer)?;
-        println!("author {} (key {})", answer.fingerprint, answer.key);
+        say!("author {} (key {})", answer.fingerprint, answer.key);
         if answer.items.is_empty() {
-            println!("no items signed with this key are waiting or in the chain");
+            say!("no items signed with this key are waiting or in the chain");
         }
         for item in &answer.items {
             let text = (item.text.as_deref())
@@ -473,10 +499,10 @@ impl Node {
                 Some(author) => format!("✗ {}", author.reason.as_deref().unwrap_or("")),
                 None => String::new(),
             };
-            println!("{}  {}  {verdict}", item_line(item), cut(&text, 60));
+            say!("{}  {}  {verdict}", item_line(item), cut(&text, 60));
         }
         if answer.more {
-            println!("(more: the newest {} are shown)", answer.items.len());
+            say!("(more: the newest {} are shown)", answer.items.len());
         }
         Ok(())
     }
@@ -489,10 +515,10 @@ impl Node {
         }
         let items = answer.as_array().map_or(&[][..], Vec::as_slice);
         if items.is_empty() {
-            println!("no items waiting");
+            say!("no items waiting");
         }
         for item in items {
-            println!(
+            say!(
                 "{}  {} bytes  waiting {}",
                 item["id"].as_str().unwrap_or("?"),
                 item["size"],
@@ -509,7 +535,7 @@ impl Node {
         let answer = self.ask(Method::POST, route::MINE, Some(body), true)?;
         let ordered: MineOrdered = self.read(answer)?;
         let Some(patience) = wait else {
-            println!("ordered {blocks} block(s); {} owed", ordered.owed);
+            say!("ordered {blocks} block(s); {} owed", ordered.owed);
             return Ok(());
         };
         eprintln!("mining {} block(s)…", ordered.owed);
@@ -517,9 +543,10 @@ impl Node {
             let status = self.status()?;
             Ok((status.blocks_owed == 0).then_some(status))
         })?;
-        println!(
+        say!(
             "mined {blocks} block(s): height {}, tip {}",
-            status.height, status.tip
+            status.height,
+            status.tip
         );
         Ok(())
     }
@@ -584,7 +611,11 @@ fn status_lines(url: &str, status: &Status, reachable: usize) -> Vec<String> {
         "node     {url} ({version}{})",
         status
             .uptime_seconds
-            .map(|s| format!(", up {}", duration_in_words(s as f64)))
+            .map(|s| match s {
+                // Whole seconds: 0 is "under a second", not a millisecond.
+                0 => ", up under a second".to_string(),
+                s => format!(", up {}", duration_in_words(s as f64)),
+            })
             .unwrap_or_default()
     )];
     lines.push(format!(
@@ -671,6 +702,14 @@ fn item_line(answer: &ItemAnswer) -> String {
     }
 }
 
+/// A peer's base URL from what a person typed (`5002`, `host:port`, a URL).
+fn peer_url(typed: &str) -> Result<String, AskError> {
+    Ok(parse_address(typed)?
+        .as_str()
+        .trim_end_matches('/')
+        .to_string())
+}
+
 /// Who signed an item, in words.
 fn author_line(author: &AuthorView) -> String {
     let who = match (&author.fingerprint, &author.key) {
@@ -696,7 +735,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 fn print_json(value: &Value) -> Result<(), AskError> {
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(value).expect("a JSON value serialises")
     );

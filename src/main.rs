@@ -312,7 +312,9 @@ fn main() -> ExitCode {
             node.mine(blocks, (!no_wait).then(|| Duration::from_secs(timeout)))
         }),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "jbc", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "jbc", &mut script);
+            jbc::say!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
         None => run_node(cli.config, cli.settings),
@@ -366,14 +368,14 @@ fn bench(threads: Option<usize>, seconds: f64, nice: u8) -> Result<(), String> {
     let report = jbc::bench(threads, nice, Duration::from_secs_f64(seconds), |stage| {
         eprintln!("jbc bench: {stage}")
     });
-    println!("threads: {}", report.threads);
-    println!("seconds per path: {:.2}", report.seconds);
-    println!(
+    jbc::say!("threads: {}", report.threads);
+    jbc::say!("seconds per path: {:.2}", report.seconds);
+    jbc::say!(
         "sha256 compressions, one stream on one thread (as openssl speed -evp sha256): {:.0} /s",
         report.compressions_per_second
     );
     let line = |name: &str, hashrate: f64| {
-        println!(
+        jbc::say!(
             "{name}: {hashrate:.0} H/s, {:.2} × one stream per thread",
             report.per_thread_ratio(hashrate)
         )
@@ -381,9 +383,9 @@ fn bench(threads: Option<usize>, seconds: f64, nice: u8) -> Result<(), String> {
     line("plain path (one nonce at a time)", report.plain_hashrate);
     match report.two_way_hashrate {
         Some(hashrate) => line("two-way path (two nonces at a time, SHA-NI)", hashrate),
-        None => println!("two-way path: not on this CPU (it needs the SHA extensions)"),
+        None => jbc::say!("two-way path: not on this CPU (it needs the SHA extensions)"),
     }
-    println!("hashrate: {:.0} H/s", report.hashrate());
+    jbc::say!("hashrate: {:.0} H/s", report.hashrate());
     eprintln!(
         "\nAt {}, one node mining alone finds a block on average every:",
         rate_in_words(report.hashrate())
@@ -426,18 +428,18 @@ fn init(
             .to_string()
     };
     match adaptive {
-        None => println!(
+        None => jbc::say!(
             "made a new network: genesis block {}, difficulty {difficulty}",
             made.genesis.hash
         ),
-        Some((seconds, window)) => println!(
+        Some((seconds, window)) => jbc::say!(
             "made a new adaptive network: genesis block {}, a block every {seconds} s, \
              retargeted every {window} blocks, difficulty at least {difficulty}",
             made.genesis.hash
         ),
     }
-    println!("  {}", shown(&made.genesis_file));
-    println!("  {} (port 5001, peers 5001-5003)", shown(&made.config));
+    jbc::say!("  {}", shown(&made.genesis_file));
+    jbc::say!("  {} (port 5001, peers 5001-5003)", shown(&made.config));
     // The binary usually runs from the repository's target/release/.
     let exe = std::env::current_exe().ok();
     let linknodes = exe
@@ -450,9 +452,9 @@ fn init(
             |script| script.display().to_string(),
         );
     let exe = exe.map_or_else(|| "jbc".to_string(), |exe| exe.display().to_string());
-    println!("next:");
-    println!("  cd {} && {exe} --mine    # node 5001", shown(&dir));
-    println!(
+    jbc::say!("next:");
+    jbc::say!("  cd {} && {exe} --mine    # node 5001", shown(&dir));
+    jbc::say!(
         "  cd {} && {linknodes} 5002    # a folder for node 5002 of this network",
         shown(&dir)
     );
@@ -478,7 +480,7 @@ fn key(action: KeyAction) -> Result<(), String> {
     let public = match action {
         KeyAction::New { .. } => {
             let public = key::create(&path).map_err(|e| e.to_string())?;
-            println!(
+            jbc::say!(
                 "a new key in {} (readable by you only; keep a copy: nothing can recover a lost key)",
                 path.display()
             );
@@ -486,8 +488,8 @@ fn key(action: KeyAction) -> Result<(), String> {
         }
         KeyAction::Show { .. } => key::public_key(&path).map_err(|e| e.to_string())?,
     };
-    println!("public key   {public}");
-    println!("fingerprint  {}", public.fingerprint());
+    jbc::say!("public key   {public}");
+    jbc::say!("fingerprint  {}", public.fingerprint());
     Ok(())
 }
 

@@ -69,6 +69,8 @@ impl Default for PoolLimits {
 /// Why an item was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
+    #[error("the item is empty: an item is some text, at least one character")]
+    Empty,
     #[error("the item is {bytes} bytes; items are at most {max} bytes of UTF-8")]
     TooLarge { bytes: usize, max: usize },
     #[error(
@@ -242,6 +244,9 @@ impl Pool {
     /// shared with the items that arrive meanwhile).
     pub fn add(&self, text: &str, submitter: Submitter) -> Result<(ItemId, bool), PoolError> {
         let limits = &self.inner.limits;
+        if text.is_empty() {
+            return Err(PoolError::Empty);
+        }
         if text.len() > limits.max_item_bytes {
             return Err(PoolError::TooLarge {
                 bytes: text.len(),

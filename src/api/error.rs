@@ -84,6 +84,7 @@ impl From<PoolError> for ApiError {
     fn from(error: PoolError) -> ApiError {
         match error {
             PoolError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            PoolError::Empty => ApiError::Unprocessable(error.to_string()),
             PoolError::Full { .. } | PoolError::Share { .. } => ApiError::Busy(error.to_string()),
             PoolError::Unsaved { .. } => ApiError::Unavailable(error.to_string()),
             PoolError::Signature(ref check) => ApiError::BadSignature {

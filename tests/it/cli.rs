@@ -172,5 +172,31 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
         )),
         "{output}"
     );
+
+    // An empty item is refused with a sentence.
+    let (ok, output) = jbc(tmp.path(), &with_node(&["data", "add", ""]));
+    assert!(!ok && output.contains("the item is empty"), "{output}");
+
+    // A peer is named as --node names a node: a port will do (this one's
+    // own: the node, not the command, refuses it).
+    let port = url.rsplit(':').next().unwrap();
+    let (_, output) = jbc(tmp.path(), &with_node(&["peers", "add", port]));
+    assert!(
+        output.contains("it is this node itself") && !output.contains("relative URL"),
+        "{output}"
+    );
+
+    // A reader that goes away (`jbc blocks | head -1`) ends the command
+    // quietly, not with a panic.
+    let mut reader_gone = std::process::Command::new(JBC)
+        .args(with_node(&["blocks", "--last", "50"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(reader_gone.stdout.take());
+    let output = reader_gone.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && !said.contains("panicked"), "{:?}: {said}", output.status);
     assert!(node.terminate().success());
 }
