@@ -129,6 +129,8 @@ pub struct AppState {
     pub streams: Arc<explorer::StreamSlots>,
     /// When the node started, for its uptime.
     pub started: Instant,
+    /// The same, in seconds since the epoch.
+    pub started_unix: i64,
     /// Cancelled when the node stops: ends the event streams, which would
     /// otherwise keep their connections open.
     pub shutdown: CancellationToken,
@@ -161,15 +163,17 @@ impl AppState {
             access,
             streams: Arc::default(),
             started: Instant::now(),
+            started_unix: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
             shutdown,
             orders: Arc::default(),
         }
     }
 
-    /// When the node started, in seconds since the epoch.
+    /// When the node started, in seconds since the epoch: taken once (a
+    /// figure worked out again at each request from whole seconds moved by
+    /// one between requests, and so did the mean block time).
     pub fn started_at_unix(&self) -> i64 {
-        let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
-        now.saturating_sub(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(0))
+        self.started_unix
     }
 
     /// The largest request body read: a block of the largest size the

@@ -2,8 +2,6 @@
 //! operator (one line for a new block, one for a switch of branches and the
 //! blocks that left the chain, one per change of target).
 
-use std::time::Duration;
-
 use tracing::info;
 
 use super::Source;
@@ -18,13 +16,7 @@ const ORPHANS_LISTED: usize = 10;
 
 /// Tells the operator what a commit did, in words: one line for a single
 /// new block, one for a switch of chains, and the blocks that left it.
-pub(super) fn log_commit(
-    base: &Block,
-    incoming: &[Block],
-    outgoing: &[Block],
-    source: &Source,
-    since_last: Option<Duration>,
-) {
+pub(super) fn log_commit(base: &Block, incoming: &[Block], outgoing: &[Block], source: &Source) {
     let tip = incoming.last().expect("a commit adds blocks");
     match (incoming, source) {
         // A sync tells of its whole catch-up once, not of each batch.
@@ -39,7 +31,7 @@ pub(super) fn log_commit(
                 hash = %block.hash,
                 "{what}: {}, {}",
                 shorten(&block.data),
-                interval(base, block, since_last)
+                interval(base, block)
             )
         }
         _ => info!(
@@ -146,19 +138,16 @@ fn quoted(data: &str) -> String {
     format!("{shown:?}")
 }
 
-/// "4.2 s after block 11": the time since the chain last changed, as this
-/// node saw it; for the first block since the node started, the difference
-/// of the blocks' timestamps.
-fn interval(prev: &Block, block: &Block, since_last: Option<Duration>) -> String {
-    if let Some(elapsed) = since_last {
-        return format!("{:.1} s after block {}", elapsed.as_secs_f64(), prev.index);
-    }
+/// "12 s after block 11": a block's interval as the chain records it, its
+/// timestamp less its parent's, in whole seconds: the same figure on every
+/// node, in every log and on the explorer's page.
+fn interval(prev: &Block, block: &Block) -> String {
     if prev.index == 0 {
         return "the first block after the genesis block".to_string();
     }
     match (prev.epoch_seconds(), block.epoch_seconds()) {
         (Some(before), Some(after)) if after >= before => format!(
-            "{} s after block {} by their timestamps",
+            "{} s after block {}",
             i128::from(after) - i128::from(before),
             prev.index
         ),

@@ -16,7 +16,6 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -80,9 +79,6 @@ struct Shared {
 
 struct Current {
     chain: Chain,
-    /// When the chain last changed in this process, to tell the operator
-    /// the time between blocks as this node saw it.
-    changed_at: Option<Instant>,
 }
 
 /// The last block of the chain, and how it got there.
@@ -226,10 +222,7 @@ impl ChainState {
                 network,
                 store,
                 pool,
-                current: Mutex::new(Current {
-                    chain,
-                    changed_at: None,
-                }),
+                current: Mutex::new(Current { chain }),
                 writer: Mutex::new(()),
                 tip,
                 failure: Mutex::new(None),
@@ -297,26 +290,34 @@ impl ChainState {
     }
 
     /// The mean time between the last `span` blocks, in seconds, over
-    /// the intervals that mean something: not the one after the genesis
-    /// block (made when the network was, maybe years ago), nor one that
-    /// spans `started` (a gap while this node was down says nothing of the
-    /// network's pace). None when no such interval is left.
+    /// the intervals that mean something: never the one after the genesis
+    /// block (made when the network was, maybe years ago); those since
+    /// `started` (this node's start) once there are [`SINCE_START`] of them,
+    /// because an earlier interval may hold a gap while this node, maybe
+    /// the only miner, was down; until then the earlier ones too, but not
+    /// the one that spans `started`. None when no such interval is left.
     pub fn mean_block_seconds(&self, span: u64, started: i64) -> Option<f64> {
+        /// Intervals since the start that make a mean on their own.
+        const SINCE_START: u64 = 3;
         let current = self.current();
         let tip = current.chain.tip().index;
         let first = tip.saturating_sub(span).max(1);
         let mut previous = current.chain.get(first)?.epoch_seconds()?;
         // In i128: timestamps from files and peers can be anything an i64
         // holds, and their difference need not fit one.
-        let (mut total, mut intervals) = (0i128, 0u64);
+        let (mut since, mut all) = ((0i128, 0u64), (0i128, 0u64));
         for index in first + 1..=tip {
             let at = current.chain.get(index)?.epoch_seconds()?;
+            let interval = i128::from(at) - i128::from(previous);
+            if started <= previous {
+                since = (since.0 + interval, since.1 + 1);
+            }
             if !(previous < started && started <= at) {
-                total += i128::from(at) - i128::from(previous);
-                intervals += 1;
+                all = (all.0 + interval, all.1 + 1);
             }
             previous = at;
         }
+        let (total, intervals) = if since.1 >= SINCE_START { since } else { all };
         (intervals > 0).then(|| total as f64 / intervals as f64)
     }
 
@@ -559,7 +560,7 @@ impl ChainState {
             return Err(CommitError::Stopped(failure));
         }
         let network = &self.shared.network;
-        let (base, mut cursor, current_work, current_len, since_last) = {
+        let (base, mut cursor, current_work, current_len) = {
             let current = self.current();
             let chain = &current.chain;
             // A branch starts right after a block we hold, and never
@@ -576,8 +577,7 @@ impl ChainState {
             }
             let base = chain.get(fork - 1).expect("fork is within the chain");
             let cursor = chain.cursor_at(fork - 1).expect("fork is within the chain");
-            let since_last = current.changed_at.map(|at| at.elapsed());
-            (base, cursor, chain.work(), chain.len(), since_last)
+            (base, cursor, chain.work(), chain.len())
         };
         let clock = Clock::now();
         let mut retargets = Vec::new();
@@ -663,7 +663,7 @@ impl ChainState {
             return Err(error.into());
         }
         let tip = incoming.last().expect("better, so not empty").clone();
-        log_commit(&base, &incoming, &outgoing, &source, since_last);
+        log_commit(&base, &incoming, &outgoing, &source);
         log_retargets(&retargets, network, &source);
         let added = incoming.len() as u64;
         self.remember_commit(&incoming, &outgoing, outgoing_works, &source);
@@ -673,7 +673,6 @@ impl ChainState {
             for block in incoming {
                 current.chain.push_trusted(block);
             }
-            current.changed_at = Some(Instant::now());
         }
         self.shared.pool.remove(&carried);
         if !returned.is_empty() {

@@ -177,6 +177,8 @@ function syncWords(s, peers) {
     const c = s.catching_up;
     return `catching up from ${c.peer}: ${c.height} of ${c.target} (${c.blocks_per_second} blocks/s)`;
   }
+  // The book lists the node's own address too ("itself"): not a peer.
+  peers = peers.filter((p) => p.state !== "itself");
   if (!peers.length) return "no peers: on its own";
   const up = peers.filter((p) => p.state === "up");
   if (!up.length) return `0 of ${peers.length} peers reachable`;
@@ -438,8 +440,10 @@ function offWords(off) {
 }
 
 // "12:03:04.123 from http://…": when and whence this node first had a block.
-function seenWords(seen) {
-  const whence = seen.via === "mined" ? "mined by this node"
+// `miner`: who "mined" means, as the reader sees it ("this node" on this
+// node's own pages, "it" for another node's sighting in the Network view).
+function seenWords(seen, miner = "this node") {
+  const whence = seen.via === "mined" ? `mined by ${miner}`
     : seen.via === "peer" ? `from ${seen.peer}`
     : seen.via === "unnamed" ? "from a node that gave no address"
     : "read from this node's files";
@@ -460,9 +464,16 @@ function svg(tag, attributes = {}, ...children) {
   for (const child of children) node.append(child instanceof Node ? child : String(child));
   return node;
 }
-const treeView = { from: null, shown: new Map() };
+// `follow`: the latest view keeps the tip in sight (scrolled to the right
+// end) until the reader scrolls away from it.
+const treeView = { from: null, shown: new Map(), follow: true };
+$("tree-box").addEventListener("scroll", () => {
+  const box = $("tree-box");
+  treeView.follow = box.scrollLeft + box.clientWidth >= box.scrollWidth - 40;
+});
 
 async function showTree(from) {
+  if (from == null && treeView.from != null) treeView.follow = true;
   treeView.from = from;
   const query = from == null ? `limit=${TREE_HEIGHTS}` : `from=${from}&limit=${TREE_HEIGHTS}`;
   const tree = await getJson(`/tree?${query}`);
@@ -553,9 +564,11 @@ function drawTree(tree) {
   $("tree-span").textContent = `(heights ${tree.from} to ${Math.min(tree.to, Math.max(tree.height, last))}; the tip is block ${tree.height})`;
   $("tree-summary").textContent = `${side.length} side block${side.length === 1 ? "" : "s"} at these heights `
     + `(${side.filter((b) => b.off === "left_the_chain").length} orphaned, ${side.filter((b) => b.off === "lost").length} lost); `
-    + `this node remembers ${tree.side_blocks_kept} side blocks in all, at most ${tree.side_blocks_capacity}.`;
+    + `this node remembers ${tree.side_blocks_kept} side block${tree.side_blocks_kept === 1 ? "" : "s"} in all, at most ${tree.side_blocks_capacity}.`;
   $("tree-older").href = `#/tree/${Math.max(0, tree.from - TREE_HEIGHTS)}`;
   $("tree-older").hidden = tree.from === 0;
+  // The tip is where forks happen: the latest view opens on it.
+  if (treeView.from == null && treeView.follow) $("tree-box").scrollLeft = $("tree-box").scrollWidth;
 }
 
 // ---- the network: #/network
@@ -627,7 +640,7 @@ function drawNetwork(map) {
   $("network-travel").replaceChildren(first == null
     ? `No node reached says when it saw block ${f.index} yet.`
     : el("span", {}, "Block ", link(`#/block/${f.hash}`, `${f.index} (${short(f.hash)})`), ` was first seen by ${firstNode.url} at ${clockTime(first)} `
-      + `(${seenWords(firstNode.seen_followed).split(", ").slice(1).join(", ")}), and reached ${seenTimes.length} of ${n} nodes within ${last - first} ms.`));
+      + `(${seenWords(firstNode.seen_followed, "it").split(", ").slice(1).join(", ")}), and reached ${seenTimes.length} of ${n} nodes within ${last - first} ms.`));
   $("network-nodes").tBodies[0].replaceChildren(...map.nodes.map((node) => {
     const seen = node.seen_followed;
     const up = node.peers.filter((p) => p.state === "up").length;
