@@ -324,6 +324,9 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
     // and an ignored signal stays ignored in every child (bash cannot even
     // trap it). Ctrl-C in a terminal reaches a foreground devnet with the
     // default disposition: give it that.
+    // Its own process group, as a terminal's foreground job: Ctrl-C below
+    // goes to the whole group, as a terminal sends it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
@@ -403,8 +406,25 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
         pids.push(pid);
     }
 
-    // Ctrl-C: every node stops cleanly, and nothing is left running.
-    nix::sys::signal::kill(
+    assert!(printed.contains("devnet: 2 nodes up"), "{printed}");
+
+    // A second devnet on the same ports is refused before starting any.
+    let beside = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
+        .arg("2")
+        .env("DEVNET_DIR", dir.path().join("beside"))
+        .env("DEVNET_PORT", base.to_string())
+        .env("JBC_BIN", JBC)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&beside.stderr);
+    assert_eq!(beside.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("port {base} is taken")), "{said}");
+    assert!(!said.contains("nodes up"), "{said}");
+
+    // Ctrl-C, to the whole group as a terminal sends it: every node stops
+    // cleanly, nothing is left running, and no node is said to have died.
+    nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(devnet.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
@@ -438,6 +458,10 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
         );
     }
     assert!(printed.contains("devnet: stopped"), "{printed}");
+    assert!(
+        !printed.contains("exited"),
+        "a Ctrl-C is no node's death:\n{printed}"
+    );
 
     // The network's difficulty is in each node's config; a rerun with
     // another is refused with a sentence, before any node starts.

@@ -877,6 +877,7 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Jbc::start(&tmp.path().join(format!("node{me}")), &args)
     };
+    let mining = std::time::Instant::now();
     let miners = [start(0, true), start(1, true)];
     const BLOCKS: usize = 200;
     miners[0].chain_of_at_least(BLOCKS).await;
@@ -885,12 +886,18 @@ async fn two_mining_nodes_leave_an_original_master_complete_though_it_drops_and_
             .filter(|l| l.contains("WARN") && l.contains(&original.url))
             .count()
     };
+    // Failing every 13th post, it flaps: a few lines, then a summary a
+    // minute (so one more for each minute a loaded machine took), not a
+    // pair of lines per failure (about 30 here).
+    let allowed = 6 + (mining.elapsed().as_secs() / 60) as usize;
     for miner in miners {
         let (status, logs) = miner.terminate_with_logs();
         assert!(status.success());
-        // Failing every 13th post, it flaps: a few lines, then a summary a
-        // minute, not a pair of lines per failure.
-        assert!(warned(&logs) <= 6, "{} WARN lines:\n{logs}", warned(&logs));
+        assert!(
+            warned(&logs) <= allowed,
+            "{} WARN lines (at most {allowed}):\n{logs}",
+            warned(&logs)
+        );
     }
     // The miners stop; the nodes restart without mining.
     let stopped = std::time::Instant::now();

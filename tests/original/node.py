@@ -244,7 +244,14 @@ def serve(port, node):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        # socketserver's default backlog of 5 overflows when two nodes post
+        # and a test reads at once on a loaded machine (connections reset:
+        # "error sending request"); Flask's server, the original's, listens
+        # with 128.
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", port), Handler)
     print("listening on %d" % port, flush=True)
     server.serve_forever()
 
