@@ -43,8 +43,9 @@ use crate::human::{duration_in_words, rate_in_words};
 use crate::item::IdPrefix;
 use crate::operator::{COOKIE_FILE, read_cookie};
 use crate::protocol::{
-    AuthorItems, AuthorView, BanRequest, Banned, Direction, ItemAnswer, ItemStatus, LinksAnswer,
-    Logged, MAX_AUTHOR_ITEMS, MineOrdered, MineRequest, Opened, PeerRequest, Status, route,
+    AuthorItems, AuthorView, BanRequest, Banned, Direction, Isolation, ItemAnswer, ItemStatus,
+    LinksAnswer, Logged, MAX_AUTHOR_ITEMS, MineOrdered, MineRequest, Opened, PeerRequest, Status,
+    route,
 };
 
 /// The node asked when none is named: the first node of a local network.
@@ -551,6 +552,23 @@ impl Node {
         Ok(())
     }
 
+    /// `jbc isolate` (`cut`) and `jbc rejoin`, as the node's operator.
+    pub fn isolate(&self, cut: bool) -> Result<(), AskError> {
+        let method = if cut { Method::POST } else { Method::DELETE };
+        let answer: Isolation =
+            self.read(self.ask(method, route::ISOLATION, Some("{}".into()), true)?)?;
+        let url = self.url();
+        match (answer.isolated, answer.changed) {
+            (true, true) => {
+                say!("{url} is isolated: it talks to no peer and mines alone (jbc rejoin ends it)")
+            }
+            (true, false) => say!("{url} was isolated already"),
+            (false, true) => say!("{url} rejoined the network: it syncs with every peer now"),
+            (false, false) => say!("{url} was not isolated"),
+        }
+        Ok(())
+    }
+
     /// Asks `probe` every [`POLL_INTERVAL`] until it gives a value, for at
     /// most `patience`.
     fn wait_until<T>(
@@ -647,6 +665,11 @@ fn status_lines(url: &str, status: &Status, reachable: usize) -> Vec<String> {
         _ => "not mining (jbc mine N mines N blocks now)".to_string(),
     };
     lines.push(format!("miner    {mining}"));
+    if status.isolated {
+        lines.push(
+            "network  ISOLATED by its operator: talks to no peer (jbc rejoin ends it)".to_string(),
+        );
+    }
     let peers = match status.connections {
         Some(c) => format!(
             "{reachable} of {} reachable; {} outbound ({} of a target of {} chosen by the node), {} inbound; {} addresses known, {} of them answered",

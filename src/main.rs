@@ -102,6 +102,20 @@ enum Command {
         #[arg(long, requires = "watch")]
         block: Option<String>,
     },
+    /// Cut the node off from every peer (as its operator): its links close,
+    /// it syncs with, announces to and hears from no peer, and mines alone,
+    /// until `jbc rejoin` (or a restart). For maintenance, a planned split,
+    /// or a fork made on purpose.
+    Isolate {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// End an isolation (as its operator): the node syncs with every peer
+    /// at once, and the network settles on the chain with the most work.
+    Rejoin {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Have the node mine N blocks now, then go back to what it did (as its
     /// operator; for a development network).
     Mine {
@@ -311,6 +325,8 @@ fn main() -> ExitCode {
         }) => ask(node, |node| {
             node.mine(blocks, (!no_wait).then(|| Duration::from_secs(timeout)))
         }),
+        Some(Command::Isolate { node }) => ask(node, |node| node.isolate(true)),
+        Some(Command::Rejoin { node }) => ask(node, |node| node.isolate(false)),
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "jbc", &mut script);

@@ -41,6 +41,9 @@ pub mod route {
     pub const NETWORK: &str = "/network";
     /// The items signed with one key.
     pub const AUTHORS: &str = "/authors";
+    /// The operator cuts the node off from its peers (POST) or ends that
+    /// (DELETE).
+    pub const ISOLATION: &str = "/isolation";
 }
 
 /// Most addresses one `GET /peers/addr` answer holds (and a reader reads).
@@ -145,6 +148,9 @@ pub struct Status {
     /// Blocks the operator ordered (`POST /mine`) not mined yet.
     #[serde(default)]
     pub blocks_owed: u64,
+    /// The operator cut the node off from its peers (`jbc isolate`).
+    #[serde(default)]
+    pub isolated: bool,
 }
 
 /// A node's connections, as `/status` tells them.
@@ -391,6 +397,14 @@ pub struct Banned {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BanLifted {
     pub lifted: bool,
+}
+
+/// What `POST /isolation` and `DELETE /isolation` answer: whether the node
+/// is isolated now, and whether the request changed that.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Isolation {
+    pub isolated: bool,
+    pub changed: bool,
 }
 
 /// The body of `POST /data`: one data item's text.

@@ -112,6 +112,33 @@ pub async fn check_host(State(app): State<AppState>, request: Request, next: Nex
     }
 }
 
+/// While the operator keeps the node isolated (`jbc isolate`), a peer's
+/// request gets 503 with why: one that names its sender (`X-Jbc-Peer`, as
+/// every node of this software does when it syncs, announces or relays),
+/// announces a block (`POST /mined`, as an original does), or opens a live
+/// link. Nothing comes in from the network; the explorer, the operator and
+/// other clients are answered as usual.
+pub async fn refuse_peers_while_isolated(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if app.gossip.is_isolated() {
+        let path = request.uri().path();
+        let from_a_peer = request.headers().contains_key(crate::protocol::PEER_HEADER)
+            || path == crate::protocol::route::MINED
+            || path == crate::wire::LINK_ROUTE;
+        if from_a_peer {
+            return ApiError::Busy(
+                "this node is isolated by its operator: it talks to no peer until `jbc rejoin`"
+                    .to_string(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The host part of a Host header, lowercase: `[::1]:5001` → `::1`,
 /// `Node.Example:80` → `node.example`.
 fn host_of(value: &str) -> String {

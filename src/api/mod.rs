@@ -65,8 +65,8 @@ use crate::peers::{PeerUrl, PeerView};
 use crate::pool::{PendingView, Submitter};
 
 use crate::protocol::{
-    Addresses, BanLifted, BanRequest, Banned, BlockProof, DEFAULT_PAGE, DataRequest, ItemAnswer,
-    ItemStatus, MAX_PAGE, MineOrdered, MineRequest, MinedAnswer, PAGE_BYTES, PeerAdded,
+    Addresses, BanLifted, BanRequest, Banned, BlockProof, DEFAULT_PAGE, DataRequest, Isolation,
+    ItemAnswer, ItemStatus, MAX_PAGE, MineOrdered, MineRequest, MinedAnswer, PAGE_BYTES, PeerAdded,
     PeerRemoved, PeerRequest, Status, VERSION, route,
 };
 use crate::state::{ChainState, Submitted};
@@ -108,6 +108,8 @@ pub const ROUTES: &[&str] = &[
     "GET /data/{id}",
     "GET /authors/{key}?limit=N",
     "GET /block/{hash}/authors",
+    "POST /isolation",
+    "DELETE /isolation",
 ];
 
 /// What every handler can reach.
@@ -229,6 +231,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/block/{hash}/authors", get(authors::block_authors))
         .route(route::MINE, post(mine))
+        .route(route::ISOLATION, post(isolate).delete(rejoin))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             explorer::on_the_way_out,
@@ -247,6 +250,10 @@ pub fn app(state: AppState) -> Router {
             ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::refuse_peers_while_isolated,
+        ))
         .layer(middleware::from_fn(guard::frame_and_script_policy))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -360,6 +367,7 @@ impl AppState {
             mining: Some(app.mining),
             connections: Some(app.gossip.connections()),
             blocks_owed: app.orders.owed(),
+            isolated: app.gossip.is_isolated(),
         }
     }
 }
@@ -386,6 +394,26 @@ async fn mine(
         owed,
     };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// `POST /isolation` (operator): cut the node off from every peer, as
+/// [`Gossip::isolate`] says; `{"isolated": true, "changed"}`.
+async fn isolate(State(app): State<AppState>, _: Operator) -> Json<Isolation> {
+    let changed = app.gossip.isolate();
+    Json(Isolation {
+        isolated: true,
+        changed,
+    })
+}
+
+/// `DELETE /isolation` (operator): rejoin the network, as
+/// [`Gossip::rejoin`] says; `{"isolated": false, "changed"}`.
+async fn rejoin(State(app): State<AppState>, _: Operator) -> Json<Isolation> {
+    let changed = app.gossip.rejoin();
+    Json(Isolation {
+        isolated: false,
+        changed,
+    })
 }
 
 /// `GET /peers/addr`: addresses of nodes that answered this one lately, for

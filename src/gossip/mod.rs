@@ -430,6 +430,41 @@ impl Gossip {
         Ok(ban)
     }
 
+    /// Cuts the node off from its peers at the operator's word (a planned
+    /// split, maintenance, a fork made on purpose): its links close, and no
+    /// peer is synced with, announced to, relayed to or heard from (a
+    /// peer's request gets 503) until [`Gossip::rejoin`]. It keeps mining
+    /// alone. False if it was isolated already.
+    pub fn isolate(&self) -> bool {
+        if !self.inner.book.set_isolated(true) {
+            return false;
+        }
+        self.inner.links.close_all("isolated by its operator");
+        warn!(
+            "isolated by the operator: no peer is synced with, told of blocks or heard from \
+             until `jbc rejoin`; mining goes on alone"
+        );
+        true
+    }
+
+    /// Ends an isolation: every peer is synced with at once, so the network
+    /// settles on the chain with the most work. False if it was not
+    /// isolated.
+    pub fn rejoin(&self) -> bool {
+        if !self.inner.book.set_isolated(false) {
+            return false;
+        }
+        info!("rejoined the network at the operator's word: syncing with every peer now");
+        self.request_sync(None);
+        self.inner.connect_wake.notify_one();
+        true
+    }
+
+    /// Whether the operator cut the node off from its peers.
+    pub fn is_isolated(&self) -> bool {
+        self.inner.book.is_isolated()
+    }
+
     /// Lifts the operator's ban on `url`, and forgets its misbehaviour (the
     /// operator's word); false if it had neither. A configured peer left
     /// alone is synced with at once.

@@ -197,6 +197,10 @@ async fn the_operator_orders_blocks_and_the_cli_reads_them_back() {
     drop(reader_gone.stdout.take());
     let output = reader_gone.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && !said.contains("panicked"), "{:?}: {said}", output.status);
+    assert!(
+        output.status.success() && !said.contains("panicked"),
+        "{:?}: {said}",
+        output.status
+    );
     assert!(node.terminate().success());
 }

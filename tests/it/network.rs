@@ -547,3 +547,95 @@ async fn three_racing_miners_under_data_load_judge_no_one_and_keep_one_chain() {
         assert!(node.terminate().success());
     }
 }
+
+/// The operator isolates a node (`jbc isolate`): it hears from no peer and
+/// mines alone, so a fork grows; `jbc rejoin` and the network settles on
+/// the branch with the most work, the other orphaned where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_node_forks_alone_and_rejoining_settles_on_most_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [port_a, port_b] = ports::<2>();
+    let peers = [port_a, port_b].map(url).join(",");
+    let start = |name: &str, port: u16| {
+        Jbc::builder()
+            .port(port)
+            .peers(&[&peers])
+            .difficulty(5)
+            .sync_interval(1.0)
+            .switch("mine")
+            .threads(1)
+            .start(&tmp.path().join(name))
+    };
+    let (a, b) = (start("a", port_a), start("b", port_b));
+    wait_for("both to hold a few blocks", PATIENCE, || async {
+        (a.height().await >= 2 && b.height().await >= 2).then_some(())
+    })
+    .await;
+    let jbc = |args: &[&str]| {
+        let (status, printed) = run_to_end_printing(&tmp.path().join("b"), args);
+        assert!(status.success(), "{printed}");
+        printed
+    };
+    let said = jbc(&["isolate", "--node", &b.url]);
+    assert!(said.contains("is isolated"), "{said}");
+    assert_eq!(b.status().await["isolated"], true);
+    // A peer's announcement is refused while it lasts.
+    let tip = a.chain().await.pop().unwrap();
+    let (code, answer) = b.announce(&tip, Some(&a.url)).await;
+    assert_eq!(code, 503, "{answer}");
+
+    // Each side mines its own blocks.
+    let (before_a, before_b) = (a.chain().await, b.chain().await);
+    let (theirs, ours) = wait_for("a fork of 3 blocks on each side", PATIENCE, || async {
+        let (ca, cb) = (a.chain().await, b.chain().await);
+        let fork = ca.iter().zip(&cb).take_while(|(x, y)| x == y).count();
+        (ca.len() >= fork + 3
+            && cb.len() >= fork + 3
+            && ca.len() > before_a.len()
+            && cb.len() > before_b.len())
+        .then_some((ca, cb))
+    })
+    .await;
+    let fork = theirs.iter().zip(&ours).take_while(|(x, y)| x == y).count() as u64;
+
+    let said = jbc(&["rejoin", "--node", &b.url]);
+    assert!(said.contains("rejoined"), "{said}");
+    let agreed = wait_for(
+        "both to agree on the block at the fork again",
+        PATIENCE,
+        || async {
+            let at = |node: &Jbc| {
+                let url = format!("{}/blocks/{fork}", node.url);
+                async move { Block::from_json(&get(&url).await.ok()?).ok() }
+            };
+            let (x, y) = tokio::join!(at(&a), at(&b));
+            let (x, y) = (x?, y?);
+            (x == y).then_some(x)
+        },
+    )
+    .await;
+    assert_eq!(b.status().await["isolated"], false);
+    // The losing side's block at the fork is orphaned where it was mined.
+    let (loser, lost) = if agreed == theirs[fork as usize] {
+        (&b, &ours[fork as usize])
+    } else {
+        (&a, &theirs[fork as usize])
+    };
+    let seen: Value = serde_json::from_slice(
+        &get(&format!("{}/blocks/{fork}/seen", loser.url))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let lost_view = seen["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|view| view["hash"] == lost.hash.to_string())
+        .unwrap_or_else(|| panic!("{seen}"))
+        .clone();
+    assert_eq!(lost_view["off"], "left_the_chain", "{seen}");
+    for node in [a, b] {
+        assert!(node.terminate().success());
+    }
+}

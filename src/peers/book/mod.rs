@@ -271,6 +271,9 @@ struct Inner {
     sync_interval: Duration,
     /// How many outbound and inbound peers are kept.
     limits: PeerSlots,
+    /// The operator cut this node off (`jbc isolate`): every peer is left
+    /// alone until `jbc rejoin` (in memory: a restart rejoins).
+    isolated: std::sync::atomic::AtomicBool,
 }
 
 struct Book {
@@ -347,6 +350,7 @@ impl PeerBook {
                 ban_time,
                 sync_interval,
                 limits,
+                isolated: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -469,9 +473,33 @@ impl PeerBook {
         self.book().scores.discouraged(url, Instant::now()).cloned()
     }
 
-    /// Why the node leaves `url` alone now, if it does: the operator's ban
-    /// or a discouragement, with the time left.
+    /// Cuts the node off from every peer (true), or ends that (false);
+    /// whether that changed anything.
+    pub fn set_isolated(&self, isolated: bool) -> bool {
+        self.inner
+            .isolated
+            .swap(isolated, std::sync::atomic::Ordering::SeqCst)
+            != isolated
+    }
+
+    /// Whether the operator cut the node off from its peers.
+    pub fn is_isolated(&self) -> bool {
+        self.inner
+            .isolated
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Why the node leaves `url` alone now, if it does: its operator cut
+    /// it off from every peer, banned `url`, or `url` is discouraged; with
+    /// the time left (an isolation has no end of its own: an hour, then it
+    /// is looked at again, unless `jbc rejoin` wakes the peer's task first).
     pub fn left_alone(&self, url: &PeerUrl) -> Option<(Duration, String)> {
+        if self.is_isolated() {
+            return Some((
+                Duration::from_secs(3600),
+                "this node is isolated by its operator (jbc rejoin ends it)".to_string(),
+            ));
+        }
         if let Some(ban) = self.ban(url) {
             let left = Duration::from_secs(ban.until.saturating_sub(unix_now()));
             return Some((left, format!("banned by the operator: {}", ban.reason)));
