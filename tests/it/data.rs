@@ -12,7 +12,7 @@ use jbc::item::{ItemId, data_for, items_in};
 use serde_json::Value;
 
 /// `POST {node}/data` with `text`: the status and the answer.
-async fn post_item(client: &reqwest::Client, node: &Jbc, text: &str) -> (u16, Value) {
+pub(crate) async fn post_item(client: &reqwest::Client, node: &Jbc, text: &str) -> (u16, Value) {
     let response = client
         .post(format!("{}/data", node.url))
         .header("content-type", "application/json")

@@ -406,7 +406,16 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
         pids.push(pid);
     }
 
-    assert!(printed.contains("devnet: 2 nodes up"), "{printed}");
+    // Said once both answer (the blocks above can come first).
+    wait_for("devnet to say its nodes are up", PATIENCE, || async {
+        (lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("devnet: 2 nodes up")))
+        .then_some(())
+    })
+    .await;
 
     // A second devnet on the same ports is refused before starting any.
     let beside = Command::new("bash")

@@ -18,18 +18,7 @@ use serde_json::Value;
 
 /// `POST {node}/data` with `text`: the status and the answer.
 async fn post_item(node: &Jbc, text: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/data", node.url))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "data": text }).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
+    crate::data::post_item(&reqwest::Client::new(), node, text).await
 }
 
 async fn get_json(url: &str) -> Value {

@@ -70,6 +70,7 @@ def valid_chain(blocks, difficulty):
 class Node:
     def __init__(self, chaindata, difficulty, peers):
         self.lock = threading.Lock()
+        self.save_lock = threading.Lock()
         self.posts = 0
         self.stored = 0
         self.chaindata = chaindata
@@ -100,8 +101,12 @@ class Node:
         return max(self.local(), key=lambda b: int(b["index"]))
 
     def save(self, block):
+        # One writer at a time, as the original's single-threaded Flask
+        # server (2017) had: two threads writing one file at once (both
+        # nodes posting a block together) would interleave into a file that
+        # never parses again. A reader may still meet a file half written.
         name = "%06d.json" % int(block["index"])
-        with open(os.path.join(self.chaindata, name), "w") as f:
+        with self.save_lock, open(os.path.join(self.chaindata, name), "w") as f:
             json.dump({k: str(block[k]) for k in
                        ("index", "timestamp", "prev_hash", "data", "nonce", "hash")}, f)
 
