@@ -8,25 +8,15 @@
 //! 8), `JBC_BENCH_SECONDS` (`T`, default 1) and `JBC_BENCH_WINDOW` (`W`,
 //! default 20) change the run.
 
+mod common;
+
+use common::{JBC, Node};
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jbc::block::{Block, blocks_from_json};
-
-const JBC: &str = env!("CARGO_BIN_EXE_jbc");
-
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)

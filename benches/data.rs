@@ -5,41 +5,24 @@
 //!
 //! Run with `cargo bench --bench data`.
 
+mod common;
+
+use common::{JBC, Node, free_port};
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jbc::block::blocks_from_json;
 use jbc::item::items_in;
 
-const JBC: &str = env!("CARGO_BIN_EXE_jbc");
 const ITEMS: usize = 10_000;
 const OVER: Duration = Duration::from_secs(10);
 
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let peers: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

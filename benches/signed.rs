@@ -8,8 +8,12 @@
 //!
 //! Run with `cargo bench --bench signed`.
 
+mod common;
+
+use common::{JBC, Node, free_port};
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,22 +22,9 @@ use jbc::block::BlockHash;
 use jbc::item::{data_for, items_in};
 use jbc::signed::{Authorship, Signed, check, check_all};
 
-const JBC: &str = env!("CARGO_BIN_EXE_jbc");
 const BLOCK_ITEMS: usize = 1_000;
 const POSTED: usize = 20_000;
 const CLIENTS: usize = 64;
-
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn main() {
     block_check();
@@ -84,11 +75,7 @@ fn block_check() {
 
 fn admission() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(JBC)
         .args([
             "--port",
