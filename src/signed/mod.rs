@@ -187,16 +187,21 @@ impl Signed {
         if !(item.starts_with('{') && item.contains("\"sig\"")) {
             return None;
         }
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(item).ok()?;
-        if !object.contains_key("sig") {
-            return None;
+        match serde_json::from_str::<Envelope>(item) {
+            Ok(envelope) => Some(Signed::from_envelope(item, envelope)),
+            // Not the envelope: a signed item gone wrong only if it is an
+            // object with a `sig` member (parsed again only on this path).
+            Err(error) => {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(item).ok()?;
+                object
+                    .contains_key("sig")
+                    .then(|| Err(SignedError::Form(error.to_string())))
+            }
         }
-        Some(Signed::parse_envelope(item))
     }
 
-    fn parse_envelope(item: &str) -> Result<Signed, SignedError> {
-        let envelope: Envelope =
-            serde_json::from_str(item).map_err(|e| SignedError::Form(e.to_string()))?;
+    fn from_envelope(item: &str, envelope: Envelope) -> Result<Signed, SignedError> {
         let key = hex_array::<32>(envelope.key)
             .ok_or_else(|| SignedError::Form("its key is not 64 hex digits".into()))?;
         let sig = hex_array::<64>(envelope.sig)
