@@ -173,6 +173,7 @@ function notice(text, cls) {
 // What the node's sync is, in words that are true: "in step" only with
 // peers that answered and are not ahead.
 function syncWords(s, peers) {
+  if (s.isolated) return "isolated by its operator: talks to no peer (jbc rejoin ends it)";
   if (s.catching_up) {
     const c = s.catching_up;
     return `catching up from ${c.peer}: ${c.height} of ${c.target} (${c.blocks_per_second} blocks/s)`;
