@@ -310,6 +310,28 @@ fn free_port_pair() -> u16 {
     panic!("no two free ports in a row");
 }
 
+/// A running `scripts/devnet`, stopped the way a person stops it (SIGTERM:
+/// its trap stops every node) if the test ends early on a failed
+/// assertion: its nodes run in sessions of their own, so nothing else
+/// would reach them.
+struct StopsOnDrop(std::process::Child);
+
+impl Drop for StopsOnDrop {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one() {
     use std::io::{BufRead, BufReader};
@@ -336,20 +358,22 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
                 .map_err(std::io::Error::from)
         });
     }
-    let mut devnet = command
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
-        .args(["2", "--mine", "--difficulty", "4"])
-        .env("DEVNET_DIR", dir.path())
-        .env("DEVNET_PORT", base.to_string())
-        .env("JBC_BIN", JBC)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut devnet = StopsOnDrop(
+        command
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
+            .args(["2", "--mine", "--difficulty", "4"])
+            .env("DEVNET_DIR", dir.path())
+            .env("DEVNET_PORT", base.to_string())
+            .env("JBC_BIN", JBC)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let readers: Vec<_> = [
-        Box::new(devnet.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(devnet.stderr.take().unwrap()),
+        Box::new(devnet.0.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(devnet.0.stderr.take().unwrap()),
     ]
     .into_iter()
     .map(|stream| {
@@ -434,14 +458,14 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
     // Ctrl-C, to the whole group as a terminal sends it: every node stops
     // cleanly, nothing is left running, and no node is said to have died.
     nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(devnet.id() as i32),
+        nix::unistd::Pid::from_raw(devnet.0.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while devnet.try_wait().unwrap().is_none() {
+    while devnet.0.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            let _ = devnet.kill();
+            let _ = devnet.0.kill();
             panic!(
                 "devnet ignored Ctrl-C:\n{}",
                 lines.lock().unwrap().join("\n")
