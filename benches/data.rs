@@ -7,11 +7,9 @@
 
 mod common;
 
-use common::{JBC, Node, free_port};
+use common::{Node, free_port};
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jbc::block::blocks_from_json;
@@ -29,12 +27,14 @@ fn main() {
         .collect();
     let nodes: Vec<Node> = ports
         .iter()
-        .map(|port| {
-            let dir = tmp.path().join(port.to_string());
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut child = Command::new(JBC)
-                .args(["--port", &port.to_string(), "--peers", &peers.join(",")])
-                .args([
+        .map(|&port| {
+            let peers = peers.join(",");
+            Node::start_quiet(
+                &tmp.path().join(port.to_string()),
+                port,
+                &[
+                    "--peers",
+                    &peers,
                     "--difficulty",
                     "5",
                     "--mine",
@@ -42,19 +42,8 @@ fn main() {
                     "1",
                     "--sync-interval",
                     "1",
-                ])
-                .current_dir(&dir)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-            Node {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-            }
+                ],
+            )
         })
         .collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();

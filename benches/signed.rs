@@ -10,10 +10,8 @@
 
 mod common;
 
-use common::{JBC, Node, free_port};
+use common::{Node, free_port};
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,28 +74,18 @@ fn block_check() {
 fn admission() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(JBC)
-        .args([
-            "--port",
-            &port.to_string(),
+    let node = Node::start_quiet(
+        tmp.path(),
+        port,
+        &[
             "--peers",
             "",
             "--difficulty",
             "4",
-        ])
-        .args(["--pool-max-items", "100000"])
-        .current_dir(tmp.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    let node = Node {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
+            "--pool-max-items",
+            "100000",
+        ],
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
