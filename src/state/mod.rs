@@ -490,12 +490,25 @@ impl ChainState {
             }
         }
         let wanted = (limit + 1).saturating_sub(found.len());
-        let confirmed = self.current().chain.authored_by(author, wanted);
-        for (_, id) in confirmed {
-            if let Some(text) = self.item_text(&id) {
-                found.push((id, text, self.item(&id)));
+        // The index names each item's block: read it once, under one lock.
+        let current = self.current();
+        let chain = &current.chain;
+        let tip = chain.tip().index;
+        for (index, id) in chain.authored_by(author, wanted) {
+            let (Some(block), Some(hash)) = (chain.get(index), chain.hash_at(index)) else {
+                continue;
+            };
+            let text = (items_in(&block.data).into_iter().flatten()).find(|t| ItemId::of(t) == id);
+            if let Some(text) = text {
+                let status = ItemStatus::Confirmed {
+                    block: index,
+                    hash,
+                    confirmations: tip - index + 1,
+                };
+                found.push((id, text, status));
             }
         }
+        drop(current);
         let more = found.len() > limit;
         found.truncate(limit);
         (found, more)
