@@ -138,6 +138,7 @@ async fn serve(network: &Network, chaindata: &Path, shutdown: &CancellationToken
     let access = Access {
         key: OperatorKey::create(OperatorKey::cookie_beside(chaindata), None).unwrap(),
         hosts: Vec::new().into(),
+        frame_ancestors: Vec::new().into(),
     };
     let router = app(AppState::new(
         state,

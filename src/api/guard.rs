@@ -43,6 +43,14 @@ pub const ADVERTISE: Text = Setting {
     unit: "",
 };
 
+pub const FRAME_ANCESTORS: Text = Setting {
+    key: "frame_ancestors",
+    help: "origins (http://HOST:PORT, comma-separated) whose pages may show the explorer in a frame, as jbc devnet's control page does (none otherwise, against clickjacking)",
+    default: Unset("none"),
+    range: None,
+    unit: "",
+};
+
 /// What the guards check against.
 #[derive(Clone, Debug)]
 pub struct Access {
@@ -51,6 +59,8 @@ pub struct Access {
     /// Host names (lowercase) a request may name besides IP addresses and
     /// `localhost`: the advertised host and the configured ones.
     pub hosts: Arc<[String]>,
+    /// Origins whose pages may frame the explorer (`frame_ancestors`).
+    pub frame_ancestors: Arc<[String]>,
 }
 
 /// A request that carries the operator key.
@@ -158,24 +168,38 @@ fn is_allowed(host: &str, names: &[String]) -> bool {
         || names.iter().any(|name| name == host)
 }
 
-/// Adds to every answer: no framing by other sites, and (for the
-/// explorer's HTML) a policy that runs only the node's own script and
-/// style and talks only to the node.
-pub async fn frame_and_script_policy(request: Request, next: Next) -> Response {
+/// Adds to every answer: no framing by other sites (only by the origins
+/// of `frame_ancestors`), and (for the explorer's HTML) a policy that runs
+/// only the node's own script and style and talks only to the node.
+pub async fn frame_and_script_policy(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
+    let ancestors = &app.access.frame_ancestors;
     let headers = response.headers_mut();
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if ancestors.is_empty() {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
+    let framers = if ancestors.is_empty() {
+        "'none'".to_string()
+    } else {
+        ancestors.join(" ")
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-ancestors {framers}; base-uri 'none'; form-action 'self'"
     );
+    // Each origin was checked as the config was read: nothing in it
+    // breaks a header.
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
 }
 

@@ -50,7 +50,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
-pub use guard::{ADVERTISE, ALLOWED_HOSTS, Access};
+pub use guard::{ADVERTISE, ALLOWED_HOSTS, Access, FRAME_ANCESTORS};
 pub use serve::{HOST, MAX_CONNECTIONS, PORT, ServerLimits, serve};
 
 use self::extract::{JsonBody, RawBody, Sender};
@@ -254,7 +254,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             guard::refuse_peers_while_isolated,
         ))
-        .layer(middleware::from_fn(guard::frame_and_script_policy))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::frame_and_script_policy,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             guard::check_host,

@@ -56,6 +56,7 @@ fn router(dir: &std::path::Path) -> axum::Router {
     let access = Access {
         key: OperatorKey::create(OperatorKey::cookie_beside(&chaindata), None).unwrap(),
         hosts: Vec::new().into(),
+        frame_ancestors: Vec::new().into(),
     };
     app(AppState::new(state, gossip, stats, false, access, shutdown))
 }

@@ -85,6 +85,8 @@ pub struct Config {
     /// Host names requests may name besides IP addresses, `localhost` and
     /// the host of `advertise`, lowercase.
     pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may frame the explorer.
+    pub frame_ancestors: Vec<String>,
     /// The fixed operator key, if the config sets one.
     pub operator_key: Option<String>,
 }
@@ -200,6 +202,15 @@ impl Config {
             .map(|name| host_name(&name).map(|()| name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| ALLOWED_HOSTS.refuse(reason))?;
+        let frame_ancestors = settings
+            .frame_ancestors
+            .unwrap_or_default()
+            .into_iter()
+            .map(|origin| origin.trim().to_ascii_lowercase())
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| web_origin(&origin).map(|()| origin))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| FRAME_ANCESTORS.refuse(reason))?;
         let operator_key = settings
             .operator_key
             .map(|key| operator_key(&key).map(|()| key))
@@ -231,6 +242,7 @@ impl Config {
             max_connections: MAX_CONNECTIONS.resolve(settings.max_connections)?,
             advertise,
             allowed_hosts,
+            frame_ancestors,
             operator_key,
             chaindata: settings
                 .chaindata
@@ -262,6 +274,27 @@ fn network_kind(settings: &Settings) -> Result<Kind, ConfigError> {
         }),
         (Some(_), None) => Err(RETARGET_WINDOW.refuse(both).into()),
         (None, Some(_)) => Err(TARGET_BLOCK_SECONDS.refuse(both).into()),
+    }
+}
+
+/// An origin for `frame_ancestors`: `http://` or `https://`, then a host
+/// (letters, digits, `-`, `.`, or an IPv6 address in brackets) and an
+/// optional port; nothing that could end the header's directive.
+fn web_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or_else(|| format!("{origin:?} is not an origin like http://127.0.0.1:5000"))?;
+    let fine = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin:?} is not an origin like http://127.0.0.1:5000 (scheme, host, port; no path)"
+        ))
     }
 }
 
@@ -381,6 +414,32 @@ mod tests {
             error.to_string(),
             "retarget_window: 1 is not a whole number of blocks from 2 to 100000"
         );
+    }
+
+    #[test]
+    fn frame_ancestors_are_origins_and_nothing_that_breaks_the_policy() {
+        let framed = |origins: &[&str]| {
+            Config::resolve(Settings {
+                frame_ancestors: Some(origins.iter().map(|o| o.to_string()).collect()),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(
+            framed(&["http://127.0.0.1:5000", " HTTP://LOCALHOST:5000 ", ""])
+                .unwrap()
+                .frame_ancestors,
+            ["http://127.0.0.1:5000", "http://localhost:5000"]
+        );
+        for bad in [
+            "127.0.0.1:5000",
+            "http://x; script-src *",
+            "http://a.test/path",
+            "javascript:alert(1)",
+            "http://",
+        ] {
+            let error = framed(&[bad]).unwrap_err().to_string();
+            assert!(error.starts_with("frame_ancestors: "), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::setting::{Described, same};
 /// Every declaration, by the name of its setting, for the command line's
 /// own flags (`jbc bench --threads`, `jbc init --difficulty`).
 pub mod declared {
-    pub use crate::api::{ADVERTISE, ALLOWED_HOSTS, HOST, MAX_CONNECTIONS, PORT};
+    pub use crate::api::{ADVERTISE, ALLOWED_HOSTS, FRAME_ANCESTORS, HOST, MAX_CONNECTIONS, PORT};
     pub use crate::chain::{
         DIFFICULTY, GENESIS, MAX_BLOCK_BYTES, MAX_FUTURE_SECONDS, RETARGET_WINDOW,
         TARGET_BLOCK_SECONDS,
@@ -154,6 +154,8 @@ settings! {
         advertise: String = ADVERTISE,
         #[arg(value_delimiter = ',')]
         allowed_hosts: Vec<String> = ALLOWED_HOSTS,
+        #[arg(value_delimiter = ',')]
+        frame_ancestors: Vec<String> = FRAME_ANCESTORS,
     }
     file_only {
         operator_key: String = OPERATOR_KEY,

@@ -136,6 +136,7 @@ pub async fn run(
     let access = Access {
         key,
         hosts: hosts.into(),
+        frame_ancestors: config.frame_ancestors.clone().into(),
     };
     let app_state = AppState::new(
         state.clone(),
