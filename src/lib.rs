@@ -44,6 +44,8 @@
 //!    [`init`]: `jbc init`, a new network with its own genesis block.
 //! 6. [`handshake`]: what a URL must answer to become a peer. [`ask`]: the
 //!    commands that ask a running node (`jbc status`, `blocks`, `data`, …).
+//!    [`devnet`]: `jbc devnet`, nodes of this binary as child processes, a
+//!    control page, its actions, generated activity, export and import.
 //! 7. [`sync`]: catching up with one peer, and what it shows against it.
 //! 8. [`gossip`]: who gets in, each peer's task (syncing, announcing), the
 //!    live links with peers of this software (one `LinkPeer` each, the
@@ -94,6 +96,7 @@ mod client;
 mod clock;
 mod config;
 mod crawl;
+mod devnet;
 mod events;
 mod fsio;
 mod gossip;
@@ -123,6 +126,11 @@ mod tree;
 pub use client::PeerSettings;
 pub use client::{data_request, http_client};
 pub use config::{Config, DEFAULT_GENESIS_JSON, Settings, declared as settings};
+pub use devnet::archive::export as export_devnet;
+pub use devnet::{
+    Layout as DevnetLayout, MAX_NODES as DEVNET_MAX_NODES, Options as DevnetOptions,
+    run as run_devnet,
+};
 pub use human::{duration_in_words, rate_in_words};
 pub use init::{NewNetwork, init};
 pub use logline::MessageFirst;

@@ -131,6 +131,17 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A network to play with: N nodes of this binary on this machine, and a
+    /// control page where each action is a click (stop and start a node,
+    /// cut it off and rejoin it, mine, post items, make a fork, add a node,
+    /// export). Ctrl-C stops them all.
+    #[command(args_conflicts_with_subcommands = true)]
+    Devnet {
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
+        #[command(flatten)]
+        start: DevnetArgs,
+    },
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), e.g. `jbc completions bash > ~/.local/share/bash-completion/completions/jbc`.
     Completions { shell: clap_complete::Shell },
@@ -176,6 +187,56 @@ impl NodeArgs {
     fn node(self) -> Result<jbc::ask::Node, String> {
         jbc::ask::Node::new(&self.node, self.cookie).map_err(|e| e.to_string())
     }
+}
+
+#[derive(Args)]
+struct DevnetArgs {
+    /// Nodes to start [default: 3, or as many as the folder or the archive
+    /// holds]
+    #[arg(value_parser = clap::value_parser!(u16).range(1..=jbc::DEVNET_MAX_NODES as i64))]
+    count: Option<u16>,
+    /// The folder the node folders (jbcPORT/) are made in and kept
+    #[arg(long, env = "DEVNET_DIR", default_value = "devnet")]
+    dir: PathBuf,
+    /// The first node's port; the others follow it
+    #[arg(long, env = "DEVNET_PORT", default_value_t = 5001)]
+    port: u16,
+    /// The control page's port, on 127.0.0.1
+    #[arg(long, default_value_t = 5000)]
+    control_port: u16,
+    /// Leading zero hex digits a block needs, for new node folders
+    /// [default: the shipped config's 7]; a folder of another is refused
+    #[arg(long, value_parser = DIFFICULTY.parser())]
+    difficulty: Option<u32>,
+    /// Every node mines in the background (one thread each)
+    #[arg(long)]
+    mine: bool,
+    /// Who is told of whom [default: mesh, or the folder's or archive's]
+    #[arg(long, value_enum)]
+    layout: Option<jbc::DevnetLayout>,
+    /// The same as --layout seed: each node is told of the first only and
+    /// finds the others itself
+    #[arg(long, conflicts_with = "layout", hide = true)]
+    seed_only: bool,
+    /// Generated items a second, posted to random nodes (0: none; the page
+    /// switches it too)
+    #[arg(long, default_value_t = 0.0)]
+    activity: f64,
+    /// Start the devnet an export made (in a folder without one)
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum DevnetAction {
+    /// Write the devnet (each node's chain, pool and config; no keys) to
+    /// one .tar.gz, for `jbc devnet --from FILE` on any machine.
+    Export {
+        file: PathBuf,
+        /// The devnet's folder
+        #[arg(long, env = "DEVNET_DIR", default_value = "devnet")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +388,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Isolate { node }) => ask(node, |node| node.isolate(true)),
         Some(Command::Rejoin { node }) => ask(node, |node| node.isolate(false)),
+        Some(Command::Devnet { action, start }) => devnet(action, start),
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "jbc", &mut script);
@@ -475,6 +537,41 @@ fn init(
         shown(&dir)
     );
     Ok(())
+}
+
+/// `jbc devnet …`: run a devnet, or export one.
+fn devnet(action: Option<DevnetAction>, args: DevnetArgs) -> Result<(), String> {
+    if let Some(DevnetAction::Export { file, dir }) = action {
+        let exported = jbc::export_devnet(&dir, &file).map_err(|e| e.to_string())?;
+        jbc::say!(
+            "wrote {} nodes ({} files, {} bytes) to {}; start it with: jbc devnet --from {}",
+            exported.nodes,
+            exported.files,
+            exported.bytes,
+            file.display(),
+            file.display()
+        );
+        return Ok(());
+    }
+    let program = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program's own file to run the nodes: {e}"))?;
+    let layout = args
+        .seed_only
+        .then_some(jbc::DevnetLayout::Seed)
+        .or(args.layout);
+    jbc::run_devnet(jbc::DevnetOptions {
+        count: args.count.map(usize::from),
+        dir: args.dir,
+        first_port: args.port,
+        control: std::net::SocketAddr::from(([127, 0, 0, 1], args.control_port)),
+        difficulty: args.difficulty,
+        mine: args.mine,
+        layout,
+        activity: args.activity,
+        from: args.from,
+        program,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Runs one command against the node `args` names.
