@@ -362,6 +362,7 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
         command
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
             .args(["2", "--mine", "--difficulty", "4"])
+            .args(["--control-port", &free_port().to_string()])
             .env("DEVNET_DIR", dir.path())
             .env("DEVNET_PORT", base.to_string())
             .env("JBC_BIN", JBC)
@@ -444,14 +445,14 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
     // A second devnet on the same ports is refused before starting any.
     let beside = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
-        .arg("2")
+        .args(["2", "--control-port", &free_port().to_string()])
         .env("DEVNET_DIR", dir.path().join("beside"))
         .env("DEVNET_PORT", base.to_string())
         .env("JBC_BIN", JBC)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&beside.stderr);
-    assert_eq!(beside.status.code(), Some(2), "{said}");
+    assert_eq!(beside.status.code(), Some(1), "{said}");
     assert!(said.contains(&format!("port {base} is taken")), "{said}");
     assert!(!said.contains("nodes up"), "{said}");
 
@@ -506,13 +507,14 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
     let rerun = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet"))
         .args(["2", "--difficulty", "5"])
+        .args(["--control-port", &free_port().to_string()])
         .env("DEVNET_DIR", dir.path())
         .env("DEVNET_PORT", base.to_string())
         .env("JBC_BIN", JBC)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&rerun.stderr);
-    assert_eq!(rerun.status.code(), Some(2), "{said}");
+    assert_eq!(rerun.status.code(), Some(1), "{said}");
     assert!(
         said.contains("is a network of difficulty 4") && said.contains("run without --difficulty"),
         "{said}"
