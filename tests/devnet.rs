@@ -6,6 +6,10 @@
 //! carry its items; export, stop, start again from the export on other
 //! ports: the same heights and tips. Screenshots are saved as it goes.
 //!
+//! With `JBC_SHOOT` set to `URL=FILE` pairs separated by spaces, the
+//! binary only saves a screenshot of each page (what `scripts/screenshots`
+//! runs for the README, against a devnet on the usual ports).
+//!
 //! Where no Chromium can be found (`.ci/run` installs Debian's `chromium`),
 //! the test says why and counts as ignored (skipped), never as passed.
 
@@ -26,7 +30,35 @@ const NAME: &str =
     "a_devnet_forks_heals_restarts_a_node_and_comes_back_from_its_export_in_a_real_browser";
 
 fn main() {
+    if let Ok(shots) = std::env::var("JBC_SHOOT") {
+        return shoot(&shots);
+    }
     run_with_chromium("devnet", NAME, devnet_in_a_browser)
+}
+
+/// Saves a PNG of each `URL=FILE` in `shots`, once the page has drawn its
+/// data (what a person sees a few seconds after opening it).
+fn shoot(shots: &str) {
+    let chromium = common::browser::find_chromium().expect("JBC_SHOOT needs Chromium");
+    let browser = launch(&chromium).unwrap();
+    for pair in shots.split_whitespace() {
+        let (url, file) = pair.split_once('=').expect("URL=FILE");
+        let tab = browser.new_tab().unwrap();
+        tab.set_default_timeout(PATIENCE);
+        tab.navigate_to(url).unwrap();
+        // The page polls each second and its frames load their own data.
+        std::thread::sleep(Duration::from_secs(6));
+        let png = tab
+            .capture_screenshot(
+                headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption::Png,
+                None,
+                None,
+                true,
+            )
+            .unwrap();
+        std::fs::write(file, png).unwrap();
+        eprintln!("saved {file} ({url})");
+    }
 }
 
 /// `count` ports in a row free now, below the ephemeral range.

@@ -57,8 +57,10 @@ pub async fn run(devnet: Arc<Devnet>, shutdown: CancellationToken) {
         let node = &running[random_below(running.len() as u64) as usize];
         let authors = devnet.authors();
         let pick = |n: usize| random_below(n as u64) as usize;
-        let from = authors[pick(authors.len())].name;
-        let to = authors[pick(authors.len())].name;
+        let from = pick(authors.len());
+        // Someone else (with one author, themselves).
+        let to = (from + 1 + pick(authors.len().max(2) - 1)) % authors.len();
+        let (from, to) = (authors[from].name, authors[to].name);
         posted += 1;
         let text = format!("#{posted}: {from} {} {to}", THINGS[pick(THINGS.len())]);
         // Two in three signed by the author they name.

@@ -16,9 +16,27 @@ const el = (tag, attrs = {}, ...children) => {
 };
 const short = (hash) => (hash ? hash.slice(0, 10) : "");
 // One colour per tip, the same on every card: nodes on one tip look alike.
-const PALETTE = ["#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0c8599", "#f08c00", "#5c7cfa", "#66a80f", "#d6336c"];
-const tipColour = (hash) => (hash ? PALETTE[parseInt(hash.slice(-4), 16) % PALETTE.length] : "#ccc");
+// The tip most nodes share gets the first colour, the others the next ones
+// (by hash, so a split keeps its colours while it lasts).
+const PALETTE = ["#2f6fed", "#e8590c", "#ae3ec9", "#2b8a3e", "#c92a2a", "#0c8599", "#f08c00", "#d6336c"];
+let tipColours = new Map();
+function colourTips(nodes) {
+  const count = new Map();
+  for (const n of nodes) if (n.status) count.set(n.status.tip, (count.get(n.status.tip) || 0) + 1);
+  const order = [...count].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  tipColours = new Map(order.map(([tip], i) => [tip, PALETTE[i % PALETTE.length]]));
+}
+const tipColour = (hash) => tipColours.get(hash) || "#ccc";
 const rate = (h) => (h >= 1e6 ? `${(h / 1e6).toFixed(1)} MH/s` : h >= 1e3 ? `${(h / 1e3).toFixed(0)} kH/s` : `${h} H/s`);
+
+// What the page says while an action runs (a fork takes seconds).
+const WORKING = {
+  fork: "making a fork: cutting the node off, a block on each side, rejoining, then the block that decides…",
+  mine: "ordering blocks…",
+  start: "starting the node…",
+  stop: "stopping the node…",
+  nodes: "adding a node…",
+};
 
 let latest = null;
 const cards = new Map();
@@ -26,7 +44,7 @@ const cards = new Map();
 // Sends an action; shows its sentence (or its error) at the top.
 async function act(path, body = {}, button = null) {
   if (button) button.disabled = true;
-  showSaid(`${path.split("/").slice(-1)[0]}…`, false);
+  showSaid(WORKING[path.split("/").slice(-1)[0]] || "asking the devnet…", false);
   try {
     const response = await fetch(path, {
       method: "POST",
@@ -143,9 +161,16 @@ function drawAgreement(nodes) {
   }
 }
 
+// Whose view: the choice is kept in the address (#/view/PORT), so a
+// reload or a shared link shows the same.
 function drawViews(nodes) {
   const select = $("view-node");
   fillSelect(select, nodes);
+  const asked = /^#\/view\/(\d+)$/.exec(location.hash);
+  if (asked && select.dataset.asked !== asked[1] && nodes.some((n) => `${n.port}` === asked[1])) {
+    select.dataset.asked = asked[1];
+    select.value = asked[1];
+  }
   const node = nodes.find((n) => `${n.port}` === select.value) || nodes[0];
   if (!node) return;
   const tree = $("tree-frame");
@@ -172,6 +197,7 @@ async function refresh() {
     return;
   }
   const nodes = latest.nodes;
+  colourTips(nodes);
   nodes.forEach(drawNode);
   drawAgreement(nodes);
   $("layout").textContent = `${nodes.length} nodes, told of each other as a ${latest.layout}`;
@@ -206,7 +232,11 @@ $("activity-form").addEventListener("submit", (event) => {
 });
 $("activity-on").addEventListener("change", () => $("activity-form").requestSubmit());
 $("add-node").addEventListener("click", (event) => act("/api/nodes", {}, event.target));
-$("view-node").addEventListener("change", () => latest && drawViews(latest.nodes));
+$("view-node").addEventListener("change", () => {
+  history.replaceState(null, "", `#/view/${$("view-node").value}`);
+  $("view-node").dataset.asked = $("view-node").value;
+  if (latest) drawViews(latest.nodes);
+});
 
 // Each second, one request at a time.
 let busy = false;
