@@ -148,7 +148,9 @@ impl IntoResponse for ActionError {
 impl IntoResponse for DevnetError {
     fn into_response(self) -> Response {
         let status = match &self {
-            DevnetError::Count(_) | DevnetError::NoRoom(..) => StatusCode::CONFLICT,
+            DevnetError::Count(_) | DevnetError::NoRoom(..) | DevnetError::Activity(_) => {
+                StatusCode::CONFLICT
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         failure(status, self.to_string())

@@ -87,6 +87,8 @@ pub enum DevnetError {
         "the control page's port {0} is taken (a devnet already running? stop it, or choose another --control-port)"
     )]
     ControlTaken(u16),
+    #[error("--activity is items a second, from 0 to {max}: not {0}", max = activity::MAX_RATE)]
+    Activity(f64),
     #[error("ports from {0} leave no room for {1} nodes")]
     NoRoom(u16, usize),
     #[error(transparent)]
@@ -170,6 +172,9 @@ pub fn run(options: Options) -> Result<(), DevnetError> {
 }
 
 async fn run_async(options: Options) -> Result<(), DevnetError> {
+    if !(0.0..=activity::MAX_RATE).contains(&options.activity) {
+        return Err(DevnetError::Activity(options.activity));
+    }
     std::fs::create_dir_all(&options.dir).map_err(|source| folders::FolderError::Write {
         path: options.dir.clone(),
         source,
@@ -226,7 +231,7 @@ async fn run_async(options: Options) -> Result<(), DevnetError> {
             }
         }
     });
-    let (activity, _) = watch::channel(options.activity.max(0.0));
+    let (activity, _) = watch::channel(options.activity);
     let devnet = Arc::new(Devnet {
         dir: dir.clone(),
         program: options.program,
