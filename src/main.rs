@@ -28,6 +28,11 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
+    /// Stop (cleanly, as on SIGTERM) when standard input closes: how
+    /// `jbc devnet` makes sure its nodes end with it, even when it is
+    /// killed with SIGKILL
+    #[arg(long, hide = true)]
+    stop_with_stdin: bool,
 }
 
 #[derive(Subcommand)]
@@ -314,6 +319,10 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written is lost, and that is all: by
+        // default the subscriber reports it with eprintln!, which panics
+        // when stderr is a closed pipe (a devnet killed, `jbc … | head`).
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
@@ -395,7 +404,7 @@ fn main() -> ExitCode {
             jbc::say!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
-        None => run_node(cli.config, cli.settings),
+        None => run_node(cli.config, cli.settings, cli.stop_with_stdin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -406,7 +415,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_node(config_file: Option<PathBuf>, flags: Settings) -> Result<(), String> {
+fn run_node(
+    config_file: Option<PathBuf>,
+    flags: Settings,
+    stop_with_stdin: bool,
+) -> Result<(), String> {
     let config = Config::load(config_file.as_deref(), flags).map_err(|e| e.to_string())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -416,6 +429,18 @@ fn run_node(config_file: Option<PathBuf>, flags: Settings) -> Result<(), String>
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        if stop_with_stdin {
+            let shutdown = shutdown.clone();
+            // A plain thread: reading stdin blocks, and nothing else waits
+            // on it.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                tracing::info!(
+                    "standard input closed (the devnet that started this node is gone): stopping"
+                );
+                shutdown.cancel();
+            });
+        }
         jbc::run(config, listener, shutdown)
             .await
             .map_err(|e| e.to_string())

@@ -38,6 +38,16 @@ use crate::signed::AuthorKey;
 pub use folders::Layout;
 use supervisor::{Report, RunState, Spec, Supervisor};
 
+/// Prints a line to stderr, where the devnet talks to its operator. A line
+/// that cannot be written (the terminal gone, a closed pipe) is dropped:
+/// `eprintln!` would panic, and the nodes' lines would back up behind it.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// The most nodes a devnet runs.
 pub const MAX_NODES: usize = 32;
 /// The devnet's own record in its folder: layout and nodes, for a rerun
@@ -223,10 +233,10 @@ async fn run_async(options: Options) -> Result<(), DevnetError> {
     let supervisor = Supervisor::new({
         let happened = Arc::clone(&happened);
         move |report| match report {
-            Report::Line { name, line } => eprintln!("[{name}] {line}"),
+            Report::Line { name, line } => tell!("[{name}] {line}"),
             Report::Died { name, status } => {
                 let text = format!("{name} exited ({status}); start it again from the page");
-                eprintln!("devnet: {text}");
+                tell!("devnet: {text}");
                 remember(&happened, started, text);
             }
         }
@@ -263,22 +273,22 @@ async fn run_async(options: Options) -> Result<(), DevnetError> {
         devnet.note(format!(
             "{count} nodes up, told of each other as a {layout}"
         ));
-        eprintln!("devnet: the control page: {url}  (Ctrl-C here stops every node)");
+        tell!("devnet: the control page: {url}  (Ctrl-C here stops every node)");
         tokio::spawn(activity::run(Arc::clone(&devnet), shutdown.clone()));
         let server = control::serve(Arc::clone(&devnet), control, shutdown.clone());
         tokio::select! {
             served = server => if let Err(error) = served {
-                eprintln!("devnet: the control page stopped: {error}");
+                tell!("devnet: the control page stopped: {error}");
             },
             () = shutdown.cancelled() => {}
         }
     }
     let running = devnet.running().len();
     if running > 0 {
-        eprintln!("devnet: stopping {running} nodes");
+        tell!("devnet: stopping {running} nodes");
     }
     devnet.supervisor.stop_all().await;
-    eprintln!("devnet: stopped");
+    tell!("devnet: stopped");
     result
 }
 
@@ -325,7 +335,7 @@ fn remember(happened: &Mutex<VecDeque<Happening>>, started: Instant, text: Strin
 impl Devnet {
     /// Notes what happened, for the page (and the terminal).
     pub fn note(&self, text: String) {
-        eprintln!("devnet: {text}");
+        tell!("devnet: {text}");
         remember(&self.happened, self.started, text);
     }
 
@@ -395,6 +405,8 @@ impl Devnet {
             .map(|port| format!("http://127.0.0.1:{port}"))
             .collect();
         let mut args = vec![
+            // It stops when this devnet is gone, even after a SIGKILL.
+            "--stop-with-stdin".to_string(),
             "--port".to_string(),
             member.port.to_string(),
             "--peers".to_string(),
@@ -440,7 +452,7 @@ impl Devnet {
             .supervisor
             .start(self.spec(member))
             .map_err(|e| DevnetError::Node(e.to_string()))?;
-        eprintln!(
+        tell!(
             "devnet: {} (pid {pid}) in {}: explorer {}/",
             member.name,
             member.dir.display(),
@@ -518,7 +530,7 @@ impl Devnet {
         };
         let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         if let Err(error) = crate::fsio::replace_file(&self.dir.join(MANIFEST), &text) {
-            eprintln!("devnet: cannot save {MANIFEST}: {error}");
+            tell!("devnet: cannot save {MANIFEST}: {error}");
         }
     }
 

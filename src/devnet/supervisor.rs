@@ -129,7 +129,10 @@ impl Supervisor {
         command
             .args(&spec.args)
             .current_dir(&spec.dir)
-            .stdin(Stdio::null())
+            // A pipe nobody writes to: it closes when the supervisor's
+            // process ends, however it ends, which a child may watch for
+            // (a node's `--stop-with-stdin`).
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -150,6 +153,7 @@ impl Supervisor {
         ];
         let supervisor = Arc::clone(self);
         tokio::spawn(async move {
+            let _held_open_while_it_runs = child.stdin.take();
             let status = child.wait().await;
             // Its last lines before the verdict.
             for reader in readers.into_iter().flatten() {

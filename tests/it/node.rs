@@ -523,3 +523,101 @@ async fn devnet_starts_linked_nodes_merges_their_logs_and_ctrl_c_stops_every_one
     let quarantine = dir.path().join(format!("jbc{base}/chaindata/quarantine"));
     assert!(!quarantine.exists(), "nothing was set aside");
 }
+
+#[tokio::test]
+async fn the_nodes_of_a_devnet_killed_with_sigkill_stop_by_themselves() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_pair();
+    let mut devnet = StopsOnDrop(
+        Command::new(JBC)
+            .args([
+                "devnet",
+                "1",
+                "--difficulty",
+                "4",
+                "--port",
+                &base.to_string(),
+            ])
+            .args(["--control-port", &free_port().to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Its pid, from the line that starts it; then its control page's line.
+    let mut lines = BufReader::new(devnet.0.stderr.take().unwrap()).lines();
+    let mut pid = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(rest) = line.split(&format!("jbc{base} (pid ")).nth(1) {
+            pid = rest.split(')').next().and_then(|p| p.parse::<i32>().ok());
+        }
+        if line.contains("the control page") {
+            break;
+        }
+    }
+    let pid = pid.expect("the node's pid is printed");
+    // Drain what the node still says, so its writes never block.
+    std::thread::spawn(move || lines.for_each(drop));
+    let url = format!("http://127.0.0.1:{base}/status");
+    wait_for("the node to answer", PATIENCE, || async {
+        get(&url).await.ok()
+    })
+    .await;
+
+    // No trap runs on SIGKILL: the node sees its standard input close.
+    devnet.0.kill().unwrap();
+    devnet.0.wait().unwrap();
+    wait_for("the node to stop by itself", PATIENCE, || async {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+    let chaindata = dir.path().join(format!("jbc{base}/chaindata/000000.json"));
+    assert!(chaindata.exists(), "its chain is where it was");
+}
+
+#[tokio::test]
+async fn a_node_whose_log_reader_is_gone_runs_on_and_stops_cleanly() {
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut node = Command::new(JBC)
+        .args(["--port", &port.to_string(), "--peers", "", "--difficulty", "3"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for("the node to answer", PATIENCE, || async {
+        get(&format!("{url}/status")).await.ok()
+    })
+    .await;
+    // Whoever read its log is gone (a closed terminal, a devnet killed,
+    // `jbc | head`): each log line now meets a closed pipe.
+    drop(node.stdout.take());
+    drop(node.stderr.take());
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/data"))
+        .header("content-type", "application/json")
+        .body(jbc::data_request("logged as it arrives"))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "the node still answers");
+    let pid = nix::unistd::Pid::from_raw(node.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node did not stop");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean stop, not a panic: {status}");
+}
