@@ -198,7 +198,7 @@ impl NodeArgs {
 struct DevnetArgs {
     /// Nodes to start [default: 3, or as many as the folder or the archive
     /// holds]
-    #[arg(value_parser = clap::value_parser!(u16).range(1..=jbc::DEVNET_MAX_NODES as i64))]
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u16).range(1..=jbc::DEVNET_MAX_NODES as i64))]
     count: Option<u16>,
     /// The folder the node folders (jbcPORT/) are made in and kept
     #[arg(long, env = "DEVNET_DIR", default_value = "devnet")]

@@ -201,15 +201,30 @@ pub fn unpack(file: &Path, dir: &Path, first_port: u16) -> Result<Manifest, Arch
     if dir.join(MANIFEST).exists() || !node_folders(dir)?.is_empty() {
         return Err(ArchiveError::NotEmpty(dir.to_path_buf()));
     }
+    let staging = dir.join(".unpacking");
+    let unpacked = unpack_via(file, dir, &staging, first_port);
+    if unpacked.is_err() {
+        // Nothing half-unpacked stays behind.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    unpacked
+}
+
+/// Unpacks into `staging`, checks, then moves the node folders into `dir`.
+fn unpack_via(
+    file: &Path,
+    dir: &Path,
+    staging: &Path,
+    first_port: u16,
+) -> Result<Manifest, ArchiveError> {
     let foreign = |reason: String| ArchiveError::Foreign {
         file: file.to_path_buf(),
         reason,
     };
-    let staging = dir.join(".unpacking");
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        std::fs::remove_dir_all(staging).map_err(io(staging))?;
     }
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    std::fs::create_dir_all(staging).map_err(io(staging))?;
     let reader = std::fs::File::open(file).map_err(io(file))?;
     let mut tar = tar::Archive::new(GzDecoder::new(reader));
     for entry in tar.entries().map_err(|e| foreign(e.to_string()))? {
@@ -236,11 +251,11 @@ pub fn unpack(file: &Path, dir: &Path, first_port: u16) -> Result<Manifest, Arch
         if !plain || !allowed {
             return Err(foreign(format!("it holds {}", path.display())));
         }
-        entry.unpack_in(&staging).map_err(io(&staging))?;
+        entry.unpack_in(staging).map_err(io(staging))?;
     }
     let manifest =
         read_manifest(&staging).ok_or_else(|| foreign(format!("it has no readable {MANIFEST}")))?;
-    let nodes = node_folders(&staging)?;
+    let nodes = node_folders(staging)?;
     if nodes.is_empty() || nodes.len() != manifest.nodes {
         return Err(foreign(format!(
             "its {MANIFEST} says {} nodes and it holds {}",
@@ -259,7 +274,7 @@ pub fn unpack(file: &Path, dir: &Path, first_port: u16) -> Result<Manifest, Arch
         std::fs::rename(folder, &target).map_err(io(&target))?;
     }
     std::fs::rename(staging.join(MANIFEST), dir.join(MANIFEST)).map_err(io(dir))?;
-    std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    std::fs::remove_dir_all(staging).map_err(io(staging))?;
     Ok(manifest)
 }
 
@@ -331,5 +346,30 @@ mod tests {
         let refused = unpack(&file, &target, 5001).unwrap_err().to_string();
         assert!(refused.contains("is not a devnet archive"), "{refused}");
         assert!(!dir.path().join("escaped.tx").exists());
+        assert!(
+            !target.join(".unpacking").exists(),
+            "nothing half-unpacked left"
+        );
+
+        // A link, which could point anywhere once unpacked.
+        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+        append_bytes(
+            &mut tar,
+            MANIFEST,
+            br#"{"version":1,"nodes":1,"layout":"mesh"}"#,
+        )
+        .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        tar.append_link(&mut header, "jbc5001/chaindata", "/etc")
+            .unwrap();
+        std::fs::write(&file, tar.into_inner().unwrap().finish().unwrap()).unwrap();
+        let refused = unpack(&file, &target, 5001).unwrap_err().to_string();
+        assert!(refused.contains("neither a file nor a folder"), "{refused}");
+        assert!(
+            std::fs::read_dir(&target).unwrap().next().is_none(),
+            "nothing unpacked"
+        );
     }
 }
