@@ -206,7 +206,8 @@ struct DevnetArgs {
     /// The first node's port; the others follow it
     #[arg(long, env = "DEVNET_PORT", default_value_t = 5001)]
     port: u16,
-    /// The control page's port, on 127.0.0.1
+    /// The control page's port, on 127.0.0.1 (0: any free one; the devnet
+    /// says which)
     #[arg(long, default_value_t = 5000)]
     control_port: u16,
     /// Leading zero hex digits a block needs, for new node folders

@@ -322,17 +322,19 @@ mod tests {
         assert!(again.contains("has a devnet already"), "{again}");
     }
 
+    /// An archive with a manifest of one node, for more entries.
+    fn with_manifest() -> tar::Builder<GzEncoder<Vec<u8>>> {
+        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+        let manifest = br#"{"version":1,"nodes":1,"layout":"mesh"}"#;
+        append_bytes(&mut tar, MANIFEST, manifest).unwrap();
+        tar
+    }
+
     #[test]
     fn an_archive_with_a_path_out_of_its_folder_is_refused_and_writes_nothing_outside() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("evil.tar.gz");
-        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
-        append_bytes(
-            &mut tar,
-            MANIFEST,
-            br#"{"version":1,"nodes":1,"layout":"mesh"}"#,
-        )
-        .unwrap();
+        let mut tar = with_manifest();
         // tar's own append refuses "..", so the name is written raw.
         let mut header = tar::Header::new_gnu();
         header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"../escaped.tx");
@@ -352,13 +354,7 @@ mod tests {
         );
 
         // A link, which could point anywhere once unpacked.
-        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
-        append_bytes(
-            &mut tar,
-            MANIFEST,
-            br#"{"version":1,"nodes":1,"layout":"mesh"}"#,
-        )
-        .unwrap();
+        let mut tar = with_manifest();
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Symlink);
         header.set_size(0);

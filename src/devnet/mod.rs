@@ -219,6 +219,8 @@ async fn run_async(options: Options) -> Result<(), DevnetError> {
     let control = tokio::net::TcpListener::bind(options.control)
         .await
         .map_err(|_| DevnetError::ControlTaken(options.control.port()))?;
+    // The port bound (`--control-port 0` takes any free one).
+    let control_port = control.local_addr().map_err(DevnetError::Runtime)?.port();
     for &port in &ports {
         folders::prepare(&dir, port, options.difficulty)?;
     }
@@ -257,7 +259,7 @@ async fn run_async(options: Options) -> Result<(), DevnetError> {
         scripted: tokio::sync::Mutex::new(()),
         started,
         control_origins: ["127.0.0.1", "localhost"]
-            .map(|host| format!("http://{host}:{}", options.control.port()))
+            .map(|host| format!("http://{host}:{control_port}"))
             .join(","),
     });
     devnet.save_manifest();

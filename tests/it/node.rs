@@ -586,7 +586,14 @@ async fn a_node_whose_log_reader_is_gone_runs_on_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut node = Command::new(JBC)
-        .args(["--port", &port.to_string(), "--peers", "", "--difficulty", "3"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--peers",
+            "",
+            "--difficulty",
+            "3",
+        ])
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -616,7 +623,10 @@ async fn a_node_whose_log_reader_is_gone_runs_on_and_stops_cleanly() {
         if let Some(status) = node.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "the node did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not stop"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(status.success(), "a clean stop, not a panic: {status}");
