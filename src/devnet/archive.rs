@@ -254,7 +254,7 @@ fn unpack_via(
         entry.unpack_in(staging).map_err(io(staging))?;
     }
     let manifest =
-        read_manifest(&staging).ok_or_else(|| foreign(format!("it has no readable {MANIFEST}")))?;
+        read_manifest(staging).ok_or_else(|| foreign(format!("it has no readable {MANIFEST}")))?;
     let nodes = node_folders(staging)?;
     if nodes.is_empty() || nodes.len() != manifest.nodes {
         return Err(foreign(format!(
