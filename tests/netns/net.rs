@@ -194,6 +194,8 @@ impl Drop for Net {
 struct Request {
     url: String,
     json: Option<String>,
+    /// The operator key, for an operator route.
+    bearer: Option<String>,
     reply: mpsc::Sender<Result<(u16, Vec<u8>), String>>,
 }
 
@@ -220,13 +222,16 @@ impl Client {
                 .unwrap();
             for request in incoming {
                 let answer = runtime.block_on(async {
-                    let sent = match request.json {
+                    let mut sent = match request.json {
                         None => http.get(&request.url),
                         Some(json) => http
                             .post(&request.url)
                             .header("content-type", "application/json")
                             .body(json),
                     };
+                    if let Some(key) = request.bearer {
+                        sent = sent.bearer_auth(key);
+                    }
                     let response = sent.send().await.map_err(|e| e.to_string())?;
                     let code = response.status().as_u16();
                     let body = response.bytes().await.map_err(|e| e.to_string())?;
@@ -238,11 +243,17 @@ impl Client {
         Client { requests }
     }
 
-    fn send(&self, url: &str, json: Option<String>) -> Result<(u16, Vec<u8>), String> {
+    fn send(
+        &self,
+        url: &str,
+        json: Option<String>,
+        bearer: Option<String>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let (reply, answer) = mpsc::channel();
         let request = Request {
             url: url.to_string(),
             json,
+            bearer,
             reply,
         };
         self.requests.send(request).unwrap();
@@ -251,12 +262,22 @@ impl Client {
 
     /// The body of a GET, whatever its status.
     pub fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        self.send(url, None).map(|(_, body)| body)
+        self.send(url, None, None).map(|(_, body)| body)
     }
 
     /// POSTs `json`: the status and the body.
     pub fn post(&self, url: &str, json: &serde_json::Value) -> Result<(u16, Vec<u8>), String> {
-        self.send(url, Some(json.to_string()))
+        self.send(url, Some(json.to_string()), None)
+    }
+
+    /// POSTs `json` as the node's operator (`key`): the status and the body.
+    pub fn post_as_operator(
+        &self,
+        url: &str,
+        json: &serde_json::Value,
+        key: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        self.send(url, Some(json.to_string()), Some(key.to_string()))
     }
 
     pub fn chain(&self, n: usize) -> Result<Vec<Block>, String> {
