@@ -375,7 +375,7 @@ impl Devnet {
         &self.activity
     }
 
-    /// What each node's process is doing, by port.
+    /// What the node's process is doing.
     pub fn run_state(&self, member: &Member) -> RunState {
         self.supervisor
             .states()
