@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -359,7 +359,7 @@ async fn set_activity(
 }
 
 /// `GET /api/export`: the devnet as `devnet.tar.gz`.
-async fn export(State(devnet): State<Arc<Devnet>>, _: HeaderMap) -> Response {
+async fn export(State(devnet): State<Arc<Devnet>>) -> Response {
     let dir = devnet.dir().to_path_buf();
     match tokio::task::spawn_blocking(move || super::archive::archive_bytes(&dir)).await {
         Ok(Ok((bytes, nodes, files))) => {

@@ -143,7 +143,6 @@ impl Supervisor {
         let pid = child.id().expect("a child just spawned has a pid");
         let name = spec.name.clone();
         let (state, _) = watch::channel(RunState::Running { pid });
-        let watched = state.subscribe();
         children.insert(name.clone(), Slot { state });
         drop(children);
 
@@ -163,8 +162,7 @@ impl Supervisor {
                 Ok(status) => status.to_string(),
                 Err(error) => format!("not known ({error})"),
             };
-            let stopped = matches!(*watched.borrow(), RunState::Stopping { .. });
-            supervisor.settle(&name, pid, stopped, status);
+            supervisor.settle(&name, pid, status);
         });
         Ok(pid)
     }
@@ -223,7 +221,7 @@ impl Supervisor {
 
     /// A child is gone: stopped if someone stopped it, else exited (and
     /// reported).
-    fn settle(&self, name: &str, pid: u32, stopped: bool, status: String) {
+    fn settle(&self, name: &str, pid: u32, status: String) {
         let children = self.children.lock().expect("not poisoned");
         let Some(slot) = children.get(name) else {
             return;
@@ -232,8 +230,7 @@ impl Supervisor {
         if slot.state.borrow().pid() != Some(pid) {
             return;
         }
-        let stopped = stopped || matches!(*slot.state.borrow(), RunState::Stopping { .. });
-        if stopped {
+        if matches!(*slot.state.borrow(), RunState::Stopping { .. }) {
             slot.state.send_replace(RunState::Stopped);
         } else {
             slot.state.send_replace(RunState::Exited {
